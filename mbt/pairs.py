@@ -1,0 +1,394 @@
+"""Base/SFT model pairs: the registry of the paper's pairs and `load_pair`.
+
+A pair is validated *before* any weights are loaded: both configs must agree on depth and width,
+and both tokenizers must map a set of probe texts to identical token ids. Only then are the models
+loaded (native dtype: bf16 on CUDA, fp32 on CPU) and wrapped for nnsight tracing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "PAIRS",
+    "PROBE_TEXTS",
+    "ModelPair",
+    "PairMismatchError",
+    "PairSpec",
+    "check_configs",
+    "check_tokenizers",
+    "get_pair",
+    "load_pair",
+]
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """A Base model and its supervised fine-tuned (SFT) checkpoint.
+
+    Attributes:
+        name: Registry key, e.g. ``"olmo2-7b"``.
+        base: Hub id or local folder of the Base (pretrained) model.
+        sft: Hub id or local folder of the SFT model.
+        family: Model family (``"olmo2"``, ``"mistral"``, ``"toy"``, ``"custom"``).
+        base_revision: Hub revision (branch, tag or commit) of the Base model; ``None`` = main.
+        sft_revision: Hub revision of the SFT model.
+        description: One line for listings.
+        extras: Optional later training stages of the same family as ``(stage, hub id)`` pairs
+            (e.g. DPO, Instruct), for extra Base-vs-stage comparisons via :meth:`stage`.
+        source: ``"hub"`` (ids or folders) or ``"toy"`` (built offline by :mod:`mbt.toy`).
+    """
+
+    name: str
+    base: str
+    sft: str
+    family: str
+    base_revision: str | None = None
+    sft_revision: str | None = None
+    description: str = ""
+    extras: tuple[tuple[str, str], ...] = field(default=())
+    source: str = "hub"
+
+    def stage(self, stage: str) -> PairSpec:
+        """Return the pair Base vs a later stage (e.g. ``"dpo"``) instead of Base vs SFT.
+
+        Raises:
+            ValueError: If the family has no such stage; the message lists the known stages.
+        """
+        stages = dict(self.extras)
+        if stage not in stages:
+            known = ", ".join(sorted(stages)) or "none"
+            raise ValueError(f"pair {self.name!r} has no stage {stage!r}; known stages: {known}")
+        return dataclasses.replace(
+            self, name=f"{self.name}-{stage}", sft=stages[stage], sft_revision=None, extras=()
+        )
+
+
+def _olmo2(size: str, base: str, stages: dict[str, str]) -> PairSpec:
+    return PairSpec(
+        name=f"olmo2-{size}",
+        base=base,
+        sft=f"{base}-SFT",
+        family="olmo2",
+        description=f"OLMo 2 {size.upper()} Base vs its SFT checkpoint (paper §4)",
+        extras=tuple(sorted(stages.items())),
+    )
+
+
+PAIRS: dict[str, PairSpec] = {
+    spec.name: spec
+    for spec in (
+        _olmo2(
+            "1b",
+            "allenai/OLMo-2-0425-1B",
+            {
+                "dpo": "allenai/OLMo-2-0425-1B-DPO",
+                "rlvr": "allenai/OLMo-2-0425-1B-RLVR1",
+                "instruct": "allenai/OLMo-2-0425-1B-Instruct",
+            },
+        ),
+        _olmo2(
+            "7b",
+            "allenai/OLMo-2-1124-7B",
+            {"dpo": "allenai/OLMo-2-1124-7B-DPO", "instruct": "allenai/OLMo-2-1124-7B-Instruct"},
+        ),
+        _olmo2(
+            "13b",
+            "allenai/OLMo-2-1124-13B",
+            {"dpo": "allenai/OLMo-2-1124-13B-DPO", "instruct": "allenai/OLMo-2-1124-13B-Instruct"},
+        ),
+        _olmo2(
+            "32b",
+            "allenai/OLMo-2-0325-32B",
+            {"dpo": "allenai/OLMo-2-0325-32B-DPO", "instruct": "allenai/OLMo-2-0325-32B-Instruct"},
+        ),
+        PairSpec(
+            name="mistral-7b",
+            base="mistralai/Mistral-7B-v0.1",
+            sft="mistralai/Mistral-7B-Instruct-v0.1",
+            family="mistral",
+            description="Mistral 7B v0.1 Base vs Instruct v0.1 (paper §4)",
+        ),
+        PairSpec(
+            name="toy",
+            base="toy:base",
+            sft="toy:sft",
+            family="toy",
+            description="offline toy OLMo2 pair built by `mbt toy build` (CPU, minutes)",
+            source="toy",
+        ),
+        PairSpec(
+            name="toy-seen",
+            base="toy-seen:base",
+            sft="toy-seen:sft",
+            family="toy",
+            description="toy pair whose pretraining already saw the instruction format's vocabulary",
+            source="toy",
+        ),
+    )
+}
+
+#: Texts whose token ids both tokenizers of a pair must agree on (plain prose, digits, the
+#: paper's prompt formats, whitespace and punctuation).
+PROBE_TEXTS: tuple[str, ...] = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Question: Natalia sold clips to 48 of her friends in April.\nAnswer: 48/2 = <<48/2=24>>24 #### 72",
+    "Question: Which planet is largest?\nA) Mars B) Venus C) Jupiter D) Earth\nAnswer: C",
+    "def add(a, b):\n    return a + b  # 1,234.5 -7 3e-4",
+    "   leading spaces, tabs\tand unicode: café, naïve, 東京",
+)
+
+
+class PairMismatchError(ValueError):
+    """Raised when a Base and an SFT model cannot be compared layer by layer."""
+
+
+@dataclass
+class ModelPair:
+    """A loaded, validated pair.
+
+    Attributes:
+        base: The Base model wrapped for nnsight tracing.
+        sft: The SFT model wrapped for nnsight tracing.
+        tokenizer: The shared tokenizer (validated to give both models identical token ids).
+        spec: The pair's specification.
+        n_layers: Number of decoder blocks ``L`` (layers ``0..L`` are analysed).
+        hidden_size: Residual stream width ``D``.
+    """
+
+    base: Any
+    sft: Any
+    tokenizer: Any
+    spec: PairSpec
+    n_layers: int
+    hidden_size: int
+
+    def models(self) -> dict[str, Any]:
+        """Return ``{"base": base, "sft": sft}``."""
+        return {"base": self.base, "sft": self.sft}
+
+
+def get_pair(name: str) -> PairSpec:
+    """Look a pair up by name.
+
+    Raises:
+        ValueError: For an unknown name; the message lists every valid name.
+    """
+    try:
+        return PAIRS[name]
+    except KeyError:
+        valid = ", ".join(sorted(PAIRS))
+        raise ValueError(f"unknown pair {name!r}; valid names: {valid}") from None
+
+
+def _config_dims(config: Any) -> dict[str, Any]:
+    text = getattr(config, "text_config", None) or config
+    return {
+        "layers": getattr(text, "num_hidden_layers", None),
+        "hidden size": getattr(text, "hidden_size", None),
+        "architecture": getattr(config, "model_type", None),
+        "vocabulary": getattr(text, "vocab_size", None),
+    }
+
+
+def check_configs(base_config: Any, sft_config: Any) -> None:
+    """Refuse a pair whose depth or width differ; warn on other architecture differences.
+
+    Raises:
+        PairMismatchError: e.g. ``"base has 4 layers, sft has 6"``.
+    """
+    base, sft = _config_dims(base_config), _config_dims(sft_config)
+    hard = [key for key in ("layers", "hidden size") if base[key] != sft[key]]
+    if hard:
+        diffs = "; ".join(f"base has {base[k]} {k}, sft has {sft[k]}" for k in hard)
+        raise PairMismatchError(f"Base and SFT cannot be compared layer by layer: {diffs}")
+    soft = [key for key in ("architecture", "vocabulary") if base[key] != sft[key]]
+    for key in soft:
+        warnings.warn(f"base and sft differ in {key}: {base[key]} vs {sft[key]}", stacklevel=3)
+
+
+def check_tokenizers(base_tokenizer: Any, sft_tokenizer: Any, texts: tuple[str, ...] = PROBE_TEXTS) -> None:
+    """Refuse a pair whose tokenizers map the same text to different token ids.
+
+    Both models must see identical token ids for every sample (DESIGN.md, "Same inputs").
+
+    Raises:
+        PairMismatchError: Naming the first text on which the token ids differ.
+    """
+    for text in texts:
+        a = base_tokenizer(text)["input_ids"]
+        b = sft_tokenizer(text)["input_ids"]
+        if list(a) != list(b):
+            first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            raise PairMismatchError(
+                "Base and SFT tokenizers disagree on the probe text "
+                f"{text!r}: first difference at token {first} "
+                f"(base ids {list(a)[first:first + 5]}, sft ids {list(b)[first:first + 5]}; "
+                f"lengths {len(a)} vs {len(b)}). Both models must see identical token ids."
+            )
+
+
+def _default_device(device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _default_dtype(dtype: torch.dtype | str | None, device: torch.device, device_map: Any) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str):
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'bfloat16' or 'float16'")
+        return getattr(torch, dtype)
+    on_gpu = device.type == "cuda" or (device_map is not None and torch.cuda.is_available())
+    return torch.bfloat16 if on_gpu else torch.float32
+
+
+def _hub_error(what: str, ident: str, exc: Exception) -> RuntimeError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+    hint = (
+        " The Hugging Face Hub is disabled here (HF_HUB_OFFLINE=1) and the files are not in the local cache;"
+        if offline
+        else ""
+    )
+    return RuntimeError(
+        f"could not load the {what} of {ident!r}.{hint} Pass a local folder saved with "
+        f"`save_pretrained`, or download the model first. Original error: {exc}"
+    )
+
+
+def _resolve_toy(spec: PairSpec, progress: bool) -> PairSpec:
+    try:
+        from mbt import toy
+    except ImportError as exc:  # pragma: no cover - the toy builder ships with mbt
+        raise RuntimeError("the toy pair builder (mbt.toy) is not available in this installation") from exc
+    variant = "seen" if spec.name == "toy-seen" else "toy"
+    out = Path(toy.build(variant=variant, progress=progress))
+    return dataclasses.replace(spec, base=str(out / "base"), sft=str(out / "sft"))
+
+
+def load_pair(
+    name: str | None = None,
+    *,
+    base: str | None = None,
+    sft: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, str] | None = None,
+    revision: str | None = None,
+    base_revision: str | None = None,
+    sft_revision: str | None = None,
+    trust_remote_code: bool = False,
+    probe_texts: tuple[str, ...] = PROBE_TEXTS,
+    progress: bool = True,
+) -> ModelPair:
+    """Load and validate a Base/SFT pair, wrapped for nnsight tracing.
+
+    Either give a registry ``name`` (see :data:`PAIRS`) or both ``base`` and ``sft`` (Hub ids or
+    local folders written by ``save_pretrained``). Validation happens before any weights are
+    loaded: configs must agree on the number of layers and the hidden size, and the tokenizers
+    must give identical token ids on ``probe_texts``.
+
+    Args:
+        name: Registry key, e.g. ``"olmo2-1b"`` or ``"toy"`` (the toy pair is built if missing).
+        base: Base model id or folder (instead of ``name``).
+        sft: SFT model id or folder (instead of ``name``).
+        dtype: Model dtype; default bf16 on CUDA, fp32 on CPU.
+        device: Device for both models; default CUDA when available. Ignored with ``device_map``.
+        device_map: Passed to ``from_pretrained`` (e.g. ``"auto"`` to spread over several GPUs and
+            offload to CPU/disk when the model does not fit).
+        max_memory: Per-device memory caps for ``device_map="auto"``, e.g. ``{0: "70GiB", "cpu": "200GiB"}``.
+        revision: Hub revision for both models (overridden by ``base_revision``/``sft_revision``).
+        base_revision: Hub revision of the Base model.
+        sft_revision: Hub revision of the SFT model.
+        trust_remote_code: Allow model code from the Hub; off unless asked.
+        probe_texts: Texts on which the tokenizers must agree.
+        progress: Show progress bars (e.g. while building the toy pair).
+
+    Returns:
+        The validated :class:`ModelPair`.
+
+    Raises:
+        ValueError: Unknown pair name, or neither/both of ``name`` and ``base``/``sft`` given.
+        PairMismatchError: The pair differs in depth, width or tokenization.
+        RuntimeError: A model could not be found locally and the Hub is unreachable.
+    """
+    if name is not None and (base is not None or sft is not None):
+        raise ValueError("give either a pair name or base= and sft=, not both")
+    if name is None:
+        if base is None or sft is None:
+            raise ValueError(
+                f"give a pair name (one of {', '.join(sorted(PAIRS))}) or both base= and sft="
+            )
+        spec = PairSpec(name=f"{Path(base).name}_vs_{Path(sft).name}", base=base, sft=sft, family="custom")
+    else:
+        spec = get_pair(name)
+        if spec.source == "toy":
+            spec = _resolve_toy(spec, progress)
+    spec = dataclasses.replace(
+        spec,
+        base_revision=base_revision or revision or spec.base_revision,
+        sft_revision=sft_revision or revision or spec.sft_revision,
+    )
+
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    common = {"trust_remote_code": trust_remote_code}
+    configs, tokenizers = {}, {}
+    for role, ident, rev in (("base", spec.base, spec.base_revision), ("sft", spec.sft, spec.sft_revision)):
+        try:
+            configs[role] = AutoConfig.from_pretrained(ident, revision=rev, **common)
+        except (OSError, ValueError) as exc:
+            raise _hub_error(f"{role} config", ident, exc) from exc
+    check_configs(configs["base"], configs["sft"])
+    for role, ident, rev in (("base", spec.base, spec.base_revision), ("sft", spec.sft, spec.sft_revision)):
+        try:
+            tokenizers[role] = AutoTokenizer.from_pretrained(ident, revision=rev, **common)
+        except (OSError, ValueError) as exc:
+            raise _hub_error(f"{role} tokenizer", ident, exc) from exc
+    check_tokenizers(tokenizers["base"], tokenizers["sft"], probe_texts)
+    tokenizer = tokenizers["base"]
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    torch_device = _default_device(device)
+    torch_dtype = _default_dtype(dtype, torch_device, device_map)
+    models = {}
+    for role, ident, rev in (("base", spec.base, spec.base_revision), ("sft", spec.sft, spec.sft_revision)):
+        kwargs: dict[str, Any] = {"revision": rev, "dtype": torch_dtype, **common}
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+            if max_memory is not None:
+                kwargs["max_memory"] = max_memory
+        try:
+            model = AutoModelForCausalLM.from_pretrained(ident, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise _hub_error(f"{role} weights", ident, exc) from exc
+        if device_map is None:
+            model = model.to(torch_device)
+        models[role] = _wrap(model.eval(), tokenizer)
+
+    dims = _config_dims(configs["base"])
+    return ModelPair(
+        base=models["base"],
+        sft=models["sft"],
+        tokenizer=tokenizer,
+        spec=spec,
+        n_layers=int(dims["layers"]),
+        hidden_size=int(dims["hidden size"]),
+    )
+
+
+def _wrap(model: Any, tokenizer: Any) -> Any:
+    from mbt.trace import wrap
+
+    return wrap(model, tokenizer)

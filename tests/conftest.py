@@ -1,0 +1,133 @@
+"""Shared fixtures: tiny random checkpoints of several architectures, saved locally.
+
+Nothing here downloads: a byte-level BPE tokenizer is trained on a few sentences and tiny models
+are built from configs with fixed seeds, then written with ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(2)
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Question: Tom has 3 apples and buys 4 more. How many apples does he have?",
+    "Answer: Tom has 3 + 4 = <<3+4=7>>7 apples. #### 7",
+    "A) red B) green C) blue D) yellow",
+    "def add(a, b):\n    return a + b",
+    "Numbers like 1,234.5 and -7 appear in text, as do café and naïve.",
+]
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Question: Tom has 3 apples. Answer: 3",
+    "def add(a, b): return a + b",
+    "fox",
+    "Numbers like 1,234.5 and -7 appear in text, as do many other words in long sentences.",
+    "A) red B) green",
+    "lazy dog lazy dog lazy dog",
+    "Tom buys 4 more apples.",
+    "naïve café",
+    "the the the the the the the the the the the the",
+]
+
+
+def make_tokenizer(vocab_size: int = 320):
+    """A deterministic byte-level BPE tokenizer with pad/bos/eos tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>")
+
+
+def _config(arch: str, vocab: int, n_layers: int, hidden: int):
+    from transformers import GPTNeoXConfig, LlamaConfig, MistralConfig, Olmo2Config, Qwen2Config
+
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    if arch == "olmo2":
+        return Olmo2Config(num_key_value_heads=4, **common)
+    if arch == "mistral":
+        return MistralConfig(num_key_value_heads=2, sliding_window=None, **common)
+    if arch == "llama":
+        return LlamaConfig(num_key_value_heads=2, **common)
+    if arch == "qwen2":
+        return Qwen2Config(num_key_value_heads=2, **common)
+    if arch == "gpt_neox":
+        return GPTNeoXConfig(rotary_pct=0.25, **common)
+    raise ValueError(arch)
+
+
+ARCHS = ("olmo2", "mistral", "qwen2", "gpt_neox", "llama")
+
+
+def make_model(arch: str = "olmo2", *, n_layers: int = 3, hidden: int = 32, seed: int = 0, vocab: int = 320):
+    """A tiny random causal LM in eval mode, fp32."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(_config(arch, vocab, n_layers, hidden))
+    # random init leaves norms at 1; perturb them so a wrongly applied/skipped norm is visible
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                param.add_(0.5 * torch.randn_like(param))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return make_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def save_pair(tmp_path_factory, tokenizer) -> Callable[..., tuple[Path, Path]]:
+    """Factory: write a Base/SFT pair of tiny checkpoints and return their folders."""
+    cache: dict[tuple, tuple[Path, Path]] = {}
+
+    def _save(arch: str = "olmo2", *, base_layers: int = 3, sft_layers: int | None = None, hidden: int = 32,
+              sft_hidden: int | None = None, sft_tokenizer=None) -> tuple[Path, Path]:
+        key = (arch, base_layers, sft_layers, hidden, sft_hidden, id(sft_tokenizer))
+        if key in cache:
+            return cache[key]
+        root = tmp_path_factory.mktemp(f"pair-{arch}")
+        for role, layers, width, seed, tok in (
+            ("base", base_layers, hidden, 0, tokenizer),
+            ("sft", sft_layers or base_layers, sft_hidden or hidden, 1, sft_tokenizer or tokenizer),
+        ):
+            model = make_model(arch, n_layers=layers, hidden=width, seed=seed)
+            model.save_pretrained(root / role)
+            tok.save_pretrained(root / role)
+        cache[key] = (root / "base", root / "sft")
+        return cache[key]
+
+    return _save
