@@ -1,0 +1,838 @@
+r"""Datasets: registry, text formatting, seeded sampling and local-file override.
+
+The paper (Zhao et al., §3.1 and authors' ``config.py`` / ``data_utils.py``) analyses seven datasets.
+Each is described by a frozen :class:`DatasetSpec` in :data:`DATASETS`, together with four generated toy
+datasets (``toy-*``) whose generators live in :mod:`mbt.toydata` and are imported only when used.
+
+Text formats follow the released code (``data_utils.format_sample``; no chat template, the SFT model
+gets exactly the Base model's text), with the authors' bugs fixed:
+
+* MT-Bench: the H4 dataset stores its two turns as a *list* in ``prompt``; the authors passed that list
+  to the tokenizer, which encodes it as a text pair. We join the turns with :data:`TURN_SEPARATOR`.
+* Sampling: the authors dropped unusable records (short WikiText lines) after sampling, leaving gaps and
+  fewer samples. We skip them and continue along the same seeded permutation, so ``n`` usable texts come
+  back whenever the split has them (see :func:`seeded_order`).
+* WikiText section headings (``" = = Gameplay = = "``) are markup, not prose; the authors kept those with
+  at least 10 characters. We drop them (``DatasetSpec.drop_headings``); use
+  ``dataclasses.replace(DATASETS["wikitext"], drop_headings=False)`` for the authors' behaviour.
+* Text lines (WikiText, ToxiGen) are stripped of surrounding whitespace; the authors fed the raw line
+  (WikiText lines start with a space and end with ``"\n"``).
+
+Without network access, every loader takes ``path=``: a local ``.jsonl``, ``.json`` (a list of records),
+``.parquet`` file or a ``datasets.Dataset.save_to_disk`` folder, with the same fields as the Hub dataset.
+
+Typical use::
+
+    texts = mbt.load_texts("gsm8k", n=1000, seed=42)
+    sample = load_sample("mmlu", n_pooled=200, n_token=50, seed=42)   # the released code's sizes
+    sample.token_texts                                                 # first 50 of sample.texts
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import random
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DATASETS",
+    "GRANULARITIES",
+    "KINDS",
+    "PAPER_SAMPLE_SIZES",
+    "PAPER_SEED",
+    "TURN_SEPARATOR",
+    "DatasetSpec",
+    "TextSample",
+    "fingerprint",
+    "format_record",
+    "get_spec",
+    "load_records",
+    "load_sample",
+    "load_texts",
+    "required_fields",
+    "sample_indices",
+    "seeded_order",
+    "training_split",
+]
+
+KINDS: tuple[str, ...] = (
+    "multiple_choice", "qa", "text", "instruction", "code", "conversation", "classification",
+)
+"""How a record becomes text (see :func:`format_record`)."""
+
+GRANULARITIES: tuple[str, ...] = ("token", "pooled")
+"""``"token"``: token-level and pooled metrics; ``"pooled"``: pooled (mean over tokens) metrics only."""
+
+TURN_SEPARATOR = "\n\n"
+"""Joins the turns of a multi-turn prompt (MT-Bench) into one text."""
+
+PAPER_SEED = 42
+"""The sampling seed of the released code."""
+
+PAPER_SAMPLE_SIZES: dict[str, tuple[int, int]] = {
+    "paper_text": (1000, 100),
+    "authors_code": (200, 50),
+}
+"""``(n_pooled, n_token)``: the paper says 1,000 pooled / 100 token-level samples; the released code
+(``config.py`` ``N_POOLED``/``N_TOKEN`` since commit ``786bfdf``) used 200 / 50."""
+
+# Fields each kind reads. For "conversation" either field is enough ("turns" is LMSYS' name, "prompt" H4's).
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "multiple_choice": ("question", "choices", "answer"),
+    "qa": ("question", "answer"),
+    "text": ("text",),
+    "instruction": ("prompt",),
+    "code": ("prompt", "canonical_solution"),
+    "conversation": ("turns|prompt",),
+    "classification": ("text",),
+}
+
+_HEADING = re.compile(r"\s*(?:=\s+)+\S.*?(?:\s+=)+\s*")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the analysis: where it lives and how its records become text.
+
+    Attributes:
+        name: Registry key (``"gsm8k"``, ``"toy-math"``, ...).
+        hub_id: Hugging Face Hub dataset id, or ``None`` for a generated dataset.
+        config: Hub configuration name, or ``None``.
+        split: The split analysed (the authors' ``split_test``).
+        train_split: The split to fine-tune on, or ``None`` when the dataset has no separate training data.
+        granularity: ``"token"`` (token-level and pooled metrics) or ``"pooled"`` (pooled only).
+        kind: Record format, one of :data:`KINDS`.
+        min_chars: Formatted texts shorter than this after ``strip()`` are dropped (authors: 10 for
+            WikiText and ToxiGen). Whitespace-only texts are always dropped.
+        splits: The splits that exist (checked before loading from the Hub or a generator).
+        gated: Whether the Hub dataset needs accepted terms and a login.
+        generator: ``"module:function"`` building the records as ``fn(split, seed) -> list[dict]``
+            (generated datasets only); imported on first use.
+        revision: Hub revision to pin, or ``None`` for ``main``.
+        drop_headings: Drop WikiText section headings (lines like ``" = = Title = = "``).
+        notes: Free-text remarks (sizes, quirks).
+    """
+
+    name: str
+    hub_id: str | None
+    config: str | None
+    split: str
+    train_split: str | None
+    granularity: str
+    kind: str
+    min_chars: int = 0
+    splits: tuple[str, ...] = ()
+    gated: bool = False
+    generator: str | None = None
+    revision: str | None = None
+    drop_headings: bool = False
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"dataset {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}")
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(
+                f"dataset {self.name!r}: granularity must be one of {GRANULARITIES}, got {self.granularity!r}"
+            )
+        if (self.hub_id is None) == (self.generator is None):
+            raise ValueError(f"dataset {self.name!r}: give exactly one of hub_id and generator")
+        if self.generator is not None and self.generator.count(":") != 1:
+            raise ValueError(
+                f"dataset {self.name!r}: generator must be 'module:function', got {self.generator!r}"
+            )
+        if self.min_chars < 0:
+            raise ValueError(f"dataset {self.name!r}: min_chars must be >= 0, got {self.min_chars}")
+
+    @property
+    def is_generated(self) -> bool:
+        """Whether the records come from a generator function rather than the Hub."""
+        return self.generator is not None
+
+    @property
+    def token_level(self) -> bool:
+        """Whether token-level metrics are computed on this dataset (``granularity == "token"``)."""
+        return self.granularity == "token"
+
+
+def _hub(name: str, hub_id: str, config: str | None, split: str, train_split: str | None,
+         granularity: str, kind: str, splits: tuple[str, ...], **kwargs: Any) -> DatasetSpec:
+    return DatasetSpec(name=name, hub_id=hub_id, config=config, split=split, train_split=train_split,
+                       granularity=granularity, kind=kind, splits=splits, **kwargs)
+
+
+def _toy(name: str, generator: str, train_split: str | None, granularity: str, kind: str,
+         splits: tuple[str, ...], notes: str) -> DatasetSpec:
+    return DatasetSpec(name=name, hub_id=None, config=None, split="test", train_split=train_split,
+                       granularity=granularity, kind=kind, splits=splits, generator=generator, notes=notes)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        _hub("mmlu", "cais/mmlu", "all", "test", "auxiliary_train", "token", "multiple_choice",
+             ("auxiliary_train", "dev", "validation", "test"),
+             notes="test: 14,042 questions over 57 subjects; answer is an index into choices."),
+        _hub("gsm8k", "openai/gsm8k", "main", "test", "train", "token", "qa", ("train", "test"),
+             notes="test 1,319 / train 7,473; answer is a rationale with <<...>> annotations ending in "
+                   "'#### N'."),
+        _hub("wikitext", "Salesforce/wikitext", "wikitext-103-v1", "test", "train", "token", "text",
+             ("train", "validation", "test"), min_chars=10, drop_headings=True,
+             notes="test: 4,358 lines, many empty; lines under 10 characters and section headings dropped."),
+        _hub("ifeval", "google/IFEval", None, "train", None, "token", "instruction", ("train",),
+             notes="541 prompts; 'train' is the only split (the analysis split), so there is no separate "
+                   "training split (the authors' config named 'train' for both)."),
+        _hub("humaneval", "openai_humaneval", None, "test", None, "pooled", "code", ("test",),
+             notes="164 problems, 'test' only (the authors' config named a 'train' split that does "
+                   "not exist)."),
+        _hub("mt_bench", "HuggingFaceH4/mt_bench_prompts", None, "train", None, "pooled", "conversation",
+             ("train",),
+             notes="80 two-turn prompts; field 'prompt' is a list of turns, joined with TURN_SEPARATOR. "
+                   "'train' is the only split (the analysis split)."),
+        _hub("toxigen", "toxigen/toxigen-data", "annotated", "test", "train", "pooled", "classification",
+             ("train", "test"), min_chars=10, gated=True,
+             notes="gated: accept the terms on the Hub and log in. annotated test 940 / train 8,960; "
+                   "the label is not used."),
+        _toy("toy-math", "mbt.toydata:toy_math", "train", "token", "qa", ("train", "test"),
+             "Generated arithmetic word problems in the GSM8K schema (answer ends in '#### N')."),
+        _toy("toy-mc", "mbt.toydata:toy_mc", "train", "token", "multiple_choice", ("test", "train"),
+             "Generated four-way multiple choice in the MMLU schema."),
+        _toy("toy-text", "mbt.toydata:toy_text", "train", "token", "text", ("test", "train"),
+             "Generated plain text lines in the WikiText schema."),
+        _toy("toy-instruct", "mbt.toydata:toy_instruct", None, "pooled", "instruction", ("test",),
+             "Generated instructions in the IFEval schema."),
+    )
+}
+"""The paper's seven datasets plus the offline toy tasks, keyed by name."""
+
+
+def get_spec(dataset: str | DatasetSpec) -> DatasetSpec:
+    """Return the spec of a dataset given by name or spec.
+
+    Names are matched exactly, then case-insensitively with ``-`` and ``_`` treated alike
+    (``"MT-Bench"`` finds ``mt_bench``).
+
+    Args:
+        dataset: A registry name or a :class:`DatasetSpec` (returned unchanged).
+
+    Returns:
+        The spec.
+
+    Raises:
+        ValueError: For an unknown name; the message lists all valid names.
+    """
+    if isinstance(dataset, DatasetSpec):
+        return dataset
+    if not isinstance(dataset, str):
+        raise TypeError(f"dataset must be a name or a DatasetSpec, got {type(dataset).__name__}")
+    if dataset in DATASETS:
+        return DATASETS[dataset]
+
+    def norm(s: str) -> str:
+        return s.lower().replace("-", "_")
+
+    for key, spec in DATASETS.items():
+        if norm(key) == norm(dataset):
+            return spec
+    raise ValueError(f"unknown dataset {dataset!r}; valid names: {', '.join(DATASETS)}")
+
+
+def training_split(dataset: str | DatasetSpec) -> str:
+    """Return the split to fine-tune on.
+
+    Args:
+        dataset: Name or spec.
+
+    Returns:
+        ``spec.train_split`` (``"auxiliary_train"`` for MMLU).
+
+    Raises:
+        ValueError: When the dataset has no separate training split (HumanEval, IFEval, MT-Bench,
+            toy-instruct).
+    """
+    spec = get_spec(dataset)
+    if spec.train_split is None:
+        raise ValueError(
+            f"dataset {spec.name!r} has no training split (splits: {', '.join(spec.splits) or 'unknown'}). "
+            f"{spec.notes}".strip()
+        )
+    return spec.train_split
+
+
+def required_fields(dataset: str | DatasetSpec) -> tuple[str, ...]:
+    """Return the record fields a dataset's format needs (``"a|b"`` means either field).
+
+    Args:
+        dataset: Name or spec.
+
+    Returns:
+        Field names, e.g. ``("question", "choices", "answer")`` for MMLU.
+    """
+    return _KIND_FIELDS[get_spec(dataset).kind]
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------------------
+
+
+def _unwrap(spec: DatasetSpec, record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Unwrap a record nested in one struct field (old cais/mmlu ``auxiliary_train``: ``{"train": {..}}``)."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"dataset {spec.name!r}: a record must be a mapping, got {type(record).__name__}")
+    if len(record) == 1 and _missing_field(spec, record) is not None:
+        (inner,) = record.values()
+        if isinstance(inner, Mapping) and _missing_field(spec, inner) is None:
+            return inner
+    return record
+
+
+def _missing_field(spec: DatasetSpec, record: Mapping[str, Any] | Sequence[str]) -> str | None:
+    """Return the first required field absent from a record (or a column list), else ``None``."""
+    for name in _KIND_FIELDS[spec.kind]:
+        if not any(alt in record for alt in name.split("|")):
+            return name
+    return None
+
+
+def _field_error(spec: DatasetSpec, name: str, keys: Any, where: str = "a record") -> ValueError:
+    needed = ", ".join(repr(f) for f in _KIND_FIELDS[spec.kind])
+    return ValueError(
+        f"dataset {spec.name!r}: {where} has no field {name!r} (fields: {sorted(map(str, keys))}); "
+        f"the {spec.kind!r} format needs {needed}"
+    )
+
+
+def _get(spec: DatasetSpec, record: Mapping[str, Any], name: str) -> Any:
+    if name not in record:
+        raise _field_error(spec, name, record.keys())
+    return record[name]
+
+
+def _get_str(spec: DatasetSpec, record: Mapping[str, Any], name: str) -> str:
+    value = _get(spec, record, name)
+    if not isinstance(value, str):
+        raise ValueError(
+            f"dataset {spec.name!r}: field {name!r} must be a string, got {type(value).__name__}"
+        )
+    return value
+
+
+def _answer_letter(spec: DatasetSpec, answer: Any, n_choices: int) -> str:
+    if isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().upper() in _LETTERS:
+        index = _LETTERS.index(answer.strip().upper())
+    elif isinstance(answer, bool) or not hasattr(answer, "__index__"):
+        raise ValueError(
+            f"dataset {spec.name!r}: field 'answer' must be a choice index (int) or letter, got {answer!r}"
+        )
+    else:
+        index = answer.__index__()
+    if not 0 <= index < n_choices:
+        raise ValueError(f"dataset {spec.name!r}: answer {answer!r} is out of range for {n_choices} choices")
+    return _LETTERS[index]
+
+
+def _format_multiple_choice(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
+    question = _get_str(spec, record, "question")
+    choices = _get(spec, record, "choices")
+    if isinstance(choices, str) or not isinstance(choices, Sequence) or not 0 < len(choices) <= 26:
+        raise ValueError(
+            f"dataset {spec.name!r}: field 'choices' must be a list of 1-26 strings, got {choices!r}"
+        )
+    options = " ".join(f"{_LETTERS[i]}) {choice}" for i, choice in enumerate(choices))
+    text = f"Question: {question}\n{options}\nAnswer:"
+    if with_answer:
+        text += " " + _answer_letter(spec, _get(spec, record, "answer"), len(choices))
+    return text
+
+
+def _format_qa(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
+    text = f"Question: {_get_str(spec, record, 'question')}\nAnswer:"
+    if with_answer:
+        text += " " + _get_str(spec, record, "answer")
+    return text
+
+
+def _format_text(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str | None:
+    text = _get_str(spec, record, "text")
+    if spec.drop_headings and _HEADING.fullmatch(text):
+        return None
+    return text.strip()
+
+
+def _format_instruction(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
+    return _get_str(spec, record, "prompt")
+
+
+def _format_code(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
+    prompt = _get_str(spec, record, "prompt")
+    if not with_answer:
+        return prompt
+    return prompt + "\n" + _get_str(spec, record, "canonical_solution")
+
+
+def _format_conversation(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
+    name = "turns" if "turns" in record else "prompt"
+    turns = _get(spec, record, name)
+    if isinstance(turns, str):
+        return turns
+    if not isinstance(turns, Sequence) or not all(isinstance(t, str) for t in turns):
+        raise ValueError(f"dataset {spec.name!r}: field {name!r} must be a string or a list of strings")
+    return TURN_SEPARATOR.join(turns)
+
+
+_FORMATTERS: dict[str, Callable[[DatasetSpec, Mapping[str, Any], bool], str | None]] = {
+    "multiple_choice": _format_multiple_choice,
+    "qa": _format_qa,
+    "text": _format_text,
+    "instruction": _format_instruction,
+    "code": _format_code,
+    "conversation": _format_conversation,
+    "classification": _format_text,
+}
+
+
+def format_record(
+    dataset: str | DatasetSpec, record: Mapping[str, Any], *, with_answer: bool = True
+) -> str | None:
+    r"""Turn one raw record into the text fed (identically) to Base and SFT.
+
+    Formats (authors' ``data_utils.format_sample``, fixed where noted):
+
+    * ``multiple_choice`` (MMLU): ``"Question: {question}\nA) c0 B) c1 C) c2 D) c3\nAnswer: {letter}"``.
+    * ``qa`` (GSM8K): ``"Question: {question}\nAnswer: {answer}"`` with the full rationale
+      (``<<...>>`` annotations and ``"#### N"``).
+    * ``text`` (WikiText) and ``classification`` (ToxiGen): the ``text`` field, stripped; WikiText section
+      headings are dropped when ``spec.drop_headings``. The ToxiGen label is not used.
+    * ``instruction`` (IFEval): the ``prompt`` field.
+    * ``code`` (HumanEval): ``prompt + "\n" + canonical_solution``.
+    * ``conversation`` (MT-Bench): the turns (``turns`` field, else ``prompt``) joined with
+      :data:`TURN_SEPARATOR` (the authors passed the list to the tokenizer as a text pair).
+
+    Args:
+        dataset: Name or spec.
+        record: One record with the Hub dataset's fields.
+        with_answer: Include the gold answer (the paper does). When ``False``, MMLU and GSM8K texts end
+            in ``"Answer:"`` and HumanEval gives the prompt only; other kinds have no answer to omit.
+
+    Returns:
+        The text, or ``None`` when the record is dropped (shorter than ``spec.min_chars`` after stripping,
+        whitespace only, or a dropped heading).
+
+    Raises:
+        ValueError: When a needed field is missing or has the wrong type (the message names the dataset
+            and the field).
+    """
+    spec = get_spec(dataset)
+    record = _unwrap(spec, record)
+    formatter = _FORMATTERS.get(spec.kind)
+    if formatter is None:  # unreachable for validated specs; kept for hand-built subclasses
+        raise ValueError(f"dataset {spec.name!r}: no formatter for kind {spec.kind!r}")
+    text = formatter(spec, record, with_answer)
+    if text is None or len(text.strip()) < max(spec.min_chars, 1):
+        return None
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_split(spec: DatasetSpec, split: str) -> None:
+    if spec.splits and split not in spec.splits:
+        extra = " It has no training split." if spec.train_split is None and split == "train" else ""
+        raise ValueError(
+            f"dataset {spec.name!r} has no split {split!r}; available: {', '.join(spec.splits)}.{extra}"
+        )
+
+
+def _resolve_generator(spec: DatasetSpec) -> Callable[[str, int], list[dict[str, Any]]]:
+    assert spec.generator is not None
+    module_name, func_name = spec.generator.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise ImportError(
+                f"dataset {spec.name!r} is generated by {spec.generator!r}, but module {module_name!r} "
+                f"is not available ({exc}); it is part of mbt's offline toy tasks (mbt.toydata)"
+            ) from exc
+        raise
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ImportError(
+            f"dataset {spec.name!r}: module {module_name!r} has no function {func_name!r} "
+            f"(generator {spec.generator!r})"
+        )
+    return func
+
+
+def _read_local(spec: DatasetSpec, path: Path, split: str) -> Sequence[Mapping[str, Any]]:
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {spec.name!r}: no such file or folder: {path}")
+    if path.is_dir():
+        import datasets
+
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise ValueError(
+                    f"dataset {spec.name!r}: the saved DatasetDict at {path} has no split {split!r}; "
+                    f"available: {', '.join(loaded)}"
+                )
+            loaded = loaded[split]
+        return loaded
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    if suffix in (".jsonl", ".json"):
+        content = path.read_text(encoding="utf-8")
+        if suffix == ".json":
+            try:
+                data = json.loads(content)
+            except json.JSONDecodeError:
+                data = None  # JSON Lines under a .json name (as `Dataset.to_json` writes)
+            if data is not None:
+                if not isinstance(data, list):
+                    raise ValueError(
+                        f"dataset {spec.name!r}: {path} must hold a JSON list of records, "
+                        f"got {type(data).__name__}"
+                    )
+                return data
+        records = []
+        for lineno, line in enumerate(content.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(
+                        f"dataset {spec.name!r}: {path}:{lineno} is not valid JSON: {exc}"
+                    ) from exc
+        return records
+    raise ValueError(
+        f"dataset {spec.name!r}: unsupported file type {path.name!r}; use {', '.join(_LOCAL_SUFFIXES)} "
+        "or a folder written by datasets' save_to_disk"
+    )
+
+
+def _load_hub(spec: DatasetSpec, split: str) -> Sequence[Mapping[str, Any]]:
+    import datasets
+
+    try:
+        return datasets.load_dataset(spec.hub_id, spec.config, split=split, revision=spec.revision)
+    except Exception as exc:  # offline, not cached, gated, network errors (OSError, some ValueError)
+        gated = (
+            f" {spec.hub_id} is gated: accept its terms on the dataset page and log in "
+            "(`hf auth login` or HF_TOKEN) before downloading."
+            if spec.gated
+            else ""
+        )
+        config = f", config {spec.config!r}" if spec.config else ""
+        raise RuntimeError(
+            f"could not load dataset {spec.name!r} ({spec.hub_id}{config}, split {split!r}): the Hugging "
+            "Face Hub could not be reached (offline? HF_HUB_OFFLINE=1?) or the dataset is not in the local "
+            f"cache.{gated} Download it where there is network access and pass path= to a local copy with "
+            f"the same fields ({', '.join(_KIND_FIELDS[spec.kind])}): a .jsonl, .json or .parquet file, or a "
+            f"folder written by datasets' save_to_disk. Original error: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _validate(spec: DatasetSpec, records: Sequence[Mapping[str, Any]], source: str) -> None:
+    """Check that records carry the fields of the schema (Arrow datasets: the first row stands for all)."""
+    rows = records if isinstance(records, list) else [records[0]] if len(records) else []
+    for i, record in enumerate(rows):
+        if not isinstance(record, Mapping):
+            raise ValueError(
+                f"dataset {spec.name!r}: record {i} of {source} is a {type(record).__name__}, not a mapping"
+            )
+        missing = _missing_field(spec, _unwrap(spec, record))
+        if missing is not None:
+            raise _field_error(spec, missing, record.keys(), where=f"record {i} of {source}")
+
+
+def _load_source(
+    spec: DatasetSpec, split: str, path: str | Path | None, data_seed: int
+) -> tuple[Sequence[Mapping[str, Any]], str]:
+    """Load records (a list or an Arrow dataset, random access) and a provenance string."""
+    if path is not None:
+        path = Path(path)
+        records = _read_local(spec, path, split)
+        source = f"file:{path}"
+    elif spec.is_generated:
+        _check_split(spec, split)
+        records = _resolve_generator(spec)(split, data_seed)
+        if not isinstance(records, list):
+            records = list(records)
+        source = f"generator:{spec.generator}(split={split!r}, seed={data_seed})"
+    else:
+        _check_split(spec, split)
+        records = _load_hub(spec, split)
+        config = f"/{spec.config}" if spec.config else ""
+        revision = f"@{spec.revision}" if spec.revision else ""
+        source = f"hub:{spec.hub_id}{config}{revision}:{split}"
+    _validate(spec, records, source)
+    return records, source
+
+
+def load_records(
+    dataset: str | DatasetSpec,
+    *,
+    split: str | None = None,
+    path: str | Path | None = None,
+    data_seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Load the raw records of one split.
+
+    Sources, in order: ``path`` (a local ``.jsonl``, ``.json`` list, ``.parquet`` file or a
+    ``save_to_disk`` folder, in the Hub dataset's schema; a saved ``DatasetDict`` is indexed by
+    ``split``); for generated datasets the generator ``fn(split, data_seed)``; otherwise
+    ``datasets.load_dataset(hub_id, config, split=split)``.
+
+    Args:
+        dataset: Name or spec.
+        split: Split name; defaults to ``spec.split`` (the analysis split). See :func:`training_split`.
+        path: Local copy to read instead of the Hub or the generator.
+        data_seed: Seed passed to a generator (ignored otherwise). It fixes the data, not the sample.
+
+    Returns:
+        The records as plain dicts, in source order.
+
+    Raises:
+        ValueError: Unknown dataset, unknown split, unsupported file type, or records missing a field of
+            the schema (the message names it).
+        RuntimeError: The Hub could not be reached or the dataset is not cached (original error chained).
+        ImportError: The generator module of a generated dataset is missing.
+    """
+    spec = get_spec(dataset)
+    records, _ = _load_source(spec, split or spec.split, path, data_seed)
+    if isinstance(records, list):
+        return [dict(r) for r in records]
+    return records.to_list()  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling
+# --------------------------------------------------------------------------------------------------
+
+
+def sample_indices(n_available: int, n: int, seed: int) -> list[int]:
+    """Return the authors' seeded sample of record indices.
+
+    Equal to ``random.Random(seed).sample(range(n_available), min(n, n_available))``, which is what the
+    released code computes after ``random.seed(seed)`` (seed 42), in the same (random) order.
+
+    Args:
+        n_available: Number of records in the split.
+        n: Number of indices wanted.
+        seed: Seed.
+
+    Returns:
+        ``min(n, n_available)`` distinct indices.
+    """
+    if n_available < 0 or n < 0:
+        raise ValueError(f"n_available and n must be >= 0, got {n_available} and {n}")
+    return random.Random(seed).sample(range(n_available), min(n, n_available))
+
+
+def seeded_order(n_available: int, n: int, seed: int) -> Iterator[int]:
+    """Yield a seeded permutation of ``range(n_available)`` whose first entries are the authors' sample.
+
+    The first ``min(n, n_available)`` indices equal :func:`sample_indices` ``(n_available, n, seed)``; the
+    remaining indices follow in an order shuffled by the same generator. :func:`load_texts` walks this order
+    and skips dropped records, so unusable records are replaced rather than leaving gaps. Because Python's
+    ``random.sample`` switches algorithm with the sample size, the permutation depends on ``n``: the
+    selection for ``n=50`` need not be a prefix of the selection for ``n=200`` (true of the authors' code
+    too; :class:`TextSample` takes its token-level subset as a prefix of the pooled sample instead).
+
+    Args:
+        n_available: Number of records.
+        n: Size of the head that must match :func:`sample_indices`.
+        seed: Seed.
+
+    Yields:
+        Record indices, each once.
+    """
+    if n_available < 0 or n < 0:
+        raise ValueError(f"n_available and n must be >= 0, got {n_available} and {n}")
+    rng = random.Random(seed)
+    head = rng.sample(range(n_available), min(n, n_available))
+    yield from head
+    if len(head) < n_available:
+        chosen = set(head)
+        rest = [i for i in range(n_available) if i not in chosen]
+        rng.shuffle(rest)
+        yield from rest
+
+
+def _select(
+    spec: DatasetSpec, records: Sequence[Mapping[str, Any]], n: int, seed: int, with_answer: bool
+) -> tuple[list[str], list[int]]:
+    texts: list[str] = []
+    indices: list[int] = []
+    if n <= 0:
+        return texts, indices
+    for index in seeded_order(len(records), n, seed):
+        text = format_record(spec, records[index], with_answer=with_answer)
+        if text is not None:
+            texts.append(text)
+            indices.append(index)
+            if len(texts) == n:
+                break
+    return texts, indices
+
+
+def load_texts(
+    dataset: str | DatasetSpec,
+    *,
+    n: int,
+    seed: int = 0,
+    split: str | None = None,
+    path: str | Path | None = None,
+    with_answer: bool = True,
+    data_seed: int = 0,
+) -> list[str]:
+    """Load ``n`` formatted texts of a seeded random sample.
+
+    Records are visited in :func:`seeded_order` (its head is the authors' ``random.sample`` selection);
+    dropped records (see :func:`format_record`) are skipped and replaced by the next records of the same
+    permutation, so the result has ``min(n, #usable records)`` texts. The authors instead dropped them after
+    sampling and analysed fewer texts. Use ``seed=PAPER_SEED`` for the paper's selection.
+
+    Args:
+        dataset: Name or spec (see :data:`DATASETS`).
+        n: Number of texts wanted.
+        seed: Sampling seed.
+        split: Split; defaults to the analysis split ``spec.split``.
+        path: Local file or ``save_to_disk`` folder to read instead of the Hub (see :func:`load_records`).
+        with_answer: Include gold answers (MMLU, GSM8K, HumanEval); the paper does.
+        data_seed: Generator seed for generated (``toy-*``) datasets.
+
+    Returns:
+        The texts, in sampling order.
+    """
+    return list(load_sample(
+        dataset, n_pooled=n, n_token=0, seed=seed, split=split, path=path, with_answer=with_answer,
+        data_seed=data_seed,
+    ).texts)
+
+
+@dataclass(frozen=True)
+class TextSample:
+    """A seeded sample of one dataset split: pooled texts and their token-level prefix.
+
+    Attributes:
+        dataset: Dataset name.
+        split: Split the records came from.
+        seed: Sampling seed.
+        texts: The pooled sample (all texts, in sampling order).
+        n_token: Size of the token-level subset, the first ``n_token`` texts (token-level ⊂ pooled, as in
+            the authors' code). ``0`` for pooled-only datasets.
+        indices: Record index in the source split of each text.
+        granularity: The dataset's granularity (``"token"`` or ``"pooled"``).
+        source: Provenance (``"hub:openai/gsm8k/main:test"``, ``"file:..."``, ``"generator:..."``).
+    """
+
+    dataset: str
+    split: str
+    seed: int
+    texts: list[str]
+    n_token: int
+    indices: list[int]
+    granularity: str = "token"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.texts):
+            raise ValueError(f"{len(self.indices)} indices for {len(self.texts)} texts")
+        if not 0 <= self.n_token <= len(self.texts):
+            raise ValueError(f"n_token must be in [0, {len(self.texts)}], got {self.n_token}")
+
+    @property
+    def token_texts(self) -> list[str]:
+        """The token-level subset: the first ``n_token`` texts of the pooled sample."""
+        return list(self.texts[: self.n_token])
+
+    @property
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of the pooled texts."""
+        return fingerprint(self.texts)
+
+
+def load_sample(
+    dataset: str | DatasetSpec,
+    *,
+    n_pooled: int = 1000,
+    n_token: int = 100,
+    seed: int = 0,
+    split: str | None = None,
+    path: str | Path | None = None,
+    with_answer: bool = True,
+    data_seed: int = 0,
+) -> TextSample:
+    """Load the pooled sample of a dataset and mark its token-level subset.
+
+    The pooled sample is :func:`load_texts` ``(n=n_pooled)``; the token-level subset is its first
+    ``min(n_token, len(texts))`` texts, as the authors did (``sample_id < N_TOKEN``). For pooled-only
+    datasets (``granularity == "pooled"``: HumanEval, MT-Bench, ToxiGen) ``n_token`` is set to 0 whatever
+    was asked, so the same sizes can be used for every dataset (the authors stored no token-level states
+    for them either). Defaults are the paper text's sizes; see :data:`PAPER_SAMPLE_SIZES`.
+
+    Args:
+        dataset: Name or spec.
+        n_pooled: Size of the pooled sample.
+        n_token: Size of the token-level subset (clamped to the pooled size; 0 for pooled-only datasets).
+        seed: Sampling seed.
+        split: Split; defaults to the analysis split.
+        path: Local copy instead of the Hub (see :func:`load_records`).
+        with_answer: Include gold answers (see :func:`format_record`).
+        data_seed: Generator seed for generated datasets.
+
+    Returns:
+        The sample.
+    """
+    if n_pooled < 0 or n_token < 0:
+        raise ValueError(f"n_pooled and n_token must be >= 0, got {n_pooled} and {n_token}")
+    spec = get_spec(dataset)
+    split = split or spec.split
+    records, source = _load_source(spec, split, path, data_seed)
+    texts, indices = _select(spec, records, n_pooled, seed, with_answer)
+    n_tok = min(n_token, len(texts)) if spec.token_level else 0
+    return TextSample(
+        dataset=spec.name, split=split, seed=seed, texts=texts, n_token=n_tok, indices=indices,
+        granularity=spec.granularity, source=source,
+    )
+
+
+def fingerprint(texts: Sequence[str]) -> str:
+    """Return a SHA-256 hex digest identifying an ordered list of texts (for result-cache keys).
+
+    The texts are hashed as a JSON list, so boundaries between texts matter (``["ab", "c"]`` and
+    ``["a", "bc"]`` differ) and so does order.
+
+    Args:
+        texts: The texts.
+
+    Returns:
+        64 hexadecimal characters.
+    """
+    if isinstance(texts, str):
+        raise TypeError("fingerprint expects a sequence of texts, not one string")
+    payload = json.dumps(list(texts), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
