@@ -28,17 +28,55 @@ def _cmd_toy_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from mbt.analysis import analyze
+    from mbt.data import load_sample
+    from mbt.pairs import load_pair
+    from mbt.results import atomic_write
+
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    sample = load_sample(
+        args.dataset, n_pooled=args.n_pooled, n_token=args.n_token, seed=args.seed, split=args.split, path=args.path
+    )
+    if args.pair is not None:
+        pair = load_pair(args.pair, device=args.device, dtype=args.dtype)
+    elif args.base and args.sft:
+        pair = load_pair(base=args.base, sft=args.sft, device=args.device, dtype=args.dtype)
+    else:
+        raise ValueError("give --pair NAME or both --base and --sft")
+    frame = analyze(
+        pair,
+        sample.texts,
+        metrics=args.metrics.split(",") if args.metrics != "all" else "all",
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        conventions=args.conventions,
+        n_token=sample.n_token,
+        cache=not args.no_cache,
+    )
+    frame.insert(0, "dataset", sample.dataset)
+    frame.insert(0, "pair", pair.spec.name)
+    if out.suffix == ".csv":
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    print(f"{len(frame)} rows -> {out}")
+    return 0
+
+
 def _cmd_book(args: argparse.Namespace) -> int:
+    from mbt.pairs import get_pair
+
+    get_pair(args.pair)  # refuse an unknown pair name before doing anything
     root = Path(args.root).resolve()
     if not (root / "_config.yml").exists():
         print(f"error: {root} has no _config.yml (run from the repository root or pass --root)", file=sys.stderr)
         return 2
-    from mbt.pairs import get_pair
-
-    get_pair(args.pair)  # refuse an unknown pair name before doing anything
     env = {**os.environ, "MBT_PAIR": args.pair}
     env.pop("MPLBACKEND", None)  # with Agg, figures silently vanish from the book
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output", str(root)]
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output", str(root)]
     if args.strict:
         cmd += ["-W", "-n", "--keep-going"]
     return subprocess.call(cmd, env=env)
@@ -51,6 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pairs", help="list the registered Base/SFT pairs")
     p.set_defaults(func=_cmd_pairs)
+
+    p = sub.add_parser("analyze", help="layer-wise metrics of a pair on a dataset, written to a table")
+    p.add_argument("--pair", default=None, help="pair name (see `mbt pairs`)")
+    p.add_argument("--base", default=None, help="Base model id or folder (instead of --pair)")
+    p.add_argument("--sft", default=None, help="SFT model id or folder (instead of --pair)")
+    p.add_argument("--dataset", required=True, help="dataset name, e.g. gsm8k, mmlu, toy-math")
+    p.add_argument("--path", default=None, help="local JSONL/JSON/Parquet file in the dataset's schema")
+    p.add_argument("--split", default=None)
+    p.add_argument("--n-pooled", type=int, default=1000, help="pooled samples (paper: 1,000)")
+    p.add_argument("--n-token", type=int, default=100, help="token-level samples (paper: 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--metrics", default="all", help="'all' or a comma-separated list")
+    p.add_argument("--conventions", default="standard", choices=["standard", "paper"])
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None)
+    p.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
+    p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("book", help="execute the notebooks for a pair and build the Jupyter Book")
     p.add_argument("--pair", default="toy", help="pair name (see `mbt pairs`)")

@@ -131,3 +131,15 @@ def save_pair(tmp_path_factory, tokenizer) -> Callable[..., tuple[Path, Path]]:
         return cache[key]
 
     return _save
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Keep result caches and toy builds of the test run out of the user's cache folder."""
+    old = os.environ.get("MBT_CACHE")
+    os.environ["MBT_CACHE"] = str(tmp_path_factory.mktemp("mbt-cache"))
+    yield
+    if old is None:
+        os.environ.pop("MBT_CACHE", None)
+    else:
+        os.environ["MBT_CACHE"] = old

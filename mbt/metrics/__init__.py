@@ -1,0 +1,53 @@
+"""Layer-wise representation metrics: pure tensor functions, no model code.
+
+Three families, each computed in float64 on the input's device:
+
+* spectra (:mod:`mbt.metrics.spectra`): :func:`matrix_entropy`, :func:`prompt_entropy`,
+  :func:`dataset_entropy`, :func:`effective_rank`, :func:`rank_deficiency`, :func:`condition_number`,
+  :func:`spectral_norm`, and the helpers :func:`gram_eigenvalues` / :func:`singular_values`;
+* geometry (:mod:`mbt.metrics.geometry`): :func:`sparsity`, :func:`curvature` (token-level, masked);
+* similarity (:mod:`mbt.metrics.similarity`): :func:`cka`, :func:`cosine_similarity`,
+  :func:`mean_shift` (Base vs SFT, paired rows).
+
+Token-level functions take ``H`` of shape ``(N, T, D)`` and a mask ``(N, T)`` and return ``(N,)``
+float64 tensors; padded positions never enter a value. Matrix functions take ``X`` of shape ``(N, D)``
+and return Python floats. Every function accepts ``conventions="standard"`` (textbook) or ``"paper"``
+(the authors' released code), or a :class:`Conventions`, plus keyword overrides of single fields.
+"""
+
+from __future__ import annotations
+
+from mbt.metrics.conventions import PRESETS, Conventions, resolve_conventions
+from mbt.metrics.geometry import curvature, sparsity
+from mbt.metrics.similarity import cka, cosine_similarity, mean_shift
+from mbt.metrics.spectra import (
+    condition_number,
+    dataset_entropy,
+    effective_rank,
+    gram_eigenvalues,
+    matrix_entropy,
+    prompt_entropy,
+    rank_deficiency,
+    singular_values,
+    spectral_norm,
+)
+
+__all__ = [
+    "PRESETS",
+    "Conventions",
+    "cka",
+    "condition_number",
+    "cosine_similarity",
+    "curvature",
+    "dataset_entropy",
+    "effective_rank",
+    "gram_eigenvalues",
+    "matrix_entropy",
+    "mean_shift",
+    "prompt_entropy",
+    "rank_deficiency",
+    "resolve_conventions",
+    "singular_values",
+    "sparsity",
+    "spectral_norm",
+]

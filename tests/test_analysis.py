@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import TEXTS, make_tokenizer
+
+import mbt
+from mbt import analysis, trace
+from mbt import metrics as M
+from mbt.pairs import ModelPair, PairMismatchError, PairSpec
+
+
+@pytest.fixture(scope="module")
+def pair(save_pair):
+    base_dir, sft_dir = save_pair("olmo2")
+    return mbt.load_pair(base=str(base_dir), sft=str(sft_dir), device="cpu")
+
+
+def _values(frame: pd.DataFrame) -> pd.Series:
+    return frame.set_index(["model", "layer", "metric"])["value"].sort_index()
+
+
+def test_covers_every_layer_model_and_metric(pair):
+    frame = mbt.analyze(pair, TEXTS, cache=False, progress=False, n_bootstrap=50)
+    assert list(frame.columns) == list(analysis.COLUMNS)
+    assert sorted(frame.layer.unique()) == list(range(pair.n_layers + 1))
+    np.testing.assert_allclose(frame.depth, frame.layer / pair.n_layers)
+    per_model = frame.groupby("model").metric.unique().to_dict()
+    intrinsic = set(analysis.TOKEN_METRICS) | set(analysis.POOLED_METRICS)
+    assert set(per_model["base"]) == intrinsic == set(per_model["sft"])
+    expected_pair = set(analysis.PAIR_METRICS) | {f"delta_{m}" for m in intrinsic}
+    assert set(per_model["pair"]) == expected_pair
+    assert len(frame) == (pair.n_layers + 1) * (2 * len(intrinsic) + len(expected_pair))
+    assert (frame.conventions == "standard").all()
+    # intervals exist where defined and bracket the mean
+    sampled = frame[frame.aggregation.isin(["sample_mean", "sample_delta"])]
+    assert sampled.ci_low.notna().all()
+    assert (sampled.ci_low <= sampled.value + 1e-12).all() and (sampled.value <= sampled.ci_high + 1e-12).all()
+
+
+def test_numbers_do_not_depend_on_batch_size_or_padding_side(pair):
+    runs = [
+        mbt.analyze(pair, TEXTS, batch_size=bs, padding_side=side, cache=False, progress=False, n_bootstrap=20)
+        for bs, side in ((1, "right"), (4, "right"), (4, "left"))
+    ]
+    ref = _values(runs[0])
+    for other in runs[1:]:
+        got = _values(other)
+        finite = np.isfinite(ref.values)
+        np.testing.assert_array_equal(finite, np.isfinite(got.values))
+        np.testing.assert_allclose(got.values[finite], ref.values[finite], rtol=1e-4, atol=1e-6)
+
+
+def test_bit_for_bit_deterministic_on_cpu(pair):
+    a = mbt.analyze(pair, TEXTS, batch_size=3, cache=False, progress=False, n_bootstrap=30)
+    b = mbt.analyze(pair, TEXTS, batch_size=3, cache=False, progress=False, n_bootstrap=30)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_rows_equal_the_metrics_applied_to_directly_collected_states(pair):
+    conv = "paper"
+    frame = mbt.analyze(pair, TEXTS, conventions=conv, n_token=6, cache=False, progress=False, n_bootstrap=10)
+    values = _values(frame)
+    ids = trace.encode(pair.tokenizer, TEXTS, max_length=512)
+    states = {role: trace.collect_layers(m, ids, progress=False) for role, m in pair.models().items()}
+    for layer in (0, 2, 3):
+        pooled = {role: torch.stack([s.double().mean(0) for s in states[role][layer]]) for role in states}
+        for role in ("base", "sft"):
+            assert values[(role, layer, "effective_rank")] == pytest.approx(
+                M.effective_rank(pooled[role], conventions=conv), rel=1e-5)
+            entropies = [float(M.prompt_entropy(s[None], conventions=conv)[0]) for s in states[role][layer][:6]]
+            assert values[(role, layer, "prompt_entropy")] == pytest.approx(np.mean(entropies), rel=1e-6)
+        assert values[("pair", layer, "cka")] == pytest.approx(
+            M.cka(pooled["base"], pooled["sft"], conventions=conv), rel=1e-5)
+        shift = float(torch.linalg.vector_norm(pooled["sft"].mean(0) - pooled["base"].mean(0)))
+        assert values[("pair", layer, "mean_shift")] == pytest.approx(shift, rel=1e-5)
+    token_rows = frame[(frame.metric == "curvature") & (frame.model == "base")]
+    assert (token_rows.n <= 6).all() and (token_rows.n >= 5).all()  # "fox" alone may be too short
+
+
+def test_a_model_against_itself_is_perfectly_aligned(pair):
+    same = ModelPair(pair.base, pair.base, pair.tokenizer, PairSpec("self", "b", "b", "custom"), pair.n_layers,
+                     pair.hidden_size)
+    frame = mbt.analyze(same, TEXTS, metrics=["cka", "mean_shift", "cosine_similarity", "prompt_entropy"],
+                        cache=False, progress=False, n_bootstrap=10)
+    values = _values(frame)
+    for layer in range(pair.n_layers + 1):
+        assert values[("pair", layer, "cka")] == pytest.approx(1.0, abs=1e-9)
+        assert values[("pair", layer, "mean_shift")] == pytest.approx(0.0, abs=1e-9)
+        assert values[("pair", layer, "cosine_similarity")] == pytest.approx(1.0, abs=1e-9)
+        assert values[("pair", layer, "delta_prompt_entropy")] == 0.0
+
+
+def test_results_are_cached_and_corruption_is_recomputed(pair, tmp_path, monkeypatch):
+    kwargs = dict(metrics=["cka", "sparsity"], cache=tmp_path, progress=False, n_bootstrap=10)
+    first = mbt.analyze(pair, TEXTS, **kwargs)
+    calls = []
+    original = analysis._run_model
+    monkeypatch.setattr(analysis, "_run_model", lambda *a, **k: calls.append(1) or original(*a, **k))
+    again = mbt.analyze(pair, TEXTS, **kwargs)
+    assert calls == []
+    pd.testing.assert_frame_equal(first, again)
+    mbt.analyze(pair, TEXTS[:-1], **kwargs)  # other texts: another key, recomputed
+    assert len(calls) == 2
+    manifests = [m for m in (tmp_path / "analyze").glob("*.json")
+                 if json.loads(m.read_text())["settings"]["n_texts"] == len(TEXTS)]
+    assert len(manifests) == 1
+    manifests[0].with_suffix(".parquet").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="partial or corrupt"):
+        recomputed = mbt.analyze(pair, TEXTS, **kwargs)
+    assert len(calls) == 4  # base + sft, twice
+    pd.testing.assert_frame_equal(first, recomputed)
+
+
+def test_bad_arguments_are_refused(pair):
+    with pytest.raises(ValueError, match="valid: 'all' or any of"):
+        mbt.analyze(pair, TEXTS, metrics=["cka", "ckaa"], cache=False)
+    with pytest.raises(ValueError, match="n_token"):
+        mbt.analyze(pair, TEXTS, n_token=len(TEXTS) + 1, cache=False)
+    with pytest.raises(ValueError, match="non-empty"):
+        mbt.analyze(pair, [], cache=False)
+
+
+def test_refuses_when_the_sft_side_would_see_other_token_ids(pair, save_pair):
+    other_tok = make_tokenizer(vocab_size=290)
+    sft = trace.wrap(trace.unwrap(pair.sft), other_tok)
+    mixed = ModelPair(pair.base, sft, pair.tokenizer, pair.spec, pair.n_layers, pair.hidden_size)
+    with pytest.raises(PairMismatchError, match="different token ids"):
+        mbt.analyze(mixed, TEXTS, cache=False, progress=False)
