@@ -78,12 +78,18 @@ def _floor(tokenizer, models_, texts) -> None:
                 model.model(input_ids=input_ids, attention_mask=mask, position_ids=pos)
 
 
-def _mbt(tokenizer, models_, texts, metrics) -> None:
-    from mbt import analysis, trace
+def _pair(tokenizer, models_):
+    """Wrap both models as `load_pair` does (part of loading, not of the measured analysis)."""
+    from mbt import trace
     from mbt.pairs import ModelPair, PairSpec
 
     wrapped = [trace.wrap(m, tokenizer) for m in models_]
-    pair = ModelPair(wrapped[0], wrapped[1], tokenizer, PairSpec("bench", "a", "b", "custom"), LAYERS, HIDDEN)
+    return ModelPair(wrapped[0], wrapped[1], tokenizer, PairSpec("bench", "a", "b", "custom"), LAYERS, HIDDEN)
+
+
+def _mbt(pair, texts, metrics) -> None:
+    from mbt import analysis
+
     analysis.analyze(pair, texts, metrics=metrics, batch_size=BATCH, max_length=MAX_TOKENS, cache=False,
                      progress=False, n_bootstrap=1000)
 
@@ -136,16 +142,16 @@ def _naive(tokenizer, models_, texts) -> None:
 def child(mode: str, n_texts: int, threads: int) -> dict:
     tokenizer, models_ = _setup(threads)
     texts = _texts(n_texts)
-    if mode == "mbt":
-        from mbt import analysis  # noqa: F401 - import cost outside the timed region
+    if mode.startswith("mbt"):
+        pair = _pair(tokenizer, models_)
     loaded = _rss_mb()
     start = time.perf_counter()
     if mode == "floor":
         _floor(tokenizer, models_, texts)
     elif mode == "mbt":
-        _mbt(tokenizer, models_, texts, "all")
+        _mbt(pair, texts, "all")
     elif mode == "mbt-token":
-        _mbt(tokenizer, models_, texts, ["prompt_entropy", "curvature", "sparsity"])
+        _mbt(pair, texts, ["prompt_entropy", "curvature", "sparsity"])
     elif mode == "naive":
         _naive(tokenizer, models_, texts)
     return {"seconds": time.perf_counter() - start, "work_mb": _rss_mb() - loaded}

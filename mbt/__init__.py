@@ -25,7 +25,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "pairs", "data", "trace", "metrics", "analysis", "probe", "weights", "swap", "tune",
-    "evaluate", "select", "toy", "plots", "cli",
+    "evaluate", "select", "toy", "plots", "cli", "correlate", "stats", "results",
 }
 
 __all__ = sorted(_LAZY)

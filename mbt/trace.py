@@ -16,6 +16,7 @@ states into per-sample numbers or pooled vectors, so nothing ever holds all laye
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ KNOWN_LAYOUTS: dict[str, ModuleLayout] = {
     "gpt2": ModuleLayout("transformer.wte", "transformer.h", "transformer.ln_f", "lm_head"),
 }
 
+_GC_EVERY = 8  # batches between full garbage collections while streaming
 _NORM_NAMES = ("norm", "final_layer_norm", "ln_f", "final_norm", "final_layernorm")
 
 
@@ -275,7 +277,9 @@ def stream_layers(
         pad_id = 0 if pad_id is None else int(pad_id)
     device = _input_device(module, layout)
     batches = length_batches([len(ids) for ids in token_ids], batch_size)
-    for batch in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
+    for step, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, unit="batch")):
+        if step and step % _GC_EVERY == 0:
+            gc.collect()  # traces leave reference cycles that hold activations until a full collection
         input_ids, mask, positions = collate([token_ids[i] for i in batch], pad_id, padding_side=padding_side)
         inputs = {
             "input_ids": input_ids.to(device),

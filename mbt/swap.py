@@ -1,0 +1,391 @@
+r"""Base↔SFT block swapping (paper §4.3, Fig. 6), restored bit for bit.
+
+:func:`swapped` copies the donor model's weights of some decoder blocks **in place** into the
+receiving model (module objects are never replaced, so the nnsight wrapper keeps working), yields
+the receiving model, and on exit — normal or by exception — copies the receiver's original tensors
+back from a CPU snapshot of only the touched tensors. ``into="base"`` puts SFT blocks into Base
+(the authors' only direction), ``into="sft"`` puts Base blocks into SFT. ``head="donor"`` also
+copies the donor's final norm and LM head (the authors' "transferred" head); ``embed="donor"``
+also copies the token embeddings (the authors never did; with every block, the head and the
+embeddings swapped, the receiver computes exactly the donor's function).
+
+**Block numbers** are 1-based, ``1..L``, matching the layer index: block ``l`` produces hidden
+layer ``l`` and is ``layers[l - 1]`` in the model's ``ModuleList``. (The authors' segment
+``{6, 7}`` of OLMo2-13B is our ``{7, 8}``.) Every parameter and buffer of a block is copied, as
+in the authors' code (``reference/authors-code.md`` §7).
+
+:func:`swap_sweep` runs the paper's experiment properly: ``n`` equal segments, whole segments or
+the last ``k`` blocks of each (authors: ``k = 2``), both directions, both heads, a placebo null and
+paired bootstrap intervals, scored by any per-item ``score_fn``; :func:`token_accuracy` is the
+authors' score ("MMLU accuracy" in Fig. 6 is teacher-forced next-token top-1 accuracy over all
+tokens of the formatted text, §7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from mbt import trace
+from mbt.stats import bootstrap_mean_ci
+
+__all__ = [
+    "COLUMNS",
+    "segment_blocks",
+    "swap_sweep",
+    "swapped",
+    "swapped_models",
+    "token_accuracy",
+]
+
+COLUMNS: tuple[str, ...] = (
+    "direction", "receiver", "donor", "kind", "head", "segment", "blocks", "n_blocks", "score", "ci_low",
+    "ci_high", "diff", "diff_ci_low", "diff_ci_high", "diff_ci_width", "significant", "n",
+)
+
+_HEADS = ("receiver", "donor")
+_DIRECTIONS = ("base", "sft")
+
+
+def _check_blocks(layers: int | Iterable[int], n_layers: int) -> list[int]:
+    wanted = [int(layers)] if isinstance(layers, int | np.integer) else [int(x) for x in layers]
+    bad = sorted({x for x in wanted if not 1 <= x <= n_layers})
+    if bad:
+        raise ValueError(f"blocks {bad} out of range: valid blocks are 1..{n_layers} (block l produces layer l)")
+    return sorted(set(wanted))
+
+
+def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of a module by name (tied/shared tensors once)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        out[name] = t
+    return out
+
+
+def _targets(module: torch.nn.Module, blocks: list[int], head: str, embed: str) -> dict[str, torch.Tensor]:
+    """Receiver-side tensors touched by a swap, keyed by their full name."""
+    layout = trace.resolve_layout(module)
+    get = operator.attrgetter
+    parts: list[tuple[str, torch.nn.Module]] = []
+    stack = get(layout.layers)(module)
+    parts += [(f"{layout.layers}.{b - 1}", stack[b - 1]) for b in blocks]
+    if head == "donor":
+        parts += [(layout.final_norm, get(layout.final_norm)(module)), (layout.lm_head, get(layout.lm_head)(module))]
+    if embed == "donor":
+        parts.append((layout.embed, get(layout.embed)(module)))
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for prefix, part in parts:
+        for name, t in _tensors(part).items():
+            if id(t) not in seen:
+                seen.add(id(t))
+                out[f"{prefix}.{name}"] = t
+    return out
+
+
+def _tied_warning(module: torch.nn.Module, head: str, embed: str) -> None:
+    if head == embed:
+        return
+    layout = trace.resolve_layout(module)
+    emb = getattr(operator.attrgetter(layout.embed)(module), "weight", None)
+    out = getattr(operator.attrgetter(layout.lm_head)(module), "weight", None)
+    if emb is not None and out is not None and emb.data_ptr() == out.data_ptr():
+        warnings.warn(
+            "the model ties its LM head to its input embedding: swapping one swaps the other",
+            stacklevel=4,
+        )
+
+
+@contextlib.contextmanager
+def swapped_models(
+    receiver: Any,
+    donor: Any | None,
+    layers: int | Iterable[int],
+    *,
+    head: str = "receiver",
+    embed: str = "receiver",
+) -> Iterator[Any]:
+    """Copy ``donor``'s blocks (and optionally head/embeddings) into ``receiver`` in place; restore on exit.
+
+    Args:
+        receiver: The model that receives weights (nnsight-wrapped or plain); it is what is yielded.
+        donor: The model giving weights, same architecture. ``None`` = a **placebo**: the
+            receiver's own tensors are copied (through the same CPU round trip and copy path) into
+            themselves, so any effect measured is an artefact of the machinery.
+        layers: Block numbers ``1..L`` (one int or an iterable; empty = no block).
+        head: ``"receiver"`` keeps the receiver's final norm + LM head; ``"donor"`` copies the donor's.
+        embed: ``"receiver"`` (default, as the authors) or ``"donor"`` to copy the token embeddings too.
+
+    Yields:
+        ``receiver``, with the swapped weights.
+
+    Raises:
+        ValueError: Invalid block numbers (the message names the valid range ``1..L``), unknown
+            ``head``/``embed``, mismatched architectures, or weights offloaded to the meta device.
+    """
+    if head not in _HEADS:
+        raise ValueError(f"head must be 'receiver' or 'donor', got {head!r}")
+    if embed not in _HEADS:
+        raise ValueError(f"embed must be 'receiver' or 'donor', got {embed!r}")
+    recv = trace.unwrap(receiver)
+    layout = trace.resolve_layout(recv)
+    n_layers = len(operator.attrgetter(layout.layers)(recv))
+    blocks = _check_blocks(layers, n_layers)
+    targets = _targets(recv, blocks, head, embed)
+    if any(t.device.type == "meta" for t in targets.values()):
+        raise ValueError("some receiver weights are offloaded (meta device); in-place swapping needs them materialised")
+    if donor is None:
+        sources = None
+    else:
+        don = trace.unwrap(donor)
+        if len(operator.attrgetter(trace.resolve_layout(don).layers)(don)) != n_layers:
+            raise ValueError("receiver and donor have different numbers of blocks")
+        sources = _targets(don, blocks, head, embed)
+        if sources.keys() != targets.keys():
+            diff = sorted(set(sources) ^ set(targets))[:5]
+            raise ValueError(f"receiver and donor blocks hold different tensors, e.g. {diff}")
+        for name, t in targets.items():
+            if sources[name].shape != t.shape:
+                raise ValueError(f"{name}: receiver shape {tuple(t.shape)} != donor shape {tuple(sources[name].shape)}")
+        _tied_warning(recv, head, embed)
+    snapshot = {name: t.detach().to("cpu", copy=True) for name, t in targets.items()}
+    if sources is None:
+        sources = snapshot
+    try:
+        with torch.no_grad():
+            for name, t in targets.items():
+                t.copy_(sources[name])
+        yield receiver
+    finally:
+        with torch.no_grad():
+            for name, t in targets.items():
+                t.copy_(snapshot[name])
+
+
+@contextlib.contextmanager
+def swapped(
+    pair: Any,
+    layers: int | Iterable[int],
+    *,
+    into: str = "base",
+    head: str = "receiver",
+    embed: str = "receiver",
+) -> Iterator[Any]:
+    """Swap blocks between the two models of a pair for the duration of a ``with`` block.
+
+    ``with swapped(pair, [7, 8]) as model:`` — ``model`` is ``pair.base`` (nnsight-wrapped, the
+    same object) with SFT's blocks 7 and 8; after the block, Base's tensors are bit-identical to
+    before, also when the body raised.
+
+    Args:
+        pair: A :class:`~mbt.pairs.ModelPair`.
+        layers: 1-based block numbers ``1..L`` (block ``l`` = ``layers[l - 1]``, produces layer ``l``).
+        into: ``"base"`` (SFT blocks into Base, the authors' direction) or ``"sft"`` (Base into SFT).
+        head: ``"receiver"`` keeps the receiving model's final norm + LM head, ``"donor"`` copies
+            the other model's (authors' "original" / "transferred").
+        embed: ``"receiver"`` or ``"donor"`` (token embeddings; never swapped by the authors).
+
+    Yields:
+        The receiving model (``pair.base`` for ``into="base"``, ``pair.sft`` otherwise).
+    """
+    if into not in _DIRECTIONS:
+        raise ValueError(f"into must be 'base' or 'sft', got {into!r}")
+    receiver, donor = (pair.base, pair.sft) if into == "base" else (pair.sft, pair.base)
+    with swapped_models(receiver, donor, layers, head=head, embed=embed) as model:
+        yield model
+
+
+def segment_blocks(n_layers: int, n_segments: int, *, depth: int | None = None) -> list[list[int]]:
+    """1-based blocks of ``n_segments`` equal segments (DESIGN: segment masks).
+
+    Segment ``i`` covers 0-based blocks ``[floor(i·L/n), floor((i+1)·L/n))``, returned as block
+    numbers ``+1``. With ``depth = k`` only the last ``k`` blocks of each segment are kept (the
+    authors' ``--swap_depth``, default 2: OLMo2-13B, ``L = 40`` → ``[7, 8], [15, 16], …, [39, 40]``).
+
+    Raises:
+        ValueError: If ``n_segments`` is not in ``1..L`` or ``depth < 1``.
+    """
+    if not 1 <= n_segments <= n_layers:
+        raise ValueError(f"n_segments must be in 1..{n_layers} (the number of blocks), got {n_segments}")
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be >= 1 (or None for whole segments), got {depth}")
+    out = []
+    for i in range(n_segments):
+        start, end = (i * n_layers) // n_segments, ((i + 1) * n_layers) // n_segments
+        if depth is not None:
+            start = max(start, end - depth)
+        out.append([b + 1 for b in range(start, end)])
+    return out
+
+
+def token_accuracy(
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_length: int = 512,
+) -> Callable[[Any], np.ndarray]:
+    """A ``score_fn`` giving each text's teacher-forced next-token top-1 accuracy.
+
+    This is the authors' "MMLU accuracy" of Fig. 6 (``12_layer_swapping.py``,
+    ``reference/authors-code.md`` §7): ``mean_t 1[argmax p(·|x_≤t) = x_{t+1}]`` over every real
+    position of the formatted text (question, options and answer alike), here per text rather than
+    pooled over tokens. Not multiple-choice accuracy. Texts are tokenized once; the returned
+    function runs a plain forward of the (possibly swapped) model, right padding with real-token
+    position ids, under ``torch.no_grad``.
+
+    Returns:
+        ``score_fn(model) -> np.ndarray`` of shape ``(len(texts),)`` (NaN for texts of < 2 tokens).
+    """
+    ids = trace.encode(tokenizer, texts, max_length=max_length)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = 0 if pad_id is None else int(pad_id)
+    batches = trace.length_batches([len(x) for x in ids], batch_size)
+
+    def score(model: Any) -> np.ndarray:
+        module = trace.unwrap(model)
+        device = next(module.parameters()).device
+        out = np.full(len(ids), np.nan)
+        with torch.no_grad():
+            for batch in batches:
+                input_ids, mask, positions = trace.collate([ids[i] for i in batch], pad_id, padding_side="right")
+                logits = module(
+                    input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                    use_cache=False,
+                ).logits
+                hits = (logits[:, :-1].argmax(-1).cpu() == input_ids[:, 1:]) & (mask[:, 1:] == 1)
+                counts = mask[:, 1:].sum(1)
+                for row, sample in enumerate(batch):
+                    if counts[row] > 0:
+                        out[sample] = float(hits[row].sum()) / float(counts[row])
+        return out
+
+    return score
+
+
+def _scores(score_fn: Callable[[Any], Any], model: Any, n: int | None) -> np.ndarray:
+    values = score_fn(model)
+    arr = (values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor)
+           else np.asarray(values, dtype=float)).reshape(-1)
+    if n is not None and arr.size != n:
+        raise ValueError(f"score_fn returned {arr.size} scores, expected {n} (one per item, every call)")
+    return arr
+
+
+def swap_sweep(
+    pair: Any,
+    score_fn: Callable[[Any], Any],
+    *,
+    n_segments: int = 5,
+    depth: int | None = None,
+    directions: Sequence[str] = ("base", "sft"),
+    heads: Sequence[str] = ("receiver", "donor"),
+    placebo: bool = True,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Swap each segment in each direction with each head and score the result against the receiver.
+
+    For each direction (``"base"``: SFT blocks into Base; ``"sft"``: Base blocks into SFT) the
+    unswapped receiver is scored once; then every configuration's per-item scores are compared with
+    it item by item. Rows (``kind``):
+
+    * ``"receiver"`` — the unswapped receiver (``diff`` = 0);
+    * ``"donor"`` — the other model, unswapped (the ceiling/floor of what swapping can do);
+    * ``"head_only"`` — no block, donor's final norm + LM head (only when ``"donor"`` in ``heads``);
+    * ``"swap"`` — one row per ``(head, segment)``;
+    * ``"placebo"`` — per segment, the segment's blocks replaced by an identical copy of
+      themselves (receiver head). Its ``diff`` must be exactly 0; anything else means the
+      evaluation or the swap machinery is not deterministic.
+
+    ``score`` is the mean per-item score with a percentile-bootstrap interval over items;
+    ``diff`` = mean of per-item ``(configuration − receiver)`` differences with a **paired**
+    bootstrap interval (same resampled items for both; the same seed, hence the same resamples, for
+    every row). ``diff_ci_width`` is the noise yardstick: an effect smaller than about half of it
+    (the paper's ±0.001–0.003) is indistinguishable from resampling the evaluation items;
+    ``significant`` says whether the paired interval excludes 0.
+
+    Args:
+        pair: A :class:`~mbt.pairs.ModelPair`.
+        score_fn: ``score_fn(model) -> per-item scores`` (1-D, same length and item order every
+            call), e.g. :func:`token_accuracy`. It receives the nnsight-wrapped receiving model.
+        n_segments: Number of equal segments (:func:`segment_blocks`).
+        depth: ``None`` = whole segments; ``k`` = last ``k`` blocks of each segment (authors: 2).
+        directions: Subset of ``("base", "sft")`` (the receiving model).
+        heads: Subset of ``("receiver", "donor")``.
+        placebo: Add the placebo rows.
+        n_bootstrap: Bootstrap resamples (0 = no intervals).
+        seed: Bootstrap seed.
+        progress: Show a progress bar over configurations.
+
+    Returns:
+        DataFrame with columns :data:`COLUMNS`; ``segment`` is ``0..n-1`` (−1 where no segment),
+        ``blocks`` a tuple of 1-based block numbers, ``direction`` ``"sft→base"`` or ``"base→sft"``.
+    """
+    bad = [d for d in directions if d not in _DIRECTIONS] + [h for h in heads if h not in _HEADS]
+    if bad:
+        raise ValueError(f"unknown directions/heads {bad}; directions ⊆ {_DIRECTIONS}, heads ⊆ {_HEADS}")
+    segments = segment_blocks(pair.n_layers, n_segments, depth=depth)
+    plan: list[tuple[str, str, int, tuple[int, ...], str]] = []  # kind, head, segment, blocks, direction
+    for direction in directions:
+        plan.append(("receiver", "receiver", -1, (), direction))
+        plan.append(("donor", "donor", -1, (), direction))
+        if "donor" in heads:
+            plan.append(("head_only", "donor", -1, (), direction))
+        for head in heads:
+            plan += [("swap", head, i, tuple(seg), direction) for i, seg in enumerate(segments)]
+        if placebo:
+            plan += [("placebo", "receiver", i, tuple(seg), direction) for i, seg in enumerate(segments)]
+
+    rows: list[dict[str, Any]] = []
+    reference: dict[str, np.ndarray] = {}
+    n_items: int | None = None
+    for kind, head, segment, blocks, direction in tqdm(plan, desc="swap sweep", disable=not progress, unit="run"):
+        receiver, donor = (pair.base, pair.sft) if direction == "base" else (pair.sft, pair.base)
+        names = ("base", "sft") if direction == "base" else ("sft", "base")
+        if kind == "receiver":
+            scores = _scores(score_fn, receiver, n_items)
+            n_items = scores.size
+            reference[direction] = scores
+        elif kind == "donor":
+            scores = _scores(score_fn, donor, n_items)
+        else:
+            with swapped_models(receiver, None if kind == "placebo" else donor, blocks, head=head) as model:
+                scores = _scores(score_fn, model, n_items)
+        mean, low, high = bootstrap_mean_ci(scores, n_boot=n_bootstrap, seed=seed)
+        diff = scores - reference[direction]
+        d_mean, d_low, d_high = bootstrap_mean_ci(diff, n_boot=n_bootstrap, seed=seed)
+        rows.append({
+            "direction": f"{names[1]}→{names[0]}",
+            "receiver": names[0],
+            "donor": names[1],
+            "kind": kind,
+            "head": head,
+            "segment": segment,
+            "blocks": blocks,
+            "n_blocks": len(blocks),
+            "score": mean,
+            "ci_low": low,
+            "ci_high": high,
+            "diff": d_mean,
+            "diff_ci_low": d_low,
+            "diff_ci_high": d_high,
+            "diff_ci_width": d_high - d_low,
+            "significant": bool(d_low > 0 or d_high < 0),
+            "n": int(np.isfinite(diff).sum()),
+        })
+    return pd.DataFrame(rows, columns=list(COLUMNS))
