@@ -115,7 +115,8 @@ class _Reducer:
 
 def _encode_checked(pair: ModelPair, texts: Sequence[str], max_length: int) -> list[list[int]]:
     ids = trace.encode(pair.tokenizer, texts, max_length=max_length)
-    sft_tok = getattr(pair.sft, "tokenizer", None)
+    # a sequential pair wraps both models with the tokenizer validated by load_pair
+    sft_tok = getattr(pair.sft, "tokenizer", None) if pair.is_loaded("sft") else None
     if sft_tok is not None and sft_tok is not pair.tokenizer:
         other = trace.encode(sft_tok, texts, max_length=max_length)
         bad = next((i for i, (a, b) in enumerate(zip(ids, other, strict=True)) if a != b), None)
@@ -124,8 +125,21 @@ def _encode_checked(pair: ModelPair, texts: Sequence[str], max_length: int) -> l
     return ids
 
 
+def _fingerprint(pair: ModelPair, role: str) -> dict[str, Any]:
+    """Identify a model's weights for the cache key without loading it when possible."""
+    ident = getattr(pair.spec, role)
+    revision = getattr(pair.spec, f"{role}_revision")
+    if pair.is_loaded(role):
+        return _model_fingerprint(pair.model(role))
+    info: dict[str, Any] = {"source": ident, "revision": revision, "dtype": str(pair.dtype)}
+    if Path(ident).is_dir():
+        files = (p for p in Path(ident).iterdir() if p.is_file())
+        info["files"] = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return info
+
+
 def _model_fingerprint(model: Any) -> dict[str, Any]:
-    """Identify a model's weights for the cache key: folder file stats, Hub commit, or a parameter checksum."""
+    """Identify a loaded model's weights: folder file stats, Hub commit, or a parameter checksum."""
     module = trace.unwrap(model)
     config = module.config
     source = str(getattr(config, "_name_or_path", "") or "")
@@ -159,12 +173,13 @@ def _run_model(
     padding_side: str,
     progress: bool,
     desc: str,
+    remote: bool = False,
 ) -> _ModelStates:
     reducer = _Reducer(len(ids), n_token, n_layers, token_metrics, conv, keep_pooled)
     pad_id = getattr(getattr(model, "tokenizer", None), "pad_token_id", None)
     trace.stream_layers(
         model, ids, reducer, batch_size=batch_size, padding_side=padding_side, pad_id=pad_id, progress=progress,
-        desc=desc,
+        desc=desc, remote=remote,
     )
     return reducer.states
 
@@ -235,7 +250,7 @@ def analyze(
     texts: Sequence[str],
     *,
     metrics: str | Iterable[str] = "all",
-    batch_size: int = 8,
+    batch_size: int | str = 8,
     max_length: int = 512,
     conventions: str | M.Conventions = "standard",
     n_token: int | None = None,
@@ -243,6 +258,7 @@ def analyze(
     seed: int = 0,
     cache: bool | str | Path = True,
     padding_side: str = "right",
+    remote: bool | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Compute every layer-wise metric for Base and SFT and their alignment, layers ``0..L``.
@@ -253,7 +269,8 @@ def analyze(
         metrics: ``"all"`` or names from :data:`ALL_METRICS`. Token-level: prompt entropy,
             curvature, sparsity; pooled: dataset entropy, effective rank, rank deficiency,
             condition number, spectral norm; pair: cka, cka_debiased, cosine_similarity, mean_shift.
-        batch_size: Texts per forward pass (results do not depend on it).
+        batch_size: Texts per forward pass (results do not depend on it), or ``"auto"``: the largest
+            batch that fits on the GPU, found once and remembered (:func:`mbt.trace.auto_batch_size`).
         max_length: Tokens per text (right truncation).
         conventions: ``"standard"`` (textbook definitions), ``"paper"`` (the released code's
             formulas, padding still masked) or a :class:`~mbt.metrics.Conventions`.
@@ -264,6 +281,8 @@ def analyze(
         cache: ``True`` (default folder, see :func:`mbt.results.cache_root`), a folder, or
             ``False``. A rerun with the same settings loads the stored table.
         padding_side: ``"right"`` or ``"left"`` (results do not depend on it).
+        remote: Run the traces on NDIF (see :func:`mbt.trace.stream_layers`); default: the pair's
+            own setting (``load_pair(..., remote=True)``).
         progress: Show progress bars.
 
     Returns:
@@ -289,7 +308,7 @@ def analyze(
 
     ids = _encode_checked(pair, texts, max_length)
     settings = {
-        "pair": {"name": pair.spec.name, "base": _model_fingerprint(pair.base), "sft": _model_fingerprint(pair.sft)},
+        "pair": {"name": pair.spec.name, "base": _fingerprint(pair, "base"), "sft": _fingerprint(pair, "sft")},
         "texts_sha256": hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
         "n_texts": len(texts),
         "n_token": n_token,
@@ -310,8 +329,11 @@ def analyze(
             return cached
 
     start = time.perf_counter()
-    states = {
-        role: _run_model(
+    states = {}
+    for role in _ROLES:  # Base runs to completion before SFT; a sequential pair frees it in between
+        model = pair.model(role)
+        size = trace.auto_batch_size(model, max(map(len, ids))) if batch_size == "auto" else int(batch_size)
+        states[role] = _run_model(
             model,
             ids,
             n_token=n_token,
@@ -319,13 +341,13 @@ def analyze(
             token_metrics=token_metrics,
             keep_pooled=keep_pooled,
             conv=conv,
-            batch_size=batch_size,
+            batch_size=size,
             padding_side=padding_side,
             progress=progress,
             desc=f"{role} layers",
+            remote=pair.remote if remote is None else remote,
         )
-        for role, model in pair.models().items()
-    }
+        pair.release(role)
     frame = _tabulate(states, chosen, conv, pair.n_layers, n_bootstrap, seed)
     if store is not None:
         store.save(key, frame, settings, seconds=round(time.perf_counter() - start, 3))

@@ -8,8 +8,10 @@ loaded (native dtype: bf16 on CUDA, fp32 on CPU) and wrapped for nnsight tracing
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,28 +152,82 @@ class PairMismatchError(ValueError):
     """Raised when a Base and an SFT model cannot be compared layer by layer."""
 
 
-@dataclass
 class ModelPair:
-    """A loaded, validated pair.
+    """A loaded (or lazily loadable), validated pair.
 
     Attributes:
-        base: The Base model wrapped for nnsight tracing.
-        sft: The SFT model wrapped for nnsight tracing.
         tokenizer: The shared tokenizer (validated to give both models identical token ids).
         spec: The pair's specification.
         n_layers: Number of decoder blocks ``L`` (layers ``0..L`` are analysed).
         hidden_size: Residual stream width ``D``.
+
+    ``base`` and ``sft`` are the nnsight-wrapped models. A *sequential* pair (``load_pair(...,
+    sequential=True)``) loads each model on first access and :meth:`release` frees it again, so an
+    analysis that runs Base to completion before SFT holds one model at a time.
     """
 
-    base: Any
-    sft: Any
-    tokenizer: Any
-    spec: PairSpec
-    n_layers: int
-    hidden_size: int
+    def __init__(
+        self,
+        base: Any,
+        sft: Any,
+        tokenizer: Any,
+        spec: PairSpec,
+        n_layers: int,
+        hidden_size: int,
+        *,
+        loaders: dict[str, Callable[[], Any]] | None = None,
+        dtype: torch.dtype | None = None,
+        remote: bool = False,
+    ) -> None:
+        self._models: dict[str, Any] = {"base": base, "sft": sft}
+        self.dtype = dtype
+        self.remote = remote
+        self._loaders = dict(loaders or {})
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.n_layers = n_layers
+        self.hidden_size = hidden_size
+
+    @property
+    def sequential(self) -> bool:
+        """Whether models are loaded on demand and released after use."""
+        return bool(self._loaders)
+
+    def model(self, role: str) -> Any:
+        """Return the ``"base"`` or ``"sft"`` model, loading it first if needed."""
+        if role not in self._models:
+            raise ValueError(f"role must be 'base' or 'sft', got {role!r}")
+        if self._models[role] is None:
+            if role not in self._loaders:
+                raise RuntimeError(f"the {role} model was released and this pair cannot reload it")
+            self._models[role] = self._loaders[role]()
+        return self._models[role]
+
+    @property
+    def base(self) -> Any:
+        """The Base model (nnsight-wrapped)."""
+        return self.model("base")
+
+    @property
+    def sft(self) -> Any:
+        """The SFT model (nnsight-wrapped)."""
+        return self.model("sft")
+
+    def is_loaded(self, role: str) -> bool:
+        """Whether the model of ``role`` is in memory now."""
+        return self._models[role] is not None
+
+    def release(self, role: str) -> None:
+        """Free the model of ``role`` (sequential pairs only; a no-op for eager pairs)."""
+        if not self.sequential or self._models.get(role) is None:
+            return
+        self._models[role] = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def models(self) -> dict[str, Any]:
-        """Return ``{"base": base, "sft": sft}``."""
+        """Return ``{"base": base, "sft": sft}`` (loads both; prefer :meth:`model` in sequential code)."""
         return {"base": self.base, "sft": self.sft}
 
 
@@ -288,6 +344,9 @@ def load_pair(
     base_revision: str | None = None,
     sft_revision: str | None = None,
     trust_remote_code: bool = False,
+    offload_folder: str | None = None,
+    sequential: bool = False,
+    remote: bool = False,
     probe_texts: tuple[str, ...] = PROBE_TEXTS,
     progress: bool = True,
 ) -> ModelPair:
@@ -307,10 +366,17 @@ def load_pair(
         device_map: Passed to ``from_pretrained`` (e.g. ``"auto"`` to spread over several GPUs and
             offload to CPU/disk when the model does not fit).
         max_memory: Per-device memory caps for ``device_map="auto"``, e.g. ``{0: "70GiB", "cpu": "200GiB"}``.
+        offload_folder: Disk folder for weights that fit neither GPU nor CPU memory (``device_map="auto"``).
         revision: Hub revision for both models (overridden by ``base_revision``/``sft_revision``).
         base_revision: Hub revision of the Base model.
         sft_revision: Hub revision of the SFT model.
         trust_remote_code: Allow model code from the Hub; off unless asked.
+        sequential: Load each model only when first used; analyses that need both (e.g.
+            :func:`mbt.analyze`) run Base, keep its small per-layer results, release it and then
+            load SFT, so peak memory is one model plus activations instead of two.
+        remote: Do not load weights: wrap both Hub models for remote execution on NDIF (nnsight's
+            hosted models; needs network, an nnsight API key and a model that NDIF serves). Every
+            trace of the pair then runs remotely and only the requested layers come back.
         probe_texts: Texts on which the tokenizers must agree.
         progress: Show progress bars (e.g. while building the toy pair).
 
@@ -362,30 +428,39 @@ def load_pair(
 
     torch_device = _default_device(device)
     torch_dtype = _default_dtype(dtype, torch_device, device_map)
-    models = {}
-    for role, ident, rev in (("base", spec.base, spec.base_revision), ("sft", spec.sft, spec.sft_revision)):
-        kwargs: dict[str, Any] = {"revision": rev, "dtype": torch_dtype, **common}
-        if device_map is not None:
-            kwargs["device_map"] = device_map
-            if max_memory is not None:
-                kwargs["max_memory"] = max_memory
-        try:
-            model = AutoModelForCausalLM.from_pretrained(ident, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise _hub_error(f"{role} weights", ident, exc) from exc
-        if device_map is None:
-            model = model.to(torch_device)
-        models[role] = _wrap(model.eval(), tokenizer)
+    load_kwargs: dict[str, Any] = {"dtype": torch_dtype, **common}
+    if device_map is not None:
+        load_kwargs["device_map"] = device_map
+        if max_memory is not None:
+            load_kwargs["max_memory"] = max_memory
+        if offload_folder is not None:
+            load_kwargs["offload_folder"] = offload_folder
 
+    def loader(role: str, ident: str, rev: str | None) -> Callable[[], Any]:
+        def load() -> Any:
+            if remote:
+                from mbt.trace import remote_model
+
+                return remote_model(ident, revision=rev, tokenizer=tokenizer)
+            try:
+                model = AutoModelForCausalLM.from_pretrained(ident, revision=rev, **load_kwargs)
+            except (OSError, ValueError) as exc:
+                raise _hub_error(f"{role} weights", ident, exc) from exc
+            if device_map is None:
+                model = model.to(torch_device)
+            return _wrap(model.eval(), tokenizer)
+
+        return load
+
+    loaders = {
+        "base": loader("base", spec.base, spec.base_revision),
+        "sft": loader("sft", spec.sft, spec.sft_revision),
+    }
     dims = _config_dims(configs["base"])
-    return ModelPair(
-        base=models["base"],
-        sft=models["sft"],
-        tokenizer=tokenizer,
-        spec=spec,
-        n_layers=int(dims["layers"]),
-        hidden_size=int(dims["hidden size"]),
-    )
+    common_args = (tokenizer, spec, int(dims["layers"]), int(dims["hidden size"]))
+    if sequential:
+        return ModelPair(None, None, *common_args, loaders=loaders, dtype=torch_dtype, remote=remote)
+    return ModelPair(loaders["base"](), loaders["sft"](), *common_args, dtype=torch_dtype, remote=remote)
 
 
 def _wrap(model: Any, tokenizer: Any) -> Any:

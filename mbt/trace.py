@@ -29,9 +29,12 @@ __all__ = [
     "ModuleLayout",
     "Reducer",
     "collate",
+    "auto_batch_size",
     "collect_layers",
     "encode",
+    "largest_fitting",
     "length_batches",
+    "remote_model",
     "resolve_layout",
     "stream_layers",
     "unwrap",
@@ -245,6 +248,7 @@ def stream_layers(
     pad_id: int | None = None,
     progress: bool = True,
     desc: str = "forward",
+    remote: bool = False,
 ) -> None:
     """Run the model over ``token_ids`` batch by batch and stream layer states into ``reducer``.
 
@@ -263,6 +267,10 @@ def stream_layers(
         pad_id: Padding id (default: the tokenizer's pad id, else 0). Never seen by reducers.
         progress: Show a tqdm progress bar over batches.
         desc: Progress bar label.
+        remote: Execute the trace on NDIF (nnsight's hosted models; needs an nnsight API key and a
+            model that NDIF serves, see :func:`remote_model`). The reducer cannot run on the server,
+            so the requested layers of each batch are saved, sent back and reduced locally: memory
+            and bandwidth grow with ``layers × batch × tokens × D``; keep batches and layer lists small.
     """
     module = unwrap(model)
     layout = resolve_layout(module)
@@ -286,7 +294,11 @@ def stream_layers(
             "attention_mask": mask.to(device),
             "position_ids": positions.to(device),
         }
-        _trace_batch(model, blocks, inputs, wanted, reducer, torch.as_tensor(batch, device=device))
+        index = torch.as_tensor(batch, device=device)
+        if remote:
+            _trace_batch_remote(model, blocks, inputs, wanted, reducer, index)
+        else:
+            _trace_batch(model, blocks, inputs, wanted, reducer, index)
 
 
 def _trace_batch(
@@ -304,6 +316,113 @@ def _trace_batch(
                 states = blocks[0].input if layer == 0 else blocks[layer - 1].output
                 reducer(LayerBatch(layer, _as_tensor(states), mask, index))
             tracer.stop()
+
+
+def _trace_batch_remote(
+    model: Any,
+    blocks: Any,
+    inputs: dict[str, torch.Tensor],
+    wanted: list[int],
+    reducer: Reducer,
+    index: torch.Tensor,
+) -> None:
+    import nnsight
+
+    mask = inputs["attention_mask"].bool()
+    with torch.no_grad():
+        with model.trace(inputs, remote=True) as tracer:
+            saved = nnsight.save([blocks[0].input if layer == 0 else blocks[layer - 1].output for layer in wanted])
+            tracer.stop()
+    for layer, states in zip(wanted, saved, strict=True):
+        reducer(LayerBatch(layer, _as_tensor(states).to(mask.device), mask, index))
+
+
+def remote_model(ident: str, *, revision: str | None = None, tokenizer: Any = None) -> Any:
+    """An nnsight wrapper of a Hub model for remote (NDIF) execution, without downloading weights.
+
+    Only the config and tokenizer are fetched; the weights stay on the meta device locally and
+    every trace must be called with ``remote=True``. Works only for models NDIF hosts, with an
+    nnsight API key configured (``nnsight.CONFIG.set_default_api_key``) and network access.
+    """
+    import nnsight
+
+    return nnsight.LanguageModel(ident, revision=revision, tokenizer=tokenizer, dispatch=False)
+
+
+def largest_fitting(fits: Callable[[int], bool], *, start: int = 1, limit: int = 1024) -> int:
+    """Largest ``n`` in ``[1, limit]`` with ``fits(n)``, assuming fitting is monotone in ``n``.
+
+    Doubles from ``start`` until a size fails, then bisects between the last success and the
+    first failure: ``O(log limit)`` calls.
+
+    Raises:
+        RuntimeError: If even ``n = 1`` does not fit.
+    """
+    if not fits(1):
+        raise RuntimeError("not even one sample fits in memory; reduce max_length or use device_map/offloading")
+    good, bad = 1, None
+    n = max(2, start)
+    while n <= limit:
+        if fits(n):
+            good, n = n, n * 2
+        else:
+            bad = n
+            break
+    if bad is None:
+        return min(good, limit) if good >= limit else _bisect(fits, good, limit + 1)
+    return _bisect(fits, good, bad)
+
+
+def _bisect(fits: Callable[[int], bool], good: int, bad: int) -> int:
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return good
+
+
+def auto_batch_size(model: Any, max_tokens: int, *, limit: int = 256, default: int = 8) -> int:
+    """The largest batch of ``max_tokens``-long sequences whose traced forward fits on the GPU.
+
+    Found once per (model, dtype, device, length) by trial forwards that stop after the last block
+    (the LM head is never run), then remembered in ``<cache root>/batch_sizes.json``. Leaves 10%
+    headroom for the reducers. On CPU it returns ``default``.
+    """
+    import json
+
+    from mbt.results import atomic_write, cache_root
+
+    module = unwrap(model)
+    layout = resolve_layout(module)
+    device = _input_device(module, layout)
+    if device.type != "cuda":
+        return default
+    key = "|".join(
+        str(x)
+        for x in (getattr(module.config, "_name_or_path", ""), module.dtype, torch.cuda.get_device_name(device),
+                  torch.cuda.get_device_properties(device).total_memory, max_tokens)
+    )
+    store = cache_root() / "batch_sizes.json"
+    known = json.loads(store.read_text()) if store.exists() else {}
+    if key in known:
+        return int(known[key])
+    blocks = _get(model, layout.layers)
+    n_layers = len(blocks)
+
+    def fits(n: int) -> bool:
+        ids = [[1] * max_tokens] * n
+        try:
+            stream_layers(model, ids, lambda b: None, layers=[n_layers], batch_size=n, progress=False)
+            return True
+        except torch.cuda.OutOfMemoryError:
+            return False
+        finally:
+            gc.collect()
+            torch.cuda.empty_cache()
+
+    size = max(1, int(largest_fitting(fits, start=8, limit=limit) * 0.9))
+    known[key] = size
+    atomic_write(store, lambda tmp: tmp.write_text(json.dumps(known, indent=1)))
+    return size
 
 
 def collect_layers(
