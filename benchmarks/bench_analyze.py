@@ -17,52 +17,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
 
 LAYERS, HIDDEN, VOCAB, MAX_TOKENS, BATCH = 8, 256, 2048, 128, 16
-WORDS = ("the model layer token fine tune base answer question residual stream norm head data text "
-         "value number seven three apple river city moves reads writes learns forgets keeps small large").split()
-
-
-def _texts(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(12, 110))) for _ in range(n)]
 
 
 def _setup(threads: int):
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Olmo2Config, Olmo2ForCausalLM, PreTrainedTokenizerFast
 
     torch.set_num_threads(threads)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<pad>", "<bos>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_texts(500, seed=1), trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>",
-                                        eos_token="<eos>")
-    config = Olmo2Config(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=4 * HIDDEN, num_hidden_layers=LAYERS,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, pad_token_id=0)
-    models_ = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        models_.append(Olmo2ForCausalLM(config).eval())
-    return tokenizer, models_
+    tok = C.tokenizer(VOCAB)
+    config = C.olmo2_config(hidden=HIDDEN, layers=LAYERS, heads=4, kv_heads=4, intermediate=4 * HIDDEN, vocab=VOCAB)
+    return tok, [C.random_model(config, seed=seed) for seed in (0, 1)]
+
+
+def _texts(n: int) -> list[str]:
+    return C.texts(n)
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return C.peak_rss_mb()
 
 
 def _floor(tokenizer, models_, texts) -> None:

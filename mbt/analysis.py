@@ -200,6 +200,15 @@ def _row(model: str, layer: int, n_layers: int, metric: str, value: float, low: 
     }
 
 
+def _pooled_metrics(X: torch.Tensor, names: list[str], conv: M.Conventions) -> dict[str, float]:
+    """Pooled-matrix metrics; the rank-type ones share one eigendecomposition."""
+    shared = tuple(n for n in names if n != "dataset_entropy")
+    out = M.spectral_summary(X, metrics=shared, conventions=conv) if shared else {}
+    if "dataset_entropy" in names:
+        out["dataset_entropy"] = M.dataset_entropy(X, conventions=conv)
+    return out
+
+
 def _tabulate(
     states: dict[str, _ModelStates],
     chosen: list[str],
@@ -225,11 +234,14 @@ def _tabulate(
             add(layer, "pair", f"delta_{name}", mean, low, high, int(torch.isfinite(delta).sum()), "sample_delta")
         pooled = {role: states[role].pooled.get(layer) for role in _ROLES}
         n = 0 if pooled["base"] is None else pooled["base"].shape[0]
-        for name in (m for m in chosen if m in POOLED_METRICS):
-            values = {role: POOLED_METRICS[name](pooled[role], conventions=conv) for role in _ROLES}
+        names = [m for m in chosen if m in POOLED_METRICS]
+        if names:
+            values = {role: _pooled_metrics(pooled[role], names, conv) for role in _ROLES}
+        for name in names:
             for role in _ROLES:
-                add(layer, role, name, values[role], nan, nan, n, "dataset")
-            add(layer, "pair", f"delta_{name}", values["sft"] - values["base"], nan, nan, n, "dataset_delta")
+                add(layer, role, name, values[role][name], nan, nan, n, "dataset")
+            add(layer, "pair", f"delta_{name}", values["sft"][name] - values["base"][name], nan, nan, n,
+                "dataset_delta")
         if "cka" in chosen:
             add(layer, "pair", "cka", M.cka(pooled["base"], pooled["sft"], conventions=conv), nan, nan, n, "alignment")
         if "cka_debiased" in chosen:

@@ -306,3 +306,20 @@ def test_spectral_input_validation() -> None:
         M.condition_number(randn(4, 5), conventions="textbook")
     with pytest.raises(ValueError, match="valid fields"):
         M.effective_rank(randn(4, 5), erank_powr=2)
+
+
+@pytest.mark.parametrize("preset", ["standard", "paper"])
+@pytest.mark.parametrize("shape", [(12, 30), (40, 9)])
+def test_spectral_summary_equals_the_metrics_one_by_one(preset, shape):
+    from mbt.metrics import spectral_summary
+
+    g = torch.Generator().manual_seed(7)
+    X = torch.randn(*shape, generator=g) @ torch.diag(torch.linspace(0.1, 3.0, shape[1])) + 2.0
+    for overrides in ({}, {"erank_center": True}):
+        got = spectral_summary(X, conventions=preset, **overrides)
+        assert got["effective_rank"] == M.effective_rank(X, conventions=preset, **overrides)
+        assert got["rank_deficiency"] == M.rank_deficiency(X, conventions=preset, **overrides)
+        assert got["condition_number"] == M.condition_number(X, conventions=preset, **overrides)
+        assert got["spectral_norm"] == M.spectral_norm(X, conventions=preset, **overrides)
+    with pytest.raises(ValueError, match="valid: effective_rank"):
+        spectral_summary(X, metrics=("erank",))

@@ -30,6 +30,7 @@ from mbt.metrics.spectra import (
     rank_deficiency,
     singular_values,
     spectral_norm,
+    spectral_summary,
 )
 
 __all__ = [
@@ -50,4 +51,5 @@ __all__ = [
     "singular_values",
     "sparsity",
     "spectral_norm",
+    "spectral_summary",
 ]

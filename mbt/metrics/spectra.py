@@ -34,6 +34,7 @@ __all__ = [
     "rank_deficiency",
     "singular_values",
     "spectral_norm",
+    "spectral_summary",
 ]
 
 _EPS64 = torch.finfo(torch.float64).eps
@@ -357,7 +358,10 @@ def effective_rank(X: Tensor, *, conventions: str | Conventions = "standard", **
     X64 = check_matrix(X, "X", min_rows=1)
     if conv.erank_center:
         X64 = X64 - X64.mean(dim=0, keepdim=True)
-    sigma = _spectrum(X64, conv)
+    return _erank_from_sigma(_spectrum(X64, conv), conv)
+
+
+def _erank_from_sigma(sigma: Tensor, conv: Conventions) -> float:
     w = sigma if conv.erank_power == 1 else sigma**2
     k = sigma.numel()
     if conv.erank_eps > 0:
@@ -396,11 +400,14 @@ def rank_deficiency(X: Tensor, *, conventions: str | Conventions = "standard", *
     """
     conv = resolve_conventions(conventions, **overrides)
     X64 = check_matrix(X, "X", min_rows=1)
-    n, d = X64.shape
-    sigma = _spectrum(X64, conv)
+    return _rank_deficiency_from_sigma(_spectrum(X64, conv), X64.shape, original_dtype(X), conv)
+
+
+def _rank_deficiency_from_sigma(sigma: Tensor, shape: torch.Size, dtype: torch.dtype, conv: Conventions) -> float:
+    n, d = shape
     s_max = sigma[0]
     if conv.rank_tol == "dtype":
-        tol = s_max * max(n, d) * torch.finfo(original_dtype(X)).eps
+        tol = s_max * max(n, d) * torch.finfo(dtype).eps
     else:
         tol = s_max * float(conv.rank_tol)
     rank = int((sigma > tol).sum())
@@ -428,7 +435,10 @@ def condition_number(X: Tensor, *, conventions: str | Conventions = "standard", 
     """
     conv = resolve_conventions(conventions, **overrides)
     X64 = check_matrix(X, "X", min_rows=1)
-    sigma = _spectrum(X64, conv)
+    return _condition_from_sigma(_spectrum(X64, conv), conv)
+
+
+def _condition_from_sigma(sigma: Tensor, conv: Conventions) -> float:
     s_max, s_min = float(sigma[0]), float(sigma[-1])
     denom = s_min + conv.cond_eps
     if denom == 0.0:
@@ -453,3 +463,49 @@ def spectral_norm(X: Tensor, *, conventions: str | Conventions = "standard", **o
     conv = resolve_conventions(conventions, **overrides)
     X64 = check_matrix(X, "X", min_rows=1)
     return float(_spectrum(X64, conv)[0])
+
+
+_FROM_SIGMA = ("effective_rank", "rank_deficiency", "condition_number", "spectral_norm")
+
+
+def spectral_summary(
+    X: Tensor,
+    *,
+    metrics: tuple[str, ...] = _FROM_SIGMA,
+    conventions: str | Conventions = "standard",
+    **overrides: Any,
+) -> dict[str, float]:
+    """Several rank-type metrics of one pooled matrix from a single eigendecomposition.
+
+    Gives exactly what :func:`effective_rank`, :func:`rank_deficiency`, :func:`condition_number`
+    and :func:`spectral_norm` give one by one, but computes the singular values of ``X`` once
+    (twice when ``erank_center`` asks for the centred spectrum).
+
+    Args:
+        X: Shape ``(n, d)``, any float dtype.
+        metrics: Any of ``"effective_rank"``, ``"rank_deficiency"``, ``"condition_number"``,
+            ``"spectral_norm"``.
+        conventions: Preset name or :class:`~mbt.metrics.Conventions`.
+        **overrides: Convention fields.
+
+    Returns:
+        ``{metric: value}`` for the requested metrics.
+    """
+    unknown = [m for m in metrics if m not in _FROM_SIGMA]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; valid: {', '.join(_FROM_SIGMA)}")
+    conv = resolve_conventions(conventions, **overrides)
+    X64 = check_matrix(X, "X", min_rows=1)
+    sigma = _spectrum(X64, conv)
+    out: dict[str, float] = {}
+    for name in metrics:
+        if name == "effective_rank":
+            centred = _spectrum(X64 - X64.mean(dim=0, keepdim=True), conv) if conv.erank_center else sigma
+            out[name] = _erank_from_sigma(centred, conv)
+        elif name == "rank_deficiency":
+            out[name] = _rank_deficiency_from_sigma(sigma, X64.shape, original_dtype(X), conv)
+        elif name == "condition_number":
+            out[name] = _condition_from_sigma(sigma, conv)
+        else:
+            out[name] = float(sigma[0])
+    return out
