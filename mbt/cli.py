@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,19 +65,44 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
-    from mbt.pairs import get_pair
+    from mbt import book
 
-    get_pair(args.pair)  # refuse an unknown pair name before doing anything
-    root = Path(args.root).resolve()
-    if not (root / "_config.yml").exists():
-        print(f"error: {root} has no _config.yml (run from the repository root or pass --root)", file=sys.stderr)
-        return 2
-    env = {**os.environ, "MBT_PAIR": args.pair}
-    env.pop("MPLBACKEND", None)  # with Agg, figures silently vanish from the book
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--path-output", str(root)]
-    if args.strict:
-        cmd += ["-W", "-n", "--keep-going"]
-    return subprocess.call(cmd, env=env)
+    params: dict[str, object] = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param takes KEY=VALUE, got {item!r}")
+        params[key.strip()] = _literal(value)
+    chapters = None
+    if args.only:
+        names = [c.strip() for c in args.only.split(",") if c.strip()]
+        chapters = [next((c for c in book.CHAPTERS if c == n or c.split("_", 1)[0] == n.zfill(2)), n) for n in names]
+    report = book.build(
+        None if (args.base or args.sft) else args.pair,
+        base=args.base,
+        sft=args.sft,
+        quick=args.quick,
+        root=args.root,
+        chapters=chapters,
+        parameters=params,
+        execute=not args.no_execute,
+        force=args.force,
+        html=not args.no_html,
+        strict=args.strict,
+        timeout=args.timeout,
+    )
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _literal(text: str) -> object:
+    """A ``--param`` value: a Python literal (``3``, ``True``, ``['a', 'b']``) or else the plain string."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,9 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.set_defaults(func=_cmd_analyze)
 
-    p = sub.add_parser("book", help="execute the notebooks for a pair and build the Jupyter Book")
-    p.add_argument("--pair", default="toy", help="pair name (see `mbt pairs`)")
-    p.add_argument("--root", default=".", help="repository root (the book root)")
+    p = sub.add_parser(
+        "book",
+        help="execute every chapter notebook for a pair (papermill) and build the Jupyter Book",
+        description="Execute notebooks/*.py in order, each in a fresh kernel, into book/_executed/ (git-ignored), "
+        "then build the Jupyter Book into _build/html. Chapters whose source, parameters, mbt code and pair "
+        "are unchanged are not executed again; analyses are cached in $MBT_CACHE (~/.cache/mbt).",
+    )
+    p.add_argument("--pair", default="toy", help="pair name (see `mbt pairs`; the toy pair is built if missing)")
+    p.add_argument("--base", default=None, help="Base model folder or Hub id (with --sft, instead of --pair)")
+    p.add_argument("--sft", default=None, help="SFT model folder or Hub id (with --base)")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny samples in every chapter")
+    p.add_argument("--only", default=None, help="execute only these chapters, e.g. '01,03' or '05_swapping'")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="extra notebook parameter (repeatable), e.g. --param n_pooled=200 --param seeds=[0,1]")
+    p.add_argument("--force", action="store_true", help="execute every chapter even if it is up to date")
+    p.add_argument("--no-execute", action="store_true", help="only rebuild the HTML from executed notebooks")
+    p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not run Jupyter Book")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--root", default=None, help="repository root, the book root (default: the working directory)")
     p.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     p.set_defaults(func=_cmd_book)
 

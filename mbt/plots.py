@@ -1,0 +1,659 @@
+"""The book's shared figure style: one look for every chapter, layers and relative depth on every layer axis.
+
+Every function takes tidy tables straight from the library (:func:`mbt.analyze`,
+:func:`mbt.probe.logit_lens`, :func:`mbt.weights.block_series`, :func:`mbt.correlate.layer_correlations`,
+:func:`mbt.swap.swap_sweep`, a LoRA sweep table) and returns a :class:`matplotlib.figure.Figure`
+made with :mod:`matplotlib.pyplot`, so a notebook shows it inline with no extra call. Nothing here
+chooses a backend (the book would silently lose its figures under ``Agg``).
+
+Conventions of every figure:
+
+* **Base is dashed, SFT solid** (the paper's Fig. 2 style), pair quantities (Base vs SFT) solid black;
+  several datasets get one colour each.
+* A layer axis shows the layer index ``l`` (``0`` = embeddings, ``l`` = output of block ``l``) at the
+  bottom and the relative depth ``l / L`` at the top (:func:`layer_axis`), and shades the paper's
+  "middle" band, 20–80 % depth.
+* Where the library gives an interval (``ci_low``/``ci_high``: 95 % bootstrap over samples) it is
+  drawn as a band or an error bar; a point without one has no interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BASE",
+    "LABELS",
+    "PAIR",
+    "SFT",
+    "STYLE",
+    "conventions_figure",
+    "convergence_figure",
+    "correlation_figure",
+    "delta_figure",
+    "divergence_figure",
+    "layer_axis",
+    "mask_figure",
+    "metric_label",
+    "plot_layers",
+    "probe_figure",
+    "selector_figure",
+    "style",
+    "swap_figure",
+    "use_style",
+    "weight_figure",
+]
+
+BASE = {"color": "#1f5fa8", "linestyle": "--", "label": "Base"}
+SFT = {"color": "#c8372d", "linestyle": "-", "label": "SFT"}
+PAIR = {"color": "#222222", "linestyle": "-", "label": "Base vs SFT"}
+_MODEL_STYLE = {"base": BASE, "sft": SFT, "pair": PAIR}
+_PALETTE = ("#222222", "#2a9d8f", "#e9c46a", "#8e44ad", "#f4a261", "#457b9d", "#6d6875")
+MIDDLE = (0.2, 0.8)
+"""The paper's "middle layers": 20 %–80 % of the depth."""
+
+STYLE: dict[str, Any] = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "savefig.bbox": "tight",
+    "font.size": 9.5,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9.5,
+    "axes.spines.top": True,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "grid.linewidth": 0.6,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 3.5,
+}
+
+LABELS: dict[str, str] = {
+    "cka": "linear CKA (Base, SFT)",
+    "cka_debiased": "debiased CKA",
+    "cosine_similarity": "cosine similarity",
+    "mean_shift": "mean shift ‖μ_SFT − μ_Base‖",
+    "prompt_entropy": "prompt entropy",
+    "dataset_entropy": "dataset entropy",
+    "effective_rank": "effective rank",
+    "rank_deficiency": "rank deficiency",
+    "condition_number": "condition number",
+    "spectral_norm": "spectral norm σ_max",
+    "curvature": "curvature",
+    "sparsity": "sparsity",
+    "top1_acc": "logit-lens top-1 accuracy",
+    "top5_acc": "logit-lens top-5 accuracy",
+    "cross_entropy": "logit-lens cross-entropy (nats)",
+    "entropy": "lens entropy (nats)",
+    "kl_to_final": "KL(output ‖ lens) (nats)",
+    "kl_sft_base": "KL(SFT lens ‖ Base lens)",
+    "top1_agreement": "top-1 agreement SFT/Base",
+}
+_LOG_METRICS = frozenset({"condition_number", "spectral_norm"})
+
+
+def metric_label(metric: str) -> str:
+    """Human label of a metric name (``delta_x`` becomes ``"Δ x (SFT − Base)"``)."""
+    if metric.startswith("delta_"):
+        return f"Δ {LABELS.get(metric[6:], metric[6:])} (SFT − Base)"
+    return LABELS.get(metric, metric.replace("_", " "))
+
+
+def use_style() -> None:
+    """Apply :data:`STYLE` to matplotlib's global settings (once per notebook)."""
+    mpl.rcParams.update(STYLE)
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """Context manager applying :data:`STYLE` for the figures created inside it."""
+    with mpl.rc_context(STYLE):
+        yield
+
+
+def _n_layers(frame: pd.DataFrame) -> int:
+    """``L`` from a table with ``layer`` and ``depth`` columns (``layer / depth`` where depth > 0)."""
+    sel = frame[frame["depth"] > 0]
+    if sel.empty:
+        return int(frame["layer"].max())
+    return int(round(float((sel["layer"] / sel["depth"]).median())))
+
+
+def layer_axis(ax: Any, n_layers: int, *, middle: bool = True, depth: bool = True, xlabel: str = "layer l") -> Any:
+    """Label ``ax``'s x axis in layers, add relative depth ``l / L`` on top and shade the middle band.
+
+    Args:
+        ax: A matplotlib axes whose x data are layer indices ``0..L``.
+        n_layers: ``L``, the number of decoder blocks.
+        middle: Shade the paper's middle layers, 20–80 % depth.
+        depth: Add the secondary (top) axis in relative depth.
+        xlabel: Bottom label.
+
+    Returns:
+        The secondary axis (or ``None`` without ``depth``).
+    """
+    L = max(int(n_layers), 1)
+    ax.set_xlabel(xlabel)
+    ax.set_xlim(-0.3, L + 0.3)
+    step = max(1, int(math.ceil(L / 10)))
+    ax.set_xticks(list(range(0, L + 1, step)))
+    if middle:
+        ax.axvspan(MIDDLE[0] * L, MIDDLE[1] * L, color="#999999", alpha=0.08, lw=0, zorder=0)
+    if not depth:
+        return None
+    sec = ax.secondary_xaxis("top", functions=(lambda x: x / L, lambda d: d * L))
+    sec.set_xlabel("relative depth l / L")
+    sec.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    return sec
+
+
+def _hue_values(frame: pd.DataFrame, hue: str | None) -> list[Any]:
+    if hue is None or hue not in frame.columns:
+        return [None]
+    return list(dict.fromkeys(frame[hue].tolist()))
+
+
+def plot_layers(
+    ax: Any,
+    frame: pd.DataFrame,
+    metric: str,
+    *,
+    models: Sequence[str] = ("base", "sft", "pair"),
+    hue: str | None = "dataset",
+    ci: bool = True,
+    n_layers: int | None = None,
+    label_suffix: str = "",
+    axis: bool = True,
+    **line_kw: Any,
+) -> None:
+    """Draw one metric per layer from a tidy :func:`mbt.analyze` table.
+
+    Base dashed, SFT solid, pair quantities black; with several values in the ``hue`` column
+    (e.g. datasets) each gets a colour and the line style still tells Base from SFT.
+    Bands show ``ci_low``–``ci_high`` where they are finite.
+
+    Args:
+        ax: Target axes.
+        frame: Tidy table with ``model``, ``layer``, ``depth``, ``metric``, ``value`` (and optionally
+            ``ci_low``, ``ci_high`` and the ``hue`` column).
+        metric: Metric name.
+        models: Which ``model`` values to draw.
+        hue: Column that splits lines by colour (ignored when absent or constant).
+        ci: Draw interval bands.
+        n_layers: ``L`` (default: inferred from ``layer``/``depth``).
+        label_suffix: Appended to every legend label.
+        axis: Format the x axis with :func:`layer_axis`.
+        **line_kw: Extra keyword arguments for ``ax.plot``.
+    """
+    sel = frame[frame["metric"] == metric]
+    if sel.empty:
+        raise ValueError(f"no rows for metric {metric!r}; metrics present: {sorted(frame['metric'].unique())}")
+    hues = _hue_values(sel, hue)
+    many = len(hues) > 1
+    for k, h in enumerate(hues):
+        part = sel if h is None else sel[sel[hue] == h]
+        for model in models:
+            rows = part[part["model"] == model].sort_values("layer")
+            if rows.empty:
+                continue
+            st = dict(_MODEL_STYLE.get(model, PAIR))
+            if many:
+                st["color"] = _PALETTE[k % len(_PALETTE)]
+            label = st.pop("label")
+            if many:
+                label = f"{label}, {h}" if model != "pair" else str(h)
+            kw = {**st, **line_kw}
+            ax.plot(rows["layer"], rows["value"], marker="o", label=label + label_suffix, **kw)
+            if ci and {"ci_low", "ci_high"} <= set(rows.columns):
+                low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
+                ok = np.isfinite(low) & np.isfinite(high)
+                if ok.any():
+                    ax.fill_between(rows["layer"].to_numpy()[ok], low[ok], high[ok], color=kw["color"], alpha=0.15,
+                                    lw=0)
+    if metric in _LOG_METRICS:
+        values = sel["value"].to_numpy(float)
+        if np.all(values[np.isfinite(values)] > 0):
+            ax.set_yscale("log")
+    ax.set_ylabel(metric_label(metric))
+    if axis:
+        layer_axis(ax, n_layers or _n_layers(frame))
+
+
+def _grid(n: int, ncols: int, panel: tuple[float, float] = (4.0, 2.9)) -> tuple[Any, list[Any]]:
+    ncols = max(1, min(ncols, n))
+    nrows = int(math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), squeeze=False,
+                             layout="constrained")
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _legend(fig: Any, axes: Sequence[Any]) -> None:
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
+
+
+def divergence_figure(
+    frame: pd.DataFrame,
+    metrics: Sequence[str] = ("cka", "cosine_similarity", "mean_shift"),
+    *,
+    hue: str | None = "dataset",
+    title: str | None = None,
+) -> Any:
+    """Paper Fig. 1: Base-vs-SFT alignment per layer (CKA, cosine similarity, mean shift).
+
+    Args:
+        frame: Tidy :func:`mbt.analyze` table (rows with ``model == "pair"`` are used).
+        metrics: Alignment metrics, one panel each.
+        hue: Column with one colour per value (e.g. ``"dataset"``).
+        title: Figure title.
+    """
+    with style():
+        fig, axes = _grid(len(metrics), 3)
+        for ax, metric in zip(axes, metrics, strict=True):
+            plot_layers(ax, frame, metric, models=("pair",), hue=hue)
+            ax.set_title(metric_label(metric), fontsize=9.5)
+        _legend(fig, axes)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+CONVERGENCE_METRICS: tuple[str, ...] = (
+    "prompt_entropy", "dataset_entropy", "effective_rank", "rank_deficiency", "condition_number", "spectral_norm",
+    "curvature", "sparsity",
+)
+
+
+def convergence_figure(
+    frame: pd.DataFrame,
+    metrics: Sequence[str] = CONVERGENCE_METRICS,
+    *,
+    hue: str | None = "dataset",
+    ncols: int = 4,
+    title: str | None = None,
+) -> Any:
+    """Paper Fig. 2: each model's own metrics per layer, Base dashed and SFT solid.
+
+    Args:
+        frame: Tidy :func:`mbt.analyze` table.
+        metrics: Metrics, one panel each (those absent from ``frame`` are skipped).
+        hue: Column with one colour per value.
+        ncols: Panels per row.
+        title: Figure title.
+    """
+    present = [m for m in metrics if m in set(frame["metric"])]
+    with style():
+        fig, axes = _grid(len(present), ncols, panel=(3.4, 2.7))
+        for ax, metric in zip(axes, present, strict=True):
+            plot_layers(ax, frame, metric, models=("base", "sft"), hue=hue)
+            ax.set_title(metric_label(metric), fontsize=9.5)
+            ax.set_ylabel("")
+        _legend(fig, axes)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def delta_figure(
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    *,
+    hue: str | None = "dataset",
+    ncols: int = 4,
+    title: str | None = None,
+) -> Any:
+    """SFT − Base per layer (paper Eq. 8–9) with 95 % intervals where defined, and a zero line.
+
+    Args:
+        frame: Tidy :func:`mbt.analyze` table; ``metrics`` are base names (``"curvature"``): the
+            ``delta_*`` rows are drawn.
+        metrics: Base metric names.
+        hue: Column with one colour per value.
+        ncols: Panels per row.
+        title: Figure title.
+    """
+    present = [m for m in metrics if f"delta_{m}" in set(frame["metric"])]
+    with style():
+        fig, axes = _grid(len(present), ncols, panel=(3.4, 2.5))
+        for ax, metric in zip(axes, present, strict=True):
+            plot_layers(ax, frame, f"delta_{metric}", models=("pair",), hue=hue)
+            ax.axhline(0.0, color="#777777", lw=0.8, zorder=1)
+            ax.set_title(f"Δ {metric_label(metric)}", fontsize=9.5)
+            ax.set_ylabel("")
+        _legend(fig, axes)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def probe_figure(
+    lens: pd.DataFrame,
+    metrics: Sequence[str] = ("top1_acc", "kl_to_final"),
+    *,
+    value: str = "pooled",
+    title: str | None = None,
+) -> Any:
+    """Paper Fig. 3: logit-lens quantities per layer for Base and SFT; ``paper=True`` rows dotted.
+
+    Args:
+        lens: Concatenated :func:`mbt.probe.logit_lens` tables with a ``model`` column
+            (``"base"``/``"sft"``) and the library's ``paper`` column (``True`` = final norm applied
+            twice at the last layer, the authors' bug).
+        metrics: Lens metrics, one panel each.
+        value: ``"pooled"`` (token-weighted, the authors' number; intervals ``pooled_ci_*``) or
+            ``"value"`` (mean over samples; intervals ``ci_*``).
+        title: Figure title.
+    """
+    low, high = ("pooled_ci_low", "pooled_ci_high") if value == "pooled" else ("ci_low", "ci_high")
+    L = _n_layers(lens)
+    with style():
+        fig, axes = _grid(len(metrics), 2, panel=(4.6, 3.0))
+        for ax, metric in zip(axes, metrics, strict=True):
+            for model in ("base", "sft"):
+                for paper in (False, True):
+                    rows = lens[(lens["metric"] == metric) & (lens["model"] == model) & (lens["paper"] == paper)]
+                    rows = rows.sort_values("layer")
+                    if rows.empty:
+                        continue
+                    st = dict(_MODEL_STYLE[model])
+                    label = st.pop("label")
+                    if paper:
+                        # the paper variant differs only at the last layer: draw that point
+                        last = rows[rows["layer"] == rows["layer"].max()]
+                        ax.plot(last["layer"], last[value], marker="x", ls="none", ms=8, color=st["color"],
+                                label=f"{label}, final norm twice (authors)")
+                        continue
+                    ax.plot(rows["layer"], rows[value], marker="o", label=label, **st)
+                    lo, hi = rows[low].to_numpy(float), rows[high].to_numpy(float)
+                    ok = np.isfinite(lo) & np.isfinite(hi)
+                    if ok.any():
+                        ax.fill_between(rows["layer"].to_numpy()[ok], lo[ok], hi[ok], color=st["color"], alpha=0.15,
+                                        lw=0)
+            ax.set_ylabel(metric_label(metric))
+            ax.set_title(metric_label(metric), fontsize=9.5)
+            layer_axis(ax, L)
+        _legend(fig, axes)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def weight_figure(
+    series: Mapping[str, pd.Series],
+    *,
+    n_layers: int | None = None,
+    ylabels: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> Any:
+    """Paper Fig. 4: one per-block weight-change series per panel (block ``l`` produces layer ``l``).
+
+    Args:
+        series: ``{panel title: Series indexed by block 1..L}`` (e.g. from
+            :func:`mbt.weights.block_series`).
+        n_layers: ``L`` (default: the largest block index).
+        ylabels: Optional y label per panel.
+        title: Figure title.
+    """
+    L = n_layers or int(max(int(s.index.max()) for s in series.values()))
+    with style():
+        fig, axes = _grid(len(series), 3, panel=(3.9, 2.8))
+        for k, (ax, (name, s)) in enumerate(zip(axes, series.items(), strict=True)):
+            s = s.sort_index()
+            ax.plot(s.index.to_numpy(int), s.to_numpy(float), marker="o", color=_PALETTE[k % len(_PALETTE)],
+                    label=name)
+            ax.set_title(name, fontsize=9.5)
+            ax.set_ylabel((ylabels or {}).get(name, ""))
+            layer_axis(ax, L, xlabel="block l (produces layer l)")
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def correlation_figure(
+    corr: pd.DataFrame,
+    methods: Sequence[str] = ("pearson", "partial_pearson"),
+    *,
+    titles: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> Any:
+    """Paper Fig. 5: correlation of a per-layer series with every metric, raw next to depth-controlled.
+
+    Args:
+        corr: :func:`mbt.correlate.layer_correlations` table (columns ``metric``, ``method``, ``r``, ``p``).
+        methods: Columns of the heatmap, e.g. raw Pearson and partial Pearson given depth.
+        titles: Column labels per method.
+        title: Figure title.
+    """
+    names = {"pearson": "Pearson r", "spearman": "Spearman ρ", "partial_pearson": "partial r | depth",
+             "partial_spearman": "partial ρ | depth", **(titles or {})}
+    wide = corr.pivot_table(index="metric", columns="method", values="r", sort=False)
+    pvals = corr.pivot_table(index="metric", columns="method", values="p", sort=False)
+    cols = [m for m in methods if m in wide.columns]
+    wide, pvals = wide[cols], pvals[cols]
+    with style():
+        fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(cols), 0.9 + 0.32 * len(wide)), layout="constrained")
+        im = ax.imshow(wide.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(cols)), [names.get(c, c) for c in cols])
+        ax.set_yticks(range(len(wide)), [str(m) for m in wide.index])
+        ax.grid(False)
+        for i in range(wide.shape[0]):
+            for j in range(wide.shape[1]):
+                r, p = wide.iat[i, j], pvals.iat[i, j]
+                if np.isfinite(r):
+                    star = "*" if np.isfinite(p) and p < 0.05 else ""
+                    ax.text(j, i, f"{r:+.2f}{star}", ha="center", va="center", fontsize=7.5,
+                            color="white" if abs(r) > 0.6 else "black")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="r   (* p < 0.05)")
+        ax.set_title(title or "correlation over layers", fontsize=10)
+    return fig
+
+
+def swap_figure(sweep: pd.DataFrame, *, title: str | None = None) -> Any:
+    """Paper Fig. 6: change of the receiver's score when each segment is swapped, with paired intervals.
+
+    One panel per direction (``"sft→base"``: SFT blocks into Base, the authors' only direction);
+    x = segment, y = ``diff`` (configuration − unswapped receiver) with its paired 95 % interval; one
+    series per head; placebo swaps (a segment replaced by a copy of itself) as grey crosses; the
+    full donor's difference as a dotted line.
+
+    Args:
+        sweep: :func:`mbt.swap.swap_sweep` table.
+        title: Figure title.
+    """
+    directions = list(dict.fromkeys(sweep["direction"]))
+    heads = {"receiver": ("receiver's head", "#1f5fa8", "o"), "donor": ("donor's head", "#c8372d", "s")}
+    with style():
+        fig, axes = _grid(len(directions), 2, panel=(4.8, 3.2))
+        for ax, direction in zip(axes, directions, strict=True):
+            part = sweep[sweep["direction"] == direction]
+            n_seg = int(part["segment"].max()) + 1
+            offset = {"receiver": -0.12, "donor": 0.12}
+            for head, (label, color, marker) in heads.items():
+                rows = part[(part["kind"] == "swap") & (part["head"] == head)].sort_values("segment")
+                if rows.empty:
+                    continue
+                x = rows["segment"].to_numpy(float) + offset[head]
+                y = rows["diff"].to_numpy(float)
+                err = np.vstack([y - rows["diff_ci_low"].to_numpy(float), rows["diff_ci_high"].to_numpy(float) - y])
+                ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt=marker, color=color, capsize=2.5,
+                            label=label, ls="-", lw=1.0)
+            plc = part[part["kind"] == "placebo"].sort_values("segment")
+            if not plc.empty:
+                ax.plot(plc["segment"], plc["diff"], "x", color="#777777", ms=7, label="placebo (self-swap)")
+            donor = part[part["kind"] == "donor"]
+            if not donor.empty:
+                ax.axhline(float(donor["diff"].iloc[0]), color="#555555", ls=":", lw=1.0,
+                           label="whole donor − receiver")
+            ax.axhline(0.0, color="#999999", lw=0.8)
+            blocks = {int(r.segment): r.blocks for r in part[part["kind"] == "swap"].itertuples()}
+            ax.set_xticks(range(n_seg), [f"{i + 1}\n{_blocks_label(blocks.get(i, ()))}" for i in range(n_seg)])
+            ax.set_xlabel("segment (blocks swapped)")
+            ax.set_ylabel("Δ score vs unswapped receiver")
+            ax.set_title(direction, fontsize=9.5)
+        _legend(fig, axes)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def _blocks_label(blocks: Iterable[int]) -> str:
+    b = list(blocks)
+    if not b:
+        return ""
+    return f"{b[0]}–{b[-1]}" if len(b) > 1 else str(b[0])
+
+
+def mask_figure(
+    table: pd.DataFrame,
+    values: Sequence[str],
+    *,
+    mask: str = "mask",
+    seed: str = "seed",
+    intervals: Mapping[str, tuple[str, str]] | None = None,
+    reference: Mapping[str, float] | None = None,
+    ylabels: Mapping[str, str] | None = None,
+    order: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Any:
+    """Paper Fig. 7: one bar per segment mask (mean over seeds), every seed as a dot, intervals as bars.
+
+    Args:
+        table: A sweep table, one row per ``(mask, seed)``.
+        values: Columns to plot, one panel each (e.g. accuracy, answer NLL, retention).
+        mask: Column holding the mask string (``"01100"``: first character = segment nearest the input).
+        seed: Column holding the seed.
+        intervals: ``{value column: (low column, high column)}``: a per-run interval; drawn as error
+            bars on each seed's dot.
+        reference: ``{value column: y}`` for a horizontal reference line (e.g. the untuned Base).
+        ylabels: Label per value column.
+        order: Order of the masks on the x axis (default: as they first appear).
+        title: Figure title.
+    """
+    masks = list(order) if order is not None else list(dict.fromkeys(table[mask].astype(str)))
+    masks = [m for m in masks if m in set(table[mask].astype(str))]
+    with style():
+        fig, axes = _grid(len(values), 3, panel=(max(3.6, 0.42 * len(masks) + 1.2), 3.0))
+        for ax, col in zip(axes, values, strict=True):
+            for i, m in enumerate(masks):
+                rows = table[table[mask].astype(str) == m]
+                vals = rows[col].to_numpy(float)
+                fin = vals[np.isfinite(vals)]
+                if fin.size:
+                    ax.bar(i, fin.mean(), color="#c8372d" if _is_middle(m) else "#8fa9c8", alpha=0.75, width=0.7)
+                jitter = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
+                if intervals and col in intervals:
+                    lo_c, hi_c = intervals[col]
+                    lo, hi = rows[lo_c].to_numpy(float), rows[hi_c].to_numpy(float)
+                    err = np.vstack([vals - lo, hi - vals])
+                    ax.errorbar(i + jitter, vals, yerr=np.where(np.isfinite(err), err, 0.0), fmt="o", color="#222222",
+                                ms=3, capsize=2, lw=0.8)
+                else:
+                    ax.plot(i + jitter, vals, "o", color="#222222", ms=3)
+            if reference and col in reference and np.isfinite(reference[col]):
+                ax.axhline(reference[col], color="#555555", ls=":", lw=1.0, label="reference")
+            ax.set_xticks(range(len(masks)), masks, rotation=60, fontsize=7.5, family="monospace")
+            ax.set_xlabel("segment mask (input → output)")
+            ax.set_ylabel((ylabels or {}).get(col, col.replace("_", " ")))
+            ax.set_title((ylabels or {}).get(col, col.replace("_", " ")), fontsize=9.5)
+            ax.grid(axis="x", visible=False)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def _is_middle(mask: str) -> bool:
+    """A mask that adapts neither the first nor the last segment but something in between."""
+    return len(mask) > 2 and "1" in mask and mask[0] == "0" and mask[-1] == "0"
+
+
+def conventions_figure(
+    frames: Mapping[str, pd.DataFrame],
+    metrics: Sequence[str],
+    *,
+    models: Sequence[str] = ("base", "sft"),
+    ncols: int = 4,
+    title: str | None = None,
+) -> Any:
+    """The same metrics under several convention presets, one row of panels per metric.
+
+    Args:
+        frames: ``{preset name: tidy analyze table}`` (e.g. ``"standard"`` and ``"paper"``).
+        metrics: Metrics to compare (pair metrics are drawn for ``model == "pair"``).
+        models: Models drawn for per-model metrics.
+        ncols: Panels per row.
+        title: Figure title.
+    """
+    presets = list(frames)
+    panels = [(m, p) for m in metrics for p in presets]
+    with style():
+        fig, axes = _grid(len(panels), max(ncols, len(presets)) // len(presets) * len(presets), panel=(3.2, 2.5))
+        for ax, (metric, preset) in zip(axes, panels, strict=True):
+            frame = frames[preset]
+            is_pair = metric in set(frame.loc[frame["model"] == "pair", "metric"])
+            plot_layers(ax, frame, metric, models=("pair",) if is_pair else models, hue=None)
+            ax.set_title(f"{metric_label(metric)} — {preset}", fontsize=8.5)
+            ax.set_ylabel("")
+        _legend(fig, axes)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def selector_figure(
+    evidence: pd.DataFrame,
+    mask: str,
+    n_layers: int,
+    *,
+    layer: str = "layer",
+    signal: str = "signal",
+    value: str = "value",
+    title: str | None = None,
+) -> Any:
+    """The training-free selector's evidence curves per layer, with the chosen segments shaded.
+
+    Args:
+        evidence: Tidy table, one row per ``(signal, layer)``.
+        mask: The suggested segment mask (first character = segment nearest the input).
+        n_layers: ``L``.
+        layer: Column of the layer index (0..L).
+        signal: Column naming the signal.
+        value: Column of the value.
+        title: Figure title.
+    """
+    signals = list(dict.fromkeys(evidence[signal]))
+    with style():
+        fig, axes = _grid(max(1, len(signals)), 3, panel=(3.8, 2.7))
+        n = len(mask)
+        for ax, name in zip(axes, signals, strict=False):
+            rows = evidence[evidence[signal] == name].sort_values(layer)
+            ax.plot(rows[layer], rows[value], marker="o", color="#222222")
+            for i, bit in enumerate(mask):
+                if bit == "1":
+                    # segment i covers 0-based blocks [floor(iL/n), floor((i+1)L/n)) = layers start+1..end
+                    start, end = (i * n_layers) // n, ((i + 1) * n_layers) // n
+                    ax.axvspan(start + 0.5, end + 0.5, color="#c8372d", alpha=0.12, lw=0)
+            ax.set_title(str(name), fontsize=9.5)
+            layer_axis(ax, n_layers, middle=False)
+        if title:
+            fig.suptitle(title)
+    return fig

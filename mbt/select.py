@@ -1,0 +1,399 @@
+r"""Training-free choice of the block to tune (the paper's stated future work), and how to grade it.
+
+:func:`suggest_block` turns layer-wise signals that ``mbt`` already computes into a segment mask,
+without training anything. Every signal is a number per decoder **block** ``b`` (0-based, the PEFT
+index; block ``b`` maps our hidden layer ``b`` to ``b + 1``) that is large where the block
+*changes* the representation ("instability"):
+
+* ``block_influence`` (Base only): ShortGPT's ``BI_b = 1 − mean_t cos(h_b[t], h_{b+1}[t])`` over
+  all real tokens of all texts (token-weighted, padding excluded), from one masked pass of
+  :func:`mbt.trace.stream_layers`;
+* ``erank`` and ``entropy`` (Base only): the absolute change across the block of the effective
+  rank and of the dataset matrix entropy of the mean-pooled states (:mod:`mbt.metrics`, standard
+  conventions; the same numbers :func:`mbt.analysis.analyze` reports), i.e. the change points of
+  those curves;
+* ``lens`` (Base only): how much the logit lens's KL to the model's own output falls across the
+  block, ``max(0, KL_b − KL_{b+1})`` (:func:`mbt.probe.logit_lens`): where the prediction emerges;
+* ``cka`` (Base vs SFT): how much linear CKA between Base and SFT pooled states falls across the
+  block, ``max(0, CKA_b − CKA_{b+1})``: where fine-tuning moved the representation.
+
+**The rule.** Each signal is normalised over blocks to ``[0, 1]`` (by rank by default, so that
+one extreme block, typically the embedding → block 1 transition, does not flatten the others; or
+min-max) and the normalised signals are averaged into ``instability_b``. The suitability score is
+``1 − instability_b`` with ``prefer="stable"`` (the paper's reading: the middle layers are stable
+under SFT and tuning them works best) or ``instability_b`` with ``prefer="active"``. The mask is
+the contiguous run of ``width`` segments (default 40% of them: 2 of 5, 4 of 10, 1 of 3) whose
+blocks have the highest mean score; ties go to the shallower run. A wider run is never preferred
+by itself, since :func:`mbt.tune.lora_config` spends the same parameter budget on any width. With
+``candidates`` (e.g. the masks of a sweep) the best-scoring candidate is chosen instead.
+
+:func:`selector_regret` grades a suggestion against an exhaustive sweep (:func:`mbt.tune.sweep`):
+regret = best mask's mean score − the suggested mask's (≥ 0, in the metric's units), plus the
+Spearman rank correlation between the selector's score of every swept mask and its sweep result.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mbt import trace
+from mbt.tune import segment_bounds, segment_layers
+
+__all__ = [
+    "BASE_SIGNALS",
+    "NORMALISATIONS",
+    "PAIR_SIGNALS",
+    "SIGNALS",
+    "layer_signals",
+    "score_masks",
+    "selector_regret",
+    "suggest_block",
+]
+
+BASE_SIGNALS: tuple[str, ...] = ("block_influence", "erank", "entropy", "lens")
+"""Signals computed from the Base model alone."""
+
+PAIR_SIGNALS: tuple[str, ...] = ("cka",)
+"""Signals that need the SFT model too."""
+
+SIGNALS: tuple[str, ...] = (*BASE_SIGNALS, *PAIR_SIGNALS)
+
+
+class _Pass:
+    """Reducer for one model: token-weighted cosine between consecutive layers, and pooled states."""
+
+    def __init__(self, n_texts: int, n_layers: int) -> None:
+        self.cos_sum = torch.zeros(n_layers, dtype=torch.float64)
+        self.count = torch.zeros(n_layers, dtype=torch.float64)
+        self.pooled: dict[int, torch.Tensor] = {}
+        self.n_texts = n_texts
+        self.prev: torch.Tensor | None = None
+
+    def __call__(self, batch: trace.LayerBatch) -> None:
+        states, mask = batch.states, batch.mask
+        m = mask.unsqueeze(-1)
+        pooled = ((states * m).sum(1, dtype=torch.float64) / mask.sum(1, keepdim=True)).float().cpu()
+        store = self.pooled.setdefault(batch.layer, torch.zeros((self.n_texts, pooled.shape[-1])))
+        store[batch.index.cpu()] = pooled
+        if batch.layer > 0 and self.prev is not None:
+            cos = torch.nn.functional.cosine_similarity(self.prev.float(), states.float(), dim=-1, eps=1e-8)
+            self.cos_sum[batch.layer - 1] += float(cos[mask].double().sum())
+            self.count[batch.layer - 1] += float(mask.sum())
+        self.prev = states
+
+
+def _run(model: Any, ids: list[list[int]], n_layers: int, batch_size: int, progress: bool, desc: str) -> _Pass:
+    reducer = _Pass(len(ids), n_layers)
+    trace.stream_layers(model, ids, reducer, layers=range(n_layers + 1), batch_size=batch_size, progress=progress,
+                        desc=desc)
+    reducer.prev = None
+    return reducer
+
+
+def _models(pair_or_model: Any, tokenizer: Any, use_sft: bool) -> tuple[Any, Any, Any, Any]:
+    """``(base wrapped, sft getter or None, tokenizer, pair or None)``."""
+    from mbt.pairs import ModelPair, load_pair
+
+    if isinstance(pair_or_model, str):
+        pair_or_model = load_pair(pair_or_model)
+    if isinstance(pair_or_model, ModelPair):
+        pair = pair_or_model
+        return pair.model("base"), (lambda: pair.model("sft")) if use_sft else None, pair.tokenizer, pair
+    model = pair_or_model
+    tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if tok is None:
+        raise ValueError("give tokenizer= with a model object")
+    if not hasattr(model, "trace"):
+        model = trace.wrap(model, tok)
+    return model, None, tok, None
+
+
+def _resolve_signals(signals: str | Iterable[str], have_sft: bool) -> list[str]:
+    if isinstance(signals, str):
+        if signals == "auto":
+            return [*BASE_SIGNALS, *(PAIR_SIGNALS if have_sft else ())]
+        signals = [signals]
+    chosen = list(dict.fromkeys(signals))
+    unknown = [s for s in chosen if s not in SIGNALS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown signals {unknown}; choose from {', '.join(SIGNALS)} or 'auto'")
+    if not have_sft and any(s in PAIR_SIGNALS for s in chosen):
+        raise ValueError(f"signals {list(PAIR_SIGNALS)} need a Base/SFT pair")
+    return chosen
+
+
+def layer_signals(
+    pair_or_model: Any,
+    texts: Sequence[str],
+    *,
+    signals: str | Iterable[str] = "auto",
+    use_sft: bool = True,
+    tokenizer: Any = None,
+    batch_size: int = 8,
+    max_length: int = 512,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The raw per-block signals (see the module docstring), one row per block.
+
+    Args:
+        pair_or_model: a :class:`~mbt.pairs.ModelPair` (or pair name), or one model (Base-only
+            signals; a plain HF model needs ``tokenizer``).
+        texts: calibration texts (e.g. the task's prompts with answers).
+        signals: ``"auto"`` (every Base signal, plus ``cka`` for a pair with ``use_sft``) or names
+            from :data:`SIGNALS`.
+        use_sft: allow the SFT model (a pair's) to be used.
+        tokenizer: tokenizer of a plain model.
+        batch_size: texts per forward pass (results do not depend on it).
+        max_length: tokens per text.
+        progress: progress bars.
+
+    Returns:
+        DataFrame with ``block`` (0-based), ``layer`` (= block + 1, our hidden-layer index of its
+        output), ``depth`` (= layer / L) and one column per signal.
+    """
+    if isinstance(texts, str) or len(texts) < 2:
+        raise ValueError("give at least two calibration texts")
+    base, sft_getter, tok, pair = _models(pair_or_model, tokenizer, use_sft)
+    chosen = _resolve_signals(signals, sft_getter is not None)
+    module = trace.unwrap(base)
+    n_layers = len(operator.attrgetter(trace.resolve_layout(module).layers)(module))
+    ids = trace.encode(tok, texts, max_length=max_length)
+    from mbt import metrics as M
+
+    cols: dict[str, np.ndarray] = {}
+    need_pass = any(s in chosen for s in ("block_influence", "erank", "entropy", "cka"))
+    base_pass = _run(base, ids, n_layers, batch_size, progress, "base layers") if need_pass else None
+    if base_pass is not None and "block_influence" in chosen:
+        cols["block_influence"] = (1.0 - base_pass.cos_sum / base_pass.count.clamp_min(1)).numpy()
+    for name, fn in (("erank", M.effective_rank), ("entropy", M.dataset_entropy)):
+        if name in chosen:
+            curve = np.array([fn(base_pass.pooled[layer]) for layer in range(n_layers + 1)])
+            cols[name] = np.abs(np.diff(curve))
+    if "lens" in chosen:
+        from mbt.probe import logit_lens
+
+        lens = logit_lens(base, texts, tokenizer=tok, layers=range(n_layers + 1), batch_size=batch_size,
+                          max_length=max_length, n_bootstrap=0, progress=progress)
+        kl = lens[lens["metric"] == "kl_to_final"].set_index("layer")["value"].reindex(range(n_layers + 1))
+        cols["lens"] = np.clip(-np.diff(kl.to_numpy(dtype=float)), 0.0, None)
+    if "cka" in chosen:
+        base_pooled = base_pass.pooled
+        if pair is not None and pair.sequential:
+            pair.release("base")
+        sft_pass = _run(sft_getter(), ids, n_layers, batch_size, progress, "sft layers")
+        curve = np.array([M.cka(base_pooled[layer], sft_pass.pooled[layer]) for layer in range(n_layers + 1)])
+        cols["cka"] = np.clip(-np.diff(curve), 0.0, None)
+    frame = pd.DataFrame({"block": np.arange(n_layers), "layer": np.arange(1, n_layers + 1)})
+    frame["depth"] = frame["layer"] / n_layers
+    for name in chosen:
+        frame[name] = cols[name]
+    return frame
+
+
+NORMALISATIONS: tuple[str, ...] = ("rank", "minmax")
+"""How each signal is mapped to ``[0, 1]`` over blocks before averaging."""
+
+
+def _normalise(values: np.ndarray, how: str = "rank") -> np.ndarray:
+    """``rank``: (average rank − 1) / (n − 1); ``minmax``: (x − min) / (max − min). Constant → 0."""
+    from mbt.correlate import rank
+
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    out = np.zeros_like(values)
+    if finite.sum() < 2:
+        return out
+    x = values[finite]
+    if x.max() - x.min() <= 0:
+        return out
+    if how == "rank":
+        out[finite] = (rank(x) - 1.0) / (x.size - 1.0)
+    elif how == "minmax":
+        out[finite] = (x - x.min()) / (x.max() - x.min())
+    else:
+        raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}, got {how!r}")
+    return out
+
+
+def _contiguous_masks(n_segments: int, width: int | None = None) -> list[str]:
+    widths = range(1, n_segments + 1) if width is None else [width]
+    return ["0" * s + "1" * w + "0" * (n_segments - s - w) for w in widths for s in range(n_segments - w + 1)]
+
+
+def score_masks(evidence: pd.DataFrame, masks: Iterable[str]) -> dict[str, float]:
+    """The selector's score of any masks: the mean ``score`` of the blocks each one switches on.
+
+    Masks may have any number of segments; an all-zero mask scores NaN.
+    """
+    n_layers = len(evidence)
+    score = evidence.sort_values("block")["score"].to_numpy(dtype=float)
+    out = {}
+    for mask in masks:
+        blocks = segment_layers(str(mask), n_layers, allow_empty=True)
+        out[str(mask)] = float(score[blocks].mean()) if blocks else math.nan
+    return out
+
+
+def suggest_block(
+    pair_or_model: Any,
+    texts: Sequence[str],
+    *,
+    n_segments: int = 5,
+    width: int | None = None,
+    prefer: str = "stable",
+    candidates: Iterable[str] | None = None,
+    normalise: str = "rank",
+    signals: str | Iterable[str] = "auto",
+    use_sft: bool = True,
+    tokenizer: Any = None,
+    batch_size: int = 8,
+    max_length: int = 512,
+    progress: bool = True,
+) -> tuple[str, pd.DataFrame]:
+    """Choose the segments to tune without training; return the mask and the evidence.
+
+    See the module docstring for the signals and the rule (normalise, average, pick the contiguous
+    run of ``width`` segments with the highest mean score).
+
+    Args:
+        pair_or_model: a pair (or pair name) or one model (Base-only signals).
+        texts: calibration texts.
+        n_segments: segments of the mask.
+        width: segments in the chosen block (default ``max(1, round(0.4 · n_segments))``).
+        prefer: ``"stable"`` (low instability, the paper's hypothesis) or ``"active"``.
+        candidates: choose among these masks instead (e.g. the masks of a sweep, so that the
+            suggestion can be graded by :func:`selector_regret`); all-zero masks are ignored and
+            ``width`` is not used. Ties go to the first in the list.
+        normalise: ``"rank"`` (each signal's blocks ranked, scaled to ``[0, 1]``; one extreme
+            block, typically the embedding → block 1 transition, cannot flatten the rest) or
+            ``"minmax"``.
+        signals: see :func:`layer_signals`.
+        use_sft: allow Base-vs-SFT signals when a pair is given.
+        tokenizer: tokenizer of a plain model.
+        batch_size: texts per forward pass.
+        max_length: tokens per text.
+        progress: progress bars.
+
+    Returns:
+        ``(mask, evidence)``: evidence has one row per block with ``block``, ``layer``, ``depth``,
+        ``segment``, each raw signal, its normalised value ``<signal>_norm``, ``instability``,
+        ``score`` and ``selected``. ``evidence.attrs`` holds the ``rule``, ``mask``, ``width``,
+        ``prefer``, ``signals`` and ``mask_scores`` (the score of every contiguous mask).
+    """
+    if prefer not in ("stable", "active"):
+        raise ValueError(f"prefer must be 'stable' or 'active', got {prefer!r}")
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}, got {normalise!r}")
+    width = max(1, round(0.4 * n_segments)) if width is None else int(width)
+    if not 1 <= width <= n_segments:
+        raise ValueError(f"width must be in 1..{n_segments}, got {width}")
+    pool = None
+    if candidates is not None:
+        pool = [str(m) for m in candidates if "1" in str(m)]
+        if not pool:
+            raise ValueError("no candidate mask switches on a segment")
+        if any(len(m) != n_segments for m in pool):
+            raise ValueError(f"candidate masks must have n_segments={n_segments} characters")
+    frame = layer_signals(pair_or_model, texts, signals=signals, use_sft=use_sft, tokenizer=tokenizer,
+                          batch_size=batch_size, max_length=max_length, progress=progress)
+    n_layers = len(frame)
+    bounds = segment_bounds(n_segments, n_layers)
+    frame.insert(3, "segment", [next(i for i, (lo, hi) in enumerate(bounds) if lo <= b < hi) for b in frame["block"]])
+    names = [c for c in frame.columns if c in SIGNALS]
+    for name in names:
+        frame[f"{name}_norm"] = _normalise(frame[name].to_numpy(), normalise)
+    frame["instability"] = frame[[f"{n}_norm" for n in names]].mean(axis=1)
+    frame["score"] = 1.0 - frame["instability"] if prefer == "stable" else frame["instability"]
+    if pool is None:
+        runs = _contiguous_masks(n_segments, width)
+        scores = score_masks(frame, runs)
+        mask = max(runs, key=lambda m: (scores[m], -m.index("1")))
+        rule = f"contiguous runs of {width} of {n_segments} segments"
+    else:
+        scores = score_masks(frame, pool)
+        mask = max(pool, key=lambda m: (scores[m], -pool.index(m)))
+        rule = f"{len(pool)} candidate masks"
+    chosen = set(segment_layers(mask, n_layers))
+    frame["selected"] = frame["block"].isin(chosen)
+    frame.attrs.update({
+        "rule": f"argmax over {rule} of the mean block score "
+                f"({'1 - ' if prefer == 'stable' else ''}mean of {normalise}-normalised signals)",
+        "mask": mask, "width": width if pool is None else None, "prefer": prefer, "signals": names,
+        "normalise": normalise,
+        "mask_scores": score_masks(frame, _contiguous_masks(n_segments) if pool is None else pool),
+    })
+    return mask, frame
+
+
+def _lower_is_better(metric: str) -> bool:
+    return "nll" in metric or metric.startswith("ppl") or metric.endswith("loss")
+
+
+def selector_regret(
+    suggested_mask: str,
+    sweep_df: pd.DataFrame,
+    metric: str = "accuracy",
+    *,
+    selector_scores: Mapping[str, float] | pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Grade a suggested mask against an exhaustive sweep.
+
+    The sweep's score of a mask is its mean ``metric`` over seeds. Only masks with adapters and
+    the suggestion's number of segments compete (the "no adapter" row is not a choice).
+    Higher is better for accuracy; lower for NLL, perplexity and loss metrics.
+
+    Args:
+        suggested_mask: the mask to grade (must be in the sweep).
+        sweep_df: a :func:`mbt.tune.sweep` table (columns ``mask``, ``seed`` and ``metric``).
+        metric: ``"accuracy"``, ``"answer_nll"`` or another column.
+        selector_scores: the selector's score per mask (a mapping, or the ``evidence`` frame of
+            :func:`suggest_block`, scored with :func:`score_masks`), for the rank correlation.
+
+    Returns:
+        ``{"metric", "suggested", "suggested_score", "best_mask", "best_score", "regret",
+        "suggested_rank", "n_masks", "spearman", "spearman_p", "n_spearman"}``; ``regret`` is
+        ``≥ 0`` in the metric's units (0 when the suggestion is the best mask), ``suggested_rank``
+        is 1 for the best; ``spearman`` correlates selector scores with sweep results oriented so
+        that positive means "the selector ranks masks like the sweep" (NaN without scores or with
+        fewer than 3 masks).
+    """
+    from mbt.correlate import correlation_pvalue, rank
+
+    if metric not in sweep_df.columns:
+        raise ValueError(f"the sweep has no column {metric!r}")
+    frame = sweep_df.assign(mask=sweep_df["mask"].astype(str))
+    frame = frame[frame["mask"].map(lambda m: len(m) == len(suggested_mask) and "1" in m)]
+    per_mask = frame.groupby("mask")[metric].mean().dropna()
+    if suggested_mask not in per_mask.index:
+        raise ValueError(f"suggested mask {suggested_mask!r} is not in the sweep (masks: {', '.join(per_mask.index)}); "
+                         "pass the sweep's masks to suggest_block(candidates=...)")
+    sign = -1.0 if _lower_is_better(metric) else 1.0
+    oriented = sign * per_mask
+    best_mask = str(oriented.idxmax())
+    regret = float(oriented.max() - oriented[suggested_mask])
+    out: dict[str, Any] = {
+        "metric": metric, "suggested": suggested_mask, "suggested_score": float(per_mask[suggested_mask]),
+        "best_mask": best_mask, "best_score": float(per_mask[best_mask]), "regret": regret,
+        "suggested_rank": int(1 + (oriented > oriented[suggested_mask]).sum()), "n_masks": int(len(per_mask)),
+        "spearman": math.nan, "spearman_p": math.nan, "n_spearman": 0,
+    }
+    if selector_scores is not None:
+        if isinstance(selector_scores, pd.DataFrame):
+            selector_scores = score_masks(selector_scores, per_mask.index)
+        pairs = [(float(selector_scores[m]), float(oriented[m])) for m in per_mask.index
+                 if m in selector_scores and math.isfinite(float(selector_scores[m]))]
+        out["n_spearman"] = len(pairs)
+        if len(pairs) >= 3:
+            x, y = np.array(pairs).T
+            rx, ry = rank(x) - rank(x).mean(), rank(y) - rank(y).mean()
+            denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
+            rho = float(np.clip(rx @ ry / denom, -1.0, 1.0)) if denom > 0 else math.nan
+            out["spearman"], out["spearman_p"] = rho, correlation_pvalue(rho, len(pairs))
+    return out

@@ -1,0 +1,134 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3 · Probing: when does the next token become readable?
+#
+# **The paper's claim** (§4.3, Fig. 3). Decoding every layer with the model's own output head (a
+# logit lens), next-token accuracy on MMLU stays near zero for the first 50 of OLMo2-32B's 64 layers,
+# rises within the last 14 layers to above 0.60, and then *drops* at the final layer, 0.60 → 0.52.
+#
+# **Method.** At layer $l$ the lens reads the residual stream with the model's own final norm and
+# unembedding $W_U$, so $p_L$ is exactly the model's output; the score is the next-token top-1 accuracy
+# over every real position $t$ of the formatted texts (question, options and answer, as the authors
+# scored it), pooled over tokens:
+#
+# $$
+# p_l(\cdot \mid x_{\le t}) = \mathrm{softmax}\bigl(W_U\, \mathrm{norm}(h_{l,t})\bigr), \qquad
+# \mathrm{acc}_l = \frac{1}{T} \sum_t \mathbf{1}\bigl[\arg\max p_l(\cdot \mid x_{\le t}) = x_{t+1}\bigr].
+# $$
+#
+# We also report $\mathrm{KL}(p_L \,\|\, p_l)$, the distance to the final output. The authors fed
+# Hugging Face's last hidden state, which is already normalised, so their last point applied the final
+# norm twice (`reference/authors-code.md` §6). We compute both: the correct lens and the authors' variant
+# (`paper=True`, crosses at the last layer), to test whether the double norm explains the final dip.
+
+# %% tags=["hide-input"]
+# Setup: install mbt when this runtime lacks it (e.g. a fresh Colab), then pick the GPU when there is one.
+import importlib.util
+import subprocess
+import sys
+
+MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when mbt is missing
+if importlib.util.find_spec("mbt") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
+
+from mbt import book
+
+DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
+
+# %% tags=["parameters"]
+pair = "toy"  # a registered pair (`mbt pairs`)
+base = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
+sft = ""  # SFT model folder or Hub id
+device_map = ""  # "auto" spreads a large pair over several GPUs
+sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
+dataset = ""  # empty: MMLU as in the paper (toy pairs: toy-math, the task their SFT learned)
+n_samples = 100  # texts (the authors’ probing script: 100)
+seed = 0  # sampling seed
+batch_size = 8
+max_length = 512
+quick = False  # smoke run: a handful of texts
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+import mbt
+import mbt.plots as mp
+
+P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
+dataset = dataset or book.default_datasets(P, "probing")[0]
+n_samples = min(n_samples, 16) if quick else n_samples
+label = book.pair_label(P)
+texts = mbt.load_texts(dataset, n=n_samples, seed=seed)
+print(f"{label}: L = {P.n_layers}; {len(texts)} texts of {dataset}, e.g.\n{texts[0]}")
+
+# %% [markdown]
+# ## The logit lens, layer by layer
+
+# %%
+lens = book.logit_lens_table(P, texts, batch_size=batch_size, max_length=max_length)
+fig = mp.probe_figure(lens, metrics=("top1_acc", "kl_to_final"), title=f"Fig. 3 on {label}: logit lens")
+plt.show()
+
+# %% [markdown]
+# *What you should see, if the paper's reading holds:* accuracy near 0 on the left, a rise in the last
+# fifth of the depth, and — only for the crosses (final norm applied twice) — a drop at the last layer.
+# The KL to the output falls to exactly 0 at layer $L$ for the correct lens, by construction.
+#
+# The token-weighted accuracy (the authors' number) per layer, with the authors' last-layer variant:
+
+# %%
+acc = lens[lens["metric"] == "top1_acc"].pivot_table(index="layer", columns=["model", "paper"], values="pooled")
+acc.round(4)
+
+# %% [markdown]
+# ## Answer tokens only
+#
+# The authors scored every position, so most of the accuracy comes from copying the question's
+# tokens. Restricting the score to the tokens after `Answer:` asks the question the chapter is about:
+# at which layer is the *answer* readable?
+
+# %%
+answer = book.logit_lens_table(P, texts, positions="answer", batch_size=batch_size, max_length=max_length)
+answer_acc = answer[(answer["metric"] == "top1_acc") & ~answer["paper"].astype(bool)]
+answer_acc.pivot_table(index="layer", columns="model", values="pooled").round(4)
+
+# %% [markdown]
+# ## How far apart are the two lenses?
+#
+# Per layer, $\mathrm{KL}(p^{\mathrm{SFT}}_l \,\|\, p^{\mathrm{Base}}_l)$ on the same positions (each model
+# with its own head), and how often the two lenses agree on the top-1 token.
+
+# %%
+divergence = book.cached("lens_divergence", {"pair": book.pair_fingerprint(P), "texts": mbt.data.fingerprint(texts),
+                                             "max_length": max_length},
+                         lambda: mbt.probe.lens_divergence(P, texts, batch_size=batch_size, max_length=max_length,
+                                                           progress=False))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), layout="constrained")
+for ax, metric in zip(axes, ["kl_sft_base", "top1_agreement"], strict=True):
+    rows = divergence[divergence["metric"] == metric]
+    ax.plot(rows["layer"], rows["pooled"], marker="o", color="#222222")
+    ax.set_ylabel(mp.metric_label(metric))
+    mp.layer_axis(ax, P.n_layers)
+plt.show()
+
+# %% [markdown]
+# ## Paper vs ours
+
+# %%
+findings = book.probing_findings(lens)
+display(book.report(findings, pair=label, settings={"dataset": dataset, "n_samples": len(texts)}))

@@ -1,0 +1,348 @@
+"""Segment masks, budget-matched LoRA configs, training determinism and resumable sweeps."""
+
+from __future__ import annotations
+
+import collections
+import math
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+from conftest import make_model
+from peft import get_peft_model
+from transformers import MistralConfig, Olmo2Config
+
+from mbt import tune
+from mbt.tune import DEFAULT_MASKS, budget, lora_config, segment_layers
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices; one thread never stalls on a busy machine
+    yield
+    torch.set_num_threads(old)
+
+
+# ------------------------------------------------------------------------------------------------
+# masks
+# ------------------------------------------------------------------------------------------------
+
+
+def test_segment_layers_examples():
+    assert segment_layers("01100", 16) == [3, 4, 5, 6, 7, 8]
+    assert segment_layers("10", 5) == [0, 1]
+    assert segment_layers("01", 5) == [2, 3, 4]
+    assert segment_layers("11111", 10) == list(range(10))
+    assert segment_layers("00001", 16) == [12, 13, 14, 15]  # the last segment takes the remainder
+    assert segment_layers("10000", 64) == list(range(12))
+    assert segment_layers("00000", 16, allow_empty=True) == []
+
+
+@pytest.mark.parametrize("n_layers", [10, 16, 40, 64])
+@pytest.mark.parametrize("n_segments", [3, 5, 10])
+def test_single_segment_family_partitions_the_layers(n_segments, n_layers):
+    family = tune.single_segment_masks(n_segments)
+    assert len(family) == n_segments and all(m.count("1") == 1 for m in family)
+    seen = collections.Counter(b for m in family for b in segment_layers(m, n_layers))
+    assert sorted(seen) == list(range(n_layers))
+    assert set(seen.values()) == {1}
+    sizes = [len(segment_layers(m, n_layers)) for m in family]
+    assert max(sizes) - min(sizes) <= 1  # as equal as integers allow
+    for m in family:  # each segment is contiguous
+        layers = segment_layers(m, n_layers)
+        assert layers == list(range(layers[0], layers[-1] + 1))
+    named = tune.MASK_FAMILIES.get(f"segments{n_segments}")
+    if named is not None:
+        assert set(family) <= set(named) and named[0] == "0" * n_segments and named[1] == "1" * n_segments
+
+
+@pytest.mark.parametrize(
+    ("mask", "n_layers", "message"),
+    [
+        ("", 16, "empty"),
+        ("01a00", 16, "only contain"),
+        ("0 100", 16, "only contain"),
+        ("00000", 16, "no segment"),
+        ("1" * 11, 10, "do not fit"),
+        (10100, 16, "string"),
+    ],
+)
+def test_invalid_masks_raise(mask, n_layers, message):
+    with pytest.raises(ValueError, match=message):
+        segment_layers(mask, n_layers)
+    with pytest.raises(ValueError, match=message):
+        lora_config(mask, n_layers)
+
+
+def test_resolve_masks():
+    assert tune.resolve_masks("default") == list(DEFAULT_MASKS)
+    assert tune.resolve_masks("01100, 00110,01100") == ["01100", "00110"]
+    assert tune.resolve_masks("segments3") == ["000", "111", "100", "010", "001"]
+    with pytest.raises(ValueError, match="families"):
+        tune.resolve_masks("nonsense")
+
+
+# ------------------------------------------------------------------------------------------------
+# budgets and configs
+# ------------------------------------------------------------------------------------------------
+
+GQA = MistralConfig(hidden_size=4096, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8)
+MHA = Olmo2Config(hidden_size=2048, intermediate_size=8192, num_attention_heads=16, num_key_value_heads=16)
+
+
+@pytest.mark.parametrize("n_layers", [16, 10])
+@pytest.mark.parametrize(("dims", "mlp"), [(None, False), (MHA, False), (GQA, False), (MHA, True), (GQA, True)],
+                         ids=["units", "mha", "gqa", "mha-mlp", "gqa-mlp"])
+def test_default_masks_match_the_baseline_budget(n_layers, dims, mlp):
+    for mask in DEFAULT_MASKS[1:]:
+        b = budget(mask, n_layers, 8, dims, mlp=mlp)
+        assert abs(b["ratio"] - 1.0) <= 0.05, (mask, b)
+        assert b["trainable"] == b["rank"] * b["n_layers_tuned"] * (b["baseline"] // (8 * n_layers))
+    assert budget("11111", n_layers, 8, dims, mlp=mlp)["ratio"] == 1.0
+
+
+def test_gqa_counts():
+    b = budget("11111", 16, 8, GQA)
+    # q: 4096+4096, k and v: 4096+1024 each, o: 4096+4096 -> 26,624 per block and rank
+    assert b["baseline"] == 8 * 16 * 26_624
+    assert tune.target_dims(GQA)["k_proj"] == (4096, 1024)
+
+
+def test_alpha_over_r_is_constant_unless_paper():
+    scales, alphas = set(), set()
+    for mask in DEFAULT_MASKS[1:]:
+        cfg = lora_config(mask, 16, rank=8)
+        assert cfg.lora_alpha / cfg.r == pytest.approx(2.0)
+        scales.add(round(tune.lora_scale(cfg), 12))
+        rs = lora_config(mask, 16, rank=8, rslora=True)
+        assert rs.use_rslora and rs.r == cfg.r
+        alphas.add(rs.lora_alpha)
+        assert tune.lora_scale(rs) == pytest.approx(rs.lora_alpha / math.sqrt(rs.r))
+        assert cfg.rank_pattern == {} and cfg.alpha_pattern == {}
+        assert sorted(cfg.target_modules) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+        assert cfg.layers_to_transform == segment_layers(mask, 16)
+    assert scales == {2.0}
+    assert len(alphas) == 1  # rsLoRA: one alpha for every mask
+    assert lora_config("11111", 16, rank=8, rslora=True).lora_alpha / math.sqrt(8) == pytest.approx(2.0)
+    # the authors' settings (reference/authors-code.md §8.1-8.2): alpha fixed, scale varies
+    paper = {m: lora_config(m, 16, preset="paper") for m in ("11111", "10000", "00001", "01100", "01110")}
+    assert {m: c.r for m, c in paper.items()} == {"11111": 64, "10000": 341, "00001": 256, "01100": 170,
+                                                   "01110": 113}
+    assert {c.lora_alpha for c in paper.values()} == {128}
+    assert {c.lora_dropout for c in paper.values()} == {0.05}
+    assert len({round(tune.lora_scale(c), 6) for c in paper.values()}) == 5
+    assert lora_config("00100", 32, preset="paper").r == 292  # 7B, 7 layers: int(2048 / 7)
+    with pytest.raises(ValueError, match="standard, paper"):
+        lora_config("01100", 16, preset="authors")
+    with pytest.raises(ValueError, match="rsLoRA"):
+        lora_config("01100", 16, preset="paper", rslora=True)
+
+
+@pytest.mark.parametrize(("arch", "mask", "mlp"), [("olmo2", "00110", False), ("olmo2", "10000", True),
+                                                   ("mistral", "01110", False)])
+def test_peft_adapts_exactly_the_intended_modules(arch, mask, mlp):
+    model = make_model(arch, n_layers=10, hidden=32)
+    cfg = lora_config(mask, 10, rank=4, mlp=mlp, model_dims=model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        peft_model = get_peft_model(model, cfg)
+    got = {n for n, _ in peft_model.named_modules() if n.endswith("lora_A")}
+    kinds = [*tune.DEFAULT_TARGETS, *(tune.MLP_TARGETS if mlp else ())]
+    want = {
+        f"base_model.model.model.layers.{b}.{'mlp' if k in tune.MLP_TARGETS else 'self_attn'}.{k}.lora_A"
+        for b in segment_layers(mask, 10) for k in kinds
+    }
+    assert got == want
+    trainable, _ = peft_model.get_nb_trainable_parameters()
+    assert trainable == budget(mask, 10, 4, model, mlp=mlp)["trainable"]  # GQA k/v shapes counted right
+    assert all(("lora_" in n) == p.requires_grad for n, p in peft_model.named_parameters())
+
+
+# ------------------------------------------------------------------------------------------------
+# training
+# ------------------------------------------------------------------------------------------------
+
+
+def _adapters(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+TRAIN = dict(task="toy-math", n_train=32, steps=3, batch_size=4, rank=4, lr=1e-2, threads=1, progress=False)
+
+
+def test_training_changes_only_adapters_and_is_seeded(tokenizer):
+    model = make_model("olmo2", n_layers=5, hidden=32)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    a, info = tune.train_lora(model, tokenizer, "01100", seed=0, **TRAIN)
+    b, _ = tune.train_lora(model, tokenizer, "01100", seed=0, **TRAIN)
+    c, _ = tune.train_lora(model, tokenizer, "01100", seed=1, **TRAIN)
+    # the caller's model is untouched (deep copy) and the wrapped base weights did not move
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), n
+    for n, p in a.named_parameters():
+        if "lora_" not in n:
+            key = n.removeprefix("base_model.model.").replace(".base_layer", "")
+            assert torch.equal(p, before[key]), n
+    ad_a, ad_b, ad_c = _adapters(a), _adapters(b), _adapters(c)
+    assert ad_a.keys() == ad_b.keys() and len(ad_a) == 2 * 4 * 2  # A and B, 4 modules, 2 blocks
+    assert all(torch.equal(ad_a[k], ad_b[k]) for k in ad_a)  # bit-identical: same seed, same threads
+    assert any(not torch.equal(ad_a[k], ad_c[k]) for k in ad_a)  # another seed differs
+    assert all(ad_a[k].abs().sum() > 0 for k in ad_a if "lora_B" in k)  # B started at 0 and moved
+    assert info["layers"] == [1, 2] and info["threads"] == 1 and info["trainable_params"] == info["budget_params"]
+    assert info["scale"] == 2.0 and info["alpha"] == 2.0 * info["rank"]
+    assert len(info["loss_curve"]) == 2 and math.isfinite(info["final_loss"])
+    assert not a.training
+
+
+def test_training_from_a_loaded_pair_leaves_it_intact(save_pair):
+    from mbt import trace
+    from mbt.pairs import load_pair
+
+    base, sft = save_pair("olmo2", base_layers=5)
+    pair = load_pair(base=str(base), sft=str(sft), progress=False)
+    module = trace.unwrap(pair.base)
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    tuned, info = tune.train_lora(pair.base, pair.tokenizer, "00011", seed=0, **TRAIN)
+    assert info["layers"] == [3, 4] and type(trace.unwrap(pair.base)) is type(module)
+    assert all(torch.equal(p, before[n]) for n, p in module.named_parameters())
+    assert not any("lora" in n for n, _ in module.named_modules())
+    ids = trace.encode(pair.tokenizer, ["the lazy dog", "fox"])
+    assert len(trace.collect_layers(pair.base, ids, progress=False)) == 6  # the wrapper still traces
+
+
+def test_micro_batches_do_not_change_the_update(tokenizer):
+    model = make_model("olmo2", n_layers=5, hidden=32)
+    kw = {**TRAIN, "steps": 1}
+    full, _ = tune.train_lora(model, tokenizer, "11111", seed=0, **kw)
+    split, _ = tune.train_lora(model, tokenizer, "11111", seed=0, micro_batch_size=1, **kw)
+    for (n, p), (_, q) in zip(_adapters(full).items(), _adapters(split).items(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_loss_on_answer_masks_the_prompt(tokenizer):
+    from mbt import data
+
+    answer = tune.training_examples(tokenizer, "toy-math", n=4, loss_on="answer")
+    full = tune.training_examples(tokenizer, "toy-math", n=4, loss_on="all")
+    records = data.load_records("toy-math", split="train")
+    first = records[data.sample_indices(len(records), 4, 0)[0]]
+    prompt = data.format_record("toy-math", first, with_answer=False)
+    n_prompt = len(tokenizer(prompt)["input_ids"])
+    assert answer[0][1] == n_prompt and full[0][1] == 0
+    assert answer[0][0] == full[0][0] and answer[0][0][-1] == tokenizer.eos_token_id
+    ids, mask, labels = tune._batch(answer, tokenizer.pad_token_id)
+    for r, (seq, n_p) in enumerate(answer):
+        assert (labels[r, :n_p] == -100).all()
+        assert labels[r, n_p: len(seq)].tolist() == seq[n_p:]
+        assert (labels[r, len(seq):] == -100).all() and (mask[r, len(seq):] == 0).all()
+    _, _, labels_all = tune._batch(full, tokenizer.pad_token_id)
+    assert (labels_all[0, : len(full[0][0])] != -100).all()
+    with pytest.raises(ValueError, match="loss_on='all'"):
+        tune.training_examples(tokenizer, "toy-text", n=4)
+    with pytest.raises(ValueError, match="loss_on"):
+        tune.training_examples(tokenizer, "toy-math", n=4, loss_on="prompt")
+
+
+def test_truncation_is_reported(tokenizer):
+    model = make_model("olmo2", n_layers=5, hidden=32)
+    _, info = tune.train_lora(model, tokenizer, "10000", seed=0, max_length=40, **{**TRAIN, "steps": 1})
+    lengths = [len(ids) for ids, _ in tune.training_examples(tokenizer, "toy-math", n=32)]
+    assert info["longest"] == max(lengths) and info["max_length"] == 40
+    assert info["n_truncated"] == sum(x > 40 for x in lengths) > 0
+    assert info["truncated_at"][128] == sum(x > 128 for x in lengths)
+    _, auto = tune.train_lora(model, tokenizer, "10000", seed=0, **{**TRAIN, "steps": 1})
+    assert auto["max_length"] == max(lengths) and auto["n_truncated"] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# sweeps
+# ------------------------------------------------------------------------------------------------
+
+SWEEP = dict(task="toy-math", rank=4, steps=2, batch_size=4, n_train=16, n_test=4, eval_batch_size=4, n_retention=4,
+             threads=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory, tokenizer):
+    path = tmp_path_factory.mktemp("tune-base") / "base"
+    make_model("olmo2", n_layers=5, hidden=32).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_sweep_runs_resumes_and_survives_a_killed_run(base_dir, tmp_path, monkeypatch):
+    out = tmp_path / "sweep.parquet"
+    calls = []
+    real_train = tune.train_lora
+
+    def counting(*args, **kwargs):
+        calls.append((args[2], kwargs["seed"]))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(tune, "train_lora", counting)
+    df = tune.sweep(str(base_dir), masks=["00000", "01100", "10000"], seeds=(0, 1), out=out, **SWEEP)
+    assert sorted(calls) == [("01100", 0), ("01100", 1), ("10000", 0), ("10000", 1)]
+    assert list(df.columns) == list(tune.SWEEP_COLUMNS)
+    assert df["mask"].tolist() == ["00000", "00000", "01100", "01100", "10000", "10000"]
+    assert df["seed"].tolist() == [0, 1, 0, 1, 0, 1]
+    base = df[df["mask"] == "00000"]
+    assert (base["trainable_params"] == 0).all() and (base["rank"] == 0).all()
+    tuned = df[df["mask"] != "00000"]
+    assert (tuned["ppl_text_before"] == base["ppl_text"].iloc[0]).all()  # Base is the "before"
+    assert (tuned["ppl_text_change"] - (tuned["ppl_text"] - tuned["ppl_text_before"])).abs().max() < 1e-9
+    assert (tuned["scale"] == 2.0).all() and (tuned["threads"] == 1).all()
+    assert ((tuned["budget_ratio"] - 1).abs() <= 0.05).all()
+    assert tuned["layers"].tolist()[:2] == ["1,2", "1,2"]
+    assert ((df["accuracy_ci_low"] <= df["accuracy"]) & (df["accuracy"] <= df["accuracy_ci_high"])).all()
+    stored = pd.read_parquet(out)
+    assert len(stored) == 6
+
+    # a second call runs nothing new and returns the same table
+    calls.clear()
+    again = tune.sweep(str(base_dir), masks=["00000", "01100", "10000"], seeds=(0, 1), out=out, **SWEEP)
+    assert calls == []
+    pd.testing.assert_frame_equal(again, df)
+
+    # a new seed runs only the missing runs; other settings are kept apart in the same file
+    tune.sweep(str(base_dir), masks=["01100"], seeds=(0, 2), out=out, **SWEEP)
+    assert calls == [("01100", 2)]
+    other = tune.sweep(str(base_dir), masks=["01100"], seeds=(0,), out=out, **{**SWEEP, "steps": 1})
+    assert calls[-1] == ("01100", 0) and len(other) == 1
+    assert len(pd.read_parquet(out)) == 8
+
+    # a killed run: a stale temporary file and a truncated table
+    stale = out.with_name(f".{out.name}.abc123.tmp")
+    stale.write_bytes(b"partial")
+    out.write_bytes(out.read_bytes()[:100])
+    calls.clear()
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        df2 = tune.sweep(str(base_dir), masks=["00000", "10000"], seeds=(0,), out=out, **SWEEP)
+    assert not stale.exists()
+    assert calls == [("10000", 0)] and len(df2) == 2
+    assert list(tmp_path.glob("sweep.parquet.corrupt-*"))  # set aside, not deleted
+
+
+def test_sweep_csv_and_summary(base_dir, tmp_path):
+    out = tmp_path / "sweep.csv"
+    df = tune.sweep(str(base_dir), masks=["00000", "00011"], seeds=(0, 1), out=out, **SWEEP)
+    again = tune.sweep(str(base_dir), masks=["00000", "00011"], seeds=(0, 1), out=out, **SWEEP)
+    assert again["mask"].tolist() == df["mask"].tolist() == ["00000", "00000", "00011", "00011"]
+    summary = tune.summarize_sweep(df)
+    assert summary["mask"].tolist() == ["00000", "00011"] and (summary["n_seeds"] == 2).all()
+    assert {"accuracy_mean", "accuracy_sd", "answer_nll_mean", "answer_nll_vs_best"} <= set(summary.columns)
+    with pytest.raises(ValueError, match="parquet or .csv"):
+        tune.sweep(str(base_dir), out=tmp_path / "x.txt", **SWEEP)
+
+
+def test_cli_arguments():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    tune.add_cli(sub)
+    args = parser.parse_args(["tune", "sweep", "--out", "r.parquet", "--masks", "01100,00110", "--seeds", "0,1"])
+    assert args.func is tune._cmd_sweep and args.masks == "01100,00110" and args.threads == 2
+    args = parser.parse_args(["tune", "suggest", "--n-segments", "10"])
+    assert args.func is tune._cmd_suggest and args.n_segments == 10
