@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="default", choices=["default", "tiny"])
     p.add_argument("--variant", default="toy", choices=["toy", "seen"])
     p.set_defaults(func=_cmd_toy_build)
+
+    from mbt import tune
+
+    tune.add_cli(sub)  # mbt tune sweep | suggest
     return parser
 
 

@@ -45,3 +45,11 @@ def test_errors_are_reported_without_a_traceback(capsys, tmp_path):
 def test_unknown_subcommand_exits():
     with pytest.raises(SystemExit):
         cli.main(["frobnicate"])
+
+
+def test_tune_subcommands_are_wired(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["tune", "sweep", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--masks" in out and "--seeds" in out and "resume" in out
