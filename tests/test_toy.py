@@ -28,8 +28,10 @@ def _mtimes(root: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
+    threads = torch.get_num_threads()
     a = toy.build(root / "a", size="tiny", progress=False)
     b = toy.build(root / "b", size="tiny", progress=False)
+    assert torch.get_num_threads() == threads  # the build pins its own thread count and restores ours
     return root, a, b
 
 
