@@ -21,6 +21,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from mbt.trace import collate, length_batches
+
 __all__ = [
     "DEFAULT_STOP",
     "extract_gsm8k_answer",
@@ -271,12 +273,7 @@ def answer_nll(
     rows = []
     with _eval_mode(model):
         for idx in tqdm(_batches(len(seqs), batch_size), desc="answer nll", disable=not progress):
-            width = max(len(seqs[i][0]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(seqs[i][0])] = torch.tensor(seqs[i][0])
-                mask[r, : len(seqs[i][0])] = 1
+            ids, mask, _ = collate([seqs[i][0] for i in idx], pad_id, padding_side="right")
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1)
             token_logp = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).double()
@@ -362,12 +359,7 @@ def _continuation_logprobs(
     device = _device(model)
     with _eval_mode(model):
         for idx in tqdm(_batches(len(seqs), batch_size), desc=desc, disable=not progress):
-            width = max(len(seqs[i][0]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(seqs[i][0])] = torch.tensor(seqs[i][0])
-                mask[r, : len(seqs[i][0])] = 1
+            ids, mask, _ = collate([seqs[i][0] for i in idx], pad_id, padding_side="right")
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             for r, i in enumerate(idx):
                 seq, n_prompt, item, k = seqs[i]
@@ -555,8 +547,6 @@ def perplexity(
         DataFrame with columns ``item``, ``nll`` (mean over targets, nats; NaN for a text with a
         single token), ``nll_sum``, ``n_tokens`` (targets) and ``perplexity`` (``exp(nll)``).
     """
-    from mbt.trace import collate, length_batches
-
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not one string")
     columns = ["item", "nll", "nll_sum", "n_tokens", "perplexity"]

@@ -631,15 +631,6 @@ def _pooled_states(model, tokenizer, texts: Sequence[str], batch_size: int = 50)
     return torch.cat(pooled, dim=1)
 
 
-def _linear_cka(x, y) -> float:
-    """Linear CKA of (N, D) matrices (feature-centred, float64)."""
-    x = x - x.mean(0, keepdim=True)
-    y = y - y.mean(0, keepdim=True)
-    num = (y.T @ x).pow(2).sum()
-    den = (x.T @ x).pow(2).sum().sqrt() * (y.T @ y).pow(2).sum().sqrt()
-    return float(num / den)
-
-
 def _weight_change(base, sft) -> list[dict[str, Any]]:
     sb, ss = base.state_dict(), sft.state_dict()
     rows = []
@@ -691,7 +682,7 @@ def _mc_accuracy(model, tokenizer, items: Sequence[dict], shot_items: Sequence[d
 
 
 def _quality(base, sft, tokenizer, cfg: ToyConfig, seed: int, progress: bool) -> dict[str, Any]:
-    from mbt import evaluate
+    from mbt import evaluate, metrics
 
     test = toydata.toy_math("test", seed)[: cfg.eval_n]
     shots = toydata.toy_math("train", seed)[-cfg.eval_shots:]
@@ -721,7 +712,7 @@ def _quality(base, sft, tokenizer, cfg: ToyConfig, seed: int, progress: bool) ->
     texts = [toydata.format_math(it) for it in test]
     hb = _pooled_states(base, tokenizer, texts, cfg.eval_batch)
     hs = _pooled_states(sft, tokenizer, texts, cfg.eval_batch)
-    cka = [round(_linear_cka(hb[layer], hs[layer]), 4) for layer in range(hb.shape[0])]
+    cka = [round(metrics.cka(hb[layer], hs[layer]), 4) for layer in range(hb.shape[0])]
     return {
         "toy_math": math_q,
         "toy_mc": mc_q,
