@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbt import cpu
+
 __all__ = [
     "CHAPTERS",
     "CONVERGENCE_METRICS",
@@ -1682,19 +1684,36 @@ def _short_error(exc: BaseException) -> str:
     return f"{name}: {value[0] if value else ''}"[:300]
 
 
+def _kernel_manager() -> type | None:
+    """A kernel manager that talks to the kernel over local IPC sockets where the OS has them.
+
+    Nothing then listens on a TCP port, and ipykernel (≥ 7.3) no longer prints its warning about
+    unencrypted TCP once per chapter. ``None`` (nbclient's default, TCP) on Windows.
+    """
+    if os.name == "nt":
+        return None
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return IPCKernelManager
+
+
 def _execute(nb: Any, out: Path, params: Mapping[str, Any], *, kernel_name: str, cwd: Path, timeout: int | None,
              records: Path) -> None:
     import papermill
 
     records.mkdir(parents=True, exist_ok=True)
-    # the kernel inherits this environment: never Agg (figures would vanish), records folder for report()
-    # OMP_WAIT_POLICY=PASSIVE: with GNU OpenMP's default busy-waiting, torch threads spin against any other
-    # process on a small machine and a kernel runs 10-20x slower (scheduling only; results are unchanged)
-    omp = os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"
+    # the kernel inherits this environment: never Agg (figures would vanish), records folder for report(),
+    # and the OpenMP wait policy that suits how busy the CPUs are now (mbt.cpu; scheduling only)
+    omp = cpu.wait_policy(os.cpu_count() or 1)
     with _environment(MPLBACKEND=None, OMP_WAIT_POLICY=omp, **{RECORDS_ENV: str(records)}), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         papermill.execute_notebook(
             nb, str(out), parameters=dict(params), kernel_name=kernel_name, cwd=str(cwd), progress_bar=False,
             log_output=False, request_save_on_cell_execute=False, execution_timeout=timeout,
+            **({"kernel_manager_class": manager} if (manager := _kernel_manager()) else {}),
         )

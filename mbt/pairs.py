@@ -7,11 +7,12 @@ loaded (native dtype: bf16 on CUDA, fp32 on CPU) and wrapped for nnsight tracing
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,28 @@ __all__ = [
     "check_configs",
     "check_tokenizers",
     "get_pair",
+    "hf_progress_bars",
     "load_pair",
 ]
+
+
+@contextlib.contextmanager
+def hf_progress_bars(enabled: bool) -> Iterator[None]:
+    """Show or hide transformers' own bars (loading and writing weights) inside a block.
+
+    Args:
+        enabled: ``False`` hides them; the previous setting is restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
 
 
 @dataclass(frozen=True)
@@ -443,7 +464,8 @@ def load_pair(
 
                 return remote_model(ident, revision=rev, tokenizer=tokenizer)
             try:
-                model = AutoModelForCausalLM.from_pretrained(ident, revision=rev, **load_kwargs)
+                with hf_progress_bars(progress):
+                    model = AutoModelForCausalLM.from_pretrained(ident, revision=rev, **load_kwargs)
             except (OSError, ValueError) as exc:
                 raise _hub_error(f"{role} weights", ident, exc) from exc
             if device_map is None:

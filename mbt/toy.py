@@ -51,12 +51,12 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mbt import toydata
+from mbt import cpu, toydata
 
 __all__ = [
     "ToyConfig",
@@ -296,18 +296,6 @@ def _lock(target: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
@@ -370,19 +358,24 @@ def _run_build(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress:
                settings_hash: str) -> None:
     """Run the recipe in this process, or in a child process where threads could stall.
 
-    With more than one thread, GNU OpenMP's default *active* waiting makes every parallel region
-    spin; when another process competes for the cores a training step becomes 10-200x slower
-    (measured on the 2-core build machine). The wait policy is read once, when torch is first
-    loaded, so unless ``OMP_WAIT_POLICY=PASSIVE`` is already set the build runs in a child
-    Python with it set. The policy changes scheduling only, never results.
+    With more than one thread, OpenMP's wait policy matters (:mod:`mbt.cpu`): on busy CPUs the
+    default active waiting made training steps 3-200x slower, on idle ones it is the fastest.
+    The policy is read once, when torch loads, so when :func:`mbt.cpu.wait_policy` asks for
+    another policy than this process has, the build runs in a child Python that gets it. The
+    policy changes scheduling only, never results.
     """
-    if cfg.threads == 1 or os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+    policy = cpu.wait_policy(cfg.threads)
+    if cfg.threads == 1 or (policy or "").upper() == os.environ.get("OMP_WAIT_POLICY", "").upper():
         _build_into(root, cfg=cfg, seed=seed, variant=variant, progress=progress,
                     settings_hash=settings_hash)
         return
     payload = json.dumps({"root": str(root), "config": dataclasses.asdict(cfg), "seed": seed,
                           "variant": variant, "progress": progress, "settings_hash": settings_hash})
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    env = dict(os.environ)
+    if policy:
+        env["OMP_WAIT_POLICY"] = policy
+    else:
+        env.pop("OMP_WAIT_POLICY", None)
     package_parent = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-c", "import sys, mbt.toy; mbt.toy._worker(sys.argv[1])", payload]
@@ -516,17 +509,36 @@ def _pretrain_batches(flat, cfg: ToyConfig) -> list:
     return batches
 
 
-def _pretrain(model, batches, cfg: ToyConfig, progress: bool) -> list[list[float]]:
+def _train_steps(model, batch_at: Callable[[int], dict[str, Any]], *, steps: int, lr: float, weight_decay: float,
+                 warmup: int, cfg: ToyConfig, stage: str, progress: bool) -> list[list[float]]:
+    """AdamW steps on ``model(**batch_at(step)).loss`` with clipping; the loss curve every 10 steps.
+
+    Args:
+        model: causal LM, trained in place (left in eval mode).
+        batch_at: step index → keyword arguments of the forward pass (``input_ids``, ``labels`` …).
+        steps: optimiser steps.
+        lr: peak learning rate (warm-up, then cosine decay to ``cfg.min_lr_frac · lr``).
+        weight_decay: AdamW weight decay.
+        warmup: warm-up steps.
+        cfg: gradient clipping norm and learning-rate floor.
+        stage: name for the progress bar and errors ("pretraining", "SFT").
+        progress: show a tqdm bar.
+
+    Returns:
+        ``[[step, loss], …]`` at steps 0, 10, 20 … and the last step.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite.
+    """
     import torch
     from tqdm.auto import tqdm
 
-    opt, sched = _optimizer(model, cfg.pt_lr, cfg.pt_weight_decay, cfg, cfg.pt_steps, cfg.pt_warmup)
+    opt, sched = _optimizer(model, lr, weight_decay, cfg, steps, warmup)
     curve: list[list[float]] = []
     model.train()
-    bar = tqdm(range(cfg.pt_steps), desc="toy pretrain", disable=not progress)
+    bar = tqdm(range(steps), desc=f"toy {stage}", disable=not progress)
     for step in bar:
-        x = batches[step]
-        loss = model(input_ids=x, labels=x, use_cache=False).loss
+        loss = model(**batch_at(step), use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
@@ -534,12 +546,19 @@ def _pretrain(model, batches, cfg: ToyConfig, progress: bool) -> list[list[float
         opt.zero_grad(set_to_none=True)
         value = loss.detach().item()
         if not math.isfinite(value):
-            raise FloatingPointError(f"pretraining loss is {value} at step {step}")
-        if step % 10 == 0 or step == cfg.pt_steps - 1:
+            raise FloatingPointError(f"{stage} loss is {value} at step {step}")
+        if step % 10 == 0 or step == steps - 1:
             curve.append([step, round(value, 4)])
             bar.set_postfix(loss=f"{value:.3f}")
     model.eval()
     return curve
+
+
+def _pretrain(model, batches, cfg: ToyConfig, progress: bool) -> list[list[float]]:
+    """Next-token pretraining on the packed blocks of :func:`_pretrain_batches`, one per step."""
+    return _train_steps(model, lambda step: {"input_ids": batches[step], "labels": batches[step]},
+                        steps=cfg.pt_steps, lr=cfg.pt_lr, weight_decay=cfg.pt_weight_decay, warmup=cfg.pt_warmup,
+                        cfg=cfg, stage="pretraining", progress=progress)
 
 
 def _sft_examples(tokenizer, math_items: Sequence[dict], mc_items: Sequence[dict]) -> list[tuple[list[int], int]]:
@@ -555,17 +574,16 @@ def _sft_examples(tokenizer, math_items: Sequence[dict], mc_items: Sequence[dict
     return out
 
 
-def _finetune(model, examples, cfg: ToyConfig, seed: int, pad_id: int, progress: bool) -> list[list[float]]:
+def _sft_batches(examples: Sequence[tuple[list[int], int]], cfg: ToyConfig, seed: int,
+                 pad_id: int) -> Callable[[int], dict[str, Any]]:
+    """Step → right-padded batch of SFT examples (shuffled epochs), loss on the answer tokens only."""
     import torch
-    from tqdm.auto import tqdm
 
-    opt, sched = _optimizer(model, cfg.sft_lr, 0.0, cfg, cfg.sft_steps, cfg.sft_warmup)
     rng = random.Random(f"toy-sft/{seed}")
     order: list[int] = []
-    curve: list[list[float]] = []
-    model.train()
-    bar = tqdm(range(cfg.sft_steps), desc="toy SFT", disable=not progress)
-    for step in bar:
+
+    def batch_at(step: int) -> dict[str, Any]:
+        nonlocal order
         while len(order) < cfg.sft_batch:
             epoch = list(range(len(examples)))
             rng.shuffle(epoch)
@@ -580,20 +598,15 @@ def _finetune(model, examples, cfg: ToyConfig, seed: int, pad_id: int, progress:
             ids[r, :len(seq)] = torch.tensor(seq)
             mask[r, :len(seq)] = 1
             labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        value = loss.detach().item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"SFT loss is {value} at step {step}")
-        if step % 10 == 0 or step == cfg.sft_steps - 1:
-            curve.append([step, round(value, 4)])
-            bar.set_postfix(loss=f"{value:.3f}")
-    model.eval()
-    return curve
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return batch_at
+
+
+def _finetune(model, examples, cfg: ToyConfig, seed: int, pad_id: int, progress: bool) -> list[list[float]]:
+    """Supervised fine-tuning on (prompt, answer) examples, no weight decay."""
+    return _train_steps(model, _sft_batches(examples, cfg, seed, pad_id), steps=cfg.sft_steps, lr=cfg.sft_lr,
+                        weight_decay=0.0, warmup=cfg.sft_warmup, cfg=cfg, stage="SFT", progress=progress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -754,21 +767,23 @@ def _build_into(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress
 
     import torch
 
+    from mbt.pairs import hf_progress_bars
+
     t_start, c_start = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}
-    cpu: dict[str, float] = {}
+    cpu_s: dict[str, float] = {}
     c_last = [c_start]
 
     def lap(name: str, t0: float) -> float:
         # wall time depends on what else the machine runs; process CPU time (all threads) does not
         timings[name] = round(time.perf_counter() - t0, 2)
-        cpu[name] = round(time.process_time() - c_last[0], 2)
+        cpu_s[name] = round(time.process_time() - c_last[0], 2)
         c_last[0] = time.process_time()
         log.info("toy build: %s took %.1f s", name, timings[name])
         return time.perf_counter()
 
     root.mkdir(parents=True)
-    with _threads(cfg.threads):
+    with cpu.pinned_threads(cfg.threads):
         t = time.perf_counter()
         tok_docs = toydata.corpus(seed, n_docs=cfg.tokenizer_docs, variant=variant, pydoc_frac=cfg.pydoc_frac)
         docs = toydata.iter_corpus(seed, variant=variant, pydoc_frac=cfg.pydoc_frac, drill_docs=cfg.drill_docs)
@@ -798,7 +813,8 @@ def _build_into(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress
         t = lap("sft", t)
 
         for name, model in (("base", base), ("sft", sft)):
-            model.save_pretrained(root / name)
+            with hf_progress_bars(progress):
+                model.save_pretrained(root / name)
             tokenizer.save_pretrained(root / name)
         _write_jsonl(root / "data" / "sft_math.jsonl", math_train)
         _write_jsonl(root / "data" / "sft_mc.jsonl", mc_train)
@@ -809,7 +825,7 @@ def _build_into(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress
         t = lap("quality", t)
 
     timings["total"] = round(time.perf_counter() - t_start, 2)
-    cpu["total"] = round(time.process_time() - c_start, 2)
+    cpu_s["total"] = round(time.process_time() - c_start, 2)
     n_params = sum(p.numel() for p in base.parameters())
     manifest = {
         "mbt_toy_manifest": 1,
@@ -828,7 +844,7 @@ def _build_into(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress
                  "world_seed": toydata.WORLD_SEED},
         "training": {"pretrain_loss": pt_curve, "sft_loss": sft_curve},
         "timings_s": timings,
-        "cpu_s": cpu,
+        "cpu_s": cpu_s,
         "quality": quality,
         "files": _file_hashes(root),
     }

@@ -38,7 +38,6 @@ disjoint masks or seeds, each with its own ``out`` file, and concatenate the tab
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -47,9 +46,11 @@ import operator
 import random
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mbt.cpu import pinned_threads
 
 if TYPE_CHECKING:  # heavy imports stay inside functions, so `mbt --help` starts fast
     import pandas as pd
@@ -57,13 +58,17 @@ if TYPE_CHECKING:  # heavy imports stay inside functions, so `mbt --help` starts
 
 
 __all__ = [
+    "DEFAULT_LR",
     "DEFAULT_MASKS",
+    "DEFAULT_STEPS",
     "DEFAULT_TARGETS",
+    "LENGTH_GROUP",
     "MASK_FAMILIES",
     "MLP_TARGETS",
     "PRESETS",
     "SWEEP_COLUMNS",
     "add_cli",
+    "batch_schedule",
     "budget",
     "evaluate_tuned",
     "lora_config",
@@ -91,6 +96,14 @@ PRESETS: tuple[str, ...] = ("standard", "paper")
 PAPER_ALPHA = 128
 PAPER_RANK = 64
 PAPER_DROPOUT = 0.05
+
+DEFAULT_STEPS = 240
+DEFAULT_LR = 5e-3
+"""Default steps and peak learning rate (batch 32): on the default toy pair a full-depth run trains
+in under a minute on 2 CPU cores (exact match 0.47 at seed 0; 300 steps at 4e-3 gave 0.54 in 65 s)."""
+
+LENGTH_GROUP = 16
+"""With ``group_by_length``, this many consecutive batches are sorted by length together."""
 
 DEFAULT_MASKS: tuple[str, ...] = (
     "00000", "11111", "10000", "01000", "00100", "00010", "00001", "01100", "00110", "01110",
@@ -503,41 +516,12 @@ def _batch(examples: Sequence[tuple[list[int], int]], pad_id: int) -> tuple[torc
 # ------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    import torch
-
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextlib.contextmanager
-def _quiet_loading(quiet: bool) -> Iterator[None]:
-    """Hide transformers' weight-loading bars while ``quiet`` (restored afterwards)."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if quiet and was:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if quiet and was:
-            hf_logging.enable_progress_bar()
-
-
 def _load_model(source: Any, *, device: str | None, dtype: Any, copy_model: bool, revision: str | None = None,
                 progress: bool = True):
     """A plain HF causal LM from a path/Hub id (loaded) or a model (copied unless ``copy_model=False``)."""
     import torch
 
+    from mbt.pairs import hf_progress_bars
     from mbt.trace import unwrap
 
     if isinstance(source, str | Path):
@@ -550,7 +534,7 @@ def _load_model(source: Any, *, device: str | None, dtype: Any, copy_model: bool
             kwargs["revision"] = revision
         if dev == "auto":
             kwargs["device_map"] = "auto"
-        with _quiet_loading(not progress):
+        with hf_progress_bars(progress):
             model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
         return model if dev == "auto" else model.to(dev)
     model = unwrap(source)
@@ -582,6 +566,99 @@ def _schedule(step: int, steps: int, warmup: int, kind: str) -> float:
     raise ValueError(f"schedule must be 'linear', 'cosine' or 'constant', got {kind!r}")
 
 
+def batch_schedule(lengths: Sequence[int], batch_size: int, steps: int, seed: int, *,
+                   group_by_length: bool = True) -> list[list[int]]:
+    """The example indices of every optimiser step.
+
+    The examples are drawn as a stream of reshuffled epochs (seeded by ``seed``), ``batch_size``
+    at a time, an epoch's remainder carrying into the next. With ``group_by_length``, each run of
+    :data:`LENGTH_GROUP` batches' worth of the stream is sorted by length, cut into batches and
+    those batches are shuffled: a batch then holds examples of similar length, so there is less
+    padding to compute, and the stream still visits every example once per epoch. It is off by
+    default: on ``toy-math`` it made steps 1.25x faster but lowered full-depth LoRA's exact match
+    after 300 steps from 0.54 to 0.37 (seed 0; answer NLL 1.376 → 1.403), since similar lengths
+    there mean similar problems. Worth trying where lengths vary widely and don't track the task.
+
+    Args:
+        lengths: token count of each example.
+        batch_size: examples per step.
+        steps: number of steps.
+        seed: shuffling seed.
+        group_by_length: sort within groups of :data:`LENGTH_GROUP` batches.
+
+    Returns:
+        ``steps`` lists of ``batch_size`` indices into ``lengths``.
+    """
+    if not lengths:
+        raise ValueError("no examples to draw batches from")
+    rng = random.Random(f"mbt.tune/{seed}")
+    group = LENGTH_GROUP if group_by_length else 1
+    stream: list[int] = []
+    batches: list[list[int]] = []
+    while len(batches) < steps:
+        need = batch_size * group
+        while len(stream) < need:
+            epoch = list(range(len(lengths)))
+            rng.shuffle(epoch)
+            stream += epoch
+        chunk, stream = stream[:need], stream[need:]
+        if group > 1:
+            chunk.sort(key=lambda i: lengths[i])
+        cut = [chunk[j: j + batch_size] for j in range(0, need, batch_size)]
+        if group > 1:
+            rng.shuffle(cut)
+        batches += cut
+    return batches[:steps]
+
+
+def _keeps_logits(model: Any) -> bool:
+    """Whether the (PEFT-wrapped) model's forward takes ``logits_to_keep`` (most HF causal LMs)."""
+    import inspect
+
+    from mbt.trace import unwrap
+
+    model = unwrap(model)
+    if hasattr(model, "get_base_model"):  # PEFT passes the keyword through to the wrapped model
+        model = model.get_base_model()
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def token_loss_sum(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
+                   first_target: int | None = None) -> torch.Tensor:
+    """Summed next-token cross-entropy over the positions whose label is not −100.
+
+    ``loss = Σ_{b,t: y[b,t+1] ≠ −100} −log softmax(z[b,t])[y[b,t+1]]`` for logits ``z`` of shape
+    ``(B, T, V)``. When ``first_target`` is given (the earliest ``t + 1`` with a label, e.g. the
+    shortest prompt of the batch) and the model accepts ``logits_to_keep``, the LM head only runs on
+    positions ``first_target − 1 … T − 1``: the same loss for a fraction of the head's cost when
+    the loss is on short answers.
+
+    Args:
+        model: causal LM (PEFT-wrapped or not) returning ``.logits``.
+        ids: ``(B, T)`` token ids.
+        attention_mask: ``(B, T)`` 1 for real tokens.
+        labels: ``(B, T)`` target ids aligned with ``ids`` (−100 = no loss).
+        first_target: lowest position with a label, or ``None`` to compute every position's logits.
+
+    Returns:
+        A 0-d float32 tensor with the summed loss (differentiable).
+    """
+    import torch
+
+    keep_from = 0
+    kwargs: dict[str, Any] = {}
+    if first_target is not None and first_target > 1 and _keeps_logits(model):
+        keep_from = first_target - 1
+        kwargs["logits_to_keep"] = ids.shape[1] - keep_from
+    logits = model(input_ids=ids, attention_mask=attention_mask, use_cache=False, **kwargs).logits
+    shift = labels[:, keep_from + 1:].to(logits.device)
+    return torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                                             shift.reshape(-1), ignore_index=-100, reduction="sum")
+
+
 def train_lora(
     model_or_path: Any,
     tokenizer: Any = None,
@@ -589,8 +666,8 @@ def train_lora(
     *,
     task: str = "toy-math",
     n_train: int | None = 4000,
-    steps: int = 300,
-    lr: float = 4e-3,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
     batch_size: int = 32,
     micro_batch_size: int | None = None,
     rank: int | None = None,
@@ -613,6 +690,7 @@ def train_lora(
     device: str | None = None,
     dtype: Any = None,
     gradient_checkpointing: bool = False,
+    group_by_length: bool = False,
     copy_model: bool = True,
     progress: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
@@ -622,7 +700,8 @@ def train_lora(
     linear warmup then ``schedule`` decay, gradient clipping at ``max_grad_norm``, batches of
     ``batch_size`` examples drawn without replacement from reshuffled epochs. The loss is the
     token-weighted mean cross-entropy over the batch's target tokens (so splitting a batch into
-    ``micro_batch_size`` pieces changes nothing but memory). ``seed`` fixes the epoch order and,
+    ``micro_batch_size`` pieces changes nothing but memory; the LM head only runs from the first
+    target position on). ``seed`` fixes the batches (:func:`batch_schedule`) and,
     set right before ``get_peft_model``, the adapter initialisation (A Kaiming-uniform, B = 0);
     the set of training records is fixed by ``data_seed``. On CPU the model runs in fp32 and the
     result is bit-identical for the same seed and thread count.
@@ -661,6 +740,7 @@ def train_lora(
             available for a path.
         dtype: model dtype when loading (default fp32 on CPU, bf16 on GPU; adapters stay fp32).
         gradient_checkpointing: recompute activations in the backward pass (large models).
+        group_by_length: batches of examples of similar length (see :func:`batch_schedule`).
         copy_model: deep-copy a model object before adding adapters.
         progress: tqdm bar with the running loss.
 
@@ -684,7 +764,7 @@ def train_lora(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(model_or_path))
-    with _threads(threads):
+    with pinned_threads(threads):
         n_threads = torch.get_num_threads()
         start = time.perf_counter()
         model = _load_model(model_or_path, device=device, dtype=dtype, copy_model=copy_model, progress=progress)
@@ -717,28 +797,23 @@ def train_lora(
         n_warmup = int(warmup) if warmup >= 1 else round(warmup * steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: _schedule(s, steps, n_warmup, schedule))
-        rng = random.Random(f"mbt.tune/{seed}")
-        order: list[int] = []
+        plan = batch_schedule([len(ids) for ids, _ in examples], batch_size, steps, seed,
+                              group_by_length=group_by_length)
         curve: list[tuple[int, float]] = []
         losses: list[float] = []
         dev = _input_device(peft_model)
         peft_model.train()
         bar = tqdm(range(steps), desc=f"LoRA {mask}", disable=not progress)
         for step in bar:
-            while len(order) < batch_size:
-                epoch = list(range(len(examples)))
-                rng.shuffle(epoch)
-                order += epoch
-            idx, order = order[:batch_size], order[batch_size:]
+            idx = plan[step]
             n_targets = sum(len(examples[i][0]) - max(examples[i][1], 1) for i in idx)
             total = 0.0
             for lo in range(0, batch_size, micro):
-                ids, attn, labels = _batch([examples[i] for i in idx[lo: lo + micro]], pad_id)
-                logits = peft_model(input_ids=ids.to(dev), attention_mask=attn.to(dev), use_cache=False).logits
-                shift = labels[:, 1:].to(logits.device)
-                loss = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().reshape(-1, logits.shape[-1]), shift.reshape(-1),
-                    ignore_index=-100, reduction="sum") / max(1, n_targets)
+                part = [examples[i] for i in idx[lo: lo + micro]]
+                ids, attn, labels = _batch(part, pad_id)
+                first = min(max(n_prompt, 1) for _, n_prompt in part)
+                loss = token_loss_sum(peft_model, ids.to(dev), attn.to(dev), labels, first_target=first)
+                loss = loss / max(1, n_targets)
                 loss.backward()
                 total += float(loss.detach())
             if max_grad_norm:
@@ -761,6 +836,7 @@ def train_lora(
         "trainable_params": trainable, "budget_params": b["trainable"], "baseline_params": b["baseline"],
         "budget_ratio": b["ratio"], "seed": seed, "data_seed": data_seed, "task": task, "n_train": len(examples),
         "steps": steps, "lr": lr, "batch_size": batch_size, "micro_batch_size": micro, "loss_on": loss_on,
+        "group_by_length": bool(group_by_length),
         "warmup_steps": n_warmup, "schedule": schedule, "max_length": cap, "longest": longest,
         "n_truncated": n_truncated, "truncated_at": truncated_at, "loss_curve": curve,
         "final_loss": float(sum(losses[-10:]) / len(losses[-10:])), "train_seconds": seconds,
@@ -973,8 +1049,8 @@ def sweep(
     mlp: bool = False,
     alpha_over_r: float = 2.0,
     rslora: bool = False,
-    steps: int = 300,
-    lr: float = 4e-3,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
     batch_size: int = 32,
     micro_batch_size: int | None = None,
     n_train: int | None = 4000,
@@ -1075,7 +1151,7 @@ def sweep(
             del model
         return base_row
 
-    with _threads(threads):
+    with pinned_threads(threads):
         n_threads = torch.get_num_threads()
         for mask in mask_list:
             for seed in seed_list:
@@ -1235,8 +1311,8 @@ def add_cli(subparsers: Any) -> Any:
     p.add_argument("--alpha-over-r", type=float, default=2.0, help="constant LoRA scale (standard preset)")
     p.add_argument("--rslora", action="store_true", help="rsLoRA scaling alpha/sqrt(r)")
     p.add_argument("--mlp", action="store_true", help="also adapt gate/up/down projections")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=4e-3)
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--lr", type=float, default=DEFAULT_LR)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--micro-batch-size", type=int, default=None)
     p.add_argument("--n-train", type=int, default=4000)

@@ -70,7 +70,7 @@ seeds = [0, 1, 2]  # seeds per mask (data order and adapter initialisation)
 appendix_a = False  # True adds the 3- and 10-segment single-segment families (first seed only)
 preset = "standard"  # "standard": constant α/r; "paper": lora_alpha = 128 whatever the rank (the authors’)
 rank = 0  # full-depth LoRA rank that sets the budget (0: mbt.tune’s default)
-steps = 0  # optimiser steps per run (0: mbt.tune’s default, 300)
+steps = 0  # optimiser steps per run (0: mbt.tune’s default, 240)
 n_test = 200  # held-out problems per run (accuracy and answer NLL)
 threads = 2  # CPU threads, pinned: CPU LoRA results are bit-identical only for the same thread count
 quick = False  # smoke run: three masks, one seed, two steps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -185,8 +186,26 @@ def test_default_location_seed_and_variant(builds, monkeypatch, tmp_path):
     assert not all(torch.equal(ta[k], ts[k]) for k in ta if ta[k].shape == ts[k].shape)
 
 
-def test_multithreaded_build_runs_in_a_child_process(tmp_path, monkeypatch):
+class _Trained(Exception):
+    pass
+
+
+def test_multithreaded_build_on_idle_cpus_runs_in_process(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(toy.cpu, "busy_cpus", lambda *a, **k: 0.0)
+    cfg = dataclasses.replace(toy.SIZES["tiny"], name="tiny-2threads", threads=2)
+
+    def train_here(*args, **kwargs):
+        raise _Trained
+
+    monkeypatch.setattr(toy, "_build_into", train_here)
+    with pytest.raises(_Trained):
+        toy.build(tmp_path / "t2", size=cfg, progress=False)
+
+
+def test_multithreaded_build_on_busy_cpus_runs_in_a_passive_child(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(toy.cpu, "busy_cpus", lambda *a, **k: float(os.cpu_count() or 1))
     cfg = dataclasses.replace(toy.SIZES["tiny"], name="tiny-2threads", threads=2, pt_steps=10, sft_steps=4)
     calls = []
     monkeypatch.setattr(toy, "_build_into", lambda *a, **k: calls.append(1))  # the parent must not train
