@@ -285,20 +285,27 @@ def stream_layers(
         pad_id = 0 if pad_id is None else int(pad_id)
     device = _input_device(module, layout)
     batches = length_batches([len(ids) for ids in token_ids], batch_size)
-    for step, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, unit="batch")):
-        if step and step % _GC_EVERY == 0:
-            gc.collect()  # traces leave reference cycles that hold activations until a full collection
-        input_ids, mask, positions = collate([token_ids[i] for i in batch], pad_id, padding_side=padding_side)
-        inputs = {
-            "input_ids": input_ids.to(device),
-            "attention_mask": mask.to(device),
-            "position_ids": positions.to(device),
-        }
-        index = torch.as_tensor(batch, device=device)
-        if remote:
-            _trace_batch_remote(model, blocks, inputs, wanted, reducer, index)
-        else:
-            _trace_batch(model, blocks, inputs, wanted, reducer, index)
+    # Traces leave reference cycles that hold activations until a full collection, so one runs every
+    # _GC_EVERY batches. gc.freeze() first sets the objects that already exist (the model's modules,
+    # the libraries) aside, so those collections only scan what the traces created: ~10 ms, not ~200.
+    gc.freeze()
+    try:
+        for step, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, unit="batch")):
+            if step and step % _GC_EVERY == 0:
+                gc.collect()
+            input_ids, mask, positions = collate([token_ids[i] for i in batch], pad_id, padding_side=padding_side)
+            inputs = {
+                "input_ids": input_ids.to(device),
+                "attention_mask": mask.to(device),
+                "position_ids": positions.to(device),
+            }
+            index = torch.as_tensor(batch, device=device)
+            if remote:
+                _trace_batch_remote(model, blocks, inputs, wanted, reducer, index)
+            else:
+                _trace_batch(model, blocks, inputs, wanted, reducer, index)
+    finally:
+        gc.unfreeze()
 
 
 def _trace_batch(

@@ -98,6 +98,27 @@ def test_bf16_states_keep_the_model_dtype(tokenizer, token_ids):
     assert dtypes == {torch.bfloat16}
 
 
+def test_streaming_collects_trace_garbage_and_leaves_the_collector_as_it_was(tokenizer, token_ids, monkeypatch):
+    import gc
+
+    model = trace.wrap(make_model("olmo2", n_layers=2), tokenizer)
+    monkeypatch.setattr(trace, "_GC_EVERY", 1)
+    collected = []
+    real = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(gc.get_freeze_count()) or real(*a))
+    trace.stream_layers(model, token_ids, lambda b: None, batch_size=2, progress=False)
+    n_batches = len(trace.length_batches([len(t) for t in token_ids], 2))
+    assert len(collected) == n_batches - 1 and all(n > 0 for n in collected)  # old objects set aside
+    assert gc.get_freeze_count() == 0
+
+    def fail(batch):
+        raise RuntimeError("reducer failed")
+
+    with pytest.raises(RuntimeError, match="reducer failed"):
+        trace.stream_layers(model, token_ids, fail, progress=False)
+    assert gc.get_freeze_count() == 0
+
+
 def test_invalid_requests_are_refused(tokenizer, token_ids):
     model = trace.wrap(make_model("olmo2", n_layers=2), tokenizer)
     with pytest.raises(ValueError, match=r"valid layers are 0\.\.2"):
