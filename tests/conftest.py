@@ -133,6 +133,16 @@ def save_pair(tmp_path_factory, tokenizer) -> Callable[..., tuple[Path, Path]]:
     return _save
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one torch thread: tiny matrices gain nothing from more, and one
+    thread never stalls on a busy 2-core machine. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    from mbt.cpu import pinned_threads
+
+    with pinned_threads(1):
+        yield
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """Keep result caches and toy builds of the test run out of the user's cache folder."""

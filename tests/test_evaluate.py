@@ -58,12 +58,7 @@ def test_extract_gsm8k_answer(text, expected):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices; one thread never stalls on a busy machine
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CORPUS = [
     "Tom has 3 apples. He gets 4 more apples. Tom has 3 + 4 = 7 apples.",

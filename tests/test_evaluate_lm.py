@@ -12,13 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, Olmo2Config, Olmo2ForCausa
 from mbt import evaluate
 from mbt.evaluate import mmlu_accuracy, perplexity, pooled_perplexity, toxigen_accuracy, toxigen_label
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CORPUS = [

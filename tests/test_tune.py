@@ -16,13 +16,7 @@ from transformers import MistralConfig, Olmo2Config
 from mbt import tune
 from mbt.tune import DEFAULT_MASKS, budget, lora_config, segment_layers
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices; one thread never stalls on a busy machine
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------------------------

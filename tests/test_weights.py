@@ -14,13 +14,7 @@ from mbt.pairs import ModelPair, PairSpec
 N_LAYERS = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and 2 threads crawl on a busy 2-core machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 # (0-based ModuleList index, tensor inside the block) -> perturbation scale
 PERTURB = {
     (1, "mlp.down_proj.weight"): 0.01,
