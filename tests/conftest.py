@@ -7,7 +7,7 @@ are built from configs with fixed seeds, then written with ``save_pretrained``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -42,22 +42,34 @@ TEXTS = [
 ]
 
 
-def make_tokenizer(vocab_size: int = 320):
-    """A deterministic byte-level BPE tokenizer with pad/bos/eos tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def make_tokenizer(vocab_size: int = 320, *, corpus: Sequence[str] | None = None,
+                   specials: tuple[str, str, str] = ("<pad>", "<bos>", "<eos>"), prepend_bos: bool = False):
+    """A deterministic byte-level BPE tokenizer with pad/bos/eos tokens.
+
+    Args:
+        vocab_size: BPE vocabulary size, special tokens included.
+        corpus: training texts (default: this module's ``CORPUS`` four times).
+        specials: the pad, BOS and EOS token strings.
+        prepend_bos: encode with BOS in front (``"<bos> $A"``, pairs ``"<bos> $A <bos> $B"``).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    pad, bos, eos = specials
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=["<pad>", "<bos>", "<eos>"],
+        special_tokens=list(specials),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(CORPUS * 4, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>")
+    tok.train_from_iterator(CORPUS * 4 if corpus is None else corpus, trainer)
+    if prepend_bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=pad, bos_token=bos, eos_token=eos)
 
 
 def _config(arch: str, vocab: int, n_layers: int, hidden: int):

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import Olmo2Config, Olmo2ForCausalLM, PreTrainedTokenizerFast
+from conftest import make_tokenizer
+from transformers import Olmo2Config, Olmo2ForCausalLM
 
 from mbt import evaluate
 from mbt.evaluate import answer_nll, extract_gsm8k_answer, gsm8k_exact_match
@@ -69,16 +69,7 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<|pad|>", "<|bos|>", "<|eos|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.post_processor = processors.TemplateProcessing(
-        single="<|bos|> $A", pair="<|bos|> $A <|bos|> $B", special_tokens=[("<|bos|>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|bos|>",
-                                   eos_token="<|eos|>")
+    return make_tokenizer(320, corpus=CORPUS, specials=("<|pad|>", "<|bos|>", "<|eos|>"), prepend_bos=True)
 
 
 @pytest.fixture(scope="module")

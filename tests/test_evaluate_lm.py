@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, Olmo2Config, Olmo2ForCausalLM, PreTrainedTokenizerFast
+from conftest import make_tokenizer
+from transformers import GPT2Config, GPT2LMHeadModel, Olmo2Config, Olmo2ForCausalLM
 
 from mbt import evaluate
 from mbt.evaluate import mmlu_accuracy, perplexity, pooled_perplexity, toxigen_accuracy, toxigen_label
@@ -27,14 +27,7 @@ CORPUS = [
 @pytest.fixture(scope="module")
 def tok():
     """BPE in which " A" … " D", " Yes" and " No" are single tokens; BOS prepended."""
-    t = Tokenizer(models.BPE())
-    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    t.decoder = decoders.ByteLevel()
-    t.train_from_iterator(CORPUS, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|pad|>", "<|bos|>", "<|eos|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    t.post_processor = processors.TemplateProcessing(single="<|bos|> $A", special_tokens=[("<|bos|>", 1)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=t, pad_token="<|pad|>", bos_token="<|bos|>", eos_token="<|eos|>")
+    fast = make_tokenizer(400, corpus=CORPUS, specials=("<|pad|>", "<|bos|>", "<|eos|>"), prepend_bos=True)
     for word in (" A", " B", " C", " D", " Yes", " No"):
         assert len(fast(word, add_special_tokens=False)["input_ids"]) == 1, word
     return fast
