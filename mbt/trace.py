@@ -308,6 +308,11 @@ def stream_layers(
         gc.unfreeze()
 
 
+def _layer_proxy(blocks: Any, layer: int) -> Any:
+    """The traced value of hidden layer ``layer``: block 1's input for 0, block ``layer``'s output after."""
+    return blocks[0].input if layer == 0 else blocks[layer - 1].output
+
+
 def _trace_batch(
     model: Any,
     blocks: Any,
@@ -320,8 +325,7 @@ def _trace_batch(
     with torch.no_grad():
         with model.trace(inputs) as tracer:
             for layer in wanted:
-                states = blocks[0].input if layer == 0 else blocks[layer - 1].output
-                reducer(LayerBatch(layer, _as_tensor(states), mask, index))
+                reducer(LayerBatch(layer, _as_tensor(_layer_proxy(blocks, layer)), mask, index))
             tracer.stop()
 
 
@@ -338,7 +342,7 @@ def _trace_batch_remote(
     mask = inputs["attention_mask"].bool()
     with torch.no_grad():
         with model.trace(inputs, remote=True) as tracer:
-            saved = nnsight.save([blocks[0].input if layer == 0 else blocks[layer - 1].output for layer in wanted])
+            saved = nnsight.save([_layer_proxy(blocks, layer) for layer in wanted])
             tracer.stop()
     for layer, states in zip(wanted, saved, strict=True):
         reducer(LayerBatch(layer, _as_tensor(states).to(mask.device), mask, index))
