@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -1684,6 +1685,7 @@ def _short_error(exc: BaseException) -> str:
     return f"{name}: {value[0] if value else ''}"[:300]
 
 
+@functools.cache
 def _kernel_manager() -> type | None:
     """A kernel manager that talks to the kernel over local IPC sockets where the OS has them.
 

@@ -39,6 +39,7 @@ disjoint masks or seeds, each with its own ``out`` file, and concatenate the tab
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -613,15 +614,21 @@ def batch_schedule(lengths: Sequence[int], batch_size: int, steps: int, seed: in
 
 def _keeps_logits(model: Any) -> bool:
     """Whether the (PEFT-wrapped) model's forward takes ``logits_to_keep`` (most HF causal LMs)."""
-    import inspect
-
     from mbt.trace import unwrap
 
     model = unwrap(model)
     if hasattr(model, "get_base_model"):  # PEFT passes the keyword through to the wrapped model
         model = model.get_base_model()
+    return _forward_takes_logits_to_keep(type(model))
+
+
+@functools.cache
+def _forward_takes_logits_to_keep(cls: type) -> bool:
+    """The signature check of :func:`_keeps_logits`, once per model class (it runs every micro-batch)."""
+    import inspect
+
     try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
+        return "logits_to_keep" in inspect.signature(cls.forward).parameters
     except (TypeError, ValueError):
         return False
 
