@@ -2,9 +2,9 @@
 
 torch's CPU kernels run on GNU OpenMP. Its default *active* wait makes each thread spin for a
 while at the end of every parallel region. On an otherwise idle machine that is the fastest
-setting (on the 2-core reference machine a toy LoRA step is 1.5x faster than with
-``OMP_WAIT_POLICY=PASSIVE``); when another process competes for the cores the spinning threads
-steal its time and each other's, and training steps became 3x to 200x slower in our measurements.
+setting (on the 2-core reference machine a toy LoRA step takes 0.69x the time it takes with
+``OMP_WAIT_POLICY=PASSIVE``, ``benchmarks/bench_lora.py``); when another process competes for the
+cores the spinning threads steal its time and each other's, and training slows down several-fold.
 The policy is read once, when torch loads, so it can only be chosen for a new process: the
 book's notebook kernels and the toy build's worker get :func:`wait_policy`'s choice, made from
 how busy the CPUs are at that moment. A policy already set in the environment always wins.

@@ -359,7 +359,7 @@ def _run_build(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress:
     """Run the recipe in this process, or in a child process where threads could stall.
 
     With more than one thread, OpenMP's wait policy matters (:mod:`mbt.cpu`): on busy CPUs the
-    default active waiting made training steps 3-200x slower, on idle ones it is the fastest.
+    default active waiting slows training down several-fold, on idle ones it is the fastest.
     The policy is read once, when torch loads, so when :func:`mbt.cpu.wait_policy` asks for
     another policy than this process has, the build runs in a child Python that gets it. The
     policy changes scheduling only, never results.

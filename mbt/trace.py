@@ -287,7 +287,7 @@ def stream_layers(
     batches = length_batches([len(ids) for ids in token_ids], batch_size)
     # Traces leave reference cycles that hold activations until a full collection, so one runs every
     # _GC_EVERY batches. gc.freeze() first sets the objects that already exist (the model's modules,
-    # the libraries) aside, so those collections only scan what the traces created: ~10 ms, not ~200.
+    # the libraries) aside, so those collections only scan what the traces created (bench_analyze.py).
     gc.freeze()
     try:
         for step, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, unit="batch")):

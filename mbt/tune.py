@@ -576,9 +576,10 @@ def batch_schedule(lengths: Sequence[int], batch_size: int, steps: int, seed: in
     :data:`LENGTH_GROUP` batches' worth of the stream is sorted by length, cut into batches and
     those batches are shuffled: a batch then holds examples of similar length, so there is less
     padding to compute, and the stream still visits every example once per epoch. It is off by
-    default: on ``toy-math`` it made steps 1.25x faster but lowered full-depth LoRA's exact match
-    after 300 steps from 0.54 to 0.37 (seed 0; answer NLL 1.376 → 1.403), since similar lengths
-    there mean similar problems. Worth trying where lengths vary widely and don't track the task.
+    default: on ``toy-math`` it took steps to 0.80x the time (``benchmarks/bench_lora.py``) but
+    lowered full-depth LoRA's exact match after 300 steps from 0.54 to 0.37 (seed 0; answer NLL
+    1.376 → 1.403), since similar lengths there mean similar problems. Worth trying where lengths
+    vary widely and don't track the task.
 
     Args:
         lengths: token count of each example.
