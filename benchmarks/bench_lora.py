@@ -34,9 +34,9 @@ CHILD = r"""
 import json, sys, time
 args = json.loads(sys.argv[1])
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from mbt import tune
+from mbt import train, tune
 if not args["keep"]:
-    tune._keeps_logits = lambda model: False
+    train._forward_takes_logits_to_keep = lambda cls: False
 tok = AutoTokenizer.from_pretrained(args["base"])
 model = AutoModelForCausalLM.from_pretrained(args["base"])
 tune.train_lora(model, tok, "11111", steps=2, threads=args["threads"], progress=False)  # warm-up

@@ -30,7 +30,7 @@ import torch
 from mbt import metrics as M
 from mbt import trace
 from mbt.pairs import ModelPair, PairMismatchError, load_pair
-from mbt.results import ResultCache
+from mbt.results import ResultCache, make_key
 from mbt.stats import bootstrap_mean_ci
 
 __all__ = ["ALL_METRICS", "COLUMNS", "PAIR_METRICS", "POOLED_METRICS", "TOKEN_METRICS", "analyze"]
@@ -130,7 +130,7 @@ def _fingerprint(pair: ModelPair, role: str) -> dict[str, Any]:
     ident = getattr(pair.spec, role)
     revision = getattr(pair.spec, f"{role}_revision")
     if pair.is_loaded(role):
-        return _model_fingerprint(pair.model(role))
+        return model_fingerprint(pair.model(role))
     info: dict[str, Any] = {"source": ident, "revision": revision, "dtype": str(pair.dtype)}
     if Path(ident).is_dir():
         files = (p for p in Path(ident).iterdir() if p.is_file())
@@ -138,7 +138,7 @@ def _fingerprint(pair: ModelPair, role: str) -> dict[str, Any]:
     return info
 
 
-def _model_fingerprint(model: Any) -> dict[str, Any]:
+def model_fingerprint(model: Any) -> dict[str, Any]:
     """Identify a loaded model's weights: folder file stats, Hub commit, or a parameter checksum."""
     module = trace.unwrap(model)
     config = module.config
@@ -333,8 +333,6 @@ def analyze(
     }
     store = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
     if store is not None:
-        from mbt.results import make_key
-
         key = make_key(settings)
         cached = store.load(key)
         if cached is not None:

@@ -7,17 +7,20 @@ loaded (native dtype: bf16 on CUDA, fp32 on CPU) and wrapped for nnsight tracing
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from mbt import toy
+from mbt.loading import hf_progress_bars
+from mbt.trace import remote_model, wrap
 
 __all__ = [
     "PAIRS",
@@ -28,28 +31,11 @@ __all__ = [
     "check_configs",
     "check_tokenizers",
     "get_pair",
-    "hf_progress_bars",
+    "folder_label",
     "load_pair",
+    "pair_label",
+    "resolve_toy",
 ]
-
-
-@contextlib.contextmanager
-def hf_progress_bars(enabled: bool) -> Iterator[None]:
-    """Show or hide transformers' own bars (loading and writing weights) inside a block.
-
-    Args:
-        enabled: ``False`` hides them; the previous setting is restored afterwards.
-    """
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if was and not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            hf_logging.enable_progress_bar()
 
 
 @dataclass(frozen=True)
@@ -67,6 +53,7 @@ class PairSpec:
         extras: Optional later training stages of the same family as ``(stage, hub id)`` pairs
             (e.g. DPO, Instruct), for extra Base-vs-stage comparisons via :meth:`stage`.
         source: ``"hub"`` (ids or folders) or ``"toy"`` (built offline by :mod:`mbt.toy`).
+        toy_variant: for ``source="toy"``, the build variant (:data:`mbt.toy.VARIANTS`).
     """
 
     name: str
@@ -78,6 +65,7 @@ class PairSpec:
     description: str = ""
     extras: tuple[tuple[str, str], ...] = field(default=())
     source: str = "hub"
+    toy_variant: str | None = None
 
     def stage(self, stage: str) -> PairSpec:
         """Return the pair Base vs a later stage (e.g. ``"dpo"``) instead of Base vs SFT.
@@ -146,6 +134,7 @@ PAIRS: dict[str, PairSpec] = {
             family="toy",
             description="offline toy OLMo2 pair built by `mbt toy build` (CPU, minutes)",
             source="toy",
+            toy_variant="toy",
         ),
         PairSpec(
             name="toy-seen",
@@ -154,6 +143,7 @@ PAIRS: dict[str, PairSpec] = {
             family="toy",
             description="toy pair whose pretraining already saw the instruction format's vocabulary",
             source="toy",
+            toy_variant="seen",
         ),
     )
 }
@@ -342,13 +332,31 @@ def _hub_error(what: str, ident: str, exc: Exception) -> RuntimeError:
     )
 
 
-def _resolve_toy(spec: PairSpec, progress: bool) -> PairSpec:
-    try:
-        from mbt import toy
-    except ImportError as exc:  # pragma: no cover - the toy builder ships with mbt
-        raise RuntimeError("the toy pair builder (mbt.toy) is not available in this installation") from exc
-    variant = "seen" if spec.name == "toy-seen" else "toy"
-    out = Path(toy.build(variant=variant, progress=progress))
+def folder_label(base: str, sft: str) -> str:
+    """Label of a pair given as two folders or Hub ids.
+
+    Two local folders in one parent folder (a toy build: ``<build>/base``, ``<build>/sft``) are named
+    after the parent; anything else ``"<base name> vs <sft name>"``.
+    """
+    b, s = Path(str(base)), Path(str(sft))
+    if b.parent == s.parent and b.parent.name and b.is_dir() and s.is_dir():
+        return b.parent.name
+    return f"{b.name} vs {s.name}"
+
+
+def pair_label(pair: Any) -> str:
+    """A short label of a loaded pair (or spec) for tables: its registry name, or :func:`folder_label`."""
+    spec = getattr(pair, "spec", pair)
+    if spec.family != "custom":
+        return spec.name
+    return folder_label(spec.base, spec.sft)
+
+
+def resolve_toy(spec: PairSpec, progress: bool = True) -> PairSpec:
+    """A toy pair's spec with ``base``/``sft`` pointing at its build folders (built now if missing)."""
+    if spec.source != "toy" or spec.toy_variant is None:
+        raise ValueError(f"pair {spec.name!r} is not a toy pair")
+    out = Path(toy.build(variant=spec.toy_variant, progress=progress))
     return dataclasses.replace(spec, base=str(out / "base"), sft=str(out / "sft"))
 
 
@@ -420,7 +428,7 @@ def load_pair(
     else:
         spec = get_pair(name)
         if spec.source == "toy":
-            spec = _resolve_toy(spec, progress)
+            spec = resolve_toy(spec, progress)
     spec = dataclasses.replace(
         spec,
         base_revision=base_revision or revision or spec.base_revision,
@@ -460,8 +468,6 @@ def load_pair(
     def loader(role: str, ident: str, rev: str | None) -> Callable[[], Any]:
         def load() -> Any:
             if remote:
-                from mbt.trace import remote_model
-
                 return remote_model(ident, revision=rev, tokenizer=tokenizer)
             try:
                 with hf_progress_bars(progress):
@@ -486,6 +492,4 @@ def load_pair(
 
 
 def _wrap(model: Any, tokenizer: Any) -> Any:
-    from mbt.trace import wrap
-
     return wrap(model, tokenizer)

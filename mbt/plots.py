@@ -29,6 +29,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from mbt.metrics import INTRINSIC_METRICS
+from mbt.segments import MIDDLE
+
 __all__ = [
     "BASE",
     "LABELS",
@@ -57,8 +60,6 @@ SFT = {"color": "#c8372d", "linestyle": "-", "label": "SFT"}
 PAIR = {"color": "#222222", "linestyle": "-", "label": "Base vs SFT"}
 _MODEL_STYLE = {"base": BASE, "sft": SFT, "pair": PAIR}
 _PALETTE = ("#222222", "#2a9d8f", "#e9c46a", "#8e44ad", "#f4a261", "#457b9d", "#6d6875")
-MIDDLE = (0.2, 0.8)
-"""The paper's "middle layers": 20 %–80 % of the depth."""
 
 STYLE: dict[str, Any] = {
     "figure.figsize": (6.4, 3.6),
@@ -278,10 +279,8 @@ def divergence_figure(
     return fig
 
 
-CONVERGENCE_METRICS: tuple[str, ...] = (
-    "prompt_entropy", "dataset_entropy", "effective_rank", "rank_deficiency", "condition_number", "spectral_norm",
-    "curvature", "sparsity",
-)
+CONVERGENCE_METRICS = INTRINSIC_METRICS
+"""The metrics of the convergence figure (:data:`mbt.metrics.INTRINSIC_METRICS`)."""
 
 
 def convergence_figure(

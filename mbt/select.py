@@ -1,11 +1,11 @@
 r"""Training-free choice of the block to tune (the paper's stated future work), and how to grade it.
 
 :func:`suggest_block` turns layer-wise signals that ``mbt`` already computes into a segment mask,
-without training anything. Every signal is a number per decoder **block** ``b`` (0-based, the PEFT
-index; block ``b`` maps our hidden layer ``b`` to ``b + 1``) that is large where the block
+without training anything. Every signal is a number per decoder **block** ``l`` (``1..L``; block ``l``
+maps hidden layer ``l − 1`` to layer ``l``, :mod:`mbt.segments`) that is large where the block
 *changes* the representation ("instability"):
 
-* ``block_influence`` (Base only): ShortGPT's ``BI_b = 1 − mean_t cos(h_b[t], h_{b+1}[t])`` over
+* ``block_influence`` (Base only): ShortGPT's ``BI_l = 1 − mean_t cos(h_{l−1}[t], h_l[t])`` over
   all real tokens of all texts (token-weighted, padding excluded), from one masked pass of
   :func:`mbt.trace.stream_layers`;
 * ``erank`` and ``entropy`` (Base only): the absolute change across the block of the effective
@@ -13,21 +13,21 @@ index; block ``b`` maps our hidden layer ``b`` to ``b + 1``) that is large where
   conventions; the same numbers :func:`mbt.analysis.analyze` reports), i.e. the change points of
   those curves;
 * ``lens`` (Base only): how much the logit lens's KL to the model's own output falls across the
-  block, ``max(0, KL_b − KL_{b+1})`` (:func:`mbt.probe.logit_lens`): where the prediction emerges;
+  block, ``max(0, KL_{l−1} − KL_l)`` (:func:`mbt.probe.logit_lens`): where the prediction emerges;
 * ``cka`` (Base vs SFT): how much linear CKA between Base and SFT pooled states falls across the
-  block, ``max(0, CKA_b − CKA_{b+1})``: where fine-tuning moved the representation.
+  block, ``max(0, CKA_{l−1} − CKA_l)``: where fine-tuning moved the representation.
 
 **The rule.** Each signal is normalised over blocks to ``[0, 1]`` (by rank by default, so that
 one extreme block, typically the embedding → block 1 transition, does not flatten the others; or
-min-max) and the normalised signals are averaged into ``instability_b``. The suitability score is
-``1 − instability_b`` with ``prefer="stable"`` (the paper's reading: the middle layers are stable
-under SFT and tuning them works best) or ``instability_b`` with ``prefer="active"``. The mask is
+min-max) and the normalised signals are averaged into ``instability_l``. The suitability score is
+``1 − instability_l`` with ``prefer="stable"`` (the paper's reading: the middle layers are stable
+under SFT and tuning them works best) or ``instability_l`` with ``prefer="active"``. The mask is
 the contiguous run of ``width`` segments (default 40% of them: 2 of 5, 4 of 10, 1 of 3) whose
 blocks have the highest mean score; ties go to the shallower run. A wider run is never preferred
 by itself, since :func:`mbt.tune.lora_config` spends the same parameter budget on any width. With
 ``candidates`` (e.g. the masks of a sweep) the best-scoring candidate is chosen instead.
 
-:func:`selector_regret` grades a suggestion against an exhaustive sweep (:func:`mbt.tune.sweep`):
+:func:`selector_regret` grades a suggestion against an exhaustive sweep (:func:`mbt.tune.sweeps`):
 regret = best mask's mean score − the suggested mask's (≥ 0, in the metric's units), plus the
 Spearman rank correlation between the selector's score of every swept mask and its sweep result.
 """
@@ -43,14 +43,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mbt import metrics as M
 from mbt import trace
-from mbt.tune import segment_bounds, segment_layers
+from mbt.correlate import correlation_pvalue, rank
+from mbt.pairs import ModelPair, load_pair
+from mbt.probe import logit_lens
+from mbt.segments import contiguous_masks, mask_blocks, segment_blocks
 
 __all__ = [
     "BASE_SIGNALS",
     "NORMALISATIONS",
     "PAIR_SIGNALS",
     "SIGNALS",
+    "evidence_curves",
     "layer_signals",
     "score_masks",
     "selector_regret",
@@ -99,8 +104,6 @@ def _run(model: Any, ids: list[list[int]], n_layers: int, batch_size: int, progr
 
 def _models(pair_or_model: Any, tokenizer: Any, use_sft: bool) -> tuple[Any, Any, Any, Any]:
     """``(base wrapped, sft getter or None, tokenizer, pair or None)``."""
-    from mbt.pairs import ModelPair, load_pair
-
     if isinstance(pair_or_model, str):
         pair_or_model = load_pair(pair_or_model)
     if isinstance(pair_or_model, ModelPair):
@@ -155,8 +158,8 @@ def layer_signals(
         progress: progress bars.
 
     Returns:
-        DataFrame with ``block`` (0-based), ``layer`` (= block + 1, our hidden-layer index of its
-        output), ``depth`` (= layer / L) and one column per signal.
+        DataFrame with ``block`` (``1..L``), ``layer`` (the hidden layer the block writes, equal to
+        ``block``), ``depth`` (= layer / L) and one column per signal.
     """
     if isinstance(texts, str) or len(texts) < 2:
         raise ValueError("give at least two calibration texts")
@@ -165,7 +168,6 @@ def layer_signals(
     module = trace.unwrap(base)
     n_layers = len(operator.attrgetter(trace.resolve_layout(module).layers)(module))
     ids = trace.encode(tok, texts, max_length=max_length)
-    from mbt import metrics as M
 
     cols: dict[str, np.ndarray] = {}
     need_pass = any(s in chosen for s in ("block_influence", "erank", "entropy", "cka"))
@@ -177,8 +179,6 @@ def layer_signals(
             curve = np.array([fn(base_pass.pooled[layer]) for layer in range(n_layers + 1)])
             cols[name] = np.abs(np.diff(curve))
     if "lens" in chosen:
-        from mbt.probe import logit_lens
-
         lens = logit_lens(base, texts, tokenizer=tok, layers=range(n_layers + 1), batch_size=batch_size,
                           max_length=max_length, n_bootstrap=0, progress=progress)
         kl = lens[lens["metric"] == "kl_to_final"].set_index("layer")["value"].reindex(range(n_layers + 1))
@@ -190,7 +190,7 @@ def layer_signals(
         sft_pass = _run(sft_getter(), ids, n_layers, batch_size, progress, "sft layers")
         curve = np.array([M.cka(base_pooled[layer], sft_pass.pooled[layer]) for layer in range(n_layers + 1)])
         cols["cka"] = np.clip(-np.diff(curve), 0.0, None)
-    frame = pd.DataFrame({"block": np.arange(n_layers), "layer": np.arange(1, n_layers + 1)})
+    frame = pd.DataFrame({"block": np.arange(1, n_layers + 1), "layer": np.arange(1, n_layers + 1)})
     frame["depth"] = frame["layer"] / n_layers
     for name in chosen:
         frame[name] = cols[name]
@@ -203,8 +203,6 @@ NORMALISATIONS: tuple[str, ...] = ("rank", "minmax")
 
 def _normalise(values: np.ndarray, how: str = "rank") -> np.ndarray:
     """``rank``: (average rank − 1) / (n − 1); ``minmax``: (x − min) / (max − min). Constant → 0."""
-    from mbt.correlate import rank
-
     values = np.asarray(values, dtype=float)
     finite = np.isfinite(values)
     out = np.zeros_like(values)
@@ -222,11 +220,6 @@ def _normalise(values: np.ndarray, how: str = "rank") -> np.ndarray:
     return out
 
 
-def _contiguous_masks(n_segments: int, width: int | None = None) -> list[str]:
-    widths = range(1, n_segments + 1) if width is None else [width]
-    return ["0" * s + "1" * w + "0" * (n_segments - s - w) for w in widths for s in range(n_segments - w + 1)]
-
-
 def score_masks(evidence: pd.DataFrame, masks: Iterable[str]) -> dict[str, float]:
     """The selector's score of any masks: the mean ``score`` of the blocks each one switches on.
 
@@ -236,8 +229,8 @@ def score_masks(evidence: pd.DataFrame, masks: Iterable[str]) -> dict[str, float
     score = evidence.sort_values("block")["score"].to_numpy(dtype=float)
     out = {}
     for mask in masks:
-        blocks = segment_layers(str(mask), n_layers, allow_empty=True)
-        out[str(mask)] = float(score[blocks].mean()) if blocks else math.nan
+        blocks = mask_blocks(str(mask), n_layers)
+        out[str(mask)] = float(score[[b - 1 for b in blocks]].mean()) if blocks else math.nan
     return out
 
 
@@ -304,15 +297,15 @@ def suggest_block(
     frame = layer_signals(pair_or_model, texts, signals=signals, use_sft=use_sft, tokenizer=tokenizer,
                           batch_size=batch_size, max_length=max_length, progress=progress)
     n_layers = len(frame)
-    bounds = segment_bounds(n_segments, n_layers)
-    frame.insert(3, "segment", [next(i for i, (lo, hi) in enumerate(bounds) if lo <= b < hi) for b in frame["block"]])
+    segment_of = {b: i for i, blocks in enumerate(segment_blocks(n_layers, n_segments)) for b in blocks}
+    frame.insert(3, "segment", frame["block"].map(segment_of))
     names = [c for c in frame.columns if c in SIGNALS]
     for name in names:
         frame[f"{name}_norm"] = _normalise(frame[name].to_numpy(), normalise)
     frame["instability"] = frame[[f"{n}_norm" for n in names]].mean(axis=1)
     frame["score"] = 1.0 - frame["instability"] if prefer == "stable" else frame["instability"]
     if pool is None:
-        runs = _contiguous_masks(n_segments, width)
+        runs = contiguous_masks(n_segments, width)
         scores = score_masks(frame, runs)
         mask = max(runs, key=lambda m: (scores[m], -m.index("1")))
         rule = f"contiguous runs of {width} of {n_segments} segments"
@@ -320,16 +313,28 @@ def suggest_block(
         scores = score_masks(frame, pool)
         mask = max(pool, key=lambda m: (scores[m], -pool.index(m)))
         rule = f"{len(pool)} candidate masks"
-    chosen = set(segment_layers(mask, n_layers))
+    chosen = set(mask_blocks(mask, n_layers))
     frame["selected"] = frame["block"].isin(chosen)
     frame.attrs.update({
         "rule": f"argmax over {rule} of the mean block score "
                 f"({'1 - ' if prefer == 'stable' else ''}mean of {normalise}-normalised signals)",
         "mask": mask, "width": width if pool is None else None, "prefer": prefer, "signals": names,
         "normalise": normalise,
-        "mask_scores": score_masks(frame, _contiguous_masks(n_segments) if pool is None else pool),
+        "mask_scores": score_masks(frame, contiguous_masks(n_segments) if pool is None else pool),
     })
     return mask, frame
+
+
+def evidence_curves(evidence: pd.DataFrame) -> pd.DataFrame:
+    """The selector's per-block evidence (:func:`suggest_block`) as a tidy ``(signal, layer, value)`` table.
+
+    One curve per raw signal (``evidence.attrs["signals"]``) and the combined ``score``, indexed by the
+    layer each block writes (block ``l`` writes layer ``l``).
+    """
+    names = [c for c in evidence.attrs.get("signals", []) if c in evidence.columns]
+    names += [c for c in ("score",) if c in evidence.columns]
+    tidy = evidence.melt(id_vars="layer", value_vars=names, var_name="signal", value_name="value")
+    return tidy[["signal", "layer", "value"]]
 
 
 def _lower_is_better(metric: str) -> bool:
@@ -351,7 +356,7 @@ def selector_regret(
 
     Args:
         suggested_mask: the mask to grade (must be in the sweep).
-        sweep_df: a :func:`mbt.tune.sweep` table (columns ``mask``, ``seed`` and ``metric``).
+        sweep_df: a :func:`mbt.tune.sweeps` table (columns ``mask``, ``seed`` and ``metric``).
         metric: ``"accuracy"``, ``"answer_nll"`` or another column.
         selector_scores: the selector's score per mask (a mapping, or the ``evidence`` frame of
             :func:`suggest_block`, scored with :func:`score_masks`), for the rank correlation.
@@ -364,8 +369,6 @@ def selector_regret(
         that positive means "the selector ranks masks like the sweep" (NaN without scores or with
         fewer than 3 masks).
     """
-    from mbt.correlate import correlation_pvalue, rank
-
     if metric not in sweep_df.columns:
         raise ValueError(f"the sweep has no column {metric!r}")
     frame = sweep_df.assign(mask=sweep_df["mask"].astype(str))

@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mbt import trace
+from mbt.segments import segment_blocks
 from mbt.stats import bootstrap_mean_ci
 
 __all__ = [
@@ -206,29 +207,6 @@ def swapped(
     receiver, donor = (pair.base, pair.sft) if into == "base" else (pair.sft, pair.base)
     with swapped_models(receiver, donor, layers, head=head, embed=embed) as model:
         yield model
-
-
-def segment_blocks(n_layers: int, n_segments: int, *, depth: int | None = None) -> list[list[int]]:
-    """1-based blocks of ``n_segments`` equal segments (DESIGN: segment masks).
-
-    Segment ``i`` covers 0-based blocks ``[floor(i·L/n), floor((i+1)·L/n))``, returned as block
-    numbers ``+1``. With ``depth = k`` only the last ``k`` blocks of each segment are kept (the
-    authors' ``--swap_depth``, default 2: OLMo2-13B, ``L = 40`` → ``[7, 8], [15, 16], …, [39, 40]``).
-
-    Raises:
-        ValueError: If ``n_segments`` is not in ``1..L`` or ``depth < 1``.
-    """
-    if not 1 <= n_segments <= n_layers:
-        raise ValueError(f"n_segments must be in 1..{n_layers} (the number of blocks), got {n_segments}")
-    if depth is not None and depth < 1:
-        raise ValueError(f"depth must be >= 1 (or None for whole segments), got {depth}")
-    out = []
-    for i in range(n_segments):
-        start, end = (i * n_layers) // n_segments, ((i + 1) * n_layers) // n_segments
-        if depth is not None:
-            start = max(start, end - depth)
-        out.append([b + 1 for b in range(start, end)])
-    return out
 
 
 def token_accuracy(

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from mbt.results import atomic_write, cache_root
+
 __all__ = [
     "LayerBatch",
     "ModuleLayout",
@@ -399,8 +401,6 @@ def auto_batch_size(model: Any, max_tokens: int, *, limit: int = 256, default: i
     headroom for the reducers. On CPU it returns ``default``.
     """
     import json
-
-    from mbt.results import atomic_write, cache_root
 
     module = unwrap(model)
     layout = resolve_layout(module)

@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from mbt import trace
+from mbt import trace, train
+from mbt.pairs import ModelPair, PairSpec
 
 __all__ = [
     "AGGREGATE_KINDS",
@@ -249,8 +249,6 @@ def _selected(param: _Param, modules: Sequence[str] | None) -> bool:
 
 
 def _pair_sources(pair_or_paths: Any) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
-    from mbt.pairs import ModelPair, PairSpec
-
     if isinstance(pair_or_paths, ModelPair):
         spec = pair_or_paths.spec
         return (spec.base, spec.base_revision), (spec.sft, spec.sft_revision)
@@ -549,29 +547,30 @@ def finetune_weight_change(
             named.append((name, p))
     before = {name: p.detach().to("cpu", copy=True) for name, p in named}
     optimizer = torch.optim.AdamW([p for _, p in named], lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup_steps) if warmup_steps > 0 else 1.0
-    )
+    schedule = train.scheduler(optimizer, steps, warmup_steps, "constant")
     gen = torch.Generator().manual_seed(seed)
     order: list[int] = []
     grads = np.zeros((steps, len(named)), dtype=np.float64)
-    losses = []
-    for step in tqdm(range(steps), desc="fine-tune", disable=not progress, unit="step"):
+
+    def step_loss(step: int) -> float:
+        nonlocal order
         batch = []
         while len(batch) < min(batch_size, len(ids)):
             if not order:
                 order = torch.randperm(len(ids), generator=gen).tolist()
             batch.append(ids[order.pop(0)])
-        optimizer.zero_grad(set_to_none=True)
         loss = _lm_loss(master, batch, pad_id)
         loss.backward()
+        return float(loss.detach())
+
+    def record_grads(step: int) -> None:
         for j, (_, p) in enumerate(named):
             grads[step, j] = 0.0 if p.grad is None else float(torch.linalg.vector_norm(p.grad, dtype=torch.float64))
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_([p for _, p in named], max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
+
+    optimizer.zero_grad(set_to_none=True)
+    losses, _ = train.run_steps(step_loss, optimizer, schedule, steps=steps, clip=[p for _, p in named],
+                                max_grad_norm=max_grad_norm, after_backward=record_grads, stage="fine-tune",
+                                progress=progress)
 
     n_layers = int((getattr(source.config, "text_config", None) or source.config).num_hidden_layers)
     params = {p.key: p for p in _parse_keys([name for name, _ in named], n_layers)}
@@ -591,7 +590,6 @@ def finetune_weight_change(
             elif param.kind in ATTENTION_KINDS and param.is_weight:
                 eq1.setdefault(param.block, []).append(row)
             rows.append(row)
-    del master, optimizer
     block_rows = [r for r in rows if r["block"] is not None]
     frame = _finish(rows + _aggregates(block_rows, n_layers, eq1, extra_cols=("grad_norm",)), relative,
                     extra_cols=("grad_norm",))

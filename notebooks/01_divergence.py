@@ -53,7 +53,7 @@ MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when m
 if importlib.util.find_spec("mbt") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
 
-from mbt import book
+from mbt import book, paper
 
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
@@ -144,10 +144,10 @@ if robustness:
 # %% [markdown]
 # ## Paper vs ours
 #
-# Each row is computed from the first dataset's table above by `mbt.book.divergence_findings`; the
+# Each row is computed from the first dataset's table above by `mbt.paper.divergence_findings`; the
 # sentence under the table is generated from the same numbers.
 
 # %%
-findings = book.divergence_findings(main, halves=halves)
-display(book.report(findings, pair=label, settings={"dataset": datasets[0], "n_pooled": n_pooled,
+findings = paper.divergence_findings(main, halves=halves)
+display(paper.report(findings, pair=label, settings={"dataset": datasets[0], "n_pooled": n_pooled,
                                                      "n_token": n_token, "conventions": conventions}))

@@ -55,7 +55,7 @@ MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when m
 if importlib.util.find_spec("mbt") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
 
-from mbt import book
+from mbt import book, paper
 
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
@@ -79,6 +79,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 import mbt.plots as mp
+from mbt.metrics import INTRINSIC_METRICS
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 datasets = list(datasets) or book.default_datasets(P)
@@ -117,16 +118,16 @@ plt.show()
 # %%
 main = frame[frame["dataset"] == datasets[0]]
 sft_table = main[main["model"] == "sft"].pivot_table(index="layer", columns="metric", values="value")
-sft_table[[m for m in book.CONVERGENCE_METRICS if m in sft_table.columns]].round(4)
+sft_table[[m for m in INTRINSIC_METRICS if m in sft_table.columns]].round(4)
 
 # %% [markdown]
 # ## Paper vs ours
 #
-# Computed from the first dataset by `mbt.book.convergence_findings`: the Pearson correlation of the
+# Computed from the first dataset by `mbt.paper.convergence_findings`: the Pearson correlation of the
 # Base and SFT curves over layers (log scale for σ_max and the condition number), the position of the
 # largest steps, the effective-rank peak and the last-layer values.
 
 # %%
-findings = book.convergence_findings(main)
-display(book.report(findings, pair=label, settings={"dataset": datasets[0], "n_pooled": n_pooled,
+findings = paper.convergence_findings(main)
+display(paper.report(findings, pair=label, settings={"dataset": datasets[0], "n_pooled": n_pooled,
                                                      "n_token": n_token, "conventions": conventions}))

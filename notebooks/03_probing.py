@@ -45,7 +45,7 @@ MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when m
 if importlib.util.find_spec("mbt") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
 
-from mbt import book
+from mbt import book, paper
 
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
@@ -71,7 +71,7 @@ import mbt.plots as mp
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 dataset = dataset or book.default_datasets(P, "probing")[0]
-n_samples = min(n_samples, 16) if quick else n_samples
+n_samples = book.quick_size("n_samples", n_samples, quick)
 label = book.pair_label(P)
 texts = mbt.load_texts(dataset, n=n_samples, seed=seed)
 print(f"{label}: L = {P.n_layers}; {len(texts)} texts of {dataset}, e.g.\n{texts[0]}")
@@ -114,10 +114,8 @@ answer_acc.pivot_table(index="layer", columns="model", values="pooled").round(4)
 # with its own head), and how often the two lenses agree on the top-1 token.
 
 # %%
-divergence = book.cached("lens_divergence", {"pair": book.pair_fingerprint(P), "texts": mbt.data.fingerprint(texts),
-                                             "max_length": max_length},
-                         lambda: mbt.probe.lens_divergence(P, texts, batch_size=batch_size, max_length=max_length,
-                                                           progress=False))
+divergence = book.cached_call(mbt.probe.lens_divergence, P, texts, batch_size=batch_size, max_length=max_length,
+                             progress=False)
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), layout="constrained")
 for ax, metric in zip(axes, ["kl_sft_base", "top1_agreement"], strict=True):
     rows = divergence[divergence["metric"] == metric]
@@ -130,5 +128,5 @@ plt.show()
 # ## Paper vs ours
 
 # %%
-findings = book.probing_findings(lens)
-display(book.report(findings, pair=label, settings={"dataset": dataset, "n_samples": len(texts)}))
+findings = paper.probing_findings(lens)
+display(paper.report(findings, pair=label, settings={"dataset": dataset, "n_samples": len(texts)}))

@@ -50,7 +50,7 @@ MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when m
 if importlib.util.find_spec("mbt") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
 
-from mbt import book
+from mbt import book, paper
 
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
@@ -85,26 +85,19 @@ from mbt.weights import block_series
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 datasets = list(datasets) or book.default_datasets(P)
 n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
-if quick:
-    finetune_texts, finetune_steps = min(finetune_texts, 16), min(finetune_steps, 3)
+finetune_texts = book.quick_size("finetune_texts", finetune_texts, quick)
+finetune_steps = book.quick_size("finetune_steps", finetune_steps, quick)
 label = book.pair_label(P)
-fingerprint = book.pair_fingerprint(P)
 
 # %% [markdown]
 # ## Fig. 4: how far each block moved
 
 # %%
-diff = book.cached("weight_change", {"pair": fingerprint}, lambda: mbt.weights.weight_change(P))
+diff = book.cached_call(mbt.weights.weight_change, P)
 ft_data = finetune_dataset or book.default_datasets(P, "finetune")[0]
 ft_texts = mbt.load_texts(ft_data, n=finetune_texts, seed=seed, split=mbt.data.training_split(ft_data))
-own = book.cached(
-    "finetune_weight_change",
-    {"pair": fingerprint, "texts": mbt.data.fingerprint(ft_texts), "steps": finetune_steps, "lr": finetune_lr,
-     "batch_size": batch_size, "max_length": max_length, "seed": seed},
-    lambda: mbt.weights.finetune_weight_change(P.base, P.tokenizer, ft_texts, steps=finetune_steps, lr=finetune_lr,
-                                               batch_size=batch_size, max_length=max_length, seed=seed,
-                                               progress=False),
-)
+own = book.cached_call(mbt.weights.finetune_weight_change, P.base, P.tokenizer, ft_texts, steps=finetune_steps,
+                       lr=finetune_lr, batch_size=batch_size, max_length=max_length, seed=seed, progress=False)
 series = {
     "Eq. 1: Σ‖ΔW‖_F over q, k, v, o": block_series(diff, kind="eq1", column="delta_fro"),
     "Eq. 1 relative to ‖W_Base‖": block_series(diff, kind="eq1", column="relative"),
@@ -148,8 +141,8 @@ plt.show()
 # ## Paper vs ours
 
 # %%
-findings = book.weights_findings(series["Eq. 1: Σ‖ΔW‖_F over q, k, v, o"],
+findings = paper.weights_findings(series["Eq. 1: Σ‖ΔW‖_F over q, k, v, o"],
                                  series[f"own fine-tune ({finetune_steps} steps): mean ‖Δθ‖_F"])
-findings += book.correlation_findings(corr)
-display(book.report(findings, pair=label, settings={"finetune_steps": finetune_steps, "finetune_lr": finetune_lr,
+findings += paper.correlation_findings(corr)
+display(paper.report(findings, pair=label, settings={"finetune_steps": finetune_steps, "finetune_lr": finetune_lr,
                                                      "dataset": datasets[0]}))

@@ -50,7 +50,7 @@ MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when m
 if importlib.util.find_spec("mbt") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
 
-from mbt import book
+from mbt import book, paper
 
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
@@ -78,10 +78,9 @@ import mbt.plots as mp
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 dataset = dataset or book.default_datasets(P, "swapping")[0]
-n_samples = min(n_samples, 16) if quick else n_samples
+n_samples = book.quick_size("n_samples", n_samples, quick)
 label = book.pair_label(P)
 texts = mbt.load_texts(dataset, n=n_samples, seed=seed)
-score = mbt.swap.token_accuracy(P.tokenizer, texts, batch_size=batch_size, max_length=max_length)
 segments = mbt.swap.segment_blocks(P.n_layers, n_segments, depth=swap_depth or None)
 print(f"{label}: {len(texts)} texts of {dataset}; blocks swapped per segment: {segments}")
 
@@ -89,12 +88,8 @@ print(f"{label}: {len(texts)} texts of {dataset}; blocks swapped per segment: {s
 # ## Every segment, both directions, both heads
 
 # %%
-sweep = book.cached(
-    "swap_sweep",
-    {"pair": book.pair_fingerprint(P), "texts": mbt.data.fingerprint(texts), "n_segments": n_segments,
-     "depth": swap_depth, "seed": seed, "max_length": max_length},
-    lambda: mbt.swap.swap_sweep(P, score, n_segments=n_segments, depth=swap_depth or None, seed=seed, progress=False),
-)
+sweep = book.swap_table(P, texts, n_segments=n_segments, depth=swap_depth or None, seed=seed, batch_size=batch_size,
+                        max_length=max_length)
 fig = mp.swap_figure(sweep, title=f"Fig. 6 on {label}: token accuracy change when a segment is swapped")
 plt.show()
 
@@ -120,6 +115,6 @@ print(f"largest placebo change: {placebo:.2e} (0 means swapping and restoring ar
 # ## Paper vs ours
 
 # %%
-findings = book.swap_findings(sweep)
-display(book.report(findings, pair=label, settings={"dataset": dataset, "n_samples": len(texts),
+findings = paper.swap_findings(sweep)
+display(paper.report(findings, pair=label, settings={"dataset": dataset, "n_samples": len(texts),
                                                      "n_segments": n_segments, "swap_depth": swap_depth}))

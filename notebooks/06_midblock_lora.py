@@ -54,7 +54,7 @@ MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when m
 if importlib.util.find_spec("mbt") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
 
-from mbt import book
+from mbt import book, paper
 
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
@@ -65,7 +65,7 @@ sft = ""  # SFT model folder or Hub id
 device_map = ""  # "auto" spreads a large pair over several GPUs
 sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
 task = ""  # training and test task (empty: GSM8K as in the paper; toy pairs: toy-math)
-masks = []  # 5-segment masks (empty: the paper’s ten, 00000 = no adapter)
+masks: list = []  # 5-segment masks (empty: the paper’s ten, 00000 = no adapter)
 seeds = [0, 1, 2]  # seeds per mask (data order and adapter initialisation)
 appendix_a = False  # True adds the 3- and 10-segment single-segment families (first seed only)
 preset = "standard"  # "standard": constant α/r; "paper": lora_alpha = 128 whatever the rank (the authors’)
@@ -78,43 +78,29 @@ quick = False  # smoke run: three masks, one seed, two steps
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 import mbt
 import mbt.plots as mp
+from mbt.segments import single_segment_masks
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
-task = task or book.default_datasets(P, "finetune")[0]
-masks = list(masks) or list(book.PAPER_MASKS)
-seeds = list(seeds)
-options = {"task": task, "preset": preset, "n_test": n_test, "threads": threads, "progress": False}
-if rank:
-    options["rank"] = rank
-if steps:
-    options["steps"] = steps
-if quick:
-    masks, seeds, appendix_a = ["00000", "11111", "01100"], seeds[:1], False
-    options.update(steps=2, n_train=16, n_test=8, n_retention=8, batch_size=8, eval_batch_size=8)
+S = book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps, n_test=n_test,
+                    threads=threads, quick=quick)  # the same object chapter 7 builds from the same parameters
+appendix_a = appendix_a and not quick
 label = book.pair_label(P)
-print(f"{label}: L = {P.n_layers}; task {task}; {len(masks)} masks × {len(seeds)} seeds; options {options}")
+print(f"{label}: L = {P.n_layers}; {S.describe()}")
 
 # %% [markdown]
 # ## The sweep: masks × seeds
 
 # %%
-try:
-    table = book.run_sweep(P, masks=masks, seeds=seeds, **options)
-except book.ChapterUnavailable as exc:
-    if not quick:
-        raise
-    table = None
-    display(Markdown(f"**This chapter could not run here:** {exc}"))
-if table is not None:
-    columns = book.sweep_columns(table)
-    score, nll, retention = columns["score"], columns["nll"], columns["retention"]
-    shown = ["mask", "seed", "layers", "rank", "alpha", "trainable_params", "budget_ratio", "accuracy",
-             "accuracy_ci_low", "accuracy_ci_high", "answer_nll", *retention, "train_seconds"]
-    display(table[[c for c in shown if c in table.columns]].round(4))
+table = S.run(P)
+columns = paper.sweep_columns(table)
+score, nll, retention = columns["score"], columns["nll"], columns["retention"]
+shown = ["mask", "seed", "layers", "rank", "alpha", "trainable_params", "budget_ratio", "accuracy",
+         "accuracy_ci_low", "accuracy_ci_high", "answer_nll", *retention, "train_seconds"]
+display(table[[c for c in shown if c in table.columns]].round(4))
 
 # %% [markdown]
 # ## Fig. 7: task score per mask
@@ -123,25 +109,23 @@ if table is not None:
 # both the first and the last segment untouched ("middle" masks). The dotted line is the untuned Base.
 
 # %%
-if table is not None:
-    values = [c for c in (score, nll, *retention) if c is not None]
-    intervals = {score: (columns["low"], columns["high"]), nll: (columns["nll_low"], columns["nll_high"])}
-    untuned = table[table["mask"].astype(str) == "00000"]
-    reference = {c: float(untuned[c].mean()) for c in values} if len(untuned) else None
-    ylabels = {"accuracy": "exact match", "answer_nll": "answer NLL (nats/token)",
-               "ppl_instruct": "perplexity, held-out instructions", "ppl_text": "perplexity, held-out text"}
-    fig = mp.mask_figure(table, values, intervals=intervals, reference=reference, order=masks, ylabels=ylabels,
-                         title=f"Fig. 7 on {label}: segment LoRA on {task} ({preset} preset)")
-    plt.show()
+values = [c for c in (score, nll, *retention) if c is not None]
+intervals = {score: (columns["low"], columns["high"]), nll: (columns["nll_low"], columns["nll_high"])}
+untuned = table[table["mask"].astype(str) == "00000"]
+reference = {c: float(untuned[c].mean()) for c in values} if len(untuned) else None
+ylabels = {"accuracy": "exact match", "answer_nll": "answer NLL (nats/token)",
+           "ppl_instruct": "perplexity, held-out instructions", "ppl_text": "perplexity, held-out text"}
+fig = mp.mask_figure(table, values, intervals=intervals, reference=reference, order=list(S.masks), ylabels=ylabels,
+                     title=f"Fig. 7 on {label}: segment LoRA on {S.task} ({preset} preset)")
+plt.show()
 
 # %% [markdown]
 # Mean and seed-to-seed standard deviation per mask (`mbt.tune.summarize_sweep`). A difference between
 # two masks smaller than their spread is not a difference.
 
 # %%
-if table is not None:
-    summary = mbt.tune.summarize_sweep(table, metrics=[c for c in (score, nll) if c])
-    display(summary.round(4))
+summary = mbt.tune.summarize_sweep(table, metrics=[c for c in (score, nll) if c])
+display(summary.round(4))
 
 # %% [markdown]
 # ## Appendix A: 3 and 10 segments
@@ -150,10 +134,10 @@ if table is not None:
 
 # %%
 extra = None
-if table is not None and appendix_a:
-    families = [book.single_segment_masks(3)] + ([book.single_segment_masks(10)] if P.n_layers >= 10 else [])
-    extra = pd.concat([book.run_sweep(P, masks=family, seeds=seeds[:1], **options) for family in families],
-                      ignore_index=True)
+if appendix_a:
+    families = [single_segment_masks(n) for n in (3, 10) if n <= P.n_layers]
+    extra = pd.concat([book.run_sweep(P, masks=family, seeds=S.seeds[:1], task=S.task, **S.options)
+                       for family in families], ignore_index=True)
     for family in families:
         part = extra[extra["mask"].astype(str).isin(family)]
         fig = mp.mask_figure(part, [c for c in (score, nll) if c], order=family, ylabels=ylabels,
@@ -170,7 +154,7 @@ if table is not None and appendix_a:
 # perplexity, on other data and another model: compare orderings, not values.)
 
 # %%
-if table is not None and retention:
+if retention:
     changes = [c for c in ("ppl_instruct_change", "ppl_text_change") if c in table.columns]
     display(table.groupby("mask", sort=False)[retention + changes].mean().round(4))
 
@@ -178,8 +162,6 @@ if table is not None and retention:
 # ## Paper vs ours
 
 # %%
-if table is not None:
-    both = table if extra is None else pd.concat([table, extra], ignore_index=True)
-    findings = book.lora_findings(both)
-    display(book.report(findings, pair=label, settings={"task": task, "preset": preset, "seeds": seeds,
-                                                         **{k: v for k, v in options.items() if k != "progress"}}))
+both = table if extra is None else pd.concat([table, extra], ignore_index=True)
+findings = paper.lora_findings(both)
+display(paper.report(findings, pair=label, settings={"task": S.task, "seeds": list(S.seeds), **S.options}))

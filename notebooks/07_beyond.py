@@ -47,7 +47,7 @@ MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when m
 if importlib.util.find_spec("mbt") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
 
-from mbt import book
+from mbt import book, paper
 
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
@@ -82,23 +82,16 @@ from IPython.display import Markdown, display
 
 import mbt
 import mbt.plots as mp
+from mbt import select
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 datasets = list(datasets) or book.default_datasets(P)
 n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
-task = task or book.default_datasets(P, "finetune")[0]
-masks = list(masks) or list(book.PAPER_MASKS)
-seeds = list(seeds)
-options = {"task": task, "preset": preset, "n_test": n_test, "threads": threads, "progress": False}
-if rank:
-    options["rank"] = rank
-if steps:
-    options["steps"] = steps
-if quick:  # the same quick settings as chapter 6, so its stored sweep is reused
-    masks, seeds, n_calibration = ["00000", "11111", "01100"], seeds[:1], 16
-    options.update(steps=2, n_train=16, n_test=8, n_retention=8, batch_size=8, eval_batch_size=8)
+S = book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps, n_test=n_test,
+                    threads=threads, quick=quick)  # chapter 6's sweep object: its stored table is reused
+n_calibration = book.quick_size("n_calibration", n_calibration, quick)
 label = book.pair_label(P)
-calibration = mbt.load_texts(task, n=n_calibration, seed=seed)
+calibration = mbt.load_texts(S.task, n=n_calibration, seed=seed)
 
 # %% [markdown]
 # ## A · The training-free selector against the sweep
@@ -108,23 +101,15 @@ calibration = mbt.load_texts(task, n=n_calibration, seed=seed)
 # against chapter 6's sweep it also picks the best among the masks that sweep ran.
 
 # %%
-try:
-    sweep = book.run_sweep(P, masks=masks, seeds=seeds, **options)
-    select = book.require("mbt.select")
-except book.ChapterUnavailable as exc:
-    if not quick:
-        raise
-    sweep = None
-    display(Markdown(f"**Part A could not run here:** {exc}"))
-if sweep is not None:
-    free, evidence = select.suggest_block(P, calibration, n_segments=n_segments, progress=False)
-    candidates = [m for m in masks if "1" in m and len(m) == n_segments]
-    graded, graded_evidence = select.suggest_block(P, calibration, n_segments=n_segments, candidates=candidates,
-                                                   progress=False)
-    print(f"free suggestion: {free}; best among the swept masks: {graded}")
-    fig = mp.selector_figure(book.evidence_curves(evidence), free, P.n_layers,
-                             title=f"Selector evidence on {label}: {free} (shaded) is the most stable block")
-    plt.show()
+sweep = S.run(P)
+free, evidence = select.suggest_block(P, calibration, n_segments=n_segments, progress=False)
+candidates = [m for m in S.masks if "1" in m and len(m) == n_segments]
+graded, graded_evidence = select.suggest_block(P, calibration, n_segments=n_segments, candidates=candidates,
+                                               progress=False)
+print(f"free suggestion: {free}; best among the swept masks: {graded}")
+fig = mp.selector_figure(select.evidence_curves(evidence), free, P.n_layers,
+                         title=f"Selector evidence on {label}: {free} (shaded) is the most stable block")
+plt.show()
 
 # %% [markdown]
 # Regret and rank against the sweep (`mbt.select.selector_regret`), for the exact-match score and for
@@ -132,16 +117,15 @@ if sweep is not None:
 # sweep's (positive = the selector orders masks like training does).
 
 # %%
-if sweep is not None:
-    rows = [select.selector_regret(graded, sweep, metric, selector_scores=graded_evidence)
-            for metric in ("accuracy", "answer_nll")]
-    regret = pd.DataFrame(rows)
-    display(regret.round(4))
-    first = rows[0]
-    display(Markdown(
-        f"Among {first['n_masks']} tuned masks the selector picks **{graded}**, ranked {first['suggested_rank']} by "
-        f"exact match (regret {first['regret']:.3f}; best: {first['best_mask']}) and {rows[1]['suggested_rank']} by "
-        f"answer NLL (regret {rows[1]['regret']:.3f}; best: {rows[1]['best_mask']})."))
+rows = [select.selector_regret(graded, sweep, metric, selector_scores=graded_evidence)
+        for metric in ("accuracy", "answer_nll")]
+regret = pd.DataFrame(rows)
+display(regret.round(4))
+first = rows[0]
+display(Markdown(
+    f"Among {first['n_masks']} tuned masks the selector picks **{graded}**, ranked {first['suggested_rank']} by "
+    f"exact match (regret {first['regret']:.3f}; best: {first['best_mask']}) and {rows[1]['suggested_rank']} by "
+    f"answer NLL (regret {rows[1]['regret']:.3f}; best: {rows[1]['best_mask']})."))
 
 # %% [markdown]
 # ## B · The same claims under the paper's conventions
@@ -163,9 +147,9 @@ plt.show()
 # threshold. A conclusion survives when its verdict is the same in both columns of the table below.
 
 # %%
-comparison = book.compare_conventions(frames)
+comparison = paper.compare_conventions(frames)
 display(comparison)
-display(Markdown(book.conventions_sentence(comparison)))
+display(Markdown(paper.conventions_sentence(comparison)))
 
 # %% [markdown]
 # Two more of the authors' choices are not metric conventions and are tested in their own chapters:

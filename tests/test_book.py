@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -9,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbt import book, cli
+from mbt import book, cli, pairs, paper, segments, select
+from mbt.book import builder as book_build
 from mbt.correlate import layer_correlations
 
 L = 10
@@ -48,10 +50,10 @@ def _by_id(findings):
 
 
 def test_headlines_cover_every_number_of_section_11():
-    ids = [h.id for h in book.HEADLINES]
+    ids = [h.id for h in paper.HEADLINES]
     assert len(ids) == len(set(ids))
-    assert all(h.chapter in book.CHAPTERS for h in book.HEADLINES)
-    papers = " ".join(h.paper for h in book.HEADLINES)
+    assert all(h.chapter in book.CHAPTERS for h in paper.HEADLINES)
+    papers = " ".join(h.paper for h in paper.HEADLINES)
     # representation analysis, probing, weights, swapping
     for number in ("> 500", "0.60 → 0.52", "> 0.10", "−0.001", "+0.003", "−0.002", "> 0.60"):
         assert number in papers, number
@@ -61,9 +63,9 @@ def test_headlines_cover_every_number_of_section_11():
                    "0.4754", "0.4502", "0.4215", "0.3966", "0.3821", "14.53", "13.58", "14.70", "13.76", "14.61",
                    "13.63", "14.65", "13.72", "14.54", "13.60"):
         assert re.search(rf"(^|[^\d]){re.escape(number)}($|[^\d])", papers), number
-    assert book.chapter_of("cka_final") == "01_divergence"
+    assert paper.chapter_of("cka_final") == "01_divergence"
     with pytest.raises(ValueError, match="unknown headline"):
-        book.Finding("no_such_claim", "1")
+        paper.Finding("no_such_claim", "1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def test_headlines_cover_every_number_of_section_11():
 def test_divergence_findings_agree_on_a_paper_like_curve():
     shift = [0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3, 1.0, 5.0]
     cos = [1.0, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.98, 0.97, 0.9, 0.7]
-    found = _by_id(book.divergence_findings(_frame(PAPER_LIKE_CKA, shift, cos),
+    found = _by_id(paper.divergence_findings(_frame(PAPER_LIKE_CKA, shift, cos),
                                             halves=(_frame(PAPER_LIKE_CKA), _frame(PAPER_LIKE_CKA))))
     for hid in ("middle_stable", "cka_plateau", "cka_drop_start", "mean_shift_shallow", "mean_shift_final",
                 "cosine_agrees", "seed_robust"):
@@ -87,7 +89,7 @@ def test_divergence_findings_disagree_when_the_change_is_early():
     shift = [0.0, 5.0, 5.0, 5.0, 4.0, 4.0, 3.0, 3.0, 3.0, 3.0, 3.0]
     cos = [1.0, 0.5, 0.6, 0.7, 0.8, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9]
     noisy = [c + 0.2 for c in EARLY_DROP_CKA]
-    found = _by_id(book.divergence_findings(_frame(EARLY_DROP_CKA, shift, cos),
+    found = _by_id(paper.divergence_findings(_frame(EARLY_DROP_CKA, shift, cos),
                                             halves=(_frame(EARLY_DROP_CKA), _frame(noisy))))
     for hid in ("middle_stable", "cka_plateau", "mean_shift_shallow", "mean_shift_final", "cosine_agrees",
                 "seed_robust"):
@@ -102,7 +104,7 @@ def test_convergence_findings():
             "spectral_norm": list(1 + layers ** 2), "curvature": [2.0, 1.5, 1.48, 1.47, 1.46, 1.46, 1.45, 1.45,
                                                                  1.44, 1.3, 1.1]}
     sft = {k: [v * 1.01 for v in vals] for k, vals in base.items()}
-    found = _by_id(book.convergence_findings(_frame(PAPER_LIKE_CKA, base=base, sft=sft)))
+    found = _by_id(paper.convergence_findings(_frame(PAPER_LIKE_CKA, base=base, sft=sft)))
     assert found["synchronised"].agrees is True and found["synchronised"].value == pytest.approx(1.0)
     assert found["erank_peak"].agrees is True and "layer 5" in found["erank_peak"].ours
     assert found["erank_collapse"].agrees is True
@@ -111,43 +113,43 @@ def test_convergence_findings():
     assert found["three_stages"].agrees is True
     # anti-synchronised curves are caught
     anti = {k: list(reversed(v)) for k, v in base.items()}
-    found = _by_id(book.convergence_findings(_frame(PAPER_LIKE_CKA, base=base, sft=anti)))
+    found = _by_id(paper.convergence_findings(_frame(PAPER_LIKE_CKA, base=base, sft=anti)))
     assert found["synchronised"].agrees is False
 
 
 def _lens(final_once: float, final_twice: float, penultimate: float = 0.6) -> pd.DataFrame:
     rows = []
-    for paper in (False, True):
+    for paper_ in (False, True):
         for layer in range(1, L + 1):
-            acc = 0.0 if layer < 8 else {8: 0.3, 9: penultimate, 10: final_twice if paper else final_once}[layer]
-            rows.append(dict(model="sft", paper=paper, layer=layer, depth=layer / L, metric="top1_acc", value=acc,
+            acc = 0.0 if layer < 8 else {8: 0.3, 9: penultimate, 10: final_twice if paper_ else final_once}[layer]
+            rows.append(dict(model="sft", paper=paper_, layer=layer, depth=layer / L, metric="top1_acc", value=acc,
                              pooled=acc))
     return pd.DataFrame(rows)
 
 
 def test_probing_findings_separate_the_double_norm_dip():
-    found = _by_id(book.probing_findings(_lens(final_once=0.62, final_twice=0.52)))
+    found = _by_id(paper.probing_findings(_lens(final_once=0.62, final_twice=0.52)))
     assert found["probe_early"].agrees is True and found["probe_rise"].agrees is True
     dip = found["probe_final_dip"]
     assert dip.agrees is False and "only with the final norm applied twice" in dip.note
     assert "0.600 → 0.620" in dip.ours and "0.520" in dip.ours
-    found = _by_id(book.probing_findings(_lens(final_once=0.5, final_twice=0.4)))
+    found = _by_id(paper.probing_findings(_lens(final_once=0.5, final_twice=0.4)))
     assert found["probe_final_dip"].agrees is True
 
 
 def test_weights_and_correlation_findings():
     j = pd.Series([0.5, 0.4, 0.4, 0.4, 0.45, 0.45, 0.5, 0.6, 0.8, 1.2], index=range(1, L + 1))
-    found = _by_id(book.weights_findings(j, j / 100))
+    found = _by_id(paper.weights_findings(j, j / 100))
     assert found["weight_j"].agrees is True and found["weight_final"].agrees is None
     flat = pd.Series([1.0] * L, index=range(1, L + 1)).add(np.linspace(0, 0.01, L)[::-1])
-    assert _by_id(book.weights_findings(flat))["weight_j"].agrees is False
+    assert _by_id(paper.weights_findings(flat))["weight_j"].agrees is False
 
     rng = np.random.default_rng(0)
     depth = np.arange(1, L + 1, dtype=float)
     x = pd.Series(depth + rng.normal(0, 0.1, L), index=range(1, L + 1))
     metrics = pd.DataFrame({"cosine_similarity": -depth + rng.normal(0, 0.1, L),
                             "spectral_norm": depth ** 2 + rng.normal(0, 0.1, L)}, index=range(1, L + 1))
-    found = _by_id(book.correlation_findings(layer_correlations(x, metrics)))
+    found = _by_id(paper.correlation_findings(layer_correlations(x, metrics)))
     assert found["corr_cosine"].agrees is True and found["corr_spectral"].agrees is True
     assert found["corr_cosine"].note == "does not survive the depth control", "pure depth trends are not partial"
 
@@ -161,11 +163,11 @@ def _swap(diffs, width=0.004):
 
 
 def test_swap_findings_sign_and_resolution():
-    found = _by_id(book.swap_findings(_swap([-0.01, 0.0, 0.02, 0.0, -0.03], width=0.001)))
+    found = _by_id(paper.swap_findings(_swap([-0.01, 0.0, 0.02, 0.0, -0.03], width=0.001)))
     assert found["swap_first"].agrees is True and found["swap_middle"].agrees is True
     assert found["swap_last"].agrees is True
     assert "resolves" in found["swap_first"].note
-    found = _by_id(book.swap_findings(_swap([0.01, 0.0, 0.0, 0.0, 0.0], width=0.05)))
+    found = _by_id(paper.swap_findings(_swap([0.01, 0.0, 0.0, 0.0, 0.0], width=0.05)))
     assert found["swap_first"].agrees is False and "wider than" in found["swap_first"].note
     assert found["swap_middle"].note == "no text's score changed at all"
 
@@ -187,9 +189,9 @@ def test_lora_findings_middle_beats_full_depth():
     scores = {"00000": 0.0, "11111": 0.28, "10000": 0.2, "01000": 0.37, "00100": 0.3, "00010": 0.29,
               "00001": 0.1, "01100": 0.33, "00110": 0.3, "01110": 0.31,
               "100": 0.4, "010": 0.5, "001": 0.3,
-              **{m: v for m, v in zip(book.single_segment_masks(10),
+              **{m: v for m, v in zip(segments.single_segment_masks(10),
                                       (0.45, 0.46, 0.47, 0.48, 0.49, 0.48, 0.45, 0.42, 0.4, 0.38), strict=True)}}
-    found = _by_id(book.lora_findings(_sweep_table(scores)))
+    found = _by_id(paper.lora_findings(_sweep_table(scores)))
     assert found["lora_7b_11111"].agrees is None and "2 seeds" in found["lora_7b_11111"].ours
     for hid in ("lora_7b_01000", "lora_13b_01110", "lora_32b_01100", "lora_13b_10000", "lora_1b_00001",
                 "lora_gain", "lora_edge_gap", "appA_3_peak", "appA_10_peak"):
@@ -200,21 +202,21 @@ def test_lora_findings_middle_beats_full_depth():
             for b in ("ifeval", "mtbench")} <= set(found)
     assert found["appB_middle_best"].agrees is True
     # a sweep without the optional families still works
-    small = _by_id(book.lora_findings(_sweep_table({"00000": 0.0, "11111": 0.3, "01100": 0.2}, retention=False)))
+    small = _by_id(paper.lora_findings(_sweep_table({"00000": 0.0, "11111": 0.3, "01100": 0.2}, retention=False)))
     assert small["lora_32b_01100"].agrees is False and "appA_3_peak" not in small
 
 
 def test_compare_conventions_and_sentence():
     standard = _frame(PAPER_LIKE_CKA, base={"effective_rank": [5] * (L + 1)}, sft={"effective_rank": [5] * (L + 1)})
-    paper = _frame(EARLY_DROP_CKA, base={"effective_rank": [5] * (L + 1)}, sft={"effective_rank": [5] * (L + 1)})
-    table = book.compare_conventions({"standard": standard, "paper": paper})
+    authors = _frame(EARLY_DROP_CKA, base={"effective_rank": [5] * (L + 1)}, sft={"effective_rank": [5] * (L + 1)})
+    table = paper.compare_conventions({"standard": standard, "paper": authors})
     assert {"claim", "standard: ours", "paper: agrees", "same verdict"} <= set(table.columns)
-    row = table[table["claim"] == book._BY_ID["middle_stable"].claim].iloc[0]
+    row = table[table["claim"] == paper.BY_ID["middle_stable"].claim].iloc[0]
     assert (row["standard: agrees"], row["paper: agrees"], row["same verdict"]) == ("yes", "no", "NO")
-    sentence = book.conventions_sentence(table)
-    assert "change with the conventions" in sentence and book._BY_ID["middle_stable"].claim in sentence
-    same = book.compare_conventions({"standard": standard, "paper": standard})
-    assert "do not change any conclusion" in book.conventions_sentence(same)
+    sentence = paper.conventions_sentence(table)
+    assert "change with the conventions" in sentence and paper.BY_ID["middle_stable"].claim in sentence
+    same = paper.compare_conventions({"standard": standard, "paper": standard})
+    assert "do not change any conclusion" in paper.conventions_sentence(same)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,40 +224,40 @@ def test_compare_conventions_and_sentence():
 
 
 def test_report_records_and_renders(tmp_path, monkeypatch):
-    monkeypatch.setenv(book.RECORDS_ENV, str(tmp_path / "rec"))
-    findings = [book.Finding("cka_final", "0.5", None, "lost"), book.Finding("middle_stable", "x", True, "ok"),
-                book.Finding("swap_first", "y", False, "opposite sign")]
-    out = book.report(findings, pair="toy", settings={"n": 3})
+    monkeypatch.setenv(paper.RECORDS_ENV, str(tmp_path / "rec"))
+    findings = [paper.Finding("cka_final", "0.5", None, "lost"), paper.Finding("middle_stable", "x", True, "ok"),
+                paper.Finding("swap_first", "y", False, "opposite sign")]
+    out = paper.report(findings, pair="toy", settings={"n": 3})
     text = getattr(out, "data", out)
     assert text.startswith("| claim | paper (model) | ours | agrees? | why |")
     assert "1 of 2 comparable claims hold on `toy`" in text
-    assert "Not reproduced: " + book._BY_ID["swap_first"].claim + " — opposite sign" in text
+    assert "Not reproduced: " + paper.BY_ID["swap_first"].claim + " — opposite sign" in text
     assert "1 more number is shown for scale only" in text
     stored = json.loads((tmp_path / "rec" / "01_divergence.json").read_text())
     assert set(stored["findings"]) == {"cka_final", "middle_stable"} and stored["pair"] == "toy"
-    assert set(book.read_records(tmp_path / "rec")) == {"cka_final", "middle_stable", "swap_first"}
+    assert set(paper.read_records(tmp_path / "rec")) == {"cka_final", "middle_stable", "swap_first"}
 
 
 def test_paper_vs_ours_table_lists_every_headline():
-    md = book.paper_vs_ours_markdown({"toy": {"cka_final": {"ours": "0.5", "agrees": None},
+    md = paper.paper_vs_ours_markdown({"toy": {"cka_final": {"ours": "0.5", "agrees": None},
                                               "middle_stable": {"ours": "x", "agrees": True}},
                                       "olmo2-1b": {}})
     lines = [line for line in md.splitlines() if line.startswith("| ")]
-    assert len(lines) == 1 + len(book.HEADLINES)
+    assert len(lines) == 1 + len(paper.HEADLINES)
     assert "ours: `toy`" in lines[0] and "ours: `olmo2-1b`" in lines[0]
-    stable = next(line for line in lines if book._BY_ID["middle_stable"].claim in line)
+    stable = next(line for line in lines if paper.BY_ID["middle_stable"].claim in line)
     assert "x ✓" in stable and "not run" in stable
     assert "(../notebooks/01_divergence.ipynb)" in stable
 
 
 def test_collect_records_current_pair_first(tmp_path, monkeypatch):
     monkeypatch.setenv("MBT_CACHE", str(tmp_path))
-    root = book.records_root()
+    root = paper.records_root()
     for slug, hid in (("toy", "cka_final"), ("olmo2-1b", "middle_stable"), ("toy-quick", "cka_plateau")):
         (root / slug).mkdir(parents=True)
         (root / slug / "x.json").write_text(json.dumps({"findings": {hid: {"ours": "1", "agrees": None}}}))
-    assert list(book.collect_records("toy")) == ["toy", "olmo2-1b"]
-    assert list(book.collect_records("toy-quick")) == ["toy-quick", "olmo2-1b", "toy"]
+    assert list(paper.collect_records("toy")) == ["toy", "olmo2-1b"]
+    assert list(paper.collect_records("toy-quick")) == ["toy-quick", "olmo2-1b", "toy"]
 
 
 def test_conventions_markdown_lists_every_field():
@@ -263,7 +265,7 @@ def test_conventions_markdown_lists_every_field():
 
     from mbt.metrics.conventions import Conventions
 
-    md = book.conventions_markdown()
+    md = paper.conventions_markdown()
     for f in fields(Conventions):
         if f.name != "name":
             assert f"| `{f.name}` |" in md
@@ -286,20 +288,20 @@ def test_sizes_datasets_and_masks(tmp_path):
     assert book.default_datasets(PAIRS["olmo2-7b"], "finetune") == ["gsm8k"]
     with pytest.raises(ValueError, match="purpose"):
         book.default_datasets(PAIRS["toy"], "other")
-    assert book.single_segment_masks(3) == ["100", "010", "001"]
-    assert book.PAPER_MASKS[0] == "00000" and len(book.PAPER_MASKS) == 10
+    assert segments.single_segment_masks(3) == ("100", "010", "001")
+    assert segments.PAPER_MASKS[0] == "00000" and len(segments.PAPER_MASKS) == 10
     import mbt.tune
 
-    assert tuple(book.PAPER_MASKS) == tuple(mbt.tune.DEFAULT_MASKS)
+    assert tuple(segments.PAPER_MASKS) == tuple(mbt.tune.DEFAULT_MASKS)
 
 
 def test_folder_label(tmp_path):
     (tmp_path / "toy-tiny-seed0-abc" / "base").mkdir(parents=True)
     (tmp_path / "toy-tiny-seed0-abc" / "sft").mkdir()
     build = tmp_path / "toy-tiny-seed0-abc"
-    assert book.folder_label(str(build / "base"), str(build / "sft")) == "toy-tiny-seed0-abc"
-    assert book.folder_label("/a/base-model", "/b/sft-model") == "base-model vs sft-model"
-    hub = book.folder_label("allenai/OLMo-2-0425-1B", "allenai/OLMo-2-0425-1B-SFT")
+    assert pairs.folder_label(str(build / "base"), str(build / "sft")) == "toy-tiny-seed0-abc"
+    assert pairs.folder_label("/a/base-model", "/b/sft-model") == "base-model vs sft-model"
+    hub = pairs.folder_label("allenai/OLMo-2-0425-1B", "allenai/OLMo-2-0425-1B-SFT")
     assert hub == "OLMo-2-0425-1B vs OLMo-2-0425-1B-SFT"
 
 
@@ -310,28 +312,61 @@ def test_metric_table_and_evidence_curves():
     evidence = pd.DataFrame({"block": range(L), "layer": range(1, L + 1), "cka": np.arange(L, dtype=float),
                              "score": np.ones(L), "selected": [False] * L})
     evidence.attrs["signals"] = ["cka"]
-    tidy = book.evidence_curves(evidence)
+    tidy = select.evidence_curves(evidence)
     assert list(tidy.columns) == ["signal", "layer", "value"] and set(tidy["signal"]) == {"cka", "score"}
 
 
-def test_cached_stores_and_reuses(tmp_path, monkeypatch):
+def _table(n: int, texts: list[str], progress: bool = True) -> pd.DataFrame:
+    _CALLS.append((n, tuple(texts)))
+    return pd.DataFrame({"n": [n], "chars": [sum(map(len, texts))]})
+
+
+_CALLS: list = []
+
+
+def test_cached_call_keys_on_the_call_itself(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MBT_CACHE", str(tmp_path))
-    calls = []
+    _CALLS.clear()
+    texts = [f"text {i}" for i in range(12)]
+    first = book.cached_call(_table, 1, texts)
+    again = book.cached_call(_table, 1, texts, progress=False)  # progress is not part of the key
+    assert len(_CALLS) == 1 and first.equals(again) and "reusing the stored result" in capsys.readouterr().out
+    book.cached_call(_table, 2, texts)  # another argument: computed again
+    book.cached_call(_table, 1, texts[:-1] + ["text 11 changed"])  # other texts: computed again
+    book.cached_call(_table, 1, ["text 0\0text 1", *texts[2:]])  # text boundaries matter
+    assert len(_CALLS) == 4
+    book.cached_call(_table, 1, texts, cache=False)
+    assert len(_CALLS) == 5
+    with pytest.raises(TypeError, match="cannot key"):
+        book.cached_call(_table, object(), texts)
 
-    def compute():
-        calls.append(1)
-        return pd.DataFrame({"a": [1, 2]})
 
-    first = book.cached("thing", {"k": 1}, compute)
-    again = book.cached("thing", {"k": 1}, compute)
-    other = book.cached("thing", {"k": 2}, compute)
-    assert len(calls) == 2 and first.equals(again) and other.equals(first)
-    book.cached("thing", {"k": 1}, compute, cache=False)
-    assert len(calls) == 3
+def test_chapters_6_and_7_share_one_sweep_object():
+    """Both chapters build their sweep with book.lora_sweep from identically named and valued parameters."""
+    shared = ("task", "masks", "seeds", "preset", "rank", "steps", "n_test", "threads", "quick")
+    cells = {}
+    for name in ("06_midblock_lora", "07_beyond"):
+        nb = book_build.read_notebook(book.find_root() / "notebooks" / f"{name}.py")
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        values = {}
+        for node in ast.parse(cell.source).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            values[target.id] = ast.literal_eval(node.value)
+        cells[name] = {k: values[k] for k in shared}
+        source = "\n".join(c.source for c in nb.cells)
+        assert "book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps" in source
+    assert cells["06_midblock_lora"] == cells["07_beyond"]
+    from mbt.pairs import PAIRS
+
+    a = book.lora_sweep(PAIRS["toy"], **{k: v for k, v in cells["06_midblock_lora"].items()})
+    b = book.lora_sweep(PAIRS["toy"], **{**cells["07_beyond"], "steps": 7})
+    assert a.task == "toy-math" and a.masks == segments.PAPER_MASKS and a != b and b.options["steps"] == 7
+    quick = book.lora_sweep(PAIRS["toy"], quick=True)
+    assert quick.masks == tuple(book.QUICK_SWEEP["masks"]) and len(quick.seeds) == 1 and quick.options["steps"] == 2
 
 
 def test_parameter_names_and_staging(tmp_path):
-    nb = book.read_notebook(book.find_root() / "notebooks" / "01_divergence.py")
+    nb = book_build.read_notebook(book.find_root() / "notebooks" / "01_divergence.py")
     names = book.parameter_names(nb)
     for name in ("pair", "base", "sft", "quick", "datasets", "n_pooled", "n_token", "seed", "conventions"):
         assert name in names
@@ -342,11 +377,11 @@ def test_parameter_names_and_staging(tmp_path):
     (root / "_toc.yml").write_text("root: book/intro\n")
     (root / "book" / "intro.md").write_text("# Intro\n")
     stage = root / "book" / "_executed"
-    book.stage_sources(root, stage)
+    book_build.stage_sources(root, stage)
     assert (stage / "_config.yml").exists() and (stage / "book" / "intro.md").read_text() == "# Intro\n"
     assert not (stage / "book" / "_executed").exists(), "the stage is never copied into itself"
     mtime = (stage / "book" / "intro.md").stat().st_mtime_ns
-    book.stage_sources(root, stage)
+    book_build.stage_sources(root, stage)
     assert (stage / "book" / "intro.md").stat().st_mtime_ns == mtime, "unchanged files are left alone"
 
 

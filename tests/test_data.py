@@ -145,10 +145,10 @@ def test_registry_holds_the_papers_hub_datasets() -> None:
 def test_registry_toy_entries_point_at_lazy_generators() -> None:
     toy = {name: (s.generator, s.granularity, s.kind) for name, s in DATASETS.items() if s.is_generated}
     assert toy == {
-        "toy-math": ("mbt.toydata:toy_math", "token", "qa"),
-        "toy-mc": ("mbt.toydata:toy_mc", "token", "multiple_choice"),
-        "toy-text": ("mbt.toydata:toy_text", "token", "text"),
-        "toy-instruct": ("mbt.toydata:toy_instruct", "pooled", "instruction"),
+        "toy-math": ("mbt.toy.corpus:toy_math", "token", "qa"),
+        "toy-mc": ("mbt.toy.corpus:toy_mc", "token", "multiple_choice"),
+        "toy-text": ("mbt.toy.corpus:toy_text", "token", "text"),
+        "toy-instruct": ("mbt.toy.corpus:toy_instruct", "pooled", "instruction"),
     }
     assert all(DATASETS[n].split == "test" and DATASETS[n].hub_id is None for n in toy)
 
@@ -170,7 +170,7 @@ def test_spec_validation() -> None:
     with pytest.raises(ValueError, match="granularity"):
         dataclasses.replace(DATASETS["gsm8k"], granularity="sentence")
     with pytest.raises(ValueError, match="module:function"):
-        dataclasses.replace(DATASETS["toy-math"], generator="mbt.toydata.toy_math")
+        dataclasses.replace(DATASETS["toy-math"], generator="mbt.toy.corpus.toy_math")
 
 
 def test_training_split() -> None:
@@ -488,7 +488,7 @@ def test_unknown_split_is_rejected_before_the_hub(no_hub: None) -> None:
 @pytest.fixture
 def fake_toydata(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
     calls: list[tuple[str, str, int]] = []
-    module = types.ModuleType("mbt.toydata")
+    module = types.ModuleType("mbt.toy.corpus")
 
     def toy_math(split: str, seed: int) -> list[dict]:
         calls.append(("toy_math", split, seed))
@@ -515,7 +515,7 @@ def fake_toydata(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
 
     for fn in (toy_math, toy_mc, toy_text, toy_instruct):
         setattr(module, fn.__name__, fn)
-    monkeypatch.setitem(sys.modules, "mbt.toydata", module)
+    monkeypatch.setitem(sys.modules, "mbt.toy.corpus", module)
     return calls
 
 
@@ -535,7 +535,7 @@ def test_toy_datasets_call_the_generator_and_format(fake_toydata: list, no_hub: 
     assert len(load_texts("toy-text", n=10)) == 5  # whitespace-only texts are always dropped
     sample = load_sample("toy-instruct", n_pooled=3, n_token=3)
     assert sample.n_token == 0 and len(sample.texts) == 3
-    assert sample.source.startswith("generator:mbt.toydata:toy_instruct")
+    assert sample.source.startswith("generator:mbt.toy.corpus:toy_instruct")
 
 
 def test_toy_unknown_split(fake_toydata: list) -> None:
@@ -551,7 +551,7 @@ def test_missing_generator_module_is_a_clear_error() -> None:
 
 
 def test_missing_generator_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "mbt.toydata", types.ModuleType("mbt.toydata"))
+    monkeypatch.setitem(sys.modules, "mbt.toy.corpus", types.ModuleType("mbt.toy.corpus"))
     with pytest.raises(ImportError, match="no function 'toy_math'"):
         load_texts("toy-math", n=2)
 

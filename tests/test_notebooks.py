@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mbt import book
+from mbt import book, paper
+from mbt.book import builder as book_build
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,7 +49,7 @@ def test_text_source_and_ipynb_agree(name):
 @pytest.mark.parametrize("name", book.CHAPTERS)
 def test_chapter_structure(name):
     """Each chapter: a title, an install-and-device first code cell, a `parameters` cell, a paper-vs-ours report."""
-    nb = book.read_notebook(NOTEBOOKS / f"{name}.py")
+    nb = book_build.read_notebook(NOTEBOOKS / f"{name}.py")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     first = code[0].source
@@ -64,7 +65,7 @@ def test_chapter_structure(name):
     assert "The paper's claim" in nb.cells[0].source or name == "07_beyond"
     assert "$$" in text, "the method's formula"
     if name != "07_beyond":
-        assert "book.report(" in text, "the paper's number beside ours"
+        assert "paper.report(" in text, "the paper's number beside ours"
 
 
 def test_toc_lists_every_chapter_and_prose_page():
@@ -116,7 +117,7 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
         assert f"colab.research.google.com/github/mbt-project/mbt/blob/main/notebooks/{name}.ipynb" in page
         assert "Traceback" not in page
     table = (html / "book" / "paper_vs_ours.html").read_text()
-    assert table.count("<tr") >= len(book.HEADLINES) + 1
+    assert table.count("<tr") >= len(paper.HEADLINES) + 1
     assert "mbt:paper-vs-ours" not in table
     assert "ours: `tiny-quick`" in (stage / "book" / "paper_vs_ours.md").read_text()
     methods = (html / "book" / "methods.html").read_text()

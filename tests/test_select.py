@@ -27,14 +27,14 @@ def test_suggest_block_on_a_tiny_pair(pair):
     assert len(mask) == 5 and set(mask) <= {"0", "1"}
     assert mask.count("1") == 2 and "11" in mask  # default width: 40% of 5 segments, contiguous
     assert len(evidence) == pair.n_layers == 5
-    assert evidence["block"].tolist() == [0, 1, 2, 3, 4] and evidence["layer"].tolist() == [1, 2, 3, 4, 5]
+    assert evidence["block"].tolist() == [1, 2, 3, 4, 5] and evidence["layer"].tolist() == [1, 2, 3, 4, 5]
     assert set(select.SIGNALS) <= set(evidence.columns)  # a pair adds the Base-vs-SFT CKA signal
     for name in select.SIGNALS:
         assert np.isfinite(evidence[name]).all()
         norm = evidence[f"{name}_norm"]
         assert norm.min() >= 0 and norm.max() <= 1
     assert (evidence["block_influence"] > 0).all() and (evidence["block_influence"] <= 2).all()
-    assert evidence.loc[evidence["selected"], "block"].tolist() == [i for i, b in enumerate(mask) if b == "1"]
+    assert evidence.loc[evidence["selected"], "block"].tolist() == [i + 1 for i, b in enumerate(mask) if b == "1"]
     scores = evidence.attrs["mask_scores"]
     assert evidence.attrs["mask"] == mask and scores[mask] == max(v for m, v in scores.items() if m.count("1") == 2)
     # Base only, from a plain model: no CKA

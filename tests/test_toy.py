@@ -59,7 +59,7 @@ def test_second_call_reuses_the_build(builds, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("retrained although a valid build exists")
 
-    monkeypatch.setattr(toy, "_build_into", boom)
+    monkeypatch.setattr(toy.builder, "_build_into", boom)
     monkeypatch.setattr(toy, "_run_build", boom)
     assert toy.build(a, size="tiny", progress=False) == a
     assert _mtimes(a) == before
@@ -192,23 +192,23 @@ class _Trained(Exception):
 
 def test_multithreaded_build_on_idle_cpus_runs_in_process(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(toy.cpu, "busy_cpus", lambda *a, **k: 0.0)
+    monkeypatch.setattr(toy.builder.cpu, "busy_cpus", lambda *a, **k: 0.0)
     cfg = dataclasses.replace(toy.SIZES["tiny"], name="tiny-2threads", threads=2)
 
     def train_here(*args, **kwargs):
         raise _Trained
 
-    monkeypatch.setattr(toy, "_build_into", train_here)
+    monkeypatch.setattr(toy.builder, "_build_into", train_here)
     with pytest.raises(_Trained):
         toy.build(tmp_path / "t2", size=cfg, progress=False)
 
 
 def test_multithreaded_build_on_busy_cpus_runs_in_a_passive_child(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(toy.cpu, "busy_cpus", lambda *a, **k: float(os.cpu_count() or 1))
+    monkeypatch.setattr(toy.builder.cpu, "busy_cpus", lambda *a, **k: float(os.cpu_count() or 1))
     cfg = dataclasses.replace(toy.SIZES["tiny"], name="tiny-2threads", threads=2, pt_steps=10, sft_steps=4)
     calls = []
-    monkeypatch.setattr(toy, "_build_into", lambda *a, **k: calls.append(1))  # the parent must not train
+    monkeypatch.setattr(toy.builder, "_build_into", lambda *a, **k: calls.append(1))  # the parent must not train
     path = toy.build(tmp_path / "t2", size=cfg, progress=False)
     assert not calls
     m = json.loads((path / "manifest.json").read_text())

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from mbt import toydata
 from mbt.evaluate import extract_gsm8k_answer
-from mbt.toydata import toy_instruct, toy_math, toy_mc, toy_text
+from mbt.toy import corpus as toydata
+from mbt.toy.corpus import toy_instruct, toy_math, toy_mc, toy_text
 
 GENERATORS = {"toy_math": toy_math, "toy_mc": toy_mc, "toy_text": toy_text, "toy_instruct": toy_instruct}
 SCHEMAS = {

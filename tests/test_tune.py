@@ -13,8 +13,9 @@ from conftest import make_model
 from peft import get_peft_model
 from transformers import MistralConfig, Olmo2Config
 
-from mbt import tune
+from mbt import train, tune
 from mbt.tune import DEFAULT_MASKS, budget, lora_config, segment_layers
+from mbt.tune import sweeps as tune_sweeps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -244,7 +245,7 @@ def test_batch_schedule_epochs_seeds_and_length_groups():
 def test_token_loss_sum_with_kept_logits_equals_the_full_loss(arch, tokenizer):
     model = make_model(arch, n_layers=3, hidden=32)
     examples = tune.training_examples(tokenizer, "toy-math", n=6)
-    ids, mask, labels = tune._batch(examples, tokenizer.pad_token_id)
+    ids, mask, labels = train.pad_batch(examples, tokenizer.pad_token_id)
     logits = model(input_ids=ids, attention_mask=mask).logits
     reference = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                   labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
@@ -269,12 +270,12 @@ def test_loss_on_answer_masks_the_prompt(tokenizer):
     n_prompt = len(tokenizer(prompt)["input_ids"])
     assert answer[0][1] == n_prompt and full[0][1] == 0
     assert answer[0][0] == full[0][0] and answer[0][0][-1] == tokenizer.eos_token_id
-    ids, mask, labels = tune._batch(answer, tokenizer.pad_token_id)
+    ids, mask, labels = train.pad_batch(answer, tokenizer.pad_token_id)
     for r, (seq, n_p) in enumerate(answer):
         assert (labels[r, :n_p] == -100).all()
         assert labels[r, n_p: len(seq)].tolist() == seq[n_p:]
         assert (labels[r, len(seq):] == -100).all() and (mask[r, len(seq):] == 0).all()
-    _, _, labels_all = tune._batch(full, tokenizer.pad_token_id)
+    _, _, labels_all = train.pad_batch(full, tokenizer.pad_token_id)
     assert (labels_all[0, : len(full[0][0])] != -100).all()
     with pytest.raises(ValueError, match="loss_on='all'"):
         tune.training_examples(tokenizer, "toy-text", n=4)
@@ -318,7 +319,7 @@ def test_sweep_runs_resumes_and_survives_a_killed_run(base_dir, tmp_path, monkey
         calls.append((args[2], kwargs["seed"]))
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(tune, "train_lora", counting)
+    monkeypatch.setattr(tune_sweeps, "train_lora", counting)
     df = tune.sweep(str(base_dir), masks=["00000", "01100", "10000"], seeds=(0, 1), out=out, **SWEEP)
     assert sorted(calls) == [("01100", 0), ("01100", 1), ("10000", 0), ("10000", 1)]
     assert list(df.columns) == list(tune.SWEEP_COLUMNS)
@@ -374,12 +375,10 @@ def test_sweep_csv_and_summary(base_dir, tmp_path):
 
 
 def test_cli_arguments():
-    import argparse
+    from mbt import cli
 
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    tune.add_cli(sub)
+    parser = cli.build_parser()
     args = parser.parse_args(["tune", "sweep", "--out", "r.parquet", "--masks", "01100,00110", "--seeds", "0,1"])
-    assert args.func is tune._cmd_sweep and args.masks == "01100,00110" and args.threads == 2
+    assert args.func is cli._cmd_tune_sweep and args.masks == "01100,00110" and args.threads == 2
     args = parser.parse_args(["tune", "suggest", "--n-segments", "10"])
-    assert args.func is tune._cmd_suggest and args.n_segments == 10
+    assert args.func is cli._cmd_tune_suggest and args.n_segments == 10

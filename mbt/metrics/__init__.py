@@ -34,6 +34,7 @@ from mbt.metrics.spectra import (
 )
 
 __all__ = [
+    "INTRINSIC_METRICS",
     "PRESETS",
     "Conventions",
     "cka",
@@ -53,3 +54,9 @@ __all__ = [
     "spectral_norm",
     "spectral_summary",
 ]
+
+INTRINSIC_METRICS: tuple[str, ...] = (
+    "prompt_entropy", "dataset_entropy", "effective_rank", "rank_deficiency", "condition_number", "spectral_norm",
+    "curvature", "sparsity",
+)
+"""Each model's own (intrinsic) metrics, in the order of the paper's Fig. 2."""

@@ -1,0 +1,405 @@
+r"""The chapter runtime: what every chapter notebook calls, so that notebooks hold narrative and calls only.
+
+* set-up and the pair: :func:`setup_notebook`, :func:`open_pair`, :func:`default_datasets`;
+* one quick-mode rule: :data:`QUICK`, :func:`quick_size`, :func:`sizes`, :data:`QUICK_SWEEP`;
+* experiments with stored results, keyed by the call itself (:func:`cached_call`): :func:`analyze_datasets`,
+  :func:`analyze_halves`, :func:`logit_lens_table`;
+* the LoRA sweep chapters 6 and 7 share (:func:`lora_sweep`, :class:`LoraSweep`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mbt import plots
+from mbt.analysis import analyze, model_fingerprint
+from mbt.data import fingerprint, load_sample
+from mbt.pairs import ModelPair, load_pair, pair_label
+from mbt.paper.records import slug
+from mbt.probe import logit_lens
+from mbt.results import ResultCache, cache_root, make_key
+from mbt.segments import PAPER_MASKS, resolve_masks
+from mbt.swap import swap_sweep, token_accuracy
+from mbt.tune import sweep
+
+__all__ = [
+    "QUICK",
+    "QUICK_SWEEP",
+    "LoraSweep",
+    "analyze_datasets",
+    "analyze_halves",
+    "cached_call",
+    "default_datasets",
+    "device_name",
+    "logit_lens_table",
+    "lora_sweep",
+    "metric_table",
+    "open_pair",
+    "pair_fingerprint",
+    "quick_size",
+    "run_sweep",
+    "setup_notebook",
+    "sizes",
+    "swap_table",
+    "sweep_path",
+]
+
+
+def setup_notebook(*, quiet: bool = True) -> str:
+    """First call of every chapter: the book's figure style, quiet progress bars, and the device in use.
+
+    Applies :func:`mbt.plots.use_style`, hides tqdm's "IProgress not found" warning and the
+    checkpoint-loading progress bars (they would land in the book as stderr blocks), prints the
+    device and returns ``"cuda"`` when a GPU is visible, else ``"cpu"``. It does not choose a
+    matplotlib backend.
+    """
+    plots.use_style()
+    if quiet:
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        with contextlib.suppress(ImportError):
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()  # e.g. generation-length reminders of tiny models
+    device = device_name()
+    if device == "cuda":
+        import torch
+
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        print(f"device: cuda ({names})")
+    else:
+        print("device: cpu (no GPU visible; the toy pair runs in minutes, real pairs need a GPU)")
+    return device
+
+
+def device_name() -> str:
+    """``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def open_pair(pair: str = "toy", base: str | None = "", sft: str | None = "", *, device_map: str | None = "",
+              **kwargs: Any) -> Any:
+    """Load the chapter's pair: ``base``/``sft`` (folders or Hub ids) when both are given, else ``pair``.
+
+    Empty strings count as "not given", so a papermill parameters cell can default them to ``""``.
+
+    Args:
+        pair: Registry name (the toy pair is built if missing).
+        base: Base model folder or Hub id.
+        sft: SFT model folder or Hub id.
+        device_map: ``"auto"`` (or a dict) spreads each model over the visible GPUs (and CPU); empty:
+            one device, the GPU when there is one.
+        **kwargs: More :func:`mbt.load_pair` arguments (``max_memory=``, ``dtype=``, ``device=``, ...).
+    """
+    kwargs.setdefault("progress", False)
+    if device_map:
+        kwargs["device_map"] = device_map
+    if base or sft:
+        if not (base and sft):
+            raise ValueError("give both base= and sft= (or neither, to use pair=)")
+        return load_pair(base=str(base), sft=str(sft), **kwargs)
+    return load_pair(pair, **kwargs)
+
+
+def analyze_datasets(pair: Any, datasets: Sequence[str], *, n_pooled: int, n_token: int, seed: int = 0,
+                     conventions: str = "standard", metrics: str | Sequence[str] = "all", batch_size: int = 8,
+                     max_length: int = 512, cache: bool = True) -> pd.DataFrame:
+    """:func:`mbt.analyze` on a seeded sample of each dataset, one table with a ``dataset`` column.
+
+    Chapters that ask for the same datasets, sizes, seed and conventions share one cached result.
+
+    Args:
+        pair: The loaded pair.
+        datasets: Dataset names (:data:`mbt.data.DATASETS`).
+        n_pooled: Pooled samples per dataset (paper: 1,000; fewer when the split is smaller).
+        n_token: Token-level samples, the first ``n_token`` of the pooled ones (paper: 100; 0 for
+            pooled-only datasets).
+        seed: Sampling seed.
+        conventions: ``"standard"`` or ``"paper"``.
+        metrics: ``"all"`` or names (see :data:`mbt.analysis.ALL_METRICS`).
+        batch_size: Texts per forward pass.
+        max_length: Tokens per text.
+        cache: Reuse stored results.
+    """
+    frames = []
+    for name in datasets:
+        sample = load_sample(name, n_pooled=n_pooled, n_token=n_token, seed=seed)
+        frame = analyze(pair, sample.texts, n_token=sample.n_token, metrics=metrics, conventions=conventions,
+                        batch_size=batch_size, max_length=max_length, cache=cache, progress=False)
+        frames.append(frame.assign(dataset=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def analyze_halves(pair: Any, dataset: str, *, n_pooled: int, seed: int = 0, conventions: str = "standard",
+                   metrics: Sequence[str] = ("cka", "cosine_similarity", "mean_shift"), batch_size: int = 8,
+                   max_length: int = 512, cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pair metrics on two disjoint halves of a dataset's seeded sample (even and odd positions).
+
+    Two independent samples of texts, unlike the authors' "seed" check, which re-ran identical forward
+    passes; also valid when the split is smaller than ``n_pooled`` (then any two seeds would draw the same
+    texts).
+    """
+    texts = load_sample(dataset, n_pooled=n_pooled, n_token=0, seed=seed).texts
+    if len(texts) < 8:
+        raise ValueError(f"{dataset}: {len(texts)} texts are too few to split into two halves")
+    return tuple(  # type: ignore[return-value]
+        analyze(pair, half, n_token=0, metrics=list(metrics), conventions=conventions, batch_size=batch_size,
+                max_length=max_length, cache=cache, progress=False).assign(dataset=dataset)
+        for half in (texts[0::2], texts[1::2])
+    )
+
+
+def logit_lens_table(pair: Any, texts: Sequence[str], *, positions: str = "all", batch_size: int = 8,
+                     max_length: int = 512, cache: bool = True) -> pd.DataFrame:
+    """:func:`mbt.probe.logit_lens` for Base and SFT, with the final norm once and twice (the released code's bug).
+
+    Returns:
+        The four tables stacked with a ``model`` column (``"base"``/``"sft"``); the library's ``paper``
+        column tells the lens variants apart. Cached (:func:`cached_call`).
+    """
+    def compute(pair: Any, texts: Sequence[str], positions: str, max_length: int) -> pd.DataFrame:
+        parts = []
+        for role, model in pair.models().items():
+            for paper in (False, True):
+                lens = logit_lens(model, texts, positions=positions, paper=paper, batch_size=batch_size,
+                                  max_length=max_length, progress=False)
+                parts.append(lens.assign(model=role))
+        return pd.concat(parts, ignore_index=True)
+
+    compute.__qualname__ = "logit_lens_table"
+    return cached_call(compute, pair, list(texts), positions, max_length, cache=cache)
+
+
+QUICK: dict[str, int] = {"n_pooled": 32, "n_token": 8, "n_samples": 16, "n_calibration": 16,
+                         "finetune_texts": 16, "finetune_steps": 3}
+"""Quick mode's caps on every chapter's sample sizes (``quick=True``, ``mbt book --quick``): a smoke run."""
+
+QUICK_SWEEP: dict[str, Any] = {"masks": ("00000", "11111", "01100"), "n_seeds": 1, "steps": 2, "n_train": 16,
+                               "n_test": 8, "n_retention": 8, "batch_size": 8, "eval_batch_size": 8}
+"""Quick mode's LoRA sweep (chapters 6 and 7): three masks, one seed, two steps."""
+
+
+def swap_table(pair: Any, texts: Sequence[str], *, n_segments: int = 5, depth: int | None = 2, seed: int = 0,
+               batch_size: int = 8, max_length: int = 512, cache: bool = True) -> pd.DataFrame:
+    """:func:`mbt.swap.swap_sweep` scored by next-token accuracy on ``texts`` (:func:`mbt.swap.token_accuracy`); stored.
+
+    Args:
+        pair: The loaded pair.
+        texts: Scored texts.
+        n_segments: Equal segments of the depth.
+        depth: Blocks swapped at the end of each segment (``None``: the whole segment).
+        seed: Bootstrap seed of the paired intervals.
+        batch_size: Texts per forward pass (results do not depend on it).
+        max_length: Tokens per text.
+        cache: Reuse a stored result.
+    """
+    def compute(pair: Any, texts: Sequence[str], n_segments: int, depth: int | None, seed: int,
+                max_length: int) -> pd.DataFrame:
+        score = token_accuracy(pair.tokenizer, texts, batch_size=batch_size, max_length=max_length)
+        return swap_sweep(pair, score, n_segments=n_segments, depth=depth, seed=seed, progress=False)
+
+    compute.__qualname__ = "swap_table"
+    return cached_call(compute, pair, list(texts), n_segments, depth, seed, max_length, cache=cache)
+
+
+def quick_size(name: str, value: int, quick: bool) -> int:
+    """``value``, or in quick mode ``min(value, QUICK[name])`` (the one quick-mode rule of the book)."""
+    if name not in QUICK:
+        raise ValueError(f"no quick-mode size {name!r}; known: {', '.join(QUICK)}")
+    return min(int(value), QUICK[name]) if quick else int(value)
+
+
+def sizes(n_pooled: int, n_token: int, quick: bool) -> tuple[int, int]:
+    """Sample sizes for a chapter: as given, or capped by :data:`QUICK` in quick mode."""
+    return quick_size("n_pooled", n_pooled, quick), quick_size("n_token", n_token, quick)
+
+
+def default_datasets(pair: Any, purpose: str = "analysis") -> list[str]:
+    """The datasets a chapter uses when the reader gives none.
+
+    Args:
+        pair: A :class:`~mbt.pairs.ModelPair` or :class:`~mbt.pairs.PairSpec`.
+        purpose: ``"analysis"`` (Figs. 1–2: a math and a knowledge task, and plain text),
+            ``"probing"`` (MMLU, as Fig. 3), ``"swapping"`` (MMLU, as Fig. 6) or ``"finetune"`` (GSM8K,
+            as Figs. 4 and 7). Toy pairs use ``toy-math`` for all three: the task their SFT learned.
+
+    Returns:
+        Toy task names for the toy pairs and for pairs built by :mod:`mbt.toy` (folders with a toy
+        manifest), the paper's Hub datasets otherwise.
+    """
+    spec = getattr(pair, "spec", pair)
+    toy = getattr(spec, "family", "") == "toy" or _is_toy_folder(getattr(spec, "base", ""))
+    if purpose in ("probing", "swapping"):
+        # the toy SFT data are math word problems: its MMLU stand-in (toy-mc) is near chance for both models
+        return ["toy-math"] if toy else ["mmlu"]
+    if purpose == "finetune":
+        return ["toy-math"] if toy else ["gsm8k"]
+    if purpose != "analysis":
+        raise ValueError(f"purpose must be 'analysis', 'probing', 'swapping' or 'finetune', got {purpose!r}")
+    return ["toy-math", "toy-mc", "toy-text"] if toy else ["gsm8k", "mmlu", "wikitext"]
+
+
+def _is_toy_folder(path: str) -> bool:
+    manifest = Path(str(path)).parent / "manifest.json"
+    try:
+        return manifest.is_file() and "mbt_toy_manifest" in json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def pair_fingerprint(pair: Any) -> dict[str, Any]:
+    """What identifies a loaded pair's weights, for cache keys (see :func:`cached_call`)."""
+    return {"name": pair.spec.name, "base": model_fingerprint(pair.base), "sft": model_fingerprint(pair.sft)}
+
+
+def _identity(value: Any) -> Any:
+    """A JSON-able identity of one argument of a cached call (see :func:`cached_call`)."""
+    if isinstance(value, ModelPair):
+        return {"pair": pair_fingerprint(value)}
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _identity(v) for k, v in sorted(value.items())}
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value) and len(value) > 8:
+        return {"texts": fingerprint(list(value))}
+    if isinstance(value, Sequence):
+        return [_identity(v) for v in value]
+    if hasattr(value, "_model") or hasattr(value, "named_parameters"):
+        return {"model": model_fingerprint(value)}
+    if hasattr(value, "name_or_path") and hasattr(value, "encode"):
+        return {"tokenizer": str(value.name_or_path), "vocab": len(value)}
+    raise TypeError(f"cannot key a cached result on a {type(value).__name__}; pass plain values, texts, "
+                    "a pair, a model or a tokenizer")
+
+
+_NOT_KEYED = ("progress",)
+
+
+def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True, **kwargs: Any) -> pd.DataFrame:
+    """``fn(*args, **kwargs)``, stored and reused: the key is derived from the call itself.
+
+    The key holds ``fn``'s module and qualified name and an identity of every argument (a pair or model by
+    its weights' fingerprint, a list of texts by its content fingerprint, plain values as they are;
+    ``progress`` is left out), so no caller writes a key by hand and no argument can be forgotten. The
+    store is :class:`mbt.results.ResultCache` (``<cache root>/book-<function>/``), with provenance; a hit
+    is announced in one line.
+
+    Args:
+        fn: A function returning a DataFrame.
+        *args: Its positional arguments.
+        cache: ``False`` always recomputes (and stores nothing).
+        **kwargs: Its keyword arguments.
+    """
+    if not cache:
+        return fn(*args, **kwargs)
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', fn)}"
+    settings = {"fn": name, "args": [_identity(a) for a in args],
+                "kwargs": {k: _identity(v) for k, v in sorted(kwargs.items()) if k not in _NOT_KEYED}}
+    store = ResultCache(kind=f"book-{getattr(fn, '__qualname__', 'call')}".replace("<", "").replace(">", ""))
+    key = make_key(settings)
+    hit = store.load(key)
+    if hit is not None:
+        print(f"mbt: reusing the stored result of {name} ({key})")
+        return hit
+    start = time.perf_counter()
+    table = fn(*args, **kwargs)
+    store.save(key, table, settings, seconds=round(time.perf_counter() - start, 3))
+    return table
+
+
+def metric_table(frame: pd.DataFrame, *, model: str = "sft") -> pd.DataFrame:
+    """Wide per-layer table of an analyze result: the pair metrics and one model's own metrics.
+
+    Columns are plain metric names (``cka``, ``cosine_similarity``, ``mean_shift``, ``effective_rank``,
+    …), the index is the layer. The input for :func:`mbt.correlate.layer_correlations`.
+    """
+    pair = frame[(frame["model"] == "pair") & (frame["aggregation"] == "alignment")]
+    own = frame[frame["model"] == model]
+    both = pd.concat([pair, own])
+    return both.pivot_table(index="layer", columns="metric", values="value", sort=False)
+
+
+def sweep_path(pair: Any) -> Path:
+    """Where a pair's LoRA sweep results live: ``<cache root>/book/sweeps/<pair>.parquet`` (one file per pair)."""
+    return cache_root() / "book" / "sweeps" / f"{slug(pair_label(pair))}.parquet"
+
+
+@dataclass(frozen=True)
+class LoraSweep:
+    """The LoRA sweep chapters 6 and 7 share: one object, so both read and write the same stored table.
+
+    Attributes:
+        task: Training and test task.
+        masks: Segment masks.
+        seeds: Training seeds.
+        options: Every other :func:`mbt.tune.sweep` argument (``preset``, ``steps``, ``n_test``, ...).
+    """
+
+    task: str
+    masks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    options: Mapping[str, Any]
+
+    def run(self, pair: Any) -> pd.DataFrame:
+        """Run, resume or just read the sweep for ``pair`` (:func:`mbt.tune.sweep` in :func:`sweep_path`)."""
+        options = {"out": sweep_path(pair), "task": self.task, "progress": False, **self.options}
+        return sweep(pair, list(self.masks), list(self.seeds), **options)
+
+    def describe(self) -> str:
+        """One line: task, masks × seeds, options."""
+        return f"task {self.task}; {len(self.masks)} masks × {len(self.seeds)} seeds; options {dict(self.options)}"
+
+
+def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: Sequence[int] = (0, 1, 2),
+               preset: str = "standard", rank: int = 0, steps: int = 0, n_test: int = 200, threads: int = 2,
+               quick: bool = False) -> LoraSweep:
+    """The chapters' LoRA sweep from their parameters cell (empty / 0 = the library's default).
+
+    Args:
+        pair: The loaded pair (sets the default task: GSM8K, or ``toy-math`` for toy pairs).
+        task: Training and test task.
+        masks: 5-segment masks (empty: the paper's ten, :data:`mbt.segments.PAPER_MASKS`).
+        seeds: Seeds per mask.
+        preset: ``"standard"`` (constant α/r) or ``"paper"``.
+        rank: Full-depth LoRA rank that sets the budget (0: the library's default).
+        steps: Optimiser steps per run (0: the library's default).
+        n_test: Held-out problems per run.
+        threads: Pinned CPU threads (CPU results are bit-identical only for the same count).
+        quick: :data:`QUICK_SWEEP` instead of the full sweep.
+    """
+    task = task or default_datasets(pair, "finetune")[0]
+    mask_list = tuple(resolve_masks(list(masks))) if masks else PAPER_MASKS
+    seed_list = tuple(int(s) for s in seeds)
+    if not seed_list:
+        raise ValueError("give at least one seed")
+    options: dict[str, Any] = {"preset": preset, "n_test": int(n_test), "threads": threads}
+    if rank:
+        options["rank"] = int(rank)
+    if steps:
+        options["steps"] = int(steps)
+    if quick:
+        q = dict(QUICK_SWEEP)
+        mask_list, seed_list = tuple(q.pop("masks")), seed_list[: q.pop("n_seeds")]
+        options.update(q)
+    return LoraSweep(task=task, masks=mask_list, seeds=seed_list, options=options)
+
+
+def run_sweep(pair: Any, *, masks: Sequence[str], seeds: Sequence[int], **options: Any) -> pd.DataFrame:
+    """Run (or resume, or just read) a segment-LoRA sweep with :func:`mbt.tune.sweep` in :func:`sweep_path`.
+
+    :func:`mbt.tune.sweep` skips every ``(mask, seed)`` it already holds for the same settings, so a
+    rebuild of the book — and chapter 7, which grades the selector against this sweep — costs nothing.
+    """
+    options.setdefault("out", sweep_path(pair))
+    return sweep(pair, list(masks), [int(s) for s in seeds], **options)

@@ -1,0 +1,60 @@
+"""The paper's claims as data, the verdict model and its rendering (pandas only, no models).
+
+* :mod:`mbt.paper.headlines` — every headline number of the paper and the chapter that checks it;
+* :mod:`mbt.paper.findings` — our counterpart of each headline, computed from the library's tables;
+* :mod:`mbt.paper.records` — findings written per chapter and pair, collected for the book;
+* :mod:`mbt.paper.render` — Markdown tables and sentences.
+"""
+
+from __future__ import annotations
+
+from mbt.paper.findings import (
+    RETENTION_COLUMNS,
+    Finding,
+    convergence_findings,
+    correlation_findings,
+    divergence_findings,
+    lora_findings,
+    probing_findings,
+    swap_findings,
+    sweep_columns,
+    weights_findings,
+)
+from mbt.paper.headlines import BY_ID, CHAPTERS, HEADLINES, TITLES, Headline, chapter_of
+from mbt.paper.records import RECORDS_ENV, collect_records, read_records, record, records_root
+from mbt.paper.render import (
+    compare_conventions,
+    conventions_markdown,
+    conventions_sentence,
+    paper_vs_ours_markdown,
+    report,
+)
+
+__all__ = [
+    "BY_ID",
+    "CHAPTERS",
+    "HEADLINES",
+    "RECORDS_ENV",
+    "RETENTION_COLUMNS",
+    "TITLES",
+    "Finding",
+    "Headline",
+    "chapter_of",
+    "collect_records",
+    "compare_conventions",
+    "conventions_markdown",
+    "conventions_sentence",
+    "convergence_findings",
+    "correlation_findings",
+    "divergence_findings",
+    "lora_findings",
+    "paper_vs_ours_markdown",
+    "probing_findings",
+    "read_records",
+    "record",
+    "records_root",
+    "report",
+    "swap_findings",
+    "sweep_columns",
+    "weights_findings",
+]

@@ -1,0 +1,169 @@
+r"""The paper's headline numbers as data: what it claims, where, for which model, and which chapter checks it.
+
+:data:`HEADLINES` lists every headline number (or qualitative claim) of the paper with the chapter of the
+book that computes our counterpart; :data:`CHAPTERS` and :data:`TITLES` name those chapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BY_ID", "CHAPTERS", "HEADLINES", "TITLES", "Headline", "chapter_of"]
+
+CHAPTERS: tuple[str, ...] = (
+    "01_divergence",
+    "02_convergence",
+    "03_probing",
+    "04_weights",
+    "05_swapping",
+    "06_midblock_lora",
+    "07_beyond",
+)
+"""Chapter notebooks (``notebooks/<name>.py``, jupytext py:percent), in execution order."""
+
+TITLES: dict[str, str] = {
+    "01_divergence": "1 · Divergence",
+    "02_convergence": "2 · Convergence",
+    "03_probing": "3 · Probing",
+    "04_weights": "4 · Weight change",
+    "05_swapping": "5 · Swapping",
+    "06_midblock_lora": "6 · Mid-Block LoRA",
+    "07_beyond": "7 · Beyond the paper",
+}
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline number (or claim) of the paper.
+
+    Attributes:
+        id: Stable key, e.g. ``"cka_final"``.
+        chapter: Chapter notebook that computes our counterpart.
+        claim: The claim, in the paper's terms.
+        model: The paper's model (and dataset) for this number.
+        paper: The paper's value; ``[lost]`` where the text extraction removed it.
+        where: Where the paper states it.
+        how: How our counterpart is computed.
+    """
+
+    id: str
+    chapter: str
+    claim: str
+    model: str
+    paper: str
+    where: str
+    how: str
+
+
+def _h(id: str, chapter: str, claim: str, model: str, paper: str, where: str, how: str) -> Headline:  # noqa: A002
+    return Headline(id, chapter, claim, model, paper, where, how)
+
+
+_F7 = "06_midblock_lora"
+HEADLINES: tuple[Headline, ...] = (
+    # --- representation analysis (§4.2–§4.3)
+    _h("middle_stable", "01_divergence", "middle layers (20–80 % depth) stable, final layers most sensitive",
+       "all models", "qualitative", "abstract, §4.2",
+       "depth of the largest 1 − CKA(Base, SFT) over layers 1..L; must lie in the last 20 %"),
+    _h("cka_plateau", "01_divergence", "CKA plateau for layers 0–56 of 64", "OLMo2-32B", "above [lost]", "§4.2, Fig. 1",
+       "min and spread of CKA over 20 %–87.5 % depth; a plateau if its spread is below the final drop"),
+    _h("cka_drop_start", "01_divergence", "sharp CKA drop from layer ~56 of 64 to the end", "OLMo2-32B",
+       "depth ≈ 0.875", "§4.2, Fig. 1", "depth of the largest layer-to-layer CKA decrease (l ≥ 2)"),
+    _h("cka_final", "01_divergence", "CKA at the final layer", "OLMo2-32B", "≈[lost]", "§4.2, Fig. 1",
+       "CKA at layer L (and at L − 1, the authors' last extracted layer)"),
+    _h("mean_shift_shallow", "01_divergence", "mean shift negligible in shallow layers", "OLMo2-32B", "< [lost]",
+       "§4.2, Fig. 1", "largest mean shift over the first half of the layers, as a share of the maximum"),
+    _h("mean_shift_final", "01_divergence", "mean shift spikes in the final 5 layers", "OLMo2-32B", "over [lost]",
+       "§4.2, Fig. 1", "layer and value of the largest mean shift"),
+    _h("cosine_agrees", "01_divergence", "cosine similarity agrees (lowest in the final layers)", "OLMo2-32B",
+       "qualitative", "§4.2, Fig. 1", "layer of the lowest mean cosine similarity, with its 95 % interval"),
+    _h("seed_robust", "01_divergence", "robust to random seeds (t-test)", "OLMo2-32B", "p < [lost]", "§4.2",
+       "largest |ΔCKA| over layers between two independent samples (seeds), against the final CKA drop"),
+    _h("synchronised", "02_convergence", "Base and SFT intrinsic curves synchronised", "all models", "qualitative",
+       "§4.2, Fig. 2", "median over metrics of the Pearson r between the Base and SFT curves"),
+    _h("three_stages", "02_convergence", "three stages: transition 0 → 1, plateau, final shift", "all models",
+       "qualitative", "§4.2, Fig. 2",
+       "share of metrics whose largest step is 0 → 1, and whose final-20 % steps exceed the middle steps"),
+    _h("erank_peak", "02_convergence", "effective rank peaks in the middle", "OLMo2-13B", "peak [lost]", "§4.2, Fig. 2",
+       "layer and value of the largest SFT effective rank"),
+    _h("cond_trough", "02_convergence", "condition number trough", "OLMo2-13B", "trough [lost]", "§4.2, Fig. 2",
+       "layer and value of the smallest SFT condition number (layers ≥ 1)"),
+    _h("erank_collapse", "02_convergence", "effective rank collapses in the last layers", "OLMo2-13B", "to [lost]",
+       "§4.2, Fig. 2", "SFT effective rank at layer L as a share of its peak"),
+    _h("spectral_norm_500", "02_convergence", "spectral norm exceeds 500 in the last layers", "OLMo2-13B (N = 200)",
+       "> 500", "§4.2, Fig. 2", "largest SFT spectral norm and its layer (σ_max grows like √N × the vector norm)"),
+    _h("probe_early", "03_probing", "logit-lens accuracy low for the first 50 of 64 layers", "OLMo2-32B, MMLU",
+       "< [lost]", "§4.3, Fig. 3", "largest SFT top-1 accuracy at depth ≤ 50/64"),
+    _h("probe_rise", "03_probing", "accuracy rises from ≈0 to > 0.60 within the last 14 layers", "OLMo2-32B, MMLU",
+       "> 0.60", "§4.3, Fig. 3", "peak SFT top-1 accuracy and the depth where it first reaches half of it"),
+    _h("probe_final_dip", "03_probing", "final-layer accuracy drop", "OLMo2-32B, MMLU", "0.60 → 0.52", "§4.3, Fig. 3",
+       "SFT accuracy at layer L − 1 → L with the final norm once, and twice (the authors' code)"),
+    _h("weight_j", "04_weights", "weight change J-shaped, small in early layers", "OLMo2-13B", "< [lost] early",
+       "§4.3, Fig. 4", "relative Eq. 1 change per block from the checkpoints: early mean vs the last block"),
+    _h("weight_final", "04_weights", "weight change in the final layer", "OLMo2-13B", "> 0.10", "§4.3, Fig. 4",
+       "own short fine-tune, mean ‖Δθ‖_F over the block's tensors (the authors' quantity), last block"),
+    _h("corr_cosine", "04_weights", "weight change vs cosine similarity: strong negative", "OLMo2-13B", "r = [lost]",
+       "§4.3, Fig. 5", "Pearson r over layers, and partial r given depth"),
+    _h("corr_spectral", "04_weights", "weight change vs spectral metrics: strong positive", "OLMo2-13B", "r = [lost]",
+       "§4.3, Fig. 5", "Pearson r with the SFT spectral norm over layers, and partial r given depth"),
+    _h("swap_first", "05_swapping", "swap first 20 % (SFT → Base, Base head)", "OLMo2-13B, MMLU", "−0.001",
+       "§4.3, Fig. 6", "token accuracy change, paired 95 % interval, segment 1 of 5"),
+    _h("swap_middle", "05_swapping", "swap middle (SFT → Base, Base head)", "OLMo2-13B, MMLU", "+0.003",
+       "§4.3, Fig. 6", "token accuracy change, paired 95 % interval, segment 3 of 5"),
+    _h("swap_last", "05_swapping", "swap last 20 % (SFT → Base, Base head)", "OLMo2-13B, MMLU", "−0.002",
+       "§4.3, Fig. 6", "token accuracy change, paired 95 % interval, segment 5 of 5"),
+    # --- Mid-Block Efficient Tuning (Fig. 7, abstract, intro)
+    _h("lora_1b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-1B", "0.19", "§4.4, Fig. 7",
+       "our 11111 score (mean over seeds)"),
+    _h("lora_1b_00001", _F7, "GSM8K, edge mask 00001 (below 11111)", "OLMo2-1B", "0.135", "§4.4, Fig. 7",
+       "our 00001 score; agrees if below our 11111"),
+    _h("lora_7b_01000", _F7, "GSM8K, best middle 01000 (above 11111)", "OLMo2-7B", "0.375", "§4.4, Fig. 7",
+       "our 01000 score; agrees if above our 11111"),
+    _h("lora_7b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-7B", "0.28", "§4.4, Fig. 7",
+       "our 11111 score (mean over seeds)"),
+    _h("lora_13b_01110", _F7, "GSM8K, best middle 01110 (above 11111)", "OLMo2-13B", "0.30", "§4.4, Fig. 7",
+       "our 01110 score; agrees if above our 11111"),
+    _h("lora_13b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-13B", "0.27", "§4.4, Fig. 7",
+       "our 11111 score (mean over seeds)"),
+    _h("lora_13b_10000", _F7, "GSM8K, edge mask 10000 (below 11111)", "OLMo2-13B", "0.22", "§4.4, Fig. 7",
+       "our 10000 score; agrees if below our 11111"),
+    _h("lora_32b_01100", _F7, "GSM8K, best middle 01100 (above 11111, fewer params)", "OLMo2-32B", "0.32",
+       "§4.4, Fig. 7", "our 01100 score; agrees if above our 11111"),
+    _h("lora_32b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-32B", "0.29", "§4.4, Fig. 7",
+       "our 11111 score (mean over seeds)"),
+    _h("lora_32b_10000", _F7, "GSM8K, edge mask 10000 (below 11111)", "OLMo2-32B", "0.25", "§4.4, Fig. 7",
+       "our 10000 score; agrees if below our 11111"),
+    _h("lora_mistral", _F7, "same tendency on Mistral-7B", "Mistral-7B", "no numbers", "§4.4",
+       "not run on the toy pair (a Mistral-architecture pair is needed)"),
+    _h("lora_gain", _F7, "Mid-Block beats standard LoRA", "OLMo2-7B", "+10.2 % (37.5 vs 28)", "abstract, §1",
+       "best middle mask − 11111, in points, against the seed-to-seed spread"),
+    _h("lora_edge_gap", _F7, "best middle − worst edge exceeds 20 % of the score", "OLMo2 family", "> 20 %", "§4.4",
+       "(best middle − worst single edge segment) / best middle"),
+    *(_h(f"appA_3_{i + 1}", _F7, f"3 segments, segment {i + 1} tuned", "OLMo2-13B, ToxiGen", v, "App. A, Tab. 1",
+         f"our mask {'1' if i == 0 else '0'}{'1' if i == 1 else '0'}{'1' if i == 2 else '0'} score")
+      for i, v in enumerate(("0.4650", "0.4721", "0.4550"))),
+    _h("appA_3_peak", _F7, "3 segments: the middle segment is best", "OLMo2-13B, ToxiGen", "segment 2",
+       "App. A, Tab. 1", "argmax of our 3-segment scores"),
+    *(_h(f"appA_10_{i + 1}", _F7, f"10 segments, segment {i + 1} tuned", "OLMo2-13B, ToxiGen", v, "App. A, Tab. 2",
+         f"our 10-segment mask with only segment {i + 1} on")
+      for i, v in enumerate(("0.4503", "0.4589", "0.4693", "0.4761", "0.4771", "0.4754", "0.4502", "0.4215",
+                             "0.3966", "0.3821"))),
+    _h("appA_10_peak", _F7, "10 segments: inverted U, peak at segment 5, worst at 10", "OLMo2-13B, ToxiGen",
+       "peak 5, min 10", "App. A, Tab. 2", "argmax and argmin of our 10-segment scores"),
+    *(_h(f"appB_{mask}_{bench}", _F7, f"retention, {mask}, {label}", "OLMo2-13B", v, "App. B, Tab. 4",
+         f"our retention loss of {mask} on the {label} stand-in")
+      for mask, vals in (("00000", ("14.53", "13.58")), ("11111", ("14.70", "13.76")), ("10000", ("14.61", "13.63")),
+                         ("00001", ("14.65", "13.72")), ("00110", ("14.54", "13.60")))
+      for bench, label, v in (("ifeval", "IFEval", vals[0]), ("mtbench", "MT-Bench", vals[1]))),
+    _h("appB_middle_best", _F7, "middle segments (00110) retain the most", "OLMo2-13B", "00110 closest to Base",
+       "App. B", "tuned mask whose retention loss is closest to the untuned Base"),
+)
+"""Every headline number of the paper, by section (representation analysis first, then Mid-Block tuning)."""
+
+BY_ID: dict[str, Headline] = {h.id: h for h in HEADLINES}
+""":data:`HEADLINES` by id."""
+
+
+def chapter_of(headline_id: str) -> str:
+    """The chapter that computes a headline (``KeyError`` for an unknown id)."""
+    return BY_ID[headline_id].chapter

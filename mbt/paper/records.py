@@ -1,0 +1,95 @@
+r"""Records: each chapter's findings written to a folder per pair, so the book's tables are generated, not typed.
+
+Under the book build (:func:`mbt.book.build`), :data:`RECORDS_ENV` names a folder; :func:`record` writes one
+JSON file per chapter there (atomically). :func:`collect_records` gathers them for every pair built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mbt.paper.findings import Finding
+from mbt.paper.headlines import chapter_of
+from mbt.results import atomic_write, cache_root
+
+__all__ = ["RECORDS_ENV", "collect_records", "read_records", "record", "records_root", "slug"]
+
+RECORDS_ENV = "MBT_BOOK_RECORDS"
+"""Environment variable naming the folder where :func:`record` writes findings (set by the book build)."""
+
+
+def _records_dir() -> Path | None:
+    path = os.environ.get(RECORDS_ENV)
+    return Path(path) if path else None
+
+
+def record(findings: Iterable[Finding], *, pair: str = "", settings: Mapping[str, Any] | None = None) -> None:
+    """Write findings to the records folder named by :data:`RECORDS_ENV` (set by the book build); else do nothing.
+
+    Args:
+        findings: Findings of one chapter (or several).
+        pair: Label of the pair they were computed on.
+        settings: What produced them (sample sizes, datasets, conventions): stored with the records.
+    """
+    by_chapter: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_chapter.setdefault(chapter_of(f.id), []).append(f)
+    folder = _records_dir()
+    if folder is None:
+        return
+    for chapter, found in by_chapter.items():
+        path = folder / f"{chapter}.json"
+        data = json.loads(path.read_text()) if path.exists() else {"chapter": chapter, "findings": {}}
+        data["pair"] = pair
+        data["settings"] = dict(settings or {})
+        for f in found:
+            data["findings"][f.id] = dataclasses.asdict(f)
+        blob = json.dumps(data, indent=1, default=str)
+        atomic_write(path, lambda tmp, blob=blob: tmp.write_text(blob))
+
+
+def read_records(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """All findings stored in a records folder, ``{headline id: finding dict}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        out.update(data.get("findings", {}))
+    return out
+
+
+def records_root() -> Path:
+    """Where findings of every built pair are kept: ``$MBT_CACHE/book/records`` (see :func:`mbt.results.cache_root`)."""
+    return cache_root() / "book" / "records"
+
+
+def slug(text: str) -> str:
+    """A label made safe as a folder name (letters, digits, ``-_.``; anything else becomes ``_``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def collect_records(current: str) -> dict[str, dict[str, Any]]:
+    """Records of the current build's pair first, then every other pair built in full (not quick) mode."""
+    root = records_root()
+    out = {}
+    cur = root / slug(current)
+    if cur.is_dir():
+        out[current] = read_records(cur)
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            label = folder.name
+            if folder == cur or label.endswith("-quick"):
+                continue
+            found = read_records(folder)
+            if found:
+                out[label] = found
+    if not out:
+        out[current] = {}
+    return out

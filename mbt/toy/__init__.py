@@ -1,0 +1,30 @@
+r"""The offline toy pair: a small OLMo2 Base model and its SFT version, built on a laptop CPU in minutes.
+
+* :mod:`mbt.toy.corpus` — the generated small-world corpus and the toy tasks (``toy-math``, ``toy-mc``,
+  ``toy-text``, ``toy-instruct``), in the paper's prompt formats (:mod:`mbt.formats`);
+* :mod:`mbt.toy.recipe` — every setting (:class:`ToyConfig`), the tokenizer, the model, pretraining and SFT;
+* :mod:`mbt.toy.quality` — the quality checks written into each build's manifest;
+* :mod:`mbt.toy.builder` — :func:`build`: cached, locked, verified build folders.
+"""
+
+from __future__ import annotations
+
+from mbt.results import cache_root
+from mbt.toy.builder import build, check_build, default_dir, find_build, is_valid
+from mbt.toy.recipe import RECIPE_VERSION, SIZES, SPECIAL_TOKENS, VARIANTS, ToyConfig, settings, settings_hash
+
+__all__ = [
+    "RECIPE_VERSION",
+    "SIZES",
+    "SPECIAL_TOKENS",
+    "VARIANTS",
+    "ToyConfig",
+    "build",
+    "cache_root",
+    "check_build",
+    "default_dir",
+    "find_build",
+    "is_valid",
+    "settings",
+    "settings_hash",
+]

@@ -1,0 +1,270 @@
+r"""Segment-restricted LoRA training: the task's examples and :func:`train_lora`.
+
+Training (:func:`train_lora`): the loss is on the answer tokens (+ EOS) by default, examples are never
+truncated unless asked (the number that a cap would cut is reported), ``seed`` fixes the data order
+*and* the adapter initialisation, fp32 on CPU. On CPU, results are bit-identical for the same seed
+*and* thread count: pin ``threads``. The optimiser loop is :func:`mbt.train.run_steps`.
+
+Hardware: on CPU everything is fp32. With one GPU pass ``device="cuda"``; to spread a model that does
+not fit one GPU over all visible GPUs pass ``device="auto"`` (accelerate's ``device_map``: layers are
+placed on different GPUs and run one after another). Data-parallel training over several GPUs is not
+implemented; run one sweep process per GPU (``CUDA_VISIBLE_DEVICES``) over disjoint masks or seeds, each
+with its own ``out`` file, and concatenate the tables.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mbt import data, train
+from mbt.cpu import pinned_threads
+from mbt.loading import load_causal_lm
+from mbt.tune.config import DEFAULT_TARGETS, budget, config_of, lora_config, lora_scale, targets_of
+
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "train_lora", "training_examples"]
+
+DEFAULT_STEPS = 240
+DEFAULT_LR = 5e-3
+"""Default steps and peak learning rate (batch 32): on the default toy pair a full-depth run trains
+in under a minute on 2 CPU cores (``benchmarks/bench_lora.py``)."""
+
+
+def training_examples(
+    tokenizer: Any,
+    task: str = "toy-math",
+    *,
+    n: int | None = None,
+    split: str | None = None,
+    loss_on: str = "answer",
+    data_seed: int = 0,
+    path: str | Path | None = None,
+    add_eos: bool = True,
+) -> list[tuple[list[int], int]]:
+    r"""Tokenised fine-tuning examples ``(token ids, n_prompt)``; the loss is on ``ids[n_prompt:]``.
+
+    Question/answer and multiple-choice tasks (GSM8K, MMLU, ``toy-math``, ``toy-mc``) become
+    ``prompt`` = the formatted record without its answer (ending in ``"Answer:"``, tokenised with
+    the tokenizer's defaults, e.g. BOS) followed by the answer text (``" …"``, no special tokens)
+    and EOS, as :func:`mbt.evaluate.answer_nll` scores it. With ``loss_on="answer"`` the prompt
+    tokens are masked out of the loss; with ``"all"`` every token is a target (the authors'
+    choice). Tasks without a separate answer (text, instructions) need ``loss_on="all"``.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        task: dataset name (see :data:`mbt.data.DATASETS`).
+        n: number of records (a seeded sample of the training split; ``None`` = all).
+        split: split to read (default: the task's training split).
+        loss_on: ``"answer"`` or ``"all"``.
+        data_seed: seed of the sample; it fixes *which* records, not their order.
+        path: local copy of the dataset (see :func:`mbt.data.load_records`).
+        add_eos: append the EOS token (so the model learns to stop).
+    """
+    if loss_on not in ("answer", "all"):
+        raise ValueError(f"loss_on must be 'answer' or 'all', got {loss_on!r}")
+    spec = data.get_spec(task)
+    split = split or data.training_split(spec)
+    records = data.load_records(spec, split=split, path=path)
+    order = data.sample_indices(len(records), len(records) if n is None else n, data_seed)
+    has_answer = spec.kind in ("qa", "multiple_choice")
+    if not has_answer and loss_on == "answer":
+        raise ValueError(f"task {spec.name!r} ({spec.kind}) has no separate answer; use loss_on='all'")
+    eos = [tokenizer.eos_token_id] if add_eos and tokenizer.eos_token_id is not None else []
+    out: list[tuple[list[int], int]] = []
+    for i in order:
+        full = data.format_record(spec, records[i], with_answer=True)
+        if full is None:
+            continue
+        if has_answer:
+            prompt = data.format_record(spec, records[i], with_answer=False)
+            prompt_ids = list(tokenizer(prompt)["input_ids"])
+            answer_ids = list(tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"])
+            ids = prompt_ids + answer_ids + eos
+            n_prompt = len(prompt_ids) if loss_on == "answer" else 0
+        else:
+            ids = list(tokenizer(full)["input_ids"]) + eos
+            n_prompt = 0
+        out.append((ids, n_prompt))
+    if not out:
+        raise ValueError(f"no training examples from {spec.name!r} split {split!r}")
+    return out
+
+
+
+def train_lora(
+    model_or_path: Any,
+    tokenizer: Any = None,
+    mask: str = "11111",
+    *,
+    task: str = "toy-math",
+    n_train: int | None = 4000,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    batch_size: int = 32,
+    micro_batch_size: int | None = None,
+    rank: int | None = None,
+    preset: str = "standard",
+    targets: Sequence[str] = DEFAULT_TARGETS,
+    mlp: bool = False,
+    alpha_over_r: float = 2.0,
+    rslora: bool = False,
+    dropout: float | None = None,
+    seed: int = 0,
+    loss_on: str = "answer",
+    max_length: int | None = None,
+    warmup: float = 0.05,
+    schedule: str = "linear",
+    weight_decay: float = 0.0,
+    max_grad_norm: float = 1.0,
+    data_seed: int = 0,
+    data_path: str | Path | None = None,
+    threads: int | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+    gradient_checkpointing: bool = False,
+    group_by_length: bool = False,
+    copy_model: bool = True,
+    progress: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """Train segment-restricted LoRA on a task's training split; return the PEFT model and a record.
+
+    Recipe: AdamW (betas 0.9/0.999), ``warmup`` (fraction of ``steps``, or a step count if ≥ 1) of
+    linear warmup then ``schedule`` decay, gradient clipping at ``max_grad_norm``, batches of
+    ``batch_size`` examples drawn without replacement from reshuffled epochs. The loss is the
+    token-weighted mean cross-entropy over the batch's target tokens (so splitting a batch into
+    ``micro_batch_size`` pieces changes nothing but memory; the LM head only runs from the first
+    target position on). ``seed`` fixes the batches (:func:`mbt.train.batch_schedule`) and,
+    set right before ``get_peft_model``, the adapter initialisation (A Kaiming-uniform, B = 0);
+    the set of training records is fixed by ``data_seed``. On CPU the model runs in fp32 and the
+    result is bit-identical for the same seed and thread count.
+
+    Args:
+        model_or_path: a causal LM (nnsight wrapper or HF module; deep-copied unless
+            ``copy_model=False``, since PEFT replaces modules in place), or a folder / Hub id.
+        tokenizer: its tokenizer (loaded from ``model_or_path`` when that is a path).
+        mask: segment mask with at least one ``"1"``.
+        task: training dataset (question/answer tasks for ``loss_on="answer"``).
+        n_train: number of training records (``None`` = the whole split).
+        steps: optimiser steps.
+        lr: peak learning rate.
+        batch_size: examples per optimiser step.
+        micro_batch_size: examples per forward pass (gradient accumulation); default ``batch_size``.
+        rank: full-depth baseline rank (see :func:`lora_config`).
+        preset: ``"standard"`` or ``"paper"`` (see :func:`lora_config`).
+        targets: adapted module names.
+        mlp: also adapt the MLP projections.
+        alpha_over_r: constant LoRA scale of the standard preset.
+        rslora: rsLoRA scaling.
+        dropout: LoRA dropout (default 0; 0.05 with the paper preset).
+        seed: data order and adapter initialisation.
+        loss_on: ``"answer"`` (prompt tokens get label −100) or ``"all"``.
+        max_length: truncate examples to this many tokens; ``None`` = the longest example (nothing
+            is cut). The record reports how many examples a cap of 128/256/512/1024 would cut.
+        warmup: warmup fraction of ``steps`` (< 1) or number of steps (≥ 1).
+        schedule: ``"linear"`` (to 0, the HF default), ``"cosine"`` or ``"constant"`` after warmup.
+        weight_decay: AdamW weight decay on the adapter weights.
+        max_grad_norm: gradient clipping (``0`` = none).
+        data_seed: which records form the training set.
+        data_path: local copy of the dataset.
+        threads: ``torch.set_num_threads`` during training (restored after); recorded either way.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (spread over all GPUs with
+            accelerate's ``device_map``; paths only). Default: the model's device, or CUDA if
+            available for a path.
+        dtype: model dtype when loading (default fp32 on CPU, bf16 on GPU; adapters stay fp32).
+        gradient_checkpointing: recompute activations in the backward pass (large models).
+        group_by_length: batches of examples of similar length (see :func:`mbt.train.batch_schedule`).
+        copy_model: deep-copy a model object before adding adapters.
+        progress: tqdm bar with the running loss.
+
+    Returns:
+        ``(peft_model, info)``: the trained ``PeftModel`` in eval mode, and a dict with the mask,
+        layers, rank, alpha, scale, trainable/baseline parameter counts, truncation report, loss
+        curve, final loss (mean of the last 10 steps), seconds, threads, device and all settings.
+    """
+    import torch
+    from peft import get_peft_model
+
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    micro = batch_size if micro_batch_size is None else int(micro_batch_size)
+    if not 1 <= micro <= batch_size:
+        raise ValueError(f"micro_batch_size must be in 1..{batch_size}, got {micro_batch_size}")
+    if tokenizer is None:
+        if not isinstance(model_or_path, str | Path):
+            raise ValueError("give the tokenizer of a model object")
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_or_path))
+    with pinned_threads(threads):
+        n_threads = torch.get_num_threads()
+        start = time.perf_counter()
+        model = load_causal_lm(model_or_path, device=device, dtype=dtype, copy_model=copy_model, progress=progress)
+        n_layers = int(config_of(model).num_hidden_layers)
+        config = lora_config(mask, n_layers, rank=rank, preset=preset, targets=targets, mlp=mlp,
+                             alpha_over_r=alpha_over_r, rslora=rslora, dropout=dropout)
+        b = budget(mask, n_layers, rank, model, targets=targets_of(targets, mlp), preset=preset)
+
+        examples = training_examples(tokenizer, task, n=n_train, loss_on=loss_on, data_seed=data_seed,
+                                     path=data_path)
+        lengths = [len(ids) for ids, _ in examples]
+        longest = max(lengths)
+        truncated_at = {cap: sum(x > cap for x in lengths) for cap in (128, 256, 512, 1024)}
+        cap = longest if max_length is None else int(max_length)
+        n_truncated = sum(x > cap for x in lengths)
+        if max_length is not None:
+            examples = [(ids[:cap], min(n_prompt, cap)) for ids, n_prompt in examples]
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+        torch.manual_seed(seed)  # adapter init (PEFT draws lora_A from the global generator)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing.*")
+            peft_model = get_peft_model(model, config)
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        trainable = sum(p.numel() for p in params)
+        optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
+        n_warmup = int(warmup) if warmup >= 1 else round(warmup * steps)
+        schedule_ = train.scheduler(optimizer, steps, n_warmup, schedule)
+        plan = train.batch_schedule([len(ids) for ids, _ in examples], batch_size, steps, seed,
+                                    group_by_length=group_by_length)
+        dev = peft_model.get_input_embeddings().weight.device
+
+        def step_loss(step: int) -> float:
+            idx = plan[step]
+            n_targets = sum(len(examples[i][0]) - max(examples[i][1], 1) for i in idx)
+            total = 0.0
+            for lo in range(0, batch_size, micro):
+                part = [examples[i] for i in idx[lo: lo + micro]]
+                ids, attn, labels = train.pad_batch(part, pad_id)
+                first = min(max(n_prompt, 1) for _, n_prompt in part)
+                loss = train.token_loss_sum(peft_model, ids.to(dev), attn.to(dev), labels, first_target=first)
+                loss = loss / max(1, n_targets)
+                loss.backward()
+                total += float(loss.detach())
+            return total
+
+        peft_model.train()
+        losses, curve = train.run_steps(step_loss, optimizer, schedule_, steps=steps, clip=params,
+                                        max_grad_norm=max_grad_norm, stage=f"LoRA {mask}", progress=progress)
+        peft_model.eval()
+        seconds = time.perf_counter() - start
+    info = {
+        "mask": mask, "n_segments": len(mask), "layers": b["layers"], "n_layers_tuned": b["n_layers_tuned"],
+        "preset": preset, "rank": config.r, "alpha": float(config.lora_alpha), "scale": lora_scale(config),
+        "rslora": bool(rslora), "dropout": float(config.lora_dropout), "targets": targets_of(targets, mlp),
+        "trainable_params": trainable, "budget_params": b["trainable"], "baseline_params": b["baseline"],
+        "budget_ratio": b["ratio"], "seed": seed, "data_seed": data_seed, "task": task, "n_train": len(examples),
+        "steps": steps, "lr": lr, "batch_size": batch_size, "micro_batch_size": micro, "loss_on": loss_on,
+        "group_by_length": bool(group_by_length),
+        "warmup_steps": n_warmup, "schedule": schedule, "max_length": cap, "longest": longest,
+        "n_truncated": n_truncated, "truncated_at": truncated_at,
+        "loss_curve": [(s, round(v, 5)) for s, v in curve],
+        "final_loss": float(sum(losses[-10:]) / len(losses[-10:])), "train_seconds": seconds,
+        "threads": n_threads, "device": str(dev), "dtype": str(next(peft_model.parameters()).dtype),
+    }
+    return peft_model, info

@@ -1,0 +1,120 @@
+r"""Scoring a tuned model: task accuracy, answer NLL and retention (the paper's Fig. 7 and Appendix B).
+
+:func:`evaluate_tuned` scores a model on a fixed seeded sample of a task's test split and measures
+forgetting as the change in perplexity on held-out general text and instructions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mbt import data, evaluate
+from mbt.stats import bootstrap_mean_ci
+
+__all__ = ["default_retention", "evaluate_tuned"]
+
+
+def default_retention(task: str) -> dict[str, str]:
+    """The retention sets of a task: ``{name: dataset}`` (toy tasks: toy text and instructions)."""
+    if task.startswith("toy-"):
+        return {"text": "toy-text", "instruct": "toy-instruct"}
+    return {"text": "wikitext", "instruct": "ifeval"}
+
+
+def _test_items(task: str, n_test: int, path: str | Path | None = None) -> list[dict]:
+    spec = data.get_spec(task)
+    records = data.load_records(spec, split=spec.split, path=path)
+    return [records[i] for i in data.sample_indices(len(records), n_test, 0)]
+
+
+def _mean_ci(values: Any, n_boot: int) -> tuple[float, float, float]:
+    return bootstrap_mean_ci(list(values), n_boot=n_boot)
+
+
+def evaluate_tuned(
+    model: Any,
+    tokenizer: Any,
+    task: str = "toy-math",
+    *,
+    n_test: int = 200,
+    shots: int = 0,
+    shot_items: Sequence[dict] | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 32,
+    retention: Mapping[str, str] | None = None,
+    n_retention: int = 100,
+    before: Mapping[str, float] | None = None,
+    n_boot: int = 1000,
+    data_path: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Task accuracy, answer NLL and retention perplexities of a (tuned) model.
+
+    * ``accuracy``: for question/answer tasks :func:`mbt.evaluate.gsm8k_exact_match` (greedy,
+      ``max_new_tokens`` default ``1.5 ×`` the longest reference answer + 16 tokens, at most 512);
+      for multiple-choice tasks :func:`mbt.evaluate.mmlu_accuracy`. Mean over ``n_test`` held-out
+      items (a fixed seeded sample of the test split) with a 95% bootstrap interval.
+    * ``answer_nll``: teacher-forced mean NLL of the reference answer
+      (:func:`mbt.evaluate.answer_nll`; for multiple choice ``−log p(gold letter)``), with interval;
+      much less noisy than accuracy.
+    * retention (Appendix B): for each ``{name: dataset}`` in ``retention`` (default ``toy-text``
+      and ``toy-instruct`` for toy tasks, else ``wikitext`` and ``ifeval``) the token-weighted
+      perplexity (:func:`mbt.evaluate.pooled_perplexity`) of ``n_retention`` texts as
+      ``ppl_<name>``, the value before tuning as ``ppl_<name>_before`` and the change
+      ``ppl_<name>_change = after − before`` (smaller = less forgetting). "Before" comes from
+      ``before`` if given (e.g. the Base row of a sweep), else from the same model with its
+      adapters disabled if it is a ``PeftModel``, else it equals "after".
+
+    Returns:
+        A flat dict of the numbers above plus ``n_test`` and ``eval_seconds``.
+    """
+    start = time.perf_counter()
+    spec = data.get_spec(task)
+    items = _test_items(task, n_test, data_path)
+    out: dict[str, Any] = {"task": spec.name, "n_test": len(items)}
+    if spec.kind == "qa":
+        if max_new_tokens is None:
+            longest = max(len(tokenizer(" " + it["answer"], add_special_tokens=False)["input_ids"]) for it in items)
+            max_new_tokens = min(512, math.ceil(1.5 * longest) + 16)
+        em = evaluate.gsm8k_exact_match(model, tokenizer, items, shots=shots, shot_items=shot_items,
+                                        max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+        nll = evaluate.answer_nll(model, tokenizer, items, shots=shots, shot_items=shot_items,
+                                  batch_size=batch_size)["nll"]
+        correct = em["correct"].astype(float)
+    elif spec.kind == "multiple_choice":
+        mc = evaluate.mmlu_accuracy(model, tokenizer, items, shots=shots, shot_items=shot_items,
+                                    batch_size=batch_size, progress=progress)
+        correct = mc["correct"].astype(float)
+        nll = pd.Series([-lp[evaluate.MMLU_LETTERS.index(g)] for lp, g in zip(mc["logprobs"], mc["gold"],
+                                                                               strict=True)])
+    else:
+        raise ValueError(f"task {spec.name!r} ({spec.kind}) has no accuracy; use a question/answer or "
+                         "multiple-choice task")
+    out["accuracy"], out["accuracy_ci_low"], out["accuracy_ci_high"] = _mean_ci(correct, n_boot)
+    out["answer_nll"], out["answer_nll_ci_low"], out["answer_nll_ci_high"] = _mean_ci(nll, n_boot)
+    for name, dataset in (retention if retention is not None else default_retention(spec.name)).items():
+        texts = data.load_texts(dataset, n=n_retention, seed=0)
+        after = evaluate.pooled_perplexity(evaluate.perplexity(model, tokenizer, texts, batch_size=batch_size,
+                                                                progress=False))
+        key = f"ppl_{name}"
+        if before is not None and f"{key}_before" in before:
+            prior = float(before[f"{key}_before"])
+        elif before is not None and key in before:
+            prior = float(before[key])
+        elif hasattr(model, "disable_adapter"):
+            with model.disable_adapter():
+                prior = evaluate.pooled_perplexity(evaluate.perplexity(model, tokenizer, texts,
+                                                                        batch_size=batch_size, progress=False))
+        else:
+            prior = after
+        out[key], out[f"{key}_before"], out[f"{key}_change"] = after, prior, after - prior
+    out["eval_seconds"] = time.perf_counter() - start
+    return out
+
+

@@ -1,0 +1,321 @@
+r"""Sweeps of segment masks × seeds: train, score, store, resume (the paper's Fig. 7 and Appendices A–B).
+
+:func:`sweep` trains :func:`~mbt.tune.lora.train_lora` for every mask and seed, scores each run with
+:func:`~mbt.tune.scoring.evaluate_tuned` and keeps one row per run in a table that a rerun resumes;
+``"00000"`` means "no adapter" (the Base model evaluated untrained). :func:`summarize_sweep` reduces it
+to one row per mask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mbt.cpu import pinned_threads
+from mbt.loading import load_causal_lm
+from mbt.pairs import PAIRS, ModelPair, resolve_toy
+from mbt.results import atomic_write
+from mbt.segments import PAPER_MASKS, resolve_masks
+from mbt.trace import unwrap
+from mbt.tune.config import DEFAULT_TARGETS, check_preset, config_of
+from mbt.tune.lora import DEFAULT_LR, DEFAULT_STEPS, train_lora
+from mbt.tune.scoring import default_retention, evaluate_tuned
+
+__all__ = ["SWEEP_COLUMNS", "read_table", "summarize_sweep", "sweep", "write_table"]
+
+SWEEP_COLUMNS: tuple[str, ...] = (
+    "base", "task", "mask", "n_segments", "layers", "n_layers_tuned", "preset", "rank", "alpha", "scale",
+    "rslora", "trainable_params", "baseline_params", "budget_ratio", "seed", "accuracy", "accuracy_ci_low",
+    "accuracy_ci_high", "answer_nll", "answer_nll_ci_low", "answer_nll_ci_high", "ppl_text", "ppl_text_before",
+    "ppl_text_change", "ppl_instruct", "ppl_instruct_before", "ppl_instruct_change", "final_loss", "n_test",
+    "steps", "lr", "batch_size", "n_train", "loss_on", "train_seconds", "seconds", "threads", "device",
+    "settings_key", "finished_at",
+)
+"""Columns of the table :func:`sweep` writes and returns."""
+
+
+def _resolve_base(pair_or_base: Any, tokenizer: Any) -> tuple[Any, Any, str, dict[str, Any]]:
+    """``(source, tokenizer, label, fingerprint)``; ``source`` is a folder/Hub id or a model to copy."""
+    import torch
+
+    if isinstance(pair_or_base, ModelPair):
+        module = unwrap(pair_or_base.base)
+        src = str(getattr(module.config, "_name_or_path", "") or "")
+        return module, pair_or_base.tokenizer, pair_or_base.spec.name, {"pair": pair_or_base.spec.name, "base": src}
+    if isinstance(pair_or_base, torch.nn.Module) or hasattr(pair_or_base, "_module"):
+        if tokenizer is None:
+            raise ValueError("give tokenizer= with a model object")
+        module = unwrap(pair_or_base)
+        src = str(getattr(module.config, "_name_or_path", "") or "")
+        return module, tokenizer, Path(src).name or type(module).__name__, {"base": src}
+    name = str(pair_or_base)
+    if name in PAIRS:
+        spec = PAIRS[name]
+        base = resolve_toy(spec).base if spec.source == "toy" else spec.base
+        name_label = name
+    else:
+        base, name_label = name, Path(name).name
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    fp: dict[str, Any] = {"base": base}
+    folder = Path(base)
+    if folder.is_dir():
+        fp["files"] = sorted((p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file())
+    return base, tokenizer, name_label, fp
+
+
+def read_table(out: Path) -> pd.DataFrame:
+    """The results table at ``out`` (empty if absent); a corrupt file is moved aside with a warning."""
+    for stale in out.parent.glob(f".{out.name}.*.tmp"):  # left behind by a killed atomic write
+        stale.unlink(missing_ok=True)
+    if not out.exists():
+        return pd.DataFrame(columns=list(SWEEP_COLUMNS))
+    try:
+        if out.suffix == ".parquet":
+            frame = pd.read_parquet(out)
+        else:
+            frame = pd.read_csv(out, dtype={"mask": str, "layers": str, "device": str})
+        missing = {"mask", "seed", "settings_key"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"missing columns {sorted(missing)}")
+        frame["mask"] = frame["mask"].astype(str)
+        return frame
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is set aside, never deleted
+        aside = out.with_name(f"{out.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        out.rename(aside)
+        warnings.warn(f"sweep results {out} are unreadable ({exc}); moved to {aside.name} and starting afresh",
+                      RuntimeWarning, stacklevel=3)
+        return pd.DataFrame(columns=list(SWEEP_COLUMNS))
+
+
+def write_table(out: Path, frame: pd.DataFrame) -> None:
+    """Write a table atomically as Parquet or CSV, chosen by ``out``'s suffix."""
+    if out.suffix == ".parquet":
+        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def sweep(
+    pair_or_base: Any = "toy",
+    masks: str | Iterable[str] = PAPER_MASKS,
+    seeds: Iterable[int] = (0, 1, 2),
+    *,
+    out: str | Path,
+    tokenizer: Any = None,
+    task: str = "toy-math",
+    rank: int | None = None,
+    preset: str = "standard",
+    targets: Sequence[str] = DEFAULT_TARGETS,
+    mlp: bool = False,
+    alpha_over_r: float = 2.0,
+    rslora: bool = False,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    batch_size: int = 32,
+    micro_batch_size: int | None = None,
+    n_train: int | None = 4000,
+    loss_on: str = "answer",
+    max_length: int | None = None,
+    n_test: int = 200,
+    eval_batch_size: int = 50,
+    retention: Mapping[str, str] | None = None,
+    n_retention: int = 100,
+    threads: int | None = 2,
+    device: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train and evaluate every mask × seed; resumable; returns the tidy table of this configuration.
+
+    Each run starts from a fresh copy of the Base model (reloaded from its folder, or deep-copied),
+    trains with :func:`train_lora` and is scored with :func:`evaluate_tuned`. An all-zero mask is
+    "no adapter": the Base model itself is evaluated (once; its row is repeated for every seed, so
+    per-mask summaries treat it like the others). The Base model's retention perplexities are the
+    "before" values of every run.
+
+    Resuming: rows are keyed by ``(mask, seed, settings_key)``, where ``settings_key`` hashes every
+    setting that changes a result (Base model, task, budget, scale, optimiser, data, evaluation,
+    thread count). A run whose key is already in ``out`` is skipped; rows of other settings in the
+    same file are kept. After each run the whole table is rewritten atomically (temporary file +
+    rename), so a killed sweep leaves the last complete table; stale temporary files are removed
+    and an unreadable table is moved aside (``<out>.corrupt-<time>``) with a warning.
+
+    Args:
+        pair_or_base: a pair name (``"toy"`` builds the toy pair if needed; its Base is tuned), a
+            :class:`~mbt.pairs.ModelPair`, a Base folder / Hub id, or a model (with ``tokenizer``).
+        masks: masks or a family name from :data:`mbt.segments.MASK_FAMILIES` (or a comma-separated string).
+        seeds: training seeds (data order and adapter init).
+        out: results table, ``.parquet`` or ``.csv``.
+        tokenizer: tokenizer of a model object (loaded from the folder otherwise).
+        task: training and evaluation task.
+        rank: full-depth baseline rank (see :func:`lora_config`).
+        preset: ``"standard"`` or ``"paper"``.
+        targets: adapted module names.
+        mlp: also adapt the MLP projections.
+        alpha_over_r: constant LoRA scale of the standard preset.
+        rslora: rsLoRA scaling.
+        steps: optimiser steps per run (see :func:`train_lora`).
+        lr: peak learning rate.
+        batch_size: examples per optimiser step.
+        micro_batch_size: examples per forward pass.
+        n_train: training records.
+        loss_on: ``"answer"`` or ``"all"``.
+        max_length: truncation of training examples (``None``: none).
+        n_test: held-out items for accuracy and answer NLL.
+        eval_batch_size: batch size of the evaluation.
+        retention: ``{name: dataset}`` for the retention perplexities (see :func:`evaluate_tuned`).
+        n_retention: texts per retention dataset.
+        threads: pinned ``torch.set_num_threads`` for the whole sweep (recorded; CPU LoRA results
+            depend on it). ``None`` leaves the current setting.
+        device: see :func:`train_lora`.
+        progress: progress bars.
+
+    Returns:
+        DataFrame with columns :data:`SWEEP_COLUMNS`, one row per requested ``(mask, seed)`` of
+        this configuration, in the order of ``masks`` then ``seeds``.
+    """
+    import torch
+
+    out = Path(out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise ValueError(f"out must end in .parquet or .csv, got {out.name!r}")
+    mask_list = resolve_masks(masks)
+    seed_list = [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("no seeds given")
+    check_preset(preset)
+    source, tokenizer, label, fingerprint = _resolve_base(pair_or_base, tokenizer)
+    settings = {
+        "version": 1, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
+        "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora, "steps": steps, "lr": lr,
+        "batch_size": batch_size, "n_train": n_train, "loss_on": loss_on, "max_length": max_length,
+        "n_test": n_test, "retention": dict(retention) if retention is not None else default_retention(task),
+        "n_retention": n_retention, "threads": threads, "device": device,
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    table = read_table(out)
+    done = {(str(m), int(s)) for m, s, k in zip(table["mask"], table["seed"], table["settings_key"], strict=True)
+            if k == key}
+    base_row: dict[str, Any] | None = None
+    prior = table[(table["settings_key"] == key) & table["mask"].map(lambda m: set(str(m)) == {"0"})]
+    if len(prior):
+        base_row = prior.iloc[0].to_dict()
+
+    def base_eval() -> dict[str, Any]:
+        nonlocal base_row
+        if base_row is None:
+            model = load_causal_lm(source, device=device, copy_model=True, progress=progress)
+            metrics = evaluate_tuned(model, tokenizer, task, n_test=n_test, batch_size=eval_batch_size,
+                                     retention=retention, n_retention=n_retention, progress=progress)
+            base_row = {**metrics, "seconds": metrics["eval_seconds"]}
+            del model
+        return base_row
+
+    with pinned_threads(threads):
+        n_threads = torch.get_num_threads()
+        for mask in mask_list:
+            for seed in seed_list:
+                if (mask, seed) in done:
+                    continue
+                start = time.perf_counter()
+                n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
+                if set(mask) == {"0"}:
+                    resolve_masks([mask], n_layers=n_layers)  # validate the segment count
+                    metrics = base_eval()
+                    row = {"layers": "", "n_layers_tuned": 0, "rank": 0, "alpha": math.nan, "scale": math.nan,
+                           "rslora": rslora, "trainable_params": 0, "baseline_params": math.nan,
+                           "budget_ratio": 0.0, "final_loss": math.nan, "train_seconds": 0.0,
+                           "device": device or "", **{k: metrics.get(k) for k in _METRIC_KEYS}}
+                else:
+                    before = base_eval()
+                    model, info = train_lora(
+                        source, tokenizer, mask, task=task, n_train=n_train, steps=steps, lr=lr,
+                        batch_size=batch_size, micro_batch_size=micro_batch_size, rank=rank, preset=preset,
+                        targets=targets, mlp=mlp, alpha_over_r=alpha_over_r, rslora=rslora, seed=seed,
+                        loss_on=loss_on, max_length=max_length, device=device, progress=progress)
+                    metrics = evaluate_tuned(model, tokenizer, task, n_test=n_test, batch_size=eval_batch_size,
+                                             retention=retention, n_retention=n_retention, before=before,
+                                             progress=progress)
+                    row = {"layers": ",".join(map(str, info["layers"])), "n_layers_tuned": info["n_layers_tuned"],
+                           "rank": info["rank"], "alpha": info["alpha"], "scale": info["scale"], "rslora": rslora,
+                           "trainable_params": info["trainable_params"], "baseline_params": info["baseline_params"],
+                           "budget_ratio": info["trainable_params"] / info["baseline_params"],
+                           "final_loss": info["final_loss"], "train_seconds": info["train_seconds"],
+                           "device": info["device"], **{k: metrics.get(k) for k in _METRIC_KEYS}}
+                    del model
+                row.update({
+                    "base": label, "task": task, "mask": mask, "n_segments": len(mask), "preset": preset,
+                    "seed": seed, "steps": steps, "lr": lr, "batch_size": batch_size, "n_train": n_train,
+                    "loss_on": loss_on, "seconds": time.perf_counter() - start, "threads": n_threads,
+                    "settings_key": key, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                })
+                new = pd.DataFrame([{c: row.get(c) for c in SWEEP_COLUMNS}])
+                table = new if table.empty else pd.concat([table, new], ignore_index=True)
+                write_table(out, table)
+                done.add((mask, seed))
+    mine = table[table["settings_key"] == key]
+    mine = mine[mine["mask"].isin(mask_list) & mine["seed"].astype(int).isin(seed_list)]
+    order = {m: i for i, m in enumerate(mask_list)}
+    mine = mine.assign(_o=mine["mask"].map(order), seed=mine["seed"].astype(int))
+    mine = mine.sort_values(["_o", "seed"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    return mine[[c for c in SWEEP_COLUMNS if c in mine.columns]]
+
+
+_METRIC_KEYS = (
+    "accuracy", "accuracy_ci_low", "accuracy_ci_high", "answer_nll", "answer_nll_ci_low", "answer_nll_ci_high",
+    "ppl_text", "ppl_text_before", "ppl_text_change", "ppl_instruct", "ppl_instruct_before", "ppl_instruct_change",
+    "n_test",
+)
+
+
+def _peek_config(source: Any) -> Any:
+    """The config of a model object, or read from a folder / Hub id without loading weights."""
+    import torch
+
+    if isinstance(source, torch.nn.Module):
+        return source.config
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(source))
+
+
+def summarize_sweep(frame: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "answer_nll")) -> pd.DataFrame:
+    """Per mask: seeds, mean and standard deviation over seeds of each metric, and the budget columns.
+
+    Also ``<metric>_vs_best`` = mean minus the best mask's mean (in the metric's own direction:
+    accuracy higher, NLL lower) and ``<metric>_seed_sd`` = the mean seed-to-seed standard deviation
+    over masks, so a reader can see whether mask differences exceed seed noise.
+    """
+    if frame.empty:
+        return pd.DataFrame()
+    frame = frame.assign(mask=frame["mask"].astype(str))
+    order = list(dict.fromkeys(frame["mask"]))
+    grouped = frame.groupby("mask", sort=False)
+    out = pd.DataFrame({"mask": order})
+    out["n_seeds"] = out["mask"].map(grouped["seed"].nunique())
+    for col in ("rank", "alpha", "scale", "trainable_params"):
+        if col in frame.columns:
+            out[col] = out["mask"].map(grouped[col].first())
+    for metric in metrics:
+        mean = out["mask"].map(grouped[metric].mean())
+        sd = out["mask"].map(grouped[metric].std(ddof=1))
+        out[f"{metric}_mean"], out[f"{metric}_sd"] = mean, sd
+        best = mean.min() if "nll" in metric else mean.max()
+        out[f"{metric}_vs_best"] = mean - best
+        out.attrs[f"{metric}_seed_sd"] = float(sd.mean()) if sd.notna().any() else math.nan
+    for col in ("ppl_text_change", "ppl_instruct_change", "train_seconds"):
+        if col in frame.columns:
+            out[f"{col}_mean"] = out["mask"].map(grouped[col].mean())
+    return out
+
+
