@@ -58,20 +58,20 @@ from mbt import book, paper
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
 # %% tags=["parameters"]
-pair = "toy"  # a registered pair (`mbt pairs`): toy, olmo2-1b, olmo2-7b, olmo2-13b, olmo2-32b, mistral-7b
-base = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
-sft = ""  # SFT model folder or Hub id
-device_map = ""  # "auto" spreads a large pair over several GPUs
-sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
-datasets = []  # empty: the pair’s defaults (toy: toy-math, toy-mc, toy-text; real: gsm8k, mmlu, wikitext)
-n_pooled = 1000  # pooled texts per dataset (paper: 1,000; the authors’ code: 200)
-n_token = 100  # token-level texts (paper: 100; the authors’ code: 50)
-seed = 0  # sampling seed (the authors used 42)
-robustness = True  # repeat the pair metrics on two disjoint halves of the sample
-conventions = "standard"  # "standard" (textbook formulas) or "paper" (the released code’s)
-batch_size = 8
-max_length = 512
-quick = False  # smoke run: a handful of texts
+pair: str = "toy"  # a registered pair (`mbt pairs`): toy, olmo2-1b, olmo2-7b, olmo2-13b, olmo2-32b, mistral-7b
+base: str = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
+sft: str = ""  # SFT model folder or Hub id
+device_map: str = ""  # "auto" spreads a large pair over several GPUs
+sequential: bool = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
+datasets: list = []  # empty: the pair's defaults (toy: toy-math, toy-mc, toy-text; real: gsm8k, mmlu, wikitext)
+n_pooled: int = 1000  # pooled texts per dataset (paper: 1,000; the authors' code: 200)
+n_token: int = 100  # token-level texts (paper: 100; the authors' code: 50)
+seed: int = 0  # sampling seed (the authors used 42)
+robustness: bool = True  # repeat the pair metrics on two disjoint halves of the sample
+conventions: str = "standard"  # "standard" (textbook formulas) or "paper" (the released code's)
+batch_size: int = 8
+max_length: int = 512
+quick: bool = False  # smoke run: a handful of texts
 
 # %%
 import matplotlib.pyplot as plt

@@ -50,17 +50,17 @@ from mbt import book, paper
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
 # %% tags=["parameters"]
-pair = "toy"  # a registered pair (`mbt pairs`)
-base = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
-sft = ""  # SFT model folder or Hub id
-device_map = ""  # "auto" spreads a large pair over several GPUs
-sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
-dataset = ""  # empty: MMLU as in the paper (toy pairs: toy-math, the task their SFT learned)
-n_samples = 100  # texts (the authors’ probing script: 100)
-seed = 0  # sampling seed
-batch_size = 8
-max_length = 512
-quick = False  # smoke run: a handful of texts
+pair: str = "toy"  # a registered pair (`mbt pairs`)
+base: str = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
+sft: str = ""  # SFT model folder or Hub id
+device_map: str = ""  # "auto" spreads a large pair over several GPUs
+sequential: bool = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
+dataset: str = ""  # empty: MMLU as in the paper (toy pairs: toy-math, the task their SFT learned)
+n_samples: int = 100  # texts (the authors' probing script: 100)
+seed: int = 0  # sampling seed
+batch_size: int = 8
+max_length: int = 512
+quick: bool = False  # smoke run: a handful of texts
 
 # %%
 import matplotlib.pyplot as plt

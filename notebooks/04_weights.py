@@ -55,23 +55,23 @@ from mbt import book, paper
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
 # %% tags=["parameters"]
-pair = "toy"  # a registered pair (`mbt pairs`)
-base = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
-sft = ""  # SFT model folder or Hub id
-device_map = ""  # "auto" spreads a large pair over several GPUs
-sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
-datasets = []  # metrics for the correlations: the first of these (empty: the pair’s defaults, as in chapter 1)
-n_pooled = 1000  # as in chapter 1 (the metrics come from its cached analysis)
-n_token = 100
-seed = 0
-conventions = "standard"
-finetune_dataset = ""  # own fine-tune data (empty: GSM8K train as the authors; toy pairs: toy-math train)
-finetune_texts = 512  # training texts
-finetune_steps = 100  # optimiser steps (the authors’ settings took 0 real steps)
-finetune_lr = 2e-5  # the authors’ learning rate
-batch_size = 8
-max_length = 512
-quick = False  # smoke run
+pair: str = "toy"  # a registered pair (`mbt pairs`)
+base: str = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
+sft: str = ""  # SFT model folder or Hub id
+device_map: str = ""  # "auto" spreads a large pair over several GPUs
+sequential: bool = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
+datasets: list = []  # metrics for the correlations: the first of these (empty: the pair's defaults, as in chapter 1)
+n_pooled: int = 1000  # as in chapter 1 (the metrics come from its cached analysis)
+n_token: int = 100
+seed: int = 0
+conventions: str = "standard"
+finetune_dataset: str = ""  # own fine-tune data (empty: GSM8K train as the authors; toy pairs: toy-math train)
+finetune_texts: int = 512  # training texts
+finetune_steps: int = 100  # optimiser steps (the authors' settings took 0 real steps)
+finetune_lr: float = 2e-5  # the authors' learning rate
+batch_size: int = 8
+max_length: int = 512
+quick: bool = False  # smoke run
 
 # %%
 import matplotlib.pyplot as plt

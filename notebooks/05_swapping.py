@@ -55,19 +55,19 @@ from mbt import book, paper
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
 # %% tags=["parameters"]
-pair = "toy"  # a registered pair (`mbt pairs`)
-base = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
-sft = ""  # SFT model folder or Hub id
-device_map = ""  # "auto" spreads a large pair over several GPUs
-sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
-dataset = ""  # empty: MMLU as in the paper (toy pairs: toy-math, the task their SFT learned)
-n_samples = 200  # texts (the authors: 50)
-n_segments = 5  # equal segments (the paper: 5, i.e. 20 % each)
-swap_depth = 0  # 0: whole segments; k: only the last k blocks of each segment (the authors’ default: 2)
-seed = 0  # sampling and bootstrap seed
-batch_size = 8
-max_length = 512
-quick = False  # smoke run
+pair: str = "toy"  # a registered pair (`mbt pairs`)
+base: str = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
+sft: str = ""  # SFT model folder or Hub id
+device_map: str = ""  # "auto" spreads a large pair over several GPUs
+sequential: bool = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
+dataset: str = ""  # empty: MMLU as in the paper (toy pairs: toy-math, the task their SFT learned)
+n_samples: int = 200  # texts (the authors: 50)
+n_segments: int = 5  # equal segments (the paper: 5, i.e. 20 % each)
+swap_depth: int = 0  # 0: whole segments; k: only the last k blocks of each segment (the authors' default: 2)
+seed: int = 0  # sampling and bootstrap seed
+batch_size: int = 8
+max_length: int = 512
+quick: bool = False  # smoke run
 
 # %%
 import matplotlib.pyplot as plt

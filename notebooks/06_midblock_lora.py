@@ -59,21 +59,21 @@ from mbt import book, paper
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
 # %% tags=["parameters"]
-pair = "toy"  # a registered pair (`mbt pairs`)
-base = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
-sft = ""  # SFT model folder or Hub id
-device_map = ""  # "auto" spreads a large pair over several GPUs
-sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
-task = ""  # training and test task (empty: GSM8K as in the paper; toy pairs: toy-math)
-masks: list = []  # 5-segment masks (empty: the paper’s ten, 00000 = no adapter)
-seeds = [0, 1, 2]  # seeds per mask (data order and adapter initialisation)
-appendix_a = False  # True adds the 3- and 10-segment single-segment families (first seed only)
-preset = "standard"  # "standard": constant α/r; "paper": lora_alpha = 128 whatever the rank (the authors’)
-rank = 0  # full-depth LoRA rank that sets the budget (0: mbt.tune’s default)
-steps = 0  # optimiser steps per run (0: mbt.tune’s default, 240)
-n_test = 200  # held-out problems per run (accuracy and answer NLL)
-threads = 2  # CPU threads, pinned: CPU LoRA results are bit-identical only for the same thread count
-quick = False  # smoke run: three masks, one seed, two steps
+pair: str = "toy"  # a registered pair (`mbt pairs`)
+base: str = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
+sft: str = ""  # SFT model folder or Hub id
+device_map: str = ""  # "auto" spreads a large pair over several GPUs
+sequential: bool = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
+task: str = ""  # training and test task (empty: GSM8K as in the paper; toy pairs: toy-math)
+masks: list = []  # 5-segment masks (empty: the paper's ten, 00000: no adapter)
+seeds: list = [0, 1, 2]  # seeds per mask (data order and adapter initialisation)
+appendix_a: bool = False  # True adds the 3- and 10-segment single-segment families (first seed only)
+preset: str = "standard"  # "standard": constant α/r; "paper": lora_alpha: 128 whatever the rank (the authors')
+rank: int = 0  # full-depth LoRA rank that sets the budget (0: mbt.tune's default)
+steps: int = 0  # optimiser steps per run (0: mbt.tune's default, 240)
+n_test: int = 200  # held-out problems per run (accuracy and answer NLL)
+threads: int = 2  # CPU threads, pinned: CPU LoRA results are bit-identical only for the same thread count
+quick: bool = False  # smoke run: three masks, one seed, two steps
 
 # %%
 import matplotlib.pyplot as plt

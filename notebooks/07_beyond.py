@@ -52,28 +52,28 @@ from mbt import book, paper
 DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
 
 # %% tags=["parameters"]
-pair = "toy"  # a registered pair (`mbt pairs`)
-base = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
-sft = ""  # SFT model folder or Hub id
-device_map = ""  # "auto" spreads a large pair over several GPUs
-sequential = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
-datasets = []  # the first is used (empty: the pair’s defaults, as in chapter 1)
-n_pooled = 1000  # as in chapter 1
-n_token = 100
-seed = 0
-batch_size = 8
-max_length = 512
-n_segments = 5  # segments of the suggested mask
-task = ""  # as in chapter 6 (empty: GSM8K; toy pairs: toy-math)
-masks = []  # as in chapter 6 (empty: the paper’s ten)
-seeds = [0, 1, 2]  # as in chapter 6
-preset = "standard"  # as in chapter 6
-rank = 0  # as in chapter 6
-steps = 0  # as in chapter 6
-n_test = 200  # as in chapter 6
-threads = 2  # as in chapter 6
-n_calibration = 200  # texts the selector reads (no labels are used)
-quick = False  # smoke run
+pair: str = "toy"  # a registered pair (`mbt pairs`)
+base: str = ""  # Base model folder or Hub id; with `sft` it replaces `pair`
+sft: str = ""  # SFT model folder or Hub id
+device_map: str = ""  # "auto" spreads a large pair over several GPUs
+sequential: bool = False  # load one model at a time: Base, then SFT (a large pair on one GPU)
+datasets: list = []  # the first is used (empty: the pair's defaults, as in chapter 1)
+n_pooled: int = 1000  # as in chapter 1
+n_token: int = 100
+seed: int = 0
+batch_size: int = 8
+max_length: int = 512
+n_segments: int = 5  # segments of the suggested mask
+task: str = ""  # as in chapter 6 (empty: GSM8K; toy pairs: toy-math)
+masks: list = []  # as in chapter 6 (empty: the paper's ten)
+seeds: list = [0, 1, 2]  # as in chapter 6
+preset: str = "standard"  # as in chapter 6
+rank: int = 0  # as in chapter 6
+steps: int = 0  # as in chapter 6
+n_test: int = 200  # as in chapter 6
+threads: int = 2  # as in chapter 6
+n_calibration: int = 200  # texts the selector reads (no labels are used)
+quick: bool = False  # smoke run
 
 # %%
 import matplotlib.pyplot as plt

@@ -415,3 +415,47 @@ def test_cli_book_passes_flags_to_build(monkeypatch, capsys):
     assert code == 0 and seen["pair"] is None and seen["base"] == "b" and not seen["execute"] and not seen["html"]
     assert cli.main(["book", "--param", "novalue"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_papermill_reads_every_parameter_with_its_type(recwarn):
+    """papermill's own parser (``--help-notebook``) must see every parameter, typed; '=' in a comment broke it."""
+    from papermill.translators import PythonTranslator
+
+    for name in book.CHAPTERS:
+        nb = book_build.read_notebook(book.find_root() / "notebooks" / f"{name}.py")
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        seen = {p.name: p.inferred_type_name for p in PythonTranslator.inspect(cell)}
+        assert set(seen) == set(book.parameter_names(nb)), name
+        assert all(t != "None" for t in seen.values()), (name, seen)
+        assert seen == book_build.parameter_types(nb)
+
+
+def test_check_parameters_refuses_unknown_names_and_wrong_types():
+    declared = {"01_divergence": {"n_pooled": "int", "datasets": "list", "quick": "bool"},
+                "03_probing": {"n_samples": "int"}}
+    book_build.check_parameters({"n_pooled": 200, "datasets": ["toy-math"], "n_samples": 3}, declared)
+    with pytest.raises(ValueError, match="no chosen chapter has a parameter 'nonexistent'.*n_pooled"):
+        book_build.check_parameters({"nonexistent": 1}, declared)
+    with pytest.raises(ValueError, match="'n_pooled' must be int.*got str 'abc'"):
+        book_build.check_parameters({"n_pooled": "abc"}, declared)
+    with pytest.raises(ValueError, match="must be int"):
+        book_build.check_parameters({"n_pooled": True}, declared)
+    with pytest.raises(ValueError, match="must be bool"):
+        book_build.check_parameters({"quick": 1}, declared)
+
+
+def test_build_refuses_bad_parameters_before_executing(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(book_build, "_execute", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(book_build.toy, "build", lambda *a, **k: ran.append("toy"))
+    with pytest.raises(ValueError, match="valid names"):
+        book.build("toy", parameters={"nonexistent": 1}, html=False)
+    with pytest.raises(ValueError, match="must be int"):
+        book.build("toy", parameters={"n_pooled": "abc"}, html=False)
+    assert ran == []
+
+
+def test_find_root_is_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no _config.yml here: the checkout holding the mbt package is the root
+    root = book.find_root()
+    assert (root / "_config.yml").is_file() and (root / "mbt" / "book" / "builder.py").is_file()

@@ -60,7 +60,7 @@ def test_second_call_reuses_the_build(builds, monkeypatch):
         raise AssertionError("retrained although a valid build exists")
 
     monkeypatch.setattr(toy.builder, "_build_into", boom)
-    monkeypatch.setattr(toy, "_run_build", boom)
+    monkeypatch.setattr(toy.builder, "_run_build", boom)
     assert toy.build(a, size="tiny", progress=False) == a
     assert _mtimes(a) == before
     assert toy.find_build(size="tiny", out_dir=a) == a

@@ -42,9 +42,11 @@ __all__ = [
     "BuildReport",
     "ChapterRun",
     "build",
+    "check_parameters",
     "fill_markers",
     "find_root",
     "parameter_names",
+    "parameter_types",
     "read_notebook",
     "stage_sources",
     "write_paper_vs_ours",
@@ -103,7 +105,7 @@ def find_root(start: str | Path | None = None) -> Path:
     cwd = Path.cwd()
     if (cwd / "_config.yml").exists():
         return cwd
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]  # the checkout holding the mbt package
     return here if (here / "_config.yml").exists() else cwd
 
 
@@ -118,6 +120,42 @@ def parameter_names(notebook: Any) -> list[str]:
                 names += [t.id for t in targets if isinstance(t, ast.Name)]
             return names
     return []
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+                                       "list": (list, tuple), "dict": (dict,), "tuple": (list, tuple)}
+
+
+def parameter_types(notebook: Any) -> dict[str, str]:
+    """``{name: annotation}`` of a notebook's ``parameters`` cell (``pair: str = "toy"`` gives ``"str"``)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return {node.target.id: ast.unparse(node.annotation) for node in ast.parse(cell.source).body
+                    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    return {}
+
+
+def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]]) -> None:
+    """Refuse ``--param`` values that no chosen chapter declares, or whose type differs from the declaration.
+
+    Args:
+        parameters: The extra parameters, ``{name: value}``.
+        declared: ``{chapter: {name: annotation}}`` (:func:`parameter_types` of each chosen chapter).
+
+    Raises:
+        ValueError: Naming the parameter, the chapters that declare it (or every valid name) and the type.
+    """
+    valid = sorted({name for types in declared.values() for name in types})
+    for name, value in parameters.items():
+        where = {chapter: types[name] for chapter, types in declared.items() if name in types}
+        if not where:
+            raise ValueError(f"no chosen chapter has a parameter {name!r}; valid names: {', '.join(valid)}")
+        for chapter, annotation in where.items():
+            allowed = _TYPES.get(annotation)
+            is_bool_for_number = isinstance(value, bool) and allowed is not None and bool not in allowed
+            if allowed is not None and (not isinstance(value, allowed) or is_bool_for_number):
+                raise ValueError(f"parameter {name!r} must be {annotation} (chapter {chapter} declares "
+                                 f"{name}: {annotation}), got {type(value).__name__} {value!r}")
 
 
 def read_notebook(path: str | Path) -> Any:
@@ -298,6 +336,10 @@ def build(
     unknown = [c for c in wanted if c not in CHAPTERS]
     if unknown:
         raise ValueError(f"unknown chapters {unknown}; valid: {', '.join(CHAPTERS)}")
+    extra = dict(parameters or {})
+    if extra:
+        check_parameters(extra, {name: parameter_types(read_notebook(root / "notebooks" / f"{name}.py"))
+                                 for name in wanted})
     stage = Path(stage) if stage is not None else root / "book" / "_executed"
     output = Path(output) if output is not None else root
     stage.mkdir(parents=True, exist_ok=True)
@@ -313,8 +355,6 @@ def build(
     common = {"pair": str(pair or ""), "base": str(base or ""), "sft": str(sft or ""), "quick": bool(quick)}
     identity = _pair_identity(None if base else pair, base, sft)
     digest = _sources_digest()
-    extra = dict(parameters or {})
-    declared_anywhere: set[str] = set()
 
     failed = False
     for name in CHAPTERS:
@@ -328,7 +368,6 @@ def build(
         source = root / "notebooks" / f"{name}.py"
         nb = read_notebook(source)
         declared = set(parameter_names(nb))
-        declared_anywhere |= declared
         params = {k: v for k, v in {**common, **extra}.items() if k in declared}
         key = hashlib.sha256(json.dumps({"source": source.read_text(), "params": params, "mbt": digest,
                                          "pair": identity, "records": str(records)}, sort_keys=True,
@@ -357,9 +396,6 @@ def build(
         stamps_path.write_text(json.dumps(stamps, indent=1))
         report_.chapters.append(ChapterRun(name, "executed", seconds, out))
         log(f"{name}: done in {seconds:.1f} s")
-    unused = sorted(set(extra) - declared_anywhere)
-    if unused and execute:
-        warnings.warn(f"parameters {unused} are not declared by any executed chapter", stacklevel=2)
     stamps_path.write_text(json.dumps(stamps, indent=1))
     write_paper_vs_ours(stage, label if not quick else label + "-quick")
     fill_markers(stage)

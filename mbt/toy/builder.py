@@ -253,7 +253,7 @@ def _run_build(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress:
         env["OMP_WAIT_POLICY"] = policy
     else:
         env.pop("OMP_WAIT_POLICY", None)
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])  # the folder holding the mbt package
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-c", "import sys, mbt.toy.builder as b; b._worker(sys.argv[1])", payload]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
