@@ -15,7 +15,6 @@ import pytest
 
 from mbt.results import ResultCache, cached, locked_update, make_key
 
-
 # ----------------------------------------------------------------------------------------------
 # cache files
 
