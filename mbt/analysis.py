@@ -198,13 +198,11 @@ class _Reducer:
         )
 
     def _check_finite(self, batch: trace.LayerBatch) -> None:
-        if bool(torch.isfinite(batch.states).all()):
-            return
-        wanted = [m for m in self.token_metrics] + (["pooled metrics"] if self.keep_pooled else [])
-        require_finite(
-            batch.states[batch.mask.bool()],
-            f"{self.role} model, layer {batch.layer}: hidden states (input of {', '.join(wanted)})",
-        )
+        # one float64 sum per token (finite iff all its values are); padding positions are ignored
+        per_token = batch.states.sum(-1, dtype=torch.float64)[batch.mask.bool()]
+        wanted = [*self.token_metrics, *(["pooled metrics"] if self.keep_pooled else [])]
+        where = f"{self.role} model, layer {batch.layer}: hidden states (input of {', '.join(wanted)})"
+        require_finite(per_token, where, unit="token vector(s)")
 
     def __call__(self, batch: trace.LayerBatch) -> None:
         self._check_finite(batch)
