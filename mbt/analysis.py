@@ -578,9 +578,9 @@ def analyze(
     keep_pooled = any(m in POOLED_METRICS or m in PAIR_METRICS for m in chosen)
 
     store = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
-    key, settings = analyze_key(pair, texts, chosen=chosen, conventions=conv, n_token=n_token, max_length=max_length,
-                                n_bootstrap=n_bootstrap, seed=seed)
-    if store is not None:
+    if store is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
+        key, settings = analyze_key(pair, texts, chosen=chosen, conventions=conv, n_token=n_token,
+                                    max_length=max_length, n_bootstrap=n_bootstrap, seed=seed)
         hit = store.load(key)
         if hit is not None:
             store.announce(key)
