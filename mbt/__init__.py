@@ -25,7 +25,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "pairs", "data", "trace", "metrics", "analysis", "probe", "weights", "swap", "tune",
-    "evaluate", "select", "toy", "plots", "cli", "correlate", "stats", "results",
+    "evaluate", "select", "toy", "plots", "cli", "correlate", "stats", "results", "checks",
 }
 
 __all__ = sorted(_LAZY)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,22 @@ import torch
 
 from mbt import metrics as M
 from mbt import trace
+from mbt.checks import require_finite
 from mbt.pairs import ModelPair, PairMismatchError, load_pair
-from mbt.results import ResultCache, make_key
+from mbt.results import ResultCache, make_key, text_fingerprint, weights_fingerprint
 from mbt.stats import bootstrap_mean_ci
 
-__all__ = ["ALL_METRICS", "COLUMNS", "PAIR_METRICS", "POOLED_METRICS", "TOKEN_METRICS", "analyze"]
+__all__ = [
+    "ALL_METRICS",
+    "COLUMNS",
+    "PAIR_METRICS",
+    "POOLED_METRICS",
+    "TOKEN_METRICS",
+    "analyze",
+    "analyze_key",
+    "check_settings",
+    "pair_identity",
+]
 
 TOKEN_METRICS: dict[str, Callable[..., torch.Tensor]] = {
     "prompt_entropy": M.prompt_entropy,
@@ -64,14 +77,103 @@ COLUMNS: tuple[str, ...] = (
 _ROLES = ("base", "sft")
 
 
-def _select_metrics(metrics: str | Iterable[str]) -> list[str]:
+def _select_metrics(metrics: str | Iterable[str], n_token: int | None = None) -> list[str]:
+    """The requested metric names; ``"all"`` leaves out the token-level ones when ``n_token == 0``."""
+    everything = isinstance(metrics, str) and metrics == "all"
     if isinstance(metrics, str):
-        metrics = ALL_METRICS if metrics == "all" else [metrics]
+        metrics = ALL_METRICS if everything else [metrics]
     chosen = list(dict.fromkeys(metrics))
     unknown = [m for m in chosen if m not in ALL_METRICS]
     if unknown or not chosen:
         raise ValueError(f"unknown metrics {unknown}; valid: 'all' or any of {', '.join(ALL_METRICS)}")
+    if n_token == 0:
+        token = [m for m in chosen if m in TOKEN_METRICS]
+        if token and not everything:
+            raise ValueError(
+                f"token-level metrics {token} need token-level samples, but n_token is 0 (pooled-only "
+                "datasets such as humaneval, mt_bench, toxigen and toy-instruct have none); drop them "
+                "or pass n_token > 0"
+            )
+        chosen = [m for m in chosen if m not in TOKEN_METRICS]
     return chosen
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _positive_int(name: str, value: Any) -> int:
+    number = _integer(name, value)
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def check_settings(
+    *,
+    metrics: str | Iterable[str] = "all",
+    batch_size: int | str = 8,
+    max_length: int = 512,
+    conventions: str | M.Conventions = "standard",
+    n_token: int | None = None,
+    n_texts: int | None = None,
+    n_bootstrap: int = 1000,
+    padding_side: str = "right",
+) -> tuple[list[str], M.Conventions]:
+    """Validate :func:`analyze`'s settings without touching a model (the CLI calls it before loading).
+
+    Args:
+        metrics: ``"all"`` or names from :data:`ALL_METRICS`.
+        batch_size: A positive integer or ``"auto"``.
+        max_length: A positive integer (tokens per text).
+        conventions: A preset name or :class:`~mbt.metrics.Conventions`.
+        n_token: Token-level samples, ``0..n_texts``; ``0`` drops the token-level metrics from
+            ``"all"`` and refuses them when named explicitly.
+        n_texts: Number of texts, when known (bounds ``n_token``).
+        n_bootstrap: Bootstrap resamples, ``>= 0``.
+        padding_side: ``"right"`` or ``"left"``.
+
+    Returns:
+        The chosen metric names and the resolved conventions.
+
+    Raises:
+        ValueError: Naming the offending setting and what is allowed.
+    """
+    if n_token is not None:
+        n_token = _integer("n_token", n_token)
+        upper = "" if n_texts is None else f"..{n_texts} (the number of texts)"
+        if n_token < 0 or (n_texts is not None and n_token > n_texts):
+            raise ValueError(f"n_token must be in 0{upper or '..'}, got {n_token}")
+    chosen = _select_metrics(metrics, n_token)
+    if batch_size != "auto":
+        _positive_int("batch_size", batch_size)
+    _positive_int("max_length", max_length)
+    if _integer("n_bootstrap", n_bootstrap) < 0:
+        raise ValueError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}")
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+    return chosen, M.resolve_conventions(conventions)
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    """Refuse inputs on which every metric would be undefined or degenerate."""
+    if isinstance(texts, str) or len(texts) == 0:
+        raise ValueError("texts must be a non-empty sequence of strings")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"text {i} is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise ValueError(f"text {i} is empty or only whitespace; remove it (a text must have content)")
+    if len(set(texts)) < 2:
+        raise ValueError(
+            f"the {len(texts)} texts hold fewer than 2 distinct texts: pooled metrics (ranks, entropies, "
+            "CKA) are undefined on identical samples; pass at least 2 different texts"
+        )
 
 
 @dataclasses.dataclass
@@ -80,21 +182,30 @@ class _ModelStates:
 
     pooled: dict[int, torch.Tensor]  # layer -> (N, D) float32 on the model's device
     token: dict[str, torch.Tensor]  # metric -> (L + 1, n_token) float64
+    dtype: torch.dtype | None = None  # the model's dtype (the pooled float32 matrices came from it)
 
 
 class _Reducer:
     """Per-batch reduction inside the trace: masked mean pooling and token-level metrics."""
 
     def __init__(self, n: int, n_token: int, n_layers: int, token_metrics: list[str], conv: M.Conventions,
-                 keep_pooled: bool) -> None:
-        self.n, self.n_token, self.conv, self.keep_pooled = n, n_token, conv, keep_pooled
+                 keep_pooled: bool, role: str = "model") -> None:
+        self.n, self.n_token, self.conv, self.keep_pooled, self.role = n, n_token, conv, keep_pooled, role
         self.token_metrics = token_metrics
         self.states = _ModelStates(
             pooled={},
             token={m: torch.full((n_layers + 1, n_token), float("nan"), dtype=torch.float64) for m in token_metrics},
         )
 
+    def _check_finite(self, batch: trace.LayerBatch) -> None:
+        # one float64 sum per token (finite iff all its values are); padding positions are ignored
+        per_token = batch.states.sum(-1, dtype=torch.float64)[batch.mask.bool()]
+        wanted = [*self.token_metrics, *(["pooled metrics"] if self.keep_pooled else [])]
+        where = f"{self.role} model, layer {batch.layer}: hidden states (input of {', '.join(wanted)})"
+        require_finite(per_token, where, unit="token vector(s)")
+
     def __call__(self, batch: trace.LayerBatch) -> None:
+        self._check_finite(batch)
         if self.keep_pooled:
             mask = batch.mask.unsqueeze(-1)
             sums = (batch.states * mask).sum(1, dtype=torch.float64)
@@ -110,6 +221,9 @@ class _Reducer:
                 states, mask, index = batch.states[sel], batch.mask[sel], batch.index[sel].cpu()
                 for name in self.token_metrics:
                     values = TOKEN_METRICS[name](states, mask, conventions=self.conv)
+                    if bool(torch.isinf(values).any()):
+                        require_finite(values[~torch.isnan(values)],
+                                       f"{self.role} model, layer {batch.layer}, metric {name}")
                     self.states.token[name][batch.layer, index] = values.cpu()
 
 
@@ -125,21 +239,67 @@ def _encode_checked(pair: ModelPair, texts: Sequence[str], max_length: int) -> l
     return ids
 
 
+def _hub_commit(ident: str, revision: str | None) -> str | None:
+    """The commit of a Hub model in the local Hugging Face cache (no network), or ``None``."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - a transformers dependency
+        return None
+    try:
+        found = try_to_load_from_cache(ident, "config.json", revision=revision)
+    except (ValueError, OSError):
+        return None
+    return Path(found).parent.name if isinstance(found, str) else None
+
+
+def _source_identity(ident: str, revision: str | None) -> dict[str, Any] | None:
+    """Identity of a model source without loading it: folder content hash or cached Hub commit."""
+    if Path(ident).expanduser().is_dir():
+        return {"weights": weights_fingerprint(ident)}
+    commit = _hub_commit(ident, revision)
+    if commit is not None:
+        return {"source": ident, "commit": commit}
+    return None
+
+
 def _fingerprint(pair: ModelPair, role: str) -> dict[str, Any]:
     """Identify a model's weights for the cache key without loading it when possible."""
     ident = getattr(pair.spec, role)
     revision = getattr(pair.spec, f"{role}_revision")
+    info = _source_identity(ident, revision)
+    if info is not None:
+        dtype = pair.dtype if pair.dtype is not None or not pair.is_loaded(role) else _loaded_dtype(pair.model(role))
+        return {**info, "dtype": str(dtype)}
     if pair.is_loaded(role):
         return model_fingerprint(pair.model(role))
-    info: dict[str, Any] = {"source": ident, "revision": revision, "dtype": str(pair.dtype)}
-    if Path(ident).is_dir():
-        files = (p for p in Path(ident).iterdir() if p.is_file())
-        info["files"] = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return info
+    return {"source": ident, "revision": revision, "dtype": str(pair.dtype)}
+
+
+def _loaded_dtype(model: Any) -> torch.dtype | None:
+    try:
+        return trace.unwrap(model).dtype
+    except AttributeError:  # e.g. a remote model without local parameters
+        return None
+
+
+def pair_identity(pair: ModelPair) -> dict[str, Any]:
+    """What identifies a pair's weights in cache keys, computed without loading a model when possible.
+
+    For a checkpoint folder: :func:`mbt.results.weights_fingerprint` of its files (content, not
+    path); for a Hub id in the local Hugging Face cache: its commit; for a loaded model without
+    either: a checksum of its parameters. The pair's name and dtype are part of it.
+
+    Args:
+        pair: A loaded or sequential :class:`~mbt.pairs.ModelPair`.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    return {"name": pair.spec.name, "base": _fingerprint(pair, "base"), "sft": _fingerprint(pair, "sft")}
 
 
 def model_fingerprint(model: Any) -> dict[str, Any]:
-    """Identify a loaded model's weights: folder file stats, Hub commit, or a parameter checksum."""
+    """Identify a loaded model's weights: folder content hash, Hub commit, or a parameter checksum."""
     module = trace.unwrap(model)
     config = module.config
     source = str(getattr(config, "_name_or_path", "") or "")
@@ -147,8 +307,7 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"source": source, "dtype": str(module.dtype), "commit": commit}
     folder = Path(source) if source else None
     if folder is not None and folder.is_dir():
-        files = (p for p in folder.iterdir() if p.is_file())
-        info["files"] = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        info["weights"] = weights_fingerprint(folder)
     elif info["commit"] is None:
         digest = hashlib.sha256()
         with torch.no_grad():
@@ -158,6 +317,88 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
                 digest.update(repr(float(param.double().abs().sum())).encode())
         info["params"] = digest.hexdigest()
     return info
+
+
+def _max_positions(pair: ModelPair) -> int | None:
+    """The smaller of the two models' position limits (from loaded models or their configs), if any."""
+    limits = []
+    for role in ("base", "sft"):
+        config = None
+        if pair.is_loaded(role):
+            config = getattr(trace.unwrap(pair.model(role)), "config", None)
+        else:
+            try:
+                from transformers import AutoConfig
+
+                config = AutoConfig.from_pretrained(getattr(pair.spec, role),
+                                                    revision=getattr(pair.spec, f"{role}_revision"))
+            except (OSError, ValueError):
+                config = None
+        text = getattr(config, "text_config", None) or config
+        for attr in ("max_position_embeddings", "n_positions"):
+            value = getattr(text, attr, None)
+            if isinstance(value, int) and value > 0:
+                limits.append(value)
+                break
+    return min(limits) if limits else None
+
+
+def _effective_max_length(pair: ModelPair, texts: Sequence[str], max_length: int) -> int:
+    """``max_length`` capped at the models' position limit, with one warning if that truncates texts."""
+    limit = _max_positions(pair)
+    if limit is None or max_length <= limit:
+        return max_length
+    lengths = [len(ids) for ids in trace.encode(pair.tokenizer, texts, max_length=None)]
+    cut = sum(n > limit for n in lengths)
+    if cut:
+        warnings.warn(
+            f"{cut} of {len(texts)} texts are longer than the models' {limit} positions "
+            f"(max_position_embeddings) and were truncated to {limit} tokens (max_length={max_length} asked)",
+            stacklevel=3,
+        )
+    return limit
+
+
+def analyze_key(
+    pair: ModelPair,
+    texts: Sequence[str],
+    *,
+    chosen: Sequence[str],
+    conventions: M.Conventions,
+    n_token: int,
+    max_length: int,
+    n_bootstrap: int,
+    seed: int,
+) -> tuple[str, dict[str, Any]]:
+    """The cache key and settings of an :func:`analyze` call, computed without loading a model.
+
+    Args:
+        pair: The pair (loaded or sequential).
+        texts: The texts.
+        chosen: Metric names (as returned by :func:`check_settings`).
+        conventions: Resolved conventions.
+        n_token: Token-level samples.
+        max_length: Requested tokens per text (the effective cap follows from the configs, which
+            are part of the weight fingerprints).
+        n_bootstrap: Bootstrap resamples.
+        seed: Bootstrap seed.
+
+    Returns:
+        ``(key, settings)``.
+    """
+    settings = {
+        "pair": pair_identity(pair),
+        "texts_sha256": text_fingerprint(texts),
+        "n_texts": len(texts),
+        "n_token": n_token,
+        "max_length": max_length,
+        "metrics": sorted(chosen),
+        "conventions": dataclasses.asdict(conventions),
+        "n_bootstrap": n_bootstrap,
+        "seed": seed,
+        "version": 2,
+    }
+    return make_key(settings), settings
 
 
 def _run_model(
@@ -174,8 +415,10 @@ def _run_model(
     progress: bool,
     desc: str,
     remote: bool = False,
+    role: str = "model",
 ) -> _ModelStates:
-    reducer = _Reducer(len(ids), n_token, n_layers, token_metrics, conv, keep_pooled)
+    reducer = _Reducer(len(ids), n_token, n_layers, token_metrics, conv, keep_pooled, role)
+    reducer.states.dtype = _loaded_dtype(model)
     pad_id = getattr(getattr(model, "tokenizer", None), "pad_token_id", None)
     trace.stream_layers(
         model, ids, reducer, batch_size=batch_size, padding_side=padding_side, pad_id=pad_id, progress=progress,
@@ -200,10 +443,15 @@ def _row(model: str, layer: int, n_layers: int, metric: str, value: float, low: 
     }
 
 
-def _pooled_metrics(X: torch.Tensor, names: list[str], conv: M.Conventions) -> dict[str, float]:
-    """Pooled-matrix metrics; the rank-type ones share one eigendecomposition."""
+def _pooled_metrics(X: torch.Tensor, names: list[str], conv: M.Conventions,
+                    source_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Pooled-matrix metrics; the rank-type ones share one eigendecomposition.
+
+    ``source_dtype`` is the model's dtype: the pooled matrix is float32 whatever the model computed
+    in, and ``rank_tol="dtype"`` must use the epsilon of the model's dtype.
+    """
     shared = tuple(n for n in names if n != "dataset_entropy")
-    out = M.spectral_summary(X, metrics=shared, conventions=conv) if shared else {}
+    out = M.spectral_summary(X, metrics=shared, conventions=conv, source_dtype=source_dtype) if shared else {}
     if "dataset_entropy" in names:
         out["dataset_entropy"] = M.dataset_entropy(X, conventions=conv)
     return out
@@ -236,7 +484,7 @@ def _tabulate(
         n = 0 if pooled["base"] is None else pooled["base"].shape[0]
         names = [m for m in chosen if m in POOLED_METRICS]
         if names:
-            values = {role: _pooled_metrics(pooled[role], names, conv) for role in _ROLES}
+            values = {role: _pooled_metrics(pooled[role], names, conv, states[role].dtype) for role in _ROLES}
         for name in names:
             for role in _ROLES:
                 add(layer, role, name, values[role][name], nan, nan, n, "dataset")
@@ -283,11 +531,12 @@ def analyze(
             condition number, spectral norm; pair: cka, cka_debiased, cosine_similarity, mean_shift.
         batch_size: Texts per forward pass (results do not depend on it), or ``"auto"``: the largest
             batch that fits on the GPU, found once and remembered (:func:`mbt.trace.auto_batch_size`).
-        max_length: Tokens per text (right truncation).
+        max_length: Tokens per text (right truncation), at most the models' ``max_position_embeddings``.
         conventions: ``"standard"`` (textbook definitions), ``"paper"`` (the released code's
             formulas, padding still masked) or a :class:`~mbt.metrics.Conventions`.
         n_token: Token-level metrics use the first ``n_token`` texts (paper: 100 of 1,000 pooled);
-            default all texts.
+            default all texts. ``0`` (pooled-only datasets): ``"all"`` skips the token-level metrics,
+            naming one explicitly is an error.
         n_bootstrap: Bootstrap resamples for intervals over samples (0 disables intervals).
         seed: Seed of the bootstrap.
         cache: ``True`` (default folder, see :func:`mbt.results.cache_root`), a folder, or
@@ -303,41 +552,41 @@ def analyze(
         ``ci_high`` are 95% percentile-bootstrap bounds where defined (NaN otherwise).
 
     Raises:
-        ValueError: Unknown metric names, empty texts or an invalid ``n_token``.
+        ValueError: Invalid settings (unknown metric names, ``batch_size`` or ``max_length`` not
+            positive, ``n_token`` outside ``0..len(texts)``, token-level metrics named with
+            ``n_token=0``, unknown conventions), an empty or whitespace-only text (named by index),
+            or fewer than 2 distinct texts. All checked before any model work.
         PairMismatchError: If Base and SFT would see different token ids.
+        NonFiniteError: If a model produces NaN or infinite hidden states (names the model and layer).
+
+    Notes:
+        With ``n_token=0`` (pooled-only datasets) ``metrics="all"`` leaves out the token-level
+        metrics. ``max_length`` is capped at the models' ``max_position_embeddings``, with one
+        warning saying how many texts that truncated. A cache hit is announced on stderr in one
+        line; the key (:func:`analyze_key`) is computed from the pair's identity
+        (:func:`pair_identity`), so a hit on a sequential pair loads no weights.
     """
+    _check_texts(texts)
+    n_token = len(texts) if n_token is None else _integer("n_token", n_token)
+    chosen, conv = check_settings(
+        metrics=metrics, batch_size=batch_size, max_length=max_length, conventions=conventions, n_token=n_token,
+        n_texts=len(texts), n_bootstrap=n_bootstrap, padding_side=padding_side,
+    )
     if isinstance(pair, str):
-        pair = load_pair(pair, progress=progress)
-    if isinstance(texts, str) or len(texts) == 0:
-        raise ValueError("texts must be a non-empty sequence of strings")
-    chosen = _select_metrics(metrics)
-    conv = M.resolve_conventions(conventions)
-    n_token = len(texts) if n_token is None else int(n_token)
-    if not 0 <= n_token <= len(texts):
-        raise ValueError(f"n_token must be in 0..{len(texts)} (the number of texts), got {n_token}")
+        pair = load_pair(pair, progress=progress, sequential=True)
     token_metrics = [m for m in chosen if m in TOKEN_METRICS] if n_token > 0 else []
     keep_pooled = any(m in POOLED_METRICS or m in PAIR_METRICS for m in chosen)
 
-    ids = _encode_checked(pair, texts, max_length)
-    settings = {
-        "pair": {"name": pair.spec.name, "base": _fingerprint(pair, "base"), "sft": _fingerprint(pair, "sft")},
-        "texts_sha256": hashlib.sha256("\x00".join(texts).encode()).hexdigest(),
-        "n_texts": len(texts),
-        "n_token": n_token,
-        "max_length": max_length,
-        "metrics": sorted(chosen),
-        "conventions": dataclasses.asdict(conv),
-        "n_bootstrap": n_bootstrap,
-        "seed": seed,
-        "version": 1,
-    }
     store = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
-    if store is not None:
-        key = make_key(settings)
-        cached = store.load(key)
-        if cached is not None:
-            return cached
+    if store is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
+        key, settings = analyze_key(pair, texts, chosen=chosen, conventions=conv, n_token=n_token,
+                                    max_length=max_length, n_bootstrap=n_bootstrap, seed=seed)
+        hit = store.load(key)
+        if hit is not None:
+            store.announce(key)
+            return hit
 
+    ids = _encode_checked(pair, texts, _effective_max_length(pair, texts, max_length))
     start = time.perf_counter()
     states = {}
     for role in _ROLES:  # Base runs to completion before SFT; a sequential pair frees it in between
@@ -356,6 +605,7 @@ def analyze(
             progress=progress,
             desc=f"{role} layers",
             remote=pair.remote if remote is None else remote,
+            role=role,
         )
         pair.release(role)
     frame = _tabulate(states, chosen, conv, pair.n_layers, n_bootstrap, seed)

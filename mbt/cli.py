@@ -1,9 +1,17 @@
-"""The ``mbt`` command: thin wrappers over the library (every subcommand calls one function)."""
+"""The ``mbt`` command: thin wrappers over the library (every subcommand calls one function).
+
+Errors have one surface: an expected failure (a bad argument, a missing file or model, an unknown
+name, a pair that cannot be compared, non-finite model outputs, an unreachable Hub) prints one line
+``mbt: error: <cause>`` to stderr and exits with status 2; ``mbt --debug ...`` (or ``MBT_DEBUG=1``)
+shows the traceback instead. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +36,7 @@ def _cmd_toy_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from mbt.analysis import analyze
+    from mbt.analysis import analyze, check_settings
     from mbt.data import load_sample
     from mbt.pairs import load_pair
     from mbt.results import atomic_write
@@ -36,19 +44,31 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".csv", ".parquet"):
         raise ValueError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    if args.pair is None and not (args.base and args.sft):
+        raise ValueError("give --pair NAME or both --base and --sft")
+    for flag, value in (("--n-pooled", args.n_pooled), ("--batch-size", args.batch_size),
+                        ("--max-length", args.max_length)):
+        if value <= 0:
+            raise ValueError(f"{flag} must be a positive integer, got {value}")
+    if args.n_token < 0:
+        raise ValueError(f"--n-token must be >= 0, got {args.n_token}")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics != "all" else "all"
+    # everything that needs no data and no model is checked before either is loaded
+    check_settings(metrics=metrics, batch_size=args.batch_size, max_length=args.max_length,
+                   conventions=args.conventions)
     sample = load_sample(
         args.dataset, n_pooled=args.n_pooled, n_token=args.n_token, seed=args.seed, split=args.split, path=args.path
     )
+    check_settings(metrics=metrics, n_token=sample.n_token, n_texts=len(sample.texts))
+    # sequential: configs and tokenizers are read and checked now, the weights only if the result is not cached
     if args.pair is not None:
-        pair = load_pair(args.pair, device=args.device, dtype=args.dtype)
-    elif args.base and args.sft:
-        pair = load_pair(base=args.base, sft=args.sft, device=args.device, dtype=args.dtype)
+        pair = load_pair(args.pair, device=args.device, dtype=args.dtype, sequential=True)
     else:
-        raise ValueError("give --pair NAME or both --base and --sft")
+        pair = load_pair(base=args.base, sft=args.sft, device=args.device, dtype=args.dtype, sequential=True)
     frame = analyze(
         pair,
         sample.texts,
-        metrics=args.metrics.split(",") if args.metrics != "all" else "all",
+        metrics=metrics,
         batch_size=args.batch_size,
         max_length=args.max_length,
         conventions=args.conventions,
@@ -195,6 +215,8 @@ def _add_tune(subparsers: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``mbt`` command."""
     parser = argparse.ArgumentParser(prog="mbt", description="Layer-wise analysis of supervised fine-tuning.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also MBT_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pairs", help="list the registered Base/SFT pairs")
@@ -254,13 +276,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_EXPECTED: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, KeyError)
+
+
+def _oom_error(torch: Any) -> type[BaseException]:
+    return getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+
+
+def _is_expected(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure a user can act on (one line) rather than a bug (traceback)."""
+    if isinstance(exc, _EXPECTED):
+        return True
+    if type(exc).__module__.split(".")[0] == "mbt":  # the project's own error classes
+        return True
+    if isinstance(exc, RuntimeError):
+        import torch
+
+        if isinstance(exc, _oom_error(torch)):
+            return True
+        # models or files that cannot be reached (pairs.load_pair, the Hugging Face Hub client)
+        text = str(exc)
+        return text.startswith("could not load") or "HF_HUB_OFFLINE" in text
+    return False
+
+
+def _remedy(exc: BaseException) -> str:
+    import torch
+
+    if isinstance(exc, _oom_error(torch)):
+        return " (remedy: lower --batch-size or --max-length, or use a smaller dtype)"
+    return ""
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``mbt`` command line; returns the exit status."""
+    """Run the ``mbt`` command line; returns the exit status.
+
+    Expected failures print ``mbt: error: <cause>`` on one line and return 2; with ``--debug`` (or
+    ``MBT_DEBUG=1``) the traceback is printed as well. Other exceptions propagate (bugs).
+    """
     args = build_parser().parse_args(argv)
+    debug = bool(args.debug) or os.environ.get("MBT_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if not _is_expected(exc):
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"mbt: error: {_cause(exc)}{_remedy(exc)}", file=sys.stderr)
         return 2
 
 

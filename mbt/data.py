@@ -30,7 +30,6 @@ Typical use::
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import random
@@ -822,17 +821,19 @@ def load_sample(
 def fingerprint(texts: Sequence[str]) -> str:
     """Return a SHA-256 hex digest identifying an ordered list of texts (for result-cache keys).
 
-    The texts are hashed as a JSON list, so boundaries between texts matter (``["ab", "c"]`` and
-    ``["a", "bc"]`` differ) and so does order.
+    The same as :func:`mbt.results.text_fingerprint`: the texts are hashed as a JSON list, so
+    boundaries between texts matter (``["ab", "c"]`` and ``["a", "bc"]`` differ) and so does order.
 
     Args:
         texts: The texts.
 
     Returns:
         64 hexadecimal characters.
+
+    Raises:
+        TypeError: For a single string or a non-string element.
     """
-    if isinstance(texts, str):
-        raise TypeError("fingerprint expects a sequence of texts, not one string")
-    payload = json.dumps(list(texts), ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    from mbt.results import text_fingerprint
+
+    return text_fingerprint(texts)
 

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from mbt.checks import require_finite
 from mbt.trace import collate, length_batches
 
 __all__ = [
@@ -281,6 +282,7 @@ def answer_nll(
                 full, n_prompt = seqs[i]
                 # target position t (>= n_prompt) is predicted at t - 1
                 nll = -token_logp[r, n_prompt - 1: len(full) - 1]
+                require_finite(nll, f"answer_nll: log-probabilities of item {i}")
                 rows.append({
                     "item": i,
                     "nll": float(nll.mean()),
@@ -571,6 +573,8 @@ def perplexity(
                 logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
             ).view(targets.shape).double()
             valid = (mask[:, 1:] * mask[:, :-1]).bool().to(device)
+            require_finite(logits[:, :-1].sum(-1, dtype=torch.float64)[valid],
+                           f"perplexity: logits of texts {sorted(rows)[:5]}", unit="logit vector(s)")
             ce = torch.where(valid, ce, torch.zeros_like(ce))
             for r, i in enumerate(rows):
                 sums[i] = float(ce[r].sum())

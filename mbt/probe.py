@@ -43,6 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mbt import trace
+from mbt.checks import require_finite
 from mbt.stats import bootstrap_mean_ci
 
 __all__ = ["COLUMNS", "DIVERGENCE_METRICS", "METRICS", "lens_divergence", "lens_logits", "logit_lens"]
@@ -85,6 +86,19 @@ class _Lens:
         if self.softcap:
             logits = self.softcap * torch.tanh(logits / self.softcap)
         return torch.log_softmax(logits, dim=-1)
+
+
+def _model_name(model: Any) -> str:
+    """A model's name for error messages: its source folder or Hub id, else its class."""
+    module = trace.unwrap(model)
+    source = getattr(getattr(module, "config", None), "_name_or_path", "")
+    return f"model {source!r}" if source else f"model {type(module).__name__}"
+
+
+def _check_states(states: dict[int, torch.Tensor], who: str) -> None:
+    """Raise :class:`~mbt.checks.NonFiniteError` naming the first layer whose lens inputs are not finite."""
+    for layer in sorted(states):
+        require_finite(states[layer], f"{who}, layer {layer}: hidden states at the scored positions")
 
 
 def _check_layers(layers: Iterable[int] | None, n_layers: int) -> list[int]:
@@ -309,6 +323,8 @@ def logit_lens(
 
     Raises:
         ValueError: Invalid layers or positions, empty texts, or a missing answer marker.
+        NonFiniteError: NaN or infinite hidden states or lens log-probabilities (names the model
+            and the layer).
     """
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     ids, pos = _prepare(tokenizer, texts, positions=positions, answer_marker=answer_marker, exclude_bos=exclude_bos,
@@ -327,6 +343,7 @@ def logit_lens(
                 continue
             states, order = _batch_states(model, [ids[i] for i in batch], [pos[i] for i in batch], needed,
                                           padding_side=padding_side, pad_id=pad_id)
+            _check_states(states, f"logit lens of {_model_name(model)}")
             samples = torch.cat([torch.full((pos[batch[r]].numel(),), batch[r], dtype=torch.long) for r in order])
             targets = torch.cat([torch.as_tensor(ids[batch[r]])[pos[batch[r]] + 1] for r in order])
             counts.index_add_(0, samples, torch.ones(samples.numel(), dtype=torch.float64))
@@ -334,11 +351,13 @@ def logit_lens(
                 chunk = slice(start, start + token_chunk)
                 tgt = targets[chunk].to(lens.head_device)
                 final = lens.log_probs(states[n_layers][chunk])
+                require_finite(final, f"logit lens of {_model_name(model)}, layer {n_layers}: output log-probabilities")
                 p_final = final.exp()
                 for li, layer in enumerate(wanted):
                     twice = paper and layer == n_layers
                     lp = final if (layer == n_layers and not twice) else lens.log_probs(states[layer][chunk],
                                                                                        twice=twice)
+                    require_finite(lp, f"logit lens of {_model_name(model)}, layer {layer}: lens log-probabilities")
                     sums[li].index_add_(1, samples[chunk], _token_metrics(lp, final, p_final, tgt))
                     del lp
                 del final, p_final
@@ -409,6 +428,8 @@ def lens_divergence(
                                                   pad_id=pad_id)
             if order != order_sft:  # pragma: no cover - same ids, same bucketing
                 raise RuntimeError("Base and SFT batches came back in different orders")
+            _check_states(base_states, "lens divergence, base model")
+            _check_states(sft_states, "lens divergence, sft model")
             samples = torch.cat([torch.full((pos[batch[r]].numel(),), batch[r], dtype=torch.long) for r in order])
             counts.index_add_(0, samples, torch.ones(samples.numel(), dtype=torch.float64))
             for start in range(0, samples.numel(), token_chunk):
@@ -416,6 +437,8 @@ def lens_divergence(
                 for li, layer in enumerate(wanted):
                     lp_b = lenses["base"].log_probs(base_states[layer][chunk])
                     lp_s = lenses["sft"].log_probs(sft_states[layer][chunk]).to(lp_b.device)
+                    require_finite(lp_b, f"lens divergence, base model, layer {layer}: lens log-probabilities")
+                    require_finite(lp_s, f"lens divergence, sft model, layer {layer}: lens log-probabilities")
                     p_s = lp_s.exp()
                     kl = torch.where(p_s > 0, p_s * (lp_s - lp_b), 0.0).sum(-1)
                     agree = lp_s.argmax(-1) == lp_b.argmax(-1)

@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mbt import trace
+from mbt.checks import NonFiniteError, require_finite
 from mbt.segments import segment_blocks
 from mbt.stats import bootstrap_mean_ci
 
@@ -244,6 +245,9 @@ def token_accuracy(
                     input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                     use_cache=False,
                 ).logits
+                real = (mask[:, 1:] * mask[:, :-1]).bool().to(logits.device)
+                require_finite(logits[:, :-1].sum(-1, dtype=torch.float64)[real],
+                               f"token_accuracy: logits of texts {sorted(batch)[:5]}", unit="logit vector(s)")
                 hits = (logits[:, :-1].argmax(-1).cpu() == input_ids[:, 1:]) & (mask[:, 1:] == 1)
                 counts = mask[:, 1:].sum(1)
                 for row, sample in enumerate(batch):
@@ -335,15 +339,21 @@ def swap_sweep(
     for kind, head, segment, blocks, direction in tqdm(plan, desc="swap sweep", disable=not progress, unit="run"):
         receiver, donor = (pair.base, pair.sft) if direction == "base" else (pair.sft, pair.base)
         names = ("base", "sft") if direction == "base" else ("sft", "base")
-        if kind == "receiver":
-            scores = _scores(score_fn, receiver, n_items)
-            n_items = scores.size
-            reference[direction] = scores
-        elif kind == "donor":
-            scores = _scores(score_fn, donor, n_items)
-        else:
-            with swapped_models(receiver, None if kind == "placebo" else donor, blocks, head=head) as model:
-                scores = _scores(score_fn, model, n_items)
+        where = f"swap sweep, {names[1]}→{names[0]} {kind} (head {head}, blocks {list(blocks)})"
+        try:
+            if kind == "receiver":
+                scores = _scores(score_fn, receiver, n_items)
+                n_items = scores.size
+                reference[direction] = scores
+            elif kind == "donor":
+                scores = _scores(score_fn, donor, n_items)
+            else:
+                with swapped_models(receiver, None if kind == "placebo" else donor, blocks, head=head) as model:
+                    scores = _scores(score_fn, model, n_items)
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"{where}: {exc}") from exc
+        if bool(np.isinf(scores).any()):  # NaN marks an item without a score; infinity is never a score
+            require_finite(scores[~np.isnan(scores)], f"{where}: scores")
         mean, low, high = bootstrap_mean_ci(scores, n_boot=n_bootstrap, seed=seed)
         diff = scores - reference[direction]
         d_mean, d_low, d_high = bootstrap_mean_ci(diff, n_boot=n_bootstrap, seed=seed)

@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 
 from mbt import trace, train
+from mbt.checks import require_finite
 from mbt.pairs import ModelPair, PairSpec
 
 __all__ = [
@@ -229,6 +230,8 @@ def _norms(base: Any, sft: Any, key: str, chunk: int) -> tuple[float, float, int
     numel = math.prod(shape)
     if len(shape) == 0:
         a, b = base[...].double(), sft[...].double()
+        require_finite(a, f"weight_change: tensor {key!r} of the Base checkpoint")
+        require_finite(b, f"weight_change: tensor {key!r} of the SFT checkpoint")
         return float((b - a).abs()), float(a.abs()), 1
     per_row = max(1, math.prod(shape[1:]))
     step = max(1, chunk // per_row)
@@ -238,6 +241,11 @@ def _norms(base: Any, sft: Any, key: str, chunk: int) -> tuple[float, float, int
         b = sft[start : start + step].to(torch.float64)
         d2 += float(((b - a) ** 2).sum())
         n2 += float((a**2).sum())
+    if not (math.isfinite(d2) and math.isfinite(n2)):  # float64 sums of finite fp32/bf16 values cannot overflow
+        for side, tensor in (("Base", base), ("SFT", sft)):
+            for start in range(0, shape[0], step):
+                require_finite(tensor[start : start + step], f"weight_change: tensor {key!r} of the {side} checkpoint "
+                               f"(rows {start}..{min(start + step, shape[0]) - 1})")
     return math.sqrt(d2), math.sqrt(n2), numel
 
 
@@ -371,6 +379,7 @@ def weight_change(
 
     Raises:
         ValueError: If a tensor's shape differs between the checkpoints, or no block tensors are found.
+        NonFiniteError: If a tensor holds NaN or infinite values (names the tensor and the checkpoint).
         FileNotFoundError: If a checkpoint has no safetensors files or is not available locally.
     """
     (base_src, base_rev), (sft_src, sft_rev) = _pair_sources(pair_or_paths)

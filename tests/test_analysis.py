@@ -131,3 +131,95 @@ def test_refuses_when_the_sft_side_would_see_other_token_ids(pair, save_pair):
     mixed = ModelPair(pair.base, sft, pair.tokenizer, pair.spec, pair.n_layers, pair.hidden_size)
     with pytest.raises(PairMismatchError, match="different token ids"):
         mbt.analyze(mixed, TEXTS, cache=False, progress=False)
+
+
+def _unloadable(pair):
+    """A sequential copy of ``pair`` whose loaders fail: any model work raises."""
+    def boom():
+        raise AssertionError("a model was loaded")
+
+    return ModelPair(None, None, pair.tokenizer, pair.spec, pair.n_layers, pair.hidden_size,
+                     loaders={"base": boom, "sft": boom}, dtype=torch.float32)
+
+
+def test_n_token_zero_skips_token_metrics_and_refuses_them_by_name(pair):
+    frame = mbt.analyze(pair, TEXTS, n_token=0, cache=False, progress=False, n_bootstrap=10)
+    assert not set(analysis.TOKEN_METRICS) & set(frame.metric)
+    assert {"cka", "effective_rank", "delta_effective_rank"} <= set(frame.metric)
+    with pytest.raises(ValueError, match="n_token is 0"):
+        mbt.analyze(pair, TEXTS, n_token=0, metrics=["cka", "prompt_entropy"], cache=False, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"metrics": ["cka", "ckaa"]}, "valid: 'all' or any of"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"batch_size": -2}, "batch_size must be a positive integer"),
+    ({"n_token": -1}, "n_token must be in 0"),
+    ({"n_token": len(TEXTS) + 1}, "n_token must be in 0"),
+    ({"max_length": 0}, "max_length must be a positive integer"),
+    ({"max_length": -5}, "max_length must be a positive integer"),
+    ({"conventions": "papr"}, "unknown conventions preset"),
+    ({"n_bootstrap": -1}, "n_bootstrap"),
+    ({"padding_side": "middle"}, "padding_side"),
+])
+def test_bad_arguments_are_refused_before_any_model_work(pair, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mbt.analyze(_unloadable(pair), TEXTS, cache=False, progress=False, **kwargs)
+
+
+def test_degenerate_texts_are_refused_with_the_index(pair):
+    lazy = _unloadable(pair)
+    with pytest.raises(ValueError, match="text 1 is empty"):
+        mbt.analyze(lazy, ["a text", "", "another"], cache=False, progress=False)
+    with pytest.raises(ValueError, match="text 0 is empty"):
+        mbt.analyze(lazy, ["  \n", "x"], cache=False, progress=False)
+    with pytest.raises(ValueError, match="fewer than 2 distinct texts"):
+        mbt.analyze(lazy, ["same text"] * 5, cache=False, progress=False)
+
+
+def test_max_length_is_capped_at_the_models_positions_with_one_warning(pair):
+    limit = trace.unwrap(pair.base).config.max_position_embeddings
+    long_text = " ".join(["lazy dog"] * limit)  # far more than `limit` tokens
+    texts = [long_text, *TEXTS[:5]]
+    with pytest.warns(UserWarning, match=rf"1 of 6 texts are longer than the models' {limit} positions") as rec:
+        frame = mbt.analyze(pair, texts, metrics=["cka", "prompt_entropy"], max_length=4 * limit, cache=False,
+                            progress=False, n_bootstrap=0)
+    assert len([w for w in rec if "positions" in str(w.message)]) == 1
+    assert np.isfinite(frame.value).all()
+
+
+def test_rank_tolerance_uses_the_models_dtype(save_pair, monkeypatch):
+    X = torch.tensor([[1.0, 0.0], [0.0, 1e-4]], dtype=torch.float32)
+    assert M.rank_deficiency(X) == 0.0  # float32 eps: both directions count
+    assert M.rank_deficiency(X, source_dtype=torch.bfloat16) == 0.5  # bf16 eps: the small one does not
+    assert M.spectral_summary(X, metrics=("rank_deficiency",), source_dtype=torch.bfloat16)["rank_deficiency"] == 0.5
+    base_dir, sft_dir = save_pair("olmo2")
+    bf16 = mbt.load_pair(base=str(base_dir), sft=str(sft_dir), device="cpu", dtype="bfloat16")
+    seen = []
+    original = M.spectral_summary
+    monkeypatch.setattr(M, "spectral_summary", lambda *a, **k: seen.append(k.get("source_dtype")) or original(*a, **k))
+    mbt.analyze(bf16, TEXTS, metrics=["rank_deficiency"], cache=False, progress=False)
+    assert seen and set(seen) == {torch.bfloat16}
+
+
+def test_cache_hit_is_announced_and_needs_no_weights(pair, save_pair, tmp_path, capsys):
+    base_dir, sft_dir = save_pair("olmo2")
+    kwargs = dict(metrics=["cka"], cache=tmp_path, n_bootstrap=0)
+    lazy = mbt.load_pair(base=str(base_dir), sft=str(sft_dir), device="cpu", sequential=True)
+    first = mbt.analyze(lazy, TEXTS, progress=False, **kwargs)
+    capsys.readouterr()
+    again = mbt.analyze(_unloadable(lazy), TEXTS, progress=False, **kwargs)  # a hit: no model is loaded
+    pd.testing.assert_frame_equal(first, again)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mbt: cached analyze result")
+    # an eager pair of the same folders has the same identity, hence the same key
+    assert analysis.pair_identity(pair) == analysis.pair_identity(lazy)
+
+
+def test_texts_joined_differently_get_different_keys(pair, tmp_path):
+    a = ["the cat\0sat on the mat", "a dog ran"]
+    b = ["the cat", "sat on the mat\0a dog ran"]
+    conv = M.resolve_conventions("standard")
+    keys = [analysis.analyze_key(pair, t, chosen=["cka"], conventions=conv, n_token=0, max_length=64,
+                                 n_bootstrap=0, seed=0)[0] for t in (a, b)]
+    assert keys[0] != keys[1]

@@ -330,7 +330,7 @@ def test_cached_call_keys_on_the_call_itself(tmp_path, monkeypatch, capsys):
     texts = [f"text {i}" for i in range(12)]
     first = book.cached_call(_table, 1, texts)
     again = book.cached_call(_table, 1, texts, progress=False)  # progress is not part of the key
-    assert len(_CALLS) == 1 and first.equals(again) and "reusing the stored result" in capsys.readouterr().out
+    assert len(_CALLS) == 1 and first.equals(again) and "mbt: cached" in capsys.readouterr().err
     book.cached_call(_table, 2, texts)  # another argument: computed again
     book.cached_call(_table, 1, texts[:-1] + ["text 11 changed"])  # other texts: computed again
     book.cached_call(_table, 1, ["text 0\0text 1", *texts[2:]])  # text boundaries matter

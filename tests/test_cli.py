@@ -53,3 +53,105 @@ def test_tune_subcommands_are_wired(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--masks" in out and "--seeds" in out and "resume" in out
+
+
+def _gsm8k_file(tmp_path):
+    data = tmp_path / "gsm8k.jsonl"
+    rows = [{"question": f"Tom has {i} apples and buys {i + 1} more. How many?",
+             "answer": f"{i} + {i + 1} = <<{i}+{i + 1}={2 * i + 1}>>{2 * i + 1} #### {2 * i + 1}"} for i in range(12)]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    return data
+
+
+def _no_weights(monkeypatch):
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--metrics", "cka,ckaa"], "valid: 'all' or any of"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--n-pooled", "-3"], "--n-pooled must be a positive integer"),
+    (["--max-length", "-5"], "--max-length must be a positive integer"),
+    (["--n-token", "-1"], "--n-token must be >= 0"),
+])
+def test_analyze_checks_its_arguments_before_loading_anything(tmp_path, save_pair, monkeypatch, capsys, flags, match):
+    import mbt.pairs
+
+    base_dir, sft_dir = save_pair("olmo2")
+    monkeypatch.setattr(mbt.pairs, "load_pair", lambda *a, **k: pytest.fail("the pair was loaded"))
+    code = cli.main(["analyze", "--base", str(base_dir), "--sft", str(sft_dir), "--dataset", "gsm8k",
+                     "--path", str(_gsm8k_file(tmp_path)), "--out", str(tmp_path / "o.csv"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err
+    assert err.count("\n") == 1 and err.startswith("mbt: error: ")
+
+
+def test_analyze_cache_hit_loads_no_weights(tmp_path, save_pair, monkeypatch, capsys):
+    base_dir, sft_dir = save_pair("olmo2")
+    args = ["analyze", "--base", str(base_dir), "--sft", str(sft_dir), "--dataset", "gsm8k", "--path",
+            str(_gsm8k_file(tmp_path)), "--n-pooled", "8", "--n-token", "3", "--metrics", "cka,sparsity",
+            "--device", "cpu", "--out", str(tmp_path / "a.csv")]
+    assert cli.main(args) == 0
+    first = pd.read_csv(tmp_path / "a.csv")
+    capsys.readouterr()
+    _no_weights(monkeypatch)
+    assert cli.main([*args[:-1], str(tmp_path / "b.csv")]) == 0
+    assert "mbt: cached analyze result" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "b.csv"))
+    with pytest.raises(AssertionError, match="weights were loaded"):  # a miss does load them
+        cli.main([*args[:-1], str(tmp_path / "c.csv"), "--no-cache"])
+
+
+def test_analyze_of_a_pooled_only_dataset_skips_token_metrics(tmp_path, save_pair, capsys):
+    base_dir, sft_dir = save_pair("olmo2")
+    data = tmp_path / "humaneval.jsonl"
+    data.write_text("\n".join(json.dumps({"task_id": f"t/{i}", "prompt": f"def f{i}(x):\n    return x + {i}\n",
+                                          "canonical_solution": f"    return x + {i}\n"}) for i in range(6)))
+    out = tmp_path / "h.csv"
+    code = cli.main(["analyze", "--base", str(base_dir), "--sft", str(sft_dir), "--dataset", "humaneval", "--path",
+                     str(data), "--n-pooled", "6", "--device", "cpu", "--no-cache", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    frame = pd.read_csv(out)
+    assert "cka" in set(frame.metric) and "prompt_entropy" not in set(frame.metric)
+
+
+def test_one_line_errors_and_debug_tracebacks(tmp_path, capsys):
+    args = ["analyze", "--pair", "olmo9", "--dataset", "gsm8k", "--path", str(_gsm8k_file(tmp_path)),
+            "--out", str(tmp_path / "o.csv")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mbt: error: unknown pair 'olmo9'") and err.count("\n") == 1
+    assert cli.main(["--debug", *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("mbt: error: unknown pair")
+
+
+def test_bugs_keep_their_traceback(monkeypatch):
+    def buggy(args):
+        raise TypeError("a real bug")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["pairs"].set_defaults(func=buggy)
+    with pytest.raises(TypeError, match="a real bug"):
+        cli.main(["pairs"])
+
+
+def test_subprocess_error_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mbt.cli", "analyze", "--base", str(tmp_path / "nowhere"),
+                           "--sft", str(tmp_path / "nowhere"), "--dataset", "gsm8k", "--path",
+                           str(_gsm8k_file(tmp_path)), "--out", str(tmp_path / "o.csv")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("mbt: error: ") and "Traceback" not in proc.stderr

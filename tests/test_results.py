@@ -49,3 +49,113 @@ def test_roundtrip_manifest_and_corruption_detection(tmp_path):
     with pytest.warns(UserWarning):
         assert cache.load(key) is None
     json.dumps(meta)
+
+
+def test_cache_root_honours_mbt_cache_then_xdg(monkeypatch, tmp_path):
+    from mbt.results import cache_root
+
+    monkeypatch.setenv("MBT_CACHE", str(tmp_path / "explicit"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "explicit"
+    monkeypatch.delenv("MBT_CACHE")
+    assert cache_root() == tmp_path / "xdg" / "mbt"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "mbt"
+
+
+def test_text_fingerprint_is_unambiguous_and_typed():
+    from mbt.data import fingerprint
+    from mbt.results import text_fingerprint
+
+    a = ["the cat\0sat on the mat", "a dog ran"]
+    b = ["the cat", "sat on the mat\0a dog ran"]
+    assert text_fingerprint(a) != text_fingerprint(b)
+    assert text_fingerprint(["ab", "c"]) != text_fingerprint(["a", "bc"])
+    assert text_fingerprint(["x", "y"]) != text_fingerprint(["y", "x"])
+    assert fingerprint(a) == text_fingerprint(a)
+    with pytest.raises(TypeError):
+        text_fingerprint("one string")
+    with pytest.raises(TypeError, match="text 1"):
+        text_fingerprint(["a", 3])
+
+
+def test_weights_fingerprint_hashes_content_once(tmp_path, monkeypatch):
+    import os
+
+    from mbt import results
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"A" * 64)
+    (folder / "config.json").write_text("{}")
+    (folder / "README.md").write_text("not part of the identity")
+    first = results.weights_fingerprint(folder)
+    assert len(first) == 64 and (results.cache_root() / "hashes.json").exists()
+    calls = []
+    original = results.file_sha256
+    monkeypatch.setattr(results, "file_sha256", lambda p: calls.append(p) or original(p))
+    assert results.weights_fingerprint(folder) == first and calls == []  # remembered, not rehashed
+    (folder / "README.md").write_text("edited")
+    assert results.weights_fingerprint(folder) == first
+    # another file of the same size, even with the old modification time, is noticed
+    stat = (folder / "model.safetensors").stat()
+    replacement = tmp_path / "other.safetensors"
+    replacement.write_bytes(b"B" * 64)
+    os.replace(replacement, folder / "model.safetensors")
+    os.utime(folder / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = results.weights_fingerprint(folder)
+    assert second != first and len(calls) == 1
+    assert results.weights_fingerprint(folder / "model.safetensors") != second  # one file
+    with pytest.raises(FileNotFoundError):
+        results.weights_fingerprint(tmp_path / "missing")
+
+
+def test_cached_computes_once_and_announces_hits(tmp_path, capsys):
+    from mbt.results import cached
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": [1, 2]})
+
+    first = cached("demo", {"a": 1}, compute, root=tmp_path)
+    assert capsys.readouterr().err == ""
+    again = cached("demo", {"a": 1}, compute, root=tmp_path)
+    pd.testing.assert_frame_equal(first, again)
+    assert calls == [1]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mbt: cached demo result ") and "computed 20" in err[0]
+    cached("demo", {"a": 1}, compute, root=tmp_path, announce=False)
+    assert capsys.readouterr().err == ""
+    cached("demo", {"a": 2}, compute, root=tmp_path)
+    cached("demo", {"a": 1}, compute, root=tmp_path, cache=False)
+    assert calls == [1, 1, 1]
+    with pytest.raises(TypeError, match="DataFrame"):
+        cached("demo", {"a": 3}, lambda: [1, 2], root=tmp_path)
+
+
+def test_file_lock_is_exclusive_within_and_across_holders(tmp_path):
+    import threading
+    import time
+
+    from mbt.results import file_lock
+
+    target = tmp_path / "table.parquet"
+    inside, overlaps = [], []
+
+    def work():
+        with file_lock(target):
+            if inside:
+                overlaps.append(1)
+            inside.append(1)
+            time.sleep(0.02)
+            inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == [] and (tmp_path / "table.parquet.lock").exists()

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from mbt import plots
-from mbt.analysis import analyze, model_fingerprint
+from mbt.analysis import analyze, model_fingerprint, pair_identity
 from mbt.data import fingerprint, load_sample
 from mbt.pairs import ModelPair, load_pair, pair_label
 from mbt.paper.records import slug
@@ -259,8 +259,8 @@ def _is_toy_folder(path: str) -> bool:
 
 
 def pair_fingerprint(pair: Any) -> dict[str, Any]:
-    """What identifies a loaded pair's weights, for cache keys (see :func:`cached_call`)."""
-    return {"name": pair.spec.name, "base": model_fingerprint(pair.base), "sft": model_fingerprint(pair.sft)}
+    """What identifies a pair's weights, for cache keys (:func:`mbt.analysis.pair_identity`; loads no model)."""
+    return pair_identity(pair)
 
 
 def _identity(value: Any) -> Any:
@@ -293,7 +293,7 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     its weights' fingerprint, a list of texts by its content fingerprint, plain values as they are;
     ``progress`` is left out), so no caller writes a key by hand and no argument can be forgotten. The
     store is :class:`mbt.results.ResultCache` (``<cache root>/book-<function>/``), with provenance; a hit
-    is announced in one line.
+    is announced in one line (:meth:`mbt.results.ResultCache.announce`).
 
     Args:
         fn: A function returning a DataFrame.
@@ -310,7 +310,7 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     key = make_key(settings)
     hit = store.load(key)
     if hit is not None:
-        print(f"mbt: reusing the stored result of {name} ({key})")
+        store.announce(key)
         return hit
     start = time.perf_counter()
     table = fn(*args, **kwargs)

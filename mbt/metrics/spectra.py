@@ -378,7 +378,8 @@ def _erank_from_sigma(sigma: Tensor, conv: Conventions) -> float:
     return erank / k if conv.erank_normalize else erank
 
 
-def rank_deficiency(X: Tensor, *, conventions: str | Conventions = "standard", **overrides: Any) -> float:
+def rank_deficiency(X: Tensor, *, conventions: str | Conventions = "standard", source_dtype: torch.dtype | None = None,
+                    **overrides: Any) -> float:
     r"""Rank deficiency ``1 − rank(X) / min(n, d)`` of a pooled matrix (paper §3.3, "algebraic").
 
     ``rank(X) = #{i : σ_i > τ}`` with ``τ = σ_max·max(n, d)·eps(dtype)`` (``rank_tol="dtype"``, the
@@ -388,6 +389,9 @@ def rank_deficiency(X: Tensor, *, conventions: str | Conventions = "standard", *
     Args:
         X: Shape ``(n, d)``, any float dtype.
         conventions: Preset name or :class:`~mbt.metrics.Conventions`.
+        source_dtype: The dtype ``X`` was computed in, when it was upcast before this call (e.g.
+            bf16 hidden states pooled into a float32 matrix); ``rank_tol="dtype"`` uses its epsilon.
+            Default: ``X``'s own dtype.
         **overrides: ``rank_tol``, ``zero_null_eigenvalues``.
 
     Returns:
@@ -400,7 +404,8 @@ def rank_deficiency(X: Tensor, *, conventions: str | Conventions = "standard", *
     """
     conv = resolve_conventions(conventions, **overrides)
     X64 = check_matrix(X, "X", min_rows=1)
-    return _rank_deficiency_from_sigma(_spectrum(X64, conv), X64.shape, original_dtype(X), conv)
+    dtype = source_dtype if source_dtype is not None else original_dtype(X)
+    return _rank_deficiency_from_sigma(_spectrum(X64, conv), X64.shape, dtype, conv)
 
 
 def _rank_deficiency_from_sigma(sigma: Tensor, shape: torch.Size, dtype: torch.dtype, conv: Conventions) -> float:
@@ -473,6 +478,7 @@ def spectral_summary(
     *,
     metrics: tuple[str, ...] = _FROM_SIGMA,
     conventions: str | Conventions = "standard",
+    source_dtype: torch.dtype | None = None,
     **overrides: Any,
 ) -> dict[str, float]:
     """Several rank-type metrics of one pooled matrix from a single eigendecomposition.
@@ -486,6 +492,7 @@ def spectral_summary(
         metrics: Any of ``"effective_rank"``, ``"rank_deficiency"``, ``"condition_number"``,
             ``"spectral_norm"``.
         conventions: Preset name or :class:`~mbt.metrics.Conventions`.
+        source_dtype: The dtype ``X`` was computed in (see :func:`rank_deficiency`); default ``X``'s own.
         **overrides: Convention fields.
 
     Returns:
@@ -503,7 +510,8 @@ def spectral_summary(
             centred = _spectrum(X64 - X64.mean(dim=0, keepdim=True), conv) if conv.erank_center else sigma
             out[name] = _erank_from_sigma(centred, conv)
         elif name == "rank_deficiency":
-            out[name] = _rank_deficiency_from_sigma(sigma, X64.shape, original_dtype(X), conv)
+            dtype = source_dtype if source_dtype is not None else original_dtype(X)
+            out[name] = _rank_deficiency_from_sigma(sigma, X64.shape, dtype, conv)
         elif name == "condition_number":
             out[name] = _condition_from_sigma(sigma, conv)
         else:

@@ -1,0 +1,198 @@
+"""Fault injection: corrupt caches, concurrent writers, NaN-poisoned weights, colliding keys.
+
+Each test provokes one failure and checks that ``mbt`` either recovers (a corrupt cache entry is
+warned about and recomputed) or stops with an error that names where the fault is, instead of
+returning wrong numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pandas as pd
+import pytest
+
+from mbt.results import ResultCache, cached, locked_update, make_key
+
+# ----------------------------------------------------------------------------------------------
+# cache files
+
+
+def _stored(tmp_path):
+    cache = ResultCache(tmp_path, kind="t")
+    settings = {"pair": "p", "seed": 0}
+    key = make_key(settings)
+    frame = pd.DataFrame({"layer": [0, 1, 2], "value": [0.5, 0.25, 0.125]})
+    cache.save(key, frame, settings)
+    return cache, key, frame, settings
+
+
+@pytest.mark.parametrize("damage", ["parquet_cut", "manifest_list", "manifest_no_fields", "manifest_garbage",
+                                    "manifest_rows_text"])
+def test_damaged_cache_entries_are_warned_about_and_recomputed(tmp_path, damage):
+    cache, key, frame, settings = _stored(tmp_path)
+    table, manifest = cache.paths(key)
+    if damage == "parquet_cut":
+        table.write_bytes(table.read_bytes()[: table.stat().st_size // 2])
+    elif damage == "manifest_list":
+        manifest.write_text(json.dumps([1, 2, 3]))
+    elif damage == "manifest_no_fields":
+        manifest.write_text(json.dumps({"key": key}))
+    elif damage == "manifest_garbage":
+        manifest.write_bytes(b"\x00\xff{not json")
+    else:
+        meta = json.loads(manifest.read_text())
+        meta["rows"] = "3"
+        manifest.write_text(json.dumps(meta))
+    calls = []
+    with pytest.warns(UserWarning, match="partial or corrupt"):
+        out = cached("t", settings, lambda: calls.append(1) or frame, root=tmp_path)
+    assert calls == [1]
+    pd.testing.assert_frame_equal(out, frame)
+    pd.testing.assert_frame_equal(cache.load(key), frame)  # stored afresh, loads cleanly
+
+
+def _append_rows(args: tuple[str, int]) -> None:
+    path, writer = args
+    for round_ in range(10):
+        rows = pd.DataFrame({"writer": [writer] * 5, "round": [round_] * 5, "item": list(range(5))})
+        locked_update(path, lambda old, rows=rows: rows if old is None else pd.concat([old, rows], ignore_index=True))
+
+
+def test_two_processes_appending_with_locked_update_lose_no_rows(tmp_path):
+    path = str(tmp_path / "sweep.parquet")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_rows, args=((path, w),)) for w in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    frame = pd.read_parquet(path)
+    assert len(frame) == 2 * 10 * 5
+    assert not frame.duplicated().any()
+    assert frame.groupby("writer").size().to_dict() == {0: 50, 1: 50}
+
+
+def test_locked_update_refuses_to_overwrite_an_unreadable_table(tmp_path):
+    path = tmp_path / "sweep.parquet"
+    path.write_bytes(b"PAR1 not really")
+    with pytest.raises(ValueError, match="not a readable Parquet table"):
+        locked_update(path, lambda old: pd.DataFrame({"x": [1]}))
+    assert path.read_bytes() == b"PAR1 not really"
+
+
+def test_text_keys_do_not_collide():
+    from mbt.results import text_fingerprint
+
+    assert text_fingerprint(["the cat\0sat on the mat", "a dog ran"]) != text_fingerprint(
+        ["the cat", "sat on the mat\0a dog ran"])
+
+
+# ----------------------------------------------------------------------------------------------
+# NaN-poisoned weights: one NaN in one weight of block 1 (0-based), whose output is layer 2
+
+POISONED = "model.layers.1.mlp.down_proj.weight"
+
+
+@pytest.fixture(scope="module")
+def poisoned(save_pair, tmp_path_factory, tokenizer):
+    """``(base_dir, sft_dir, poisoned_dir)``: a copy of the Base checkpoint with one NaN weight."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base_dir, sft_dir = save_pair("olmo2")
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    with torch.no_grad():
+        model.get_parameter(POISONED)[0, 0] = float("nan")
+    out = tmp_path_factory.mktemp("poisoned") / "base"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return base_dir, sft_dir, out
+
+
+@pytest.mark.parametrize("role", ["base", "sft"])
+def test_analyze_names_the_model_and_layer_of_nan_states(poisoned, role):
+    from conftest import TEXTS
+
+    import mbt
+    from mbt.checks import NonFiniteError
+
+    base_dir, sft_dir, bad = poisoned
+    dirs = {"base": str(base_dir), "sft": str(sft_dir), role: str(bad)}
+    pair = mbt.load_pair(base=dirs["base"], sft=dirs["sft"], device="cpu")
+    with pytest.raises(NonFiniteError, match=rf"{role} model, layer 2: hidden states .* NaN"):
+        mbt.analyze(pair, TEXTS, cache=False, progress=False, n_bootstrap=0)
+
+
+def test_logit_lens_names_the_model_and_layer(poisoned, tokenizer):
+    from conftest import TEXTS
+    from transformers import AutoModelForCausalLM
+
+    from mbt import probe, trace
+    from mbt.checks import NonFiniteError
+
+    model = trace.wrap(AutoModelForCausalLM.from_pretrained(poisoned[2]).eval(), tokenizer)
+    with pytest.raises(NonFiniteError, match=r"logit lens of model '.*base', layer 2"):
+        probe.logit_lens(model, TEXTS, progress=False, n_bootstrap=0)
+
+
+def test_weight_change_names_the_tensor(poisoned):
+    from mbt.checks import NonFiniteError
+    from mbt.weights import weight_change
+
+    base_dir, _, bad = poisoned
+    with pytest.raises(NonFiniteError, match=rf"tensor '{POISONED}' of the SFT checkpoint"):
+        weight_change((base_dir, bad))
+    with pytest.raises(NonFiniteError, match=rf"tensor '{POISONED}' of the Base checkpoint"):
+        weight_change((bad, base_dir))
+
+
+def test_perplexity_and_answer_nll_refuse_nan_logits(poisoned, tokenizer):
+    from conftest import TEXTS
+    from transformers import AutoModelForCausalLM
+
+    from mbt.checks import NonFiniteError
+    from mbt.evaluate import answer_nll, perplexity
+
+    model = AutoModelForCausalLM.from_pretrained(poisoned[2]).eval()
+    with pytest.raises(NonFiniteError, match="perplexity: logits of texts"):
+        perplexity(model, tokenizer, TEXTS, progress=False)
+    items = [{"question": "Tom has 3 apples and buys 4 more. How many?", "answer": "3 + 4 = 7 #### 7"}]
+    with pytest.raises(NonFiniteError, match="answer_nll: log-probabilities of item 0"):
+        answer_nll(model, tokenizer, items)
+
+
+def test_swap_scores_refuse_nan_logits_and_name_the_configuration(poisoned, tokenizer):
+    from conftest import TEXTS
+
+    import mbt
+    from mbt.checks import NonFiniteError
+    from mbt.swap import swap_sweep, token_accuracy
+
+    base_dir, sft_dir, bad = poisoned
+    pair = mbt.load_pair(base=str(bad), sft=str(sft_dir), device="cpu")
+    score = token_accuracy(tokenizer, TEXTS[:4])
+    with pytest.raises(NonFiniteError, match="token_accuracy: logits"):
+        score(pair.base)
+    with pytest.raises(NonFiniteError, match="swap sweep, sft→base receiver"):
+        swap_sweep(pair, score, n_segments=3, progress=False, n_bootstrap=0)
+
+
+def test_require_finite_counts_and_passes():
+    import numpy as np
+    import torch
+
+    from mbt.checks import NonFiniteError, require_finite
+
+    require_finite(torch.ones(3, dtype=torch.bfloat16), "ok")
+    require_finite(np.arange(3), "integers")
+    require_finite(1.5, "a number")
+    with pytest.raises(NonFiniteError, match=r"^here: 1 NaN and 2 infinite value\(s\) among 5"):
+        require_finite(torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 0.0]), "here")
+    with pytest.raises(NonFiniteError, match="1 NaN"):
+        require_finite(np.array([np.nan, 1.0], dtype=np.float64), "array")
+    with pytest.raises(NonFiniteError, match="0 NaN and 1 infinite"):
+        require_finite(torch.tensor([1e308, float("inf")], dtype=torch.float64), "float64")
+    assert issubclass(NonFiniteError, ValueError)
