@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mbt.results import text_fingerprint
+
 __all__ = [
     "DATASETS",
     "GRANULARITIES",
@@ -833,7 +835,5 @@ def fingerprint(texts: Sequence[str]) -> str:
     Raises:
         TypeError: For a single string or a non-string element.
     """
-    from mbt.results import text_fingerprint
-
     return text_fingerprint(texts)
 

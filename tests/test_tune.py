@@ -382,3 +382,53 @@ def test_cli_arguments():
     assert args.func is cli._cmd_tune_sweep and args.masks == "01100,00110" and args.threads == 2
     args = parser.parse_args(["tune", "suggest", "--n-segments", "10"])
     assert args.func is cli._cmd_tune_suggest and args.n_segments == 10
+
+
+def _sweep_in_child(base: str, out: str, masks: list[str], seeds: list[int]) -> int:
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from mbt import tune as child_tune
+
+    return len(child_tune.sweep(base, masks=masks, seeds=seeds, out=out, **SWEEP))
+
+
+def test_two_sweeps_on_one_file_lose_no_row(base_dir, tmp_path):
+    import concurrent.futures
+    import multiprocessing
+
+    out = tmp_path / "shared.parquet"
+    jobs = [(["10000", "01000"], [0]), (["00100", "00010"], [0])]
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        counts = list(pool.map(_sweep_in_child, [str(base_dir)] * 2, [str(out)] * 2, *zip(*jobs, strict=True)))
+    assert counts == [2, 2]
+    table = tune_sweeps.read_table(out)
+    assert sorted(table["mask"]) == ["00010", "00100", "01000", "10000"]  # nothing overwritten
+
+
+def test_sweep_does_not_resume_from_other_weights_of_the_same_size(tokenizer, tmp_path, monkeypatch):
+    base = tmp_path / "base"
+    make_model("olmo2", n_layers=5, hidden=32).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    out = tmp_path / "s.parquet"
+    tune.sweep(str(base), masks=["10000"], seeds=[0], out=out, **SWEEP)
+    size = (base / "model.safetensors").stat().st_size
+    make_model("olmo2", n_layers=5, hidden=32, seed=1).save_pretrained(base)  # other weights, same size
+    assert (base / "model.safetensors").stat().st_size == size
+    calls = []
+    real = tune_sweeps.train_lora
+    monkeypatch.setattr(tune_sweeps, "train_lora", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tune.sweep(str(base), masks=["10000"], seeds=[0], out=out, **SWEEP)
+    assert calls == [1] and len(tune_sweeps.read_table(out)) == 2
+
+
+def test_sweep_validates_everything_before_training(base_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(tune_sweeps, "load_causal_lm", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr(tune_sweeps, "train_lora", lambda *a, **k: pytest.fail("trained"))
+    out = tmp_path / "v.parquet"
+    with pytest.raises(ValueError, match="11 segments do not fit into 5 layers"):
+        tune.sweep(str(base_dir), masks=["10000", "1" * 11], seeds=[0], out=out, **SWEEP)
+    for bad in ({"steps": 0}, {"rank": 0}, {"n_test": 0}, {"eval_batch_size": 0}):
+        with pytest.raises(ValueError, match="must be a whole number >= 1"):
+            tune.sweep(str(base_dir), masks=["10000"], seeds=[0], out=out, **{**SWEEP, **bad})
+    assert not out.exists()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from mbt.data import fingerprint, load_sample
 from mbt.pairs import ModelPair, load_pair, pair_label
 from mbt.paper.records import slug
 from mbt.probe import logit_lens
-from mbt.results import ResultCache, cache_root, make_key
+from mbt.results import cache_root, cached
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.swap import swap_sweep, token_accuracy
 from mbt.tune import sweep
@@ -292,8 +291,8 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     The key holds ``fn``'s module and qualified name and an identity of every argument (a pair or model by
     its weights' fingerprint, a list of texts by its content fingerprint, plain values as they are;
     ``progress`` is left out), so no caller writes a key by hand and no argument can be forgotten. The
-    store is :class:`mbt.results.ResultCache` (``<cache root>/book-<function>/``), with provenance; a hit
-    is announced in one line (:meth:`mbt.results.ResultCache.announce`).
+    store is :func:`mbt.results.cached` (``<cache root>/book-<function>/``), with provenance; a hit is
+    announced in one line.
 
     Args:
         fn: A function returning a DataFrame.
@@ -303,19 +302,10 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     """
     if not cache:
         return fn(*args, **kwargs)
-    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', fn)}"
-    settings = {"fn": name, "args": [_identity(a) for a in args],
+    qualname = str(getattr(fn, "__qualname__", "call")).replace("<", "").replace(">", "")
+    settings = {"fn": f"{getattr(fn, '__module__', '')}.{qualname}", "args": [_identity(a) for a in args],
                 "kwargs": {k: _identity(v) for k, v in sorted(kwargs.items()) if k not in _NOT_KEYED}}
-    store = ResultCache(kind=f"book-{getattr(fn, '__qualname__', 'call')}".replace("<", "").replace(">", ""))
-    key = make_key(settings)
-    hit = store.load(key)
-    if hit is not None:
-        store.announce(key)
-        return hit
-    start = time.perf_counter()
-    table = fn(*args, **kwargs)
-    store.save(key, table, settings, seconds=round(time.perf_counter() - start, 3))
-    return table
+    return cached(f"book-{qualname}", settings, lambda: fn(*args, **kwargs))
 
 
 def metric_table(frame: pd.DataFrame, *, model: str = "sft") -> pd.DataFrame:

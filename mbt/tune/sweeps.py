@@ -19,10 +19,11 @@ from typing import Any
 
 import pandas as pd
 
+from mbt.analysis import model_fingerprint
 from mbt.cpu import pinned_threads
 from mbt.loading import load_causal_lm
 from mbt.pairs import PAIRS, ModelPair, resolve_toy
-from mbt.results import atomic_write
+from mbt.results import atomic_write, file_lock, weights_fingerprint
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.trace import unwrap
 from mbt.tune.config import DEFAULT_TARGETS, check_preset, config_of
@@ -48,14 +49,14 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any) -> tuple[Any, Any, str, dic
 
     if isinstance(pair_or_base, ModelPair):
         module = unwrap(pair_or_base.base)
-        src = str(getattr(module.config, "_name_or_path", "") or "")
-        return module, pair_or_base.tokenizer, pair_or_base.spec.name, {"pair": pair_or_base.spec.name, "base": src}
+        return (module, pair_or_base.tokenizer, pair_or_base.spec.name,
+                {"pair": pair_or_base.spec.name, "base": model_fingerprint(module)})
     if isinstance(pair_or_base, torch.nn.Module) or hasattr(pair_or_base, "_module"):
         if tokenizer is None:
             raise ValueError("give tokenizer= with a model object")
         module = unwrap(pair_or_base)
         src = str(getattr(module.config, "_name_or_path", "") or "")
-        return module, tokenizer, Path(src).name or type(module).__name__, {"base": src}
+        return module, tokenizer, Path(src).name or type(module).__name__, {"base": model_fingerprint(module)}
     name = str(pair_or_base)
     if name in PAIRS:
         spec = PAIRS[name]
@@ -68,9 +69,8 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any) -> tuple[Any, Any, str, dic
 
         tokenizer = AutoTokenizer.from_pretrained(base)
     fp: dict[str, Any] = {"base": base}
-    folder = Path(base)
-    if folder.is_dir():
-        fp["files"] = sorted((p.name, p.stat().st_size) for p in folder.iterdir() if p.is_file())
+    if Path(base).is_dir():  # the weights' content, not their file names and sizes
+        fp = {"base": weights_fingerprint(base)}
     return base, tokenizer, name_label, fp
 
 
@@ -144,11 +144,14 @@ def sweep(
     "before" values of every run.
 
     Resuming: rows are keyed by ``(mask, seed, settings_key)``, where ``settings_key`` hashes every
-    setting that changes a result (Base model, task, budget, scale, optimiser, data, evaluation,
-    thread count). A run whose key is already in ``out`` is skipped; rows of other settings in the
-    same file are kept. After each run the whole table is rewritten atomically (temporary file +
-    rename), so a killed sweep leaves the last complete table; stale temporary files are removed
-    and an unreadable table is moved aside (``<out>.corrupt-<time>``) with a warning.
+    setting that changes a result (the Base model's weights by content, task, budget, scale, optimiser,
+    data, evaluation and its batch sizes, thread count). A run whose key is already in ``out`` is
+    skipped; rows of other settings in the same file are kept. After each run the row is appended under
+    a file lock (:func:`mbt.results.file_lock`) and the table rewritten atomically (temporary file +
+    rename), so a killed sweep leaves the last complete table and two sweeps on the same file lose no
+    row; stale temporary files are removed and an unreadable table is moved aside
+    (``<out>.corrupt-<time>``) with a warning. Every mask is checked against the model's depth and
+    every count against its range before anything is loaded or trained.
 
     Args:
         pair_or_base: a pair name (``"toy"`` builds the toy pair if needed; its Base is tuned), a
@@ -194,18 +197,30 @@ def sweep(
     if not seed_list:
         raise ValueError("no seeds given")
     check_preset(preset)
+    _check_counts(steps=steps, batch_size=batch_size, n_test=n_test, eval_batch_size=eval_batch_size,
+                  n_retention=n_retention, rank=rank, micro_batch_size=micro_batch_size, n_train=n_train)
     source, tokenizer, label, fingerprint = _resolve_base(pair_or_base, tokenizer)
+    n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
+    resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
     settings = {
-        "version": 1, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
+        "version": 2, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
         "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora, "steps": steps, "lr": lr,
-        "batch_size": batch_size, "n_train": n_train, "loss_on": loss_on, "max_length": max_length,
-        "n_test": n_test, "retention": dict(retention) if retention is not None else default_retention(task),
+        "batch_size": batch_size, "micro_batch_size": micro_batch_size, "n_train": n_train, "loss_on": loss_on,
+        "max_length": max_length, "n_test": n_test, "eval_batch_size": eval_batch_size,
+        "retention": dict(retention) if retention is not None else default_retention(task),
         "n_retention": n_retention, "threads": threads, "device": device,
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    table = read_table(out)
-    done = {(str(m), int(s)) for m, s, k in zip(table["mask"], table["seed"], table["settings_key"], strict=True)
-            if k == key}
+
+    def finished() -> tuple[pd.DataFrame, set[tuple[str, int]]]:
+        """The table as it is now (other writers included) and the runs of this configuration it holds."""
+        with file_lock(out):
+            current = read_table(out)
+        done = {(str(m), int(s)) for m, s, k in zip(current["mask"], current["seed"], current["settings_key"],
+                                                    strict=True) if k == key}
+        return current, done
+
+    table, done = finished()
     base_row: dict[str, Any] | None = None
     prior = table[(table["settings_key"] == key) & table["mask"].map(lambda m: set(str(m)) == {"0"})]
     if len(prior):
@@ -225,12 +240,11 @@ def sweep(
         n_threads = torch.get_num_threads()
         for mask in mask_list:
             for seed in seed_list:
+                table, done = finished()  # another process may have finished this run meanwhile
                 if (mask, seed) in done:
                     continue
                 start = time.perf_counter()
-                n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
                 if set(mask) == {"0"}:
-                    resolve_masks([mask], n_layers=n_layers)  # validate the segment count
                     metrics = base_eval()
                     row = {"layers": "", "n_layers_tuned": 0, "rank": 0, "alpha": math.nan, "scale": math.nan,
                            "rslora": rslora, "trainable_params": 0, "baseline_params": math.nan,
@@ -260,8 +274,7 @@ def sweep(
                     "settings_key": key, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 })
                 new = pd.DataFrame([{c: row.get(c) for c in SWEEP_COLUMNS}])
-                table = new if table.empty else pd.concat([table, new], ignore_index=True)
-                write_table(out, table)
+                table = _append(out, new, key)
                 done.add((mask, seed))
     mine = table[table["settings_key"] == key]
     mine = mine[mine["mask"].isin(mask_list) & mine["seed"].astype(int).isin(seed_list)]
@@ -276,6 +289,29 @@ _METRIC_KEYS = (
     "ppl_text", "ppl_text_before", "ppl_text_change", "ppl_instruct", "ppl_instruct_before", "ppl_instruct_change",
     "n_test",
 )
+
+
+def _check_counts(**counts: int | None) -> None:
+    """Refuse a count below 1 (``None`` means "the default") before any model is loaded."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
+def _append(out: Path, row: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Add one finished run to the table at ``out`` under its file lock, unless a writer already added it.
+
+    Two sweeps writing the same file both keep every row: each append re-reads the file while holding
+    :func:`mbt.results.file_lock`, and the rewrite is atomic.
+    """
+    with file_lock(out):
+        table = read_table(out)
+        same = ((table["settings_key"] == key) & (table["mask"].astype(str) == str(row["mask"].iloc[0]))
+                & (table["seed"].astype(int) == int(row["seed"].iloc[0])))
+        if not same.any():
+            table = row if table.empty else pd.concat([table, row], ignore_index=True)
+            write_table(out, table)
+    return table
 
 
 def _peek_config(source: Any) -> Any:
