@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mbt import formats
+
 __all__ = [
     "DATASETS",
     "GRANULARITIES",
@@ -61,16 +63,14 @@ __all__ = [
     "training_split",
 ]
 
-KINDS: tuple[str, ...] = (
-    "multiple_choice", "qa", "text", "instruction", "code", "conversation", "classification",
-)
-"""How a record becomes text (see :func:`format_record`)."""
+KINDS: tuple[str, ...] = formats.FORMAT_KINDS
+"""How a record becomes text (see :func:`format_record` and :mod:`mbt.formats`)."""
 
 GRANULARITIES: tuple[str, ...] = ("token", "pooled")
 """``"token"``: token-level and pooled metrics; ``"pooled"``: pooled (mean over tokens) metrics only."""
 
-TURN_SEPARATOR = "\n\n"
-"""Joins the turns of a multi-turn prompt (MT-Bench) into one text."""
+TURN_SEPARATOR = formats.TURN_SEPARATOR
+"""Joins the turns of a multi-turn prompt (MT-Bench) into one text (:data:`mbt.formats.TURN_SEPARATOR`)."""
 
 PAPER_SEED = 42
 """The sampling seed of the released code."""
@@ -94,7 +94,6 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 _HEADING = re.compile(r"\s*(?:=\s+)+\S.*?(?:\s+=)+\s*")
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
@@ -332,17 +331,10 @@ def _get_str(spec: DatasetSpec, record: Mapping[str, Any], name: str) -> str:
 
 
 def _answer_letter(spec: DatasetSpec, answer: Any, n_choices: int) -> str:
-    if isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().upper() in _LETTERS:
-        index = _LETTERS.index(answer.strip().upper())
-    elif isinstance(answer, bool) or not hasattr(answer, "__index__"):
-        raise ValueError(
-            f"dataset {spec.name!r}: field 'answer' must be a choice index (int) or letter, got {answer!r}"
-        )
-    else:
-        index = answer.__index__()
-    if not 0 <= index < n_choices:
-        raise ValueError(f"dataset {spec.name!r}: answer {answer!r} is out of range for {n_choices} choices")
-    return _LETTERS[index]
+    try:
+        return formats.answer_letter(answer, n_choices)
+    except ValueError as exc:
+        raise ValueError(f"dataset {spec.name!r}: field 'answer': {exc}") from None
 
 
 def _format_multiple_choice(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
@@ -352,25 +344,24 @@ def _format_multiple_choice(spec: DatasetSpec, record: Mapping[str, Any], with_a
         raise ValueError(
             f"dataset {spec.name!r}: field 'choices' must be a list of 1-26 strings, got {choices!r}"
         )
-    options = " ".join(f"{_LETTERS[i]}) {choice}" for i, choice in enumerate(choices))
-    text = f"Question: {question}\n{options}\nAnswer:"
+    prompt = formats.mc_prompt(question, choices)
     if with_answer:
-        text += " " + _answer_letter(spec, _get(spec, record, "answer"), len(choices))
-    return text
+        return f"{prompt} {_answer_letter(spec, _get(spec, record, 'answer'), len(choices))}"
+    return prompt
 
 
 def _format_qa(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
-    text = f"Question: {_get_str(spec, record, 'question')}\nAnswer:"
-    if with_answer:
-        text += " " + _get_str(spec, record, "answer")
-    return text
+    question = _get_str(spec, record, "question")
+    if not with_answer:
+        return formats.qa_prompt(question)
+    return formats.qa_text(question, _get_str(spec, record, "answer"))
 
 
 def _format_text(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str | None:
     text = _get_str(spec, record, "text")
     if spec.drop_headings and _HEADING.fullmatch(text):
         return None
-    return text.strip()
+    return formats.plain_text(text)
 
 
 def _format_instruction(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
@@ -381,17 +372,17 @@ def _format_code(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool
     prompt = _get_str(spec, record, "prompt")
     if not with_answer:
         return prompt
-    return prompt + "\n" + _get_str(spec, record, "canonical_solution")
+    return formats.code_text(prompt, _get_str(spec, record, "canonical_solution"))
 
 
 def _format_conversation(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
     name = "turns" if "turns" in record else "prompt"
     turns = _get(spec, record, name)
-    if isinstance(turns, str):
-        return turns
-    if not isinstance(turns, Sequence) or not all(isinstance(t, str) for t in turns):
+    if not isinstance(turns, str) and (
+        not isinstance(turns, Sequence) or not all(isinstance(t, str) for t in turns)
+    ):
         raise ValueError(f"dataset {spec.name!r}: field {name!r} must be a string or a list of strings")
-    return TURN_SEPARATOR.join(turns)
+    return formats.conversation_text(turns)
 
 
 _FORMATTERS: dict[str, Callable[[DatasetSpec, Mapping[str, Any], bool], str | None]] = {
@@ -410,6 +401,8 @@ def format_record(
 ) -> str | None:
     r"""Turn one raw record into the text fed (identically) to Base and SFT.
 
+    The formats themselves live in :mod:`mbt.formats` (shared with training and evaluation); this function
+    adds the dataset rules: field and type checks naming the dataset, ``min_chars`` and WikiText headings.
     Formats (authors' ``data_utils.format_sample``, fixed where noted):
 
     * ``multiple_choice`` (MMLU): ``"Question: {question}\nA) c0 B) c1 C) c2 D) c3\nAnswer: {letter}"``.
