@@ -667,7 +667,7 @@ class HubSplitError(HubLoadError, ValueError):
 
 
 _AVAILABLE = re.compile(
-    r"(?:Available(?: splits)?|available configs|Should be one of)\s*:?\s*(\[[^\]]*\])"
+    r"(?:Available(?: splits| configs in the cache)?|available configs|Should be one of)\s*:?\s*(\[[^\]]*\])"
 )
 
 
@@ -697,7 +697,11 @@ def _hub_cause(exc: BaseException) -> str:
     if isinstance(exc, (ConnectionError, TimeoutError, hub_errors.OfflineModeIsEnabled,
                         hub_errors.LocalEntryNotFoundError)):
         return "offline"
-    if isinstance(exc, ValueError) and ("BuilderConfig" in message or "Config name is missing" in message):
+    if isinstance(exc, ValueError) and (
+        "BuilderConfig" in message or "Config name is missing" in message  # building from the Hub
+        or ("Couldn't find cache for" in message and "for config" in message)  # offline, from the cache
+        or "configurations in the cache" in message
+    ):
         return "config"
     if isinstance(exc, ValueError) and ("Unknown split" in message or "Bad split" in message):
         return "split"
@@ -820,8 +824,16 @@ def _load_source(
         records = _load_hub(spec, split)
         config = f"/{spec.config}" if spec.config else ""
         source = f"hub:{spec.hub_id}{config}@{spec.revision}:{split}"
+        resolved = _resolved_revision(records, spec.revision)
         provenance.update(kind="hub", hub_id=spec.hub_id, config=spec.config, revision=spec.revision,
-                          resolved_revision=_resolved_revision(records, spec.revision))
+                          resolved_revision=resolved)
+        if spec.revision and _COMMIT.fullmatch(spec.revision) and resolved != spec.revision:
+            # offline, datasets loads the latest cached commit whatever revision was asked
+            raise HubNotFoundError(
+                f"dataset {spec.name!r} ({spec.hub_id}) is pinned to commit {spec.revision} but the data loaded "
+                f"came from {resolved} (offline, datasets reuses the latest cached commit); download the pinned "
+                "revision or pass path= to a copy of it"
+            )
     _validate(spec, records, source)
     provenance["n_records"] = len(records)
     return records, source, provenance

@@ -607,6 +607,9 @@ def _hub_exceptions() -> dict[str, tuple[BaseException, type[Exception], tuple[s
                      data.HubNotFoundError, ("revision 'main' does not exist",)),
         "config": (ValueError("BuilderConfig 'main' not found. Available: ['main2', 'socratic']"),
                    data.HubConfigError, ("no config 'main'", "valid configs: main2, socratic")),
+        "config-cache": (ValueError("Couldn't find cache for openai/gsm8k for config 'main'\n"
+                                    "Available configs in the cache: ['socratic']"),
+                         data.HubConfigError, ("no config 'main'", "valid configs: socratic")),
         "split": (ValueError('Unknown split "test". Should be one of [\'train\', \'validation\'].'),
                   data.HubSplitError, ("no split 'test'", "valid splits: train, validation")),
         "bad-split": (ValueError("Bad split: test. Available splits: ['train']"),
