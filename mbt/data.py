@@ -18,8 +18,13 @@ gets exactly the Base model's text), with the authors' bugs fixed:
 * Text lines (WikiText, ToxiGen) are stripped of surrounding whitespace; the authors fed the raw line
   (WikiText lines start with a space and end with ``"\n"``).
 
-Without network access, every loader takes ``path=``: a local ``.jsonl``, ``.json`` (a list of records),
-``.parquet`` file or a ``datasets.Dataset.save_to_disk`` folder, with the same fields as the Hub dataset.
+Without network access, every loader takes ``path=``: a local ``.jsonl``, ``.jsonl.gz``, ``.json`` (a list of
+records), ``.parquet`` or ``.csv`` file (taken as the requested split), a folder of split files
+(``train.jsonl``, ``test.jsonl``, ...) or a ``datasets`` ``save_to_disk`` folder, with the same fields as the
+Hub dataset. Hub datasets are loaded at the spec's ``revision`` and every :class:`TextSample` records where
+its texts came from (``provenance``; the loaded commit in ``revision``). Hub failures raise a
+:class:`HubLoadError` subclass naming the cause (offline, gated, not found, unknown config or split).
+:func:`check_distinct_sources` refuses one source used as both training and test data.
 
 Typical use::
 
@@ -510,6 +515,7 @@ def _file_suffix(path: Path) -> str:
 
 
 def _decode(spec: DatasetSpec, path: Path, raw: bytes) -> str:
+    """Decode a file's bytes as UTF-8; an error names the file, the offending byte and a fix."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -522,6 +528,7 @@ def _decode(spec: DatasetSpec, path: Path, raw: bytes) -> str:
 
 
 def _read_text(spec: DatasetSpec, path: Path) -> str:
+    """Read a text file (gunzipped when its name ends in ``.gz``) as UTF-8."""
     raw = path.read_bytes()
     if path.name.lower().endswith(".gz"):
         import gzip
@@ -534,6 +541,7 @@ def _read_text(spec: DatasetSpec, path: Path) -> str:
 
 
 def _read_json_lines(spec: DatasetSpec, path: Path, content: str) -> list[Any]:
+    """Parse JSON Lines; blank lines are skipped, a bad line is named by file and line number."""
     records = []
     for lineno, line in enumerate(content.splitlines(), 1):
         if line.strip():
@@ -709,6 +717,7 @@ def _hub_cause(exc: BaseException) -> str:
 
 
 def _hub_error(spec: DatasetSpec, split: str, exc: BaseException) -> HubLoadError:
+    """The :class:`HubLoadError` subclass and message (with its remedy) for a ``load_dataset`` failure."""
     cause = _hub_cause(exc)
     config = f", config {spec.config!r}" if spec.config else ""
     what = f"could not load dataset {spec.name!r} ({spec.hub_id}{config}, split {split!r}, revision {spec.revision!r})"
@@ -978,6 +987,7 @@ def seeded_order(n_available: int, n: int, seed: int) -> Iterator[int]:
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
+    """Raise unless ``value`` is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum:
