@@ -64,6 +64,7 @@ __all__ = [
     "LOCAL_SUFFIXES",
     "TextSample",
     "check_distinct_sources",
+    "source_of",
     "fingerprint",
     "format_record",
     "get_spec",
@@ -602,35 +603,29 @@ def _split_files(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _read_local(
-    spec: DatasetSpec, path: Path, split: str
-) -> tuple[Sequence[Mapping[str, Any]], dict[str, Any]]:
-    """Read the requested split of a local copy; return the records and what was read (provenance)."""
+def _local_target(spec: DatasetSpec, path: Path, split: str) -> tuple[str, list[Path], dict[str, Any]]:
+    """Resolve which part of a local copy holds ``split``, without reading any data.
+
+    Returns:
+        ``(how, files, provenance)``: ``how`` is ``"file"`` (data files to read), ``"dataset_dict"`` or
+        ``"dataset"`` (a ``save_to_disk`` folder to open); ``provenance`` has ``file`` and ``split_source``.
+    """
     if not path.exists():
         raise FileNotFoundError(f"dataset {spec.name!r}: no such file or folder: {path}")
     if not path.is_dir():
-        return _read_file(spec, path), {
-            "file": str(path.resolve()),
-            "split_source": f"single file, taken as split {split!r}",
-        }
+        return "file", [path], {"file": str(path.resolve()), "split_source": f"single file, taken as split {split!r}"}
     if (path / "dataset_dict.json").exists():  # a saved DatasetDict: open only the requested split
-        import datasets
-
         names = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
         if split not in names:
             raise ValueError(
                 f"dataset {spec.name!r}: the saved DatasetDict at {path} has no split {split!r}; "
                 f"available: {', '.join(names)}"
             )
-        return datasets.load_from_disk(str(path / split)), {
-            "file": str((path / split).resolve()), "split_source": "DatasetDict split",
-        }
+        return "dataset_dict", [path / split], {"file": str((path / split).resolve()),
+                                                "split_source": "DatasetDict split"}
     if (path / "state.json").exists():  # a saved Dataset: one split
-        import datasets
-
-        return datasets.load_from_disk(str(path)), {
-            "file": str(path.resolve()), "split_source": f"saved Dataset, taken as split {split!r}",
-        }
+        return "dataset", [path], {"file": str(path.resolve()),
+                                   "split_source": f"saved Dataset, taken as split {split!r}"}
     files = _split_files(path)
     if split not in files:
         have = ", ".join(sorted(files)) or "none"
@@ -638,13 +633,26 @@ def _read_local(
             f"dataset {spec.name!r}: the folder {path} has no file for split {split!r} (expected "
             f"{split}.jsonl, {split}.parquet, ... or {split}-00000-of-00001.parquet); splits found: {have}"
         )
+    return "file", files[split], {"file": ",".join(str(f.resolve()) for f in files[split]),
+                                  "split_source": "split file"}
+
+
+def _read_local(
+    spec: DatasetSpec, path: Path, split: str
+) -> tuple[Sequence[Mapping[str, Any]], dict[str, Any]]:
+    """Read the requested split of a local copy; return the records and what was read (provenance)."""
+    how, files, provenance = _local_target(spec, path, split)
+    if how != "file":
+        import datasets
+
+        return datasets.load_from_disk(str(files[0])), provenance
+    if len(files) == 1:
+        return _read_file(spec, files[0]), provenance
     records: list[Mapping[str, Any]] = []
-    for file in files[split]:
+    for file in files:
         part = _read_file(spec, file)
         records.extend(part if isinstance(part, list) else part.to_list())  # type: ignore[attr-defined]
-    return records, {
-        "file": ",".join(str(f.resolve()) for f in files[split]), "split_source": "split file",
-    }
+    return records, provenance
 
 
 # -- the Hub --------------------------------------------------------------------------------------
@@ -892,36 +900,87 @@ def load_records(
     return records.to_list()  # type: ignore[attr-defined]
 
 
-def check_distinct_sources(train: TextSample | str | Path, test: TextSample | str | Path) -> None:
-    """Refuse one data source used as both the training and the test split of a run.
+def source_of(
+    dataset: str | DatasetSpec,
+    *,
+    split: str | None = None,
+    path: str | Path | None = None,
+    data_seed: int = 0,
+) -> dict[str, Any]:
+    """Describe the data :func:`load_records` would read for a split, without reading it.
 
-    Two sources are the same when they read the same file or folder (a single local file is taken as
-    whatever split is asked, so ``path=`` with one file for both splits is caught), the same split of the
-    same saved ``DatasetDict`` or Hub dataset, or the same generator split and seed.
+    Use it with :func:`check_distinct_sources` before a run loads anything, e.g. a fine-tuning sweep that
+    takes one ``path`` for both its training and its test split.
 
     Args:
-        train: The training data: a :class:`TextSample` or a local path.
-        test: The test data: a :class:`TextSample` or a local path.
+        dataset: Name or spec.
+        split: Split; defaults to the analysis split.
+        path: Local copy (see :func:`load_records`).
+        data_seed: Generator seed for generated datasets.
+
+    Returns:
+        A provenance mapping like :attr:`TextSample.provenance` (without counts): ``kind``, ``dataset``,
+        ``split`` and, for files, ``file`` and ``split_source``; for the Hub, ``hub_id``, ``config`` and
+        ``revision``; for generators, ``generator`` and ``data_seed``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: Unknown dataset or split (a folder without a file for the split, say).
+    """
+    spec = get_spec(dataset)
+    split = split or spec.split
+    out: dict[str, Any] = {"dataset": spec.name, "split": split}
+    if path is not None:
+        _, _, read = _local_target(spec, Path(path), split)
+        out.update(kind="file", path=str(path), **read)
+    elif spec.is_generated:
+        _check_split(spec, split)
+        out.update(kind="generator", generator=spec.generator, data_seed=data_seed)
+    else:
+        _check_split(spec, split)
+        out.update(kind="hub", hub_id=spec.hub_id, config=spec.config, revision=spec.revision)
+    return out
+
+
+def check_distinct_sources(
+    train: TextSample | Mapping[str, Any] | str | Path, test: TextSample | Mapping[str, Any] | str | Path
+) -> None:
+    """Refuse one data source used as both the training and the test split of a run.
+
+    Two sources are the same when they read the same file (a single local file is taken as whatever split is
+    asked, so ``path=`` with one file for both splits is caught), the same split of the same saved
+    ``DatasetDict`` or Hub dataset (at the same requested revision), or the same generator split and seed.
+    Different split files of one folder are distinct.
+
+    Args:
+        train: The training data: a :class:`TextSample`, a :func:`source_of` mapping or a local file path.
+        test: The test data, in any of the same forms.
 
     Raises:
         ValueError: When both name the same data; the message says what is shared.
+        TypeError: For another kind of argument.
     """
 
-    def identity(item: TextSample | str | Path) -> tuple[str, ...]:
+    def identity(item: TextSample | Mapping[str, Any] | str | Path) -> tuple[str, ...]:
         if isinstance(item, (str, Path)):
             return ("file", str(Path(item).resolve()))
-        if not isinstance(item, TextSample):
-            raise TypeError(f"expected a TextSample or a path, got {type(item).__name__}")
-        prov = item.provenance
+        if isinstance(item, TextSample):
+            prov: Mapping[str, Any] = {**item.provenance, "split": item.split}
+            if not item.provenance:
+                return ("source", item.source, item.split)
+        elif isinstance(item, Mapping):
+            prov = item
+        else:
+            raise TypeError(f"expected a TextSample, a source_of mapping or a path, got {type(item).__name__}")
         kind = prov.get("kind")
         if kind == "file":
             return ("file", str(prov["file"]))
         if kind == "hub":
-            return ("hub", str(prov["hub_id"]), str(prov.get("config")), str(prov.get("resolved_revision")),
-                    item.split)
+            return ("hub", str(prov["hub_id"]), str(prov.get("config")), str(prov.get("revision")),
+                    str(prov["split"]))
         if kind == "generator":
-            return ("generator", str(prov["generator"]), str(prov.get("data_seed")), item.split)
-        return ("source", item.source, item.split)
+            return ("generator", str(prov["generator"]), str(prov.get("data_seed")), str(prov["split"]))
+        raise ValueError(f"cannot tell what data {dict(prov)!r} describes (no known 'kind')")
 
     a, b = identity(train), identity(test)
     if a == b:

@@ -903,3 +903,34 @@ def test_sizes_are_validated_before_loading(kwargs: dict, error: type, match: st
 def test_load_texts_validates_n_before_loading(n: Any, error: type, tmp_path: Path, no_hub: None) -> None:
     with pytest.raises(error, match="n must be"):
         load_texts("gsm8k", n=n, path=tmp_path / "absent.jsonl")
+
+
+def test_source_of_lets_a_run_check_its_splits_before_loading(tmp_path: Path, no_hub: None) -> None:
+    single = write_jsonl(tmp_path / "all.jsonl", [_gsm(i) for i in range(4)])
+    train, test = (data.source_of("gsm8k", split=s, path=single) for s in ("train", "test"))
+    assert train["file"] == test["file"] == str(single.resolve())
+    with pytest.raises(ValueError, match="same source"):
+        data.check_distinct_sources(train, test)
+
+    folder = tmp_path / "split"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [_gsm(1)])
+    write_jsonl(folder / "test.jsonl", [_gsm(2)])
+    train, test = (data.source_of("gsm8k", split=s, path=folder) for s in ("train", "test"))
+    assert test["file"] == str((folder / "test.jsonl").resolve()) and test["split_source"] == "split file"
+    data.check_distinct_sources(train, test)
+    loaded = load_sample("gsm8k", n_pooled=1, path=folder)
+    assert {k: loaded.provenance[k] for k in test} == test  # source_of describes what loading reads
+    with pytest.raises(ValueError, match="same source"):
+        data.check_distinct_sources(loaded, test)
+    with pytest.raises(ValueError, match="no file for split 'dev'"):
+        data.source_of("gsm8k", split="dev", path=folder)
+
+    hub_train, hub_test = data.source_of("mmlu", split="auxiliary_train"), data.source_of("mmlu")
+    assert hub_test == {"dataset": "mmlu", "split": "test", "kind": "hub", "hub_id": "cais/mmlu", "config": "all",
+                        "revision": "main"}
+    data.check_distinct_sources(hub_train, hub_test)
+    with pytest.raises(ValueError, match="same source"):
+        data.check_distinct_sources(hub_test, data.source_of("mmlu", split="test"))
+    with pytest.raises(ValueError, match="no split 'train'"):
+        data.source_of("humaneval", split="train")
