@@ -24,8 +24,9 @@ _LAZY = {
     "analyze": ("mbt.analysis", "analyze"),
 }
 _SUBMODULES = {
-    "pairs", "data", "trace", "metrics", "analysis", "probe", "weights", "swap", "tune",
-    "evaluate", "select", "toy", "plots", "cli", "correlate", "stats", "results", "checks",
+    "analysis", "book", "checks", "cli", "correlate", "data", "evaluate", "formats", "loading", "metrics",
+    "pairs", "paper", "plots", "probe", "results", "segments", "select", "stats", "swap", "toy", "trace",
+    "train", "tune", "weights",
 }
 
 __all__ = sorted(_LAZY)

@@ -57,7 +57,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     check_settings(metrics=metrics, batch_size=args.batch_size, max_length=args.max_length,
                    conventions=args.conventions)
     sample = load_sample(
-        args.dataset, n_pooled=args.n_pooled, n_token=args.n_token, seed=args.seed, split=args.split, path=args.path
+        args.dataset, n_pooled=args.n_pooled, n_token=args.n_token, seed=args.seed, split=args.split, path=args.path,
+        allow_fewer=args.allow_fewer,
     )
     check_settings(metrics=metrics, n_token=sample.n_token, n_texts=len(sample.texts))
     # sequential: configs and tokenizers are read and checked now, the weights only if the result is not cached
@@ -227,10 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default=None, help="Base model id or folder (instead of --pair)")
     p.add_argument("--sft", default=None, help="SFT model id or folder (instead of --pair)")
     p.add_argument("--dataset", required=True, help="dataset name, e.g. gsm8k, mmlu, toy-math")
-    p.add_argument("--path", default=None, help="local JSONL/JSON/Parquet file in the dataset's schema")
+    p.add_argument("--path", default=None,
+                   help="local copy in the dataset's schema: a .jsonl(.gz)/.json/.parquet/.csv file (taken as the "
+                        "split), a folder of split files (test.jsonl, ...) or a save_to_disk folder")
     p.add_argument("--split", default=None)
     p.add_argument("--n-pooled", type=int, default=1000, help="pooled samples (paper: 1,000)")
     p.add_argument("--n-token", type=int, default=100, help="token-level samples (paper: 100)")
+    p.add_argument("--allow-fewer", action="store_true",
+                   help="take every usable text when the split has fewer than --n-pooled (e.g. MT-Bench: 80)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=8)

@@ -18,8 +18,13 @@ gets exactly the Base model's text), with the authors' bugs fixed:
 * Text lines (WikiText, ToxiGen) are stripped of surrounding whitespace; the authors fed the raw line
   (WikiText lines start with a space and end with ``"\n"``).
 
-Without network access, every loader takes ``path=``: a local ``.jsonl``, ``.json`` (a list of records),
-``.parquet`` file or a ``datasets.Dataset.save_to_disk`` folder, with the same fields as the Hub dataset.
+Without network access, every loader takes ``path=``: a local ``.jsonl``, ``.jsonl.gz``, ``.json`` (a list of
+records), ``.parquet`` or ``.csv`` file (taken as the requested split), a folder of split files
+(``train.jsonl``, ``test.jsonl``, ...) or a ``datasets`` ``save_to_disk`` folder, with the same fields as the
+Hub dataset. Hub datasets are loaded at the spec's ``revision`` and every :class:`TextSample` records where
+its texts came from (``provenance``; the loaded commit in ``revision``). Hub failures raise a
+:class:`HubLoadError` subclass naming the cause (offline, gated, not found, unknown config or split).
+:func:`check_distinct_sources` refuses one source used as both training and test data.
 
 Typical use::
 
@@ -35,10 +40,11 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mbt import formats
 from mbt.results import text_fingerprint
 
 __all__ = [
@@ -49,7 +55,16 @@ __all__ = [
     "PAPER_SEED",
     "TURN_SEPARATOR",
     "DatasetSpec",
+    "GatedDatasetError",
+    "HubConfigError",
+    "HubLoadError",
+    "HubNotFoundError",
+    "HubOfflineError",
+    "HubSplitError",
+    "LOCAL_SUFFIXES",
     "TextSample",
+    "check_distinct_sources",
+    "source_of",
     "fingerprint",
     "format_record",
     "get_spec",
@@ -62,16 +77,14 @@ __all__ = [
     "training_split",
 ]
 
-KINDS: tuple[str, ...] = (
-    "multiple_choice", "qa", "text", "instruction", "code", "conversation", "classification",
-)
-"""How a record becomes text (see :func:`format_record`)."""
+KINDS: tuple[str, ...] = formats.FORMAT_KINDS
+"""How a record becomes text (see :func:`format_record` and :mod:`mbt.formats`)."""
 
 GRANULARITIES: tuple[str, ...] = ("token", "pooled")
 """``"token"``: token-level and pooled metrics; ``"pooled"``: pooled (mean over tokens) metrics only."""
 
-TURN_SEPARATOR = "\n\n"
-"""Joins the turns of a multi-turn prompt (MT-Bench) into one text."""
+TURN_SEPARATOR = formats.TURN_SEPARATOR
+"""Joins the turns of a multi-turn prompt (MT-Bench) into one text (:data:`mbt.formats.TURN_SEPARATOR`)."""
 
 PAPER_SEED = 42
 """The sampling seed of the released code."""
@@ -95,8 +108,8 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 _HEADING = re.compile(r"\s*(?:=\s+)+\S.*?(?:\s+=)+\s*")
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+LOCAL_SUFFIXES: tuple[str, ...] = (".jsonl", ".jsonl.gz", ".json", ".parquet", ".csv")
+"""Local data files :func:`load_records` reads with ``path=`` (UTF-8 text; ``.csv`` values are strings)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,7 +135,12 @@ class DatasetSpec:
         gated: Whether the Hub dataset needs accepted terms and a login.
         generator: ``"module:function"`` building the records as ``fn(split, seed) -> list[dict]``
             (generated datasets only); imported on first use.
-        revision: Hub revision to pin, or ``None`` for ``main``.
+        revision: Hub revision (branch, tag or commit) passed to the loader and recorded in every sample's
+            provenance. Hub datasets default to ``"main"`` (``None`` is replaced by it): the registry pins
+            ``"main"`` because the commit ids of the Hub datasets could not be looked up when it was written
+            (no network); the commit actually loaded is recorded as ``TextSample.revision``. Pin a commit
+            with ``dataclasses.replace(spec, revision="<sha>")`` to freeze the data. ``None`` for generated
+            datasets.
         drop_headings: Drop WikiText section headings (lines like ``" = = Title = = "``).
         notes: Free-text remarks (sizes, quirks).
     """
@@ -157,6 +175,16 @@ class DatasetSpec:
             )
         if self.min_chars < 0:
             raise ValueError(f"dataset {self.name!r}: min_chars must be >= 0, got {self.min_chars}")
+        if self.hub_id is not None:
+            if self.hub_id.count("/") != 1 or not all(self.hub_id.split("/")):
+                raise ValueError(
+                    f"dataset {self.name!r}: hub_id must be 'owner/name' (the Hub client refuses ids without "
+                    f"a namespace), got {self.hub_id!r}"
+                )
+            if self.revision is None:
+                object.__setattr__(self, "revision", "main")
+            elif not isinstance(self.revision, str) or not self.revision:
+                raise ValueError(f"dataset {self.name!r}: revision must be a non-empty string, got {self.revision!r}")
 
     @property
     def is_generated(self) -> bool:
@@ -170,9 +198,11 @@ class DatasetSpec:
 
 
 def _hub(name: str, hub_id: str, config: str | None, split: str, train_split: str | None,
-         granularity: str, kind: str, splits: tuple[str, ...], **kwargs: Any) -> DatasetSpec:
+         granularity: str, kind: str, splits: tuple[str, ...], revision: str = "main",
+         **kwargs: Any) -> DatasetSpec:
+    """A Hub entry, pinned to ``revision`` ("main": commit ids could not be looked up offline)."""
     return DatasetSpec(name=name, hub_id=hub_id, config=config, split=split, train_split=train_split,
-                       granularity=granularity, kind=kind, splits=splits, **kwargs)
+                       granularity=granularity, kind=kind, splits=splits, revision=revision, **kwargs)
 
 
 def _toy(name: str, generator: str, train_split: str | None, granularity: str, kind: str,
@@ -196,9 +226,9 @@ DATASETS: dict[str, DatasetSpec] = {
         _hub("ifeval", "google/IFEval", None, "train", None, "token", "instruction", ("train",),
              notes="541 prompts; 'train' is the only split (the analysis split), so there is no separate "
                    "training split (the authors' config named 'train' for both)."),
-        _hub("humaneval", "openai_humaneval", None, "test", None, "pooled", "code", ("test",),
+        _hub("humaneval", "openai/openai_humaneval", None, "test", None, "pooled", "code", ("test",),
              notes="164 problems, 'test' only (the authors' config named a 'train' split that does "
-                   "not exist)."),
+                   "not exist). Columns task_id, prompt, canonical_solution, test, entry_point."),
         _hub("mt_bench", "HuggingFaceH4/mt_bench_prompts", None, "train", None, "pooled", "conversation",
              ("train",),
              notes="80 two-turn prompts; field 'prompt' is a list of turns, joined with TURN_SEPARATOR. "
@@ -333,17 +363,10 @@ def _get_str(spec: DatasetSpec, record: Mapping[str, Any], name: str) -> str:
 
 
 def _answer_letter(spec: DatasetSpec, answer: Any, n_choices: int) -> str:
-    if isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().upper() in _LETTERS:
-        index = _LETTERS.index(answer.strip().upper())
-    elif isinstance(answer, bool) or not hasattr(answer, "__index__"):
-        raise ValueError(
-            f"dataset {spec.name!r}: field 'answer' must be a choice index (int) or letter, got {answer!r}"
-        )
-    else:
-        index = answer.__index__()
-    if not 0 <= index < n_choices:
-        raise ValueError(f"dataset {spec.name!r}: answer {answer!r} is out of range for {n_choices} choices")
-    return _LETTERS[index]
+    try:
+        return formats.answer_letter(answer, n_choices)
+    except ValueError as exc:
+        raise ValueError(f"dataset {spec.name!r}: field 'answer': {exc}") from None
 
 
 def _format_multiple_choice(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
@@ -353,25 +376,24 @@ def _format_multiple_choice(spec: DatasetSpec, record: Mapping[str, Any], with_a
         raise ValueError(
             f"dataset {spec.name!r}: field 'choices' must be a list of 1-26 strings, got {choices!r}"
         )
-    options = " ".join(f"{_LETTERS[i]}) {choice}" for i, choice in enumerate(choices))
-    text = f"Question: {question}\n{options}\nAnswer:"
+    prompt = formats.mc_prompt(question, choices)
     if with_answer:
-        text += " " + _answer_letter(spec, _get(spec, record, "answer"), len(choices))
-    return text
+        return f"{prompt} {_answer_letter(spec, _get(spec, record, 'answer'), len(choices))}"
+    return prompt
 
 
 def _format_qa(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
-    text = f"Question: {_get_str(spec, record, 'question')}\nAnswer:"
-    if with_answer:
-        text += " " + _get_str(spec, record, "answer")
-    return text
+    question = _get_str(spec, record, "question")
+    if not with_answer:
+        return formats.qa_prompt(question)
+    return formats.qa_text(question, _get_str(spec, record, "answer"))
 
 
 def _format_text(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str | None:
     text = _get_str(spec, record, "text")
     if spec.drop_headings and _HEADING.fullmatch(text):
         return None
-    return text.strip()
+    return formats.plain_text(text)
 
 
 def _format_instruction(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
@@ -382,17 +404,17 @@ def _format_code(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool
     prompt = _get_str(spec, record, "prompt")
     if not with_answer:
         return prompt
-    return prompt + "\n" + _get_str(spec, record, "canonical_solution")
+    return formats.code_text(prompt, _get_str(spec, record, "canonical_solution"))
 
 
 def _format_conversation(spec: DatasetSpec, record: Mapping[str, Any], with_answer: bool) -> str:
     name = "turns" if "turns" in record else "prompt"
     turns = _get(spec, record, name)
-    if isinstance(turns, str):
-        return turns
-    if not isinstance(turns, Sequence) or not all(isinstance(t, str) for t in turns):
+    if not isinstance(turns, str) and (
+        not isinstance(turns, Sequence) or not all(isinstance(t, str) for t in turns)
+    ):
         raise ValueError(f"dataset {spec.name!r}: field {name!r} must be a string or a list of strings")
-    return TURN_SEPARATOR.join(turns)
+    return formats.conversation_text(turns)
 
 
 _FORMATTERS: dict[str, Callable[[DatasetSpec, Mapping[str, Any], bool], str | None]] = {
@@ -411,6 +433,8 @@ def format_record(
 ) -> str | None:
     r"""Turn one raw record into the text fed (identically) to Base and SFT.
 
+    The formats themselves live in :mod:`mbt.formats` (shared with training and evaluation); this function
+    adds the dataset rules: field and type checks naming the dataset, ``min_chars`` and WikiText headings.
     Formats (authors' ``data_utils.format_sample``, fixed where noted):
 
     * ``multiple_choice`` (MMLU): ``"Question: {question}\nA) c0 B) c1 C) c2 D) c3\nAnswer: {letter}"``.
@@ -482,28 +506,71 @@ def _resolve_generator(spec: DatasetSpec) -> Callable[[str, int], list[dict[str,
     return func
 
 
-def _read_local(spec: DatasetSpec, path: Path, split: str) -> Sequence[Mapping[str, Any]]:
-    if not path.exists():
-        raise FileNotFoundError(f"dataset {spec.name!r}: no such file or folder: {path}")
-    if path.is_dir():
-        import datasets
+# -- local files ----------------------------------------------------------------------------------
 
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
-            if split not in loaded:
-                raise ValueError(
-                    f"dataset {spec.name!r}: the saved DatasetDict at {path} has no split {split!r}; "
-                    f"available: {', '.join(loaded)}"
-                )
-            loaded = loaded[split]
-        return loaded
-    suffix = path.suffix.lower()
+
+def _file_suffix(path: Path) -> str:
+    """The recognised suffix of a local data file (``".jsonl.gz"`` counts as one), else ``""``."""
+    name = path.name.lower()
+    return next((s for s in sorted(LOCAL_SUFFIXES, key=len, reverse=True) if name.endswith(s)), "")
+
+
+def _decode(spec: DatasetSpec, path: Path, raw: bytes) -> str:
+    """Decode a file's bytes as UTF-8; an error names the file, the offending byte and a fix."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start: exc.start + 4]
+        raise ValueError(
+            f"dataset {spec.name!r}: {path} is not UTF-8 text: byte {exc.start} ({bad!r}) cannot be decoded "
+            f"({exc.reason}). It may be Latin-1 or Windows-1252; re-encode it as UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > fixed{_file_suffix(path)}`."
+        ) from exc
+
+
+def _read_text(spec: DatasetSpec, path: Path) -> str:
+    """Read a text file (gunzipped when its name ends in ``.gz``) as UTF-8."""
+    raw = path.read_bytes()
+    if path.name.lower().endswith(".gz"):
+        import gzip
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"dataset {spec.name!r}: {path} is not a readable gzip file ({exc})") from exc
+    return _decode(spec, path, raw)
+
+
+def _read_json_lines(spec: DatasetSpec, path: Path, content: str) -> list[Any]:
+    """Parse JSON Lines; blank lines are skipped, a bad line is named by file and line number."""
+    records = []
+    for lineno, line in enumerate(content.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"dataset {spec.name!r}: {path}:{lineno} is not valid JSON: {exc}") from exc
+    return records
+
+
+def _read_file(spec: DatasetSpec, path: Path) -> Sequence[Mapping[str, Any]]:
+    """Read one local data file (any of :data:`LOCAL_SUFFIXES`) into records."""
+    suffix = _file_suffix(path)
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
-    if suffix in (".jsonl", ".json"):
-        content = path.read_text(encoding="utf-8")
+        try:
+            return pq.read_table(path).to_pylist()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"dataset {spec.name!r}: {path} is not a readable Parquet file ({exc})") from exc
+    if suffix == ".csv":
+        import csv
+        import io
+
+        return list(csv.DictReader(io.StringIO(_read_text(spec, path), newline="")))
+    if suffix in (".jsonl", ".jsonl.gz", ".json"):
+        content = _read_text(spec, path)
         if suffix == ".json":
             try:
                 data = json.loads(content)
@@ -516,47 +583,232 @@ def _read_local(spec: DatasetSpec, path: Path, split: str) -> Sequence[Mapping[s
                         f"got {type(data).__name__}"
                     )
                 return data
-        records = []
-        for lineno, line in enumerate(content.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(
-                        f"dataset {spec.name!r}: {path}:{lineno} is not valid JSON: {exc}"
-                    ) from exc
-        return records
+        return _read_json_lines(spec, path, content)
     raise ValueError(
-        f"dataset {spec.name!r}: unsupported file type {path.name!r}; use {', '.join(_LOCAL_SUFFIXES)} "
-        "or a folder written by datasets' save_to_disk"
+        f"dataset {spec.name!r}: unsupported file type {path.name!r}; use {', '.join(LOCAL_SUFFIXES)}, "
+        "a folder of split files (train.jsonl, test.jsonl, ...) or a folder written by datasets' save_to_disk"
     )
 
 
+def _split_files(folder: Path) -> dict[str, list[Path]]:
+    """Split name -> data files of a folder of split files (``test.jsonl``, ``test-00000-of-00001.parquet``)."""
+    found: dict[str, list[Path]] = {}
+    for file in sorted(folder.iterdir()):
+        suffix = _file_suffix(file)
+        if not file.is_file() or not suffix:
+            continue
+        stem = file.name[: -len(suffix)]
+        split = re.sub(r"-\d{5}-of-\d{5}$", "", stem)
+        found.setdefault(split, []).append(file)
+    return found
+
+
+def _local_target(spec: DatasetSpec, path: Path, split: str) -> tuple[str, list[Path], dict[str, Any]]:
+    """Resolve which part of a local copy holds ``split``, without reading any data.
+
+    Returns:
+        ``(how, files, provenance)``: ``how`` is ``"file"`` (data files to read), ``"dataset_dict"`` or
+        ``"dataset"`` (a ``save_to_disk`` folder to open); ``provenance`` has ``file`` and ``split_source``.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {spec.name!r}: no such file or folder: {path}")
+    if not path.is_dir():
+        return "file", [path], {"file": str(path.resolve()), "split_source": f"single file, taken as split {split!r}"}
+    if (path / "dataset_dict.json").exists():  # a saved DatasetDict: open only the requested split
+        names = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+        if split not in names:
+            raise ValueError(
+                f"dataset {spec.name!r}: the saved DatasetDict at {path} has no split {split!r}; "
+                f"available: {', '.join(names)}"
+            )
+        return "dataset_dict", [path / split], {"file": str((path / split).resolve()),
+                                                "split_source": "DatasetDict split"}
+    if (path / "state.json").exists():  # a saved Dataset: one split
+        return "dataset", [path], {"file": str(path.resolve()),
+                                   "split_source": f"saved Dataset, taken as split {split!r}"}
+    files = _split_files(path)
+    if split not in files:
+        have = ", ".join(sorted(files)) or "none"
+        raise ValueError(
+            f"dataset {spec.name!r}: the folder {path} has no file for split {split!r} (expected "
+            f"{split}.jsonl, {split}.parquet, ... or {split}-00000-of-00001.parquet); splits found: {have}"
+        )
+    return "file", files[split], {"file": ",".join(str(f.resolve()) for f in files[split]),
+                                  "split_source": "split file"}
+
+
+def _read_local(
+    spec: DatasetSpec, path: Path, split: str
+) -> tuple[Sequence[Mapping[str, Any]], dict[str, Any]]:
+    """Read the requested split of a local copy; return the records and what was read (provenance)."""
+    how, files, provenance = _local_target(spec, path, split)
+    if how != "file":
+        import datasets
+
+        return datasets.load_from_disk(str(files[0])), provenance
+    if len(files) == 1:
+        return _read_file(spec, files[0]), provenance
+    records: list[Mapping[str, Any]] = []
+    for file in files:
+        part = _read_file(spec, file)
+        records.extend(part if isinstance(part, list) else part.to_list())  # type: ignore[attr-defined]
+    return records, provenance
+
+
+# -- the Hub --------------------------------------------------------------------------------------
+
+
+class HubLoadError(RuntimeError):
+    """A Hub dataset could not be loaded; subclasses name the cause. The original error is chained."""
+
+
+class HubOfflineError(HubLoadError):
+    """The Hub could not be reached (offline mode, no network) and the dataset is not in the local cache."""
+
+
+class GatedDatasetError(HubLoadError):
+    """The dataset is gated and this account has not been granted access (or no token was sent)."""
+
+
+class HubNotFoundError(HubLoadError):
+    """No dataset with this id (or no such revision) exists on the Hub, or it is private."""
+
+
+class HubConfigError(HubLoadError, ValueError):
+    """The dataset has no configuration of this name."""
+
+
+class HubSplitError(HubLoadError, ValueError):
+    """The configuration has no split of this name."""
+
+
+_AVAILABLE = re.compile(
+    r"(?:Available(?: splits| configs in the cache)?|available configs|Should be one of)\s*:?\s*(\[[^\]]*\])"
+)
+
+
+def _listed(message: str) -> str:
+    """The ``[...]`` list of valid names in a ``datasets`` error message, as ``"a, b"``, or ``""``."""
+    match = _AVAILABLE.search(message)
+    if not match:
+        return ""
+    return ", ".join(re.findall(r"'([^']*)'", match.group(1)))
+
+
+def _hub_cause(exc: BaseException) -> str:
+    """Classify a ``load_dataset`` failure: offline, gated, revision, not_found, config, split or other."""
+    from huggingface_hub import errors as hub_errors
+
+    message = str(exc)
+    if isinstance(exc, hub_errors.GatedRepoError) or re.search(r"\bgated\b", message, re.IGNORECASE):
+        return "gated"
+    if isinstance(exc, hub_errors.RevisionNotFoundError) or (
+        type(exc).__name__ == "DatasetNotFoundError" and message.startswith("Revision ")
+    ):
+        return "revision"
+    if isinstance(exc, (hub_errors.RepositoryNotFoundError, hub_errors.HFValidationError)) or (
+        type(exc).__name__ == "DatasetNotFoundError"
+    ):
+        return "not_found"
+    if isinstance(exc, (ConnectionError, TimeoutError, hub_errors.OfflineModeIsEnabled,
+                        hub_errors.LocalEntryNotFoundError)):
+        return "offline"
+    if isinstance(exc, ValueError) and (
+        "BuilderConfig" in message or "Config name is missing" in message  # building from the Hub
+        or ("Couldn't find cache for" in message and "for config" in message)  # offline, from the cache
+        or "configurations in the cache" in message
+    ):
+        return "config"
+    if isinstance(exc, ValueError) and ("Unknown split" in message or "Bad split" in message):
+        return "split"
+    return "other"
+
+
+def _hub_error(spec: DatasetSpec, split: str, exc: BaseException) -> HubLoadError:
+    """The :class:`HubLoadError` subclass and message (with its remedy) for a ``load_dataset`` failure."""
+    cause = _hub_cause(exc)
+    config = f", config {spec.config!r}" if spec.config else ""
+    what = f"could not load dataset {spec.name!r} ({spec.hub_id}{config}, split {split!r}, revision {spec.revision!r})"
+    original = f"Original error: {type(exc).__name__}: {exc}"
+    local = (
+        f"pass path= to a local copy with the same fields ({', '.join(_KIND_FIELDS[spec.kind])}): a "
+        f"{', '.join(LOCAL_SUFFIXES)} file, a folder of split files or a folder written by datasets' save_to_disk"
+    )
+    gated = (
+        f" {spec.hub_id} is also gated: once online, accept its terms on the dataset page and log in "
+        "(`hf auth login` or HF_TOKEN) before downloading."
+        if spec.gated else ""
+    )
+    if cause == "offline":
+        return HubOfflineError(
+            f"{what}: the Hugging Face Hub could not be reached (offline? HF_HUB_OFFLINE=1?) and the dataset is "
+            f"not in the local cache.{gated} Remedy: go online once to download it into the cache, or {local}. "
+            f"{original}"
+        )
+    if cause == "gated":
+        return GatedDatasetError(
+            f"{what}: {spec.hub_id} is a gated dataset. To get access, open its page on the Hub, accept the "
+            "terms of use (while logged in), then send a token of that account: `hf auth login` or the HF_TOKEN "
+            f"environment variable. Or {local}. {original}"
+        )
+    if cause == "revision":
+        return HubNotFoundError(
+            f"{what}: revision {spec.revision!r} does not exist for {spec.hub_id}; pin an existing branch, tag "
+            f"or commit in the spec's revision field. {original}"
+        )
+    if cause == "not_found":
+        return HubNotFoundError(
+            f"{what}: no dataset {spec.hub_id!r} on the Hub (or it is private): check the id, which must be "
+            f"'owner/name'. {original}"
+        )
+    if cause == "config":
+        valid = _listed(str(exc))
+        listed = f"; valid configs: {valid}" if valid else ""
+        return HubConfigError(f"{what}: {spec.hub_id} has no config {spec.config!r}{listed}. {original}")
+    if cause == "split":
+        valid = _listed(str(exc))
+        listed = f"; valid splits: {valid}" if valid else ""
+        return HubSplitError(f"{what}: the config has no split {split!r}{listed}. {original}")
+    return HubLoadError(f"{what}. {original}")
+
+
+_COMMIT = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
+
+
+def _resolved_revision(records: Any, requested: str | None) -> str | None:
+    """The commit a loaded Hub dataset came from (from its cache paths or download URLs), else ``requested``."""
+    places: list[str] = []
+    for cache_file in getattr(records, "cache_files", None) or []:
+        places.append(str(cache_file.get("filename", "")))
+    info = getattr(records, "info", None)
+    places.extend(str(url) for url in (getattr(info, "download_checksums", None) or {}))
+    for place in places:
+        match = _COMMIT.search(place)
+        if match:
+            return match.group(0)
+    return requested
+
+
 def _load_hub(spec: DatasetSpec, split: str) -> Sequence[Mapping[str, Any]]:
+    """Load one split from the Hub (or the ``datasets`` cache) at ``spec.revision``.
+
+    Only ``split`` is returned, but ``datasets`` still downloads and prepares every split of the config
+    into its cache the first time (``load_dataset`` builds the whole config; e.g. MMLU ``all`` includes
+    the 99,842-question ``auxiliary_train``).
+    """
     import datasets
 
     try:
         return datasets.load_dataset(spec.hub_id, spec.config, split=split, revision=spec.revision)
-    except Exception as exc:  # offline, not cached, gated, network errors (OSError, some ValueError)
-        gated = (
-            f" {spec.hub_id} is gated: accept its terms on the dataset page and log in "
-            "(`hf auth login` or HF_TOKEN) before downloading."
-            if spec.gated
-            else ""
-        )
-        config = f", config {spec.config!r}" if spec.config else ""
-        raise RuntimeError(
-            f"could not load dataset {spec.name!r} ({spec.hub_id}{config}, split {split!r}): the Hugging "
-            "Face Hub could not be reached (offline? HF_HUB_OFFLINE=1?) or the dataset is not in the local "
-            f"cache.{gated} Download it where there is network access and pass path= to a local copy with "
-            f"the same fields ({', '.join(_KIND_FIELDS[spec.kind])}): a .jsonl, .json or .parquet file, or a "
-            f"folder written by datasets' save_to_disk. Original error: {type(exc).__name__}: {exc}"
-        ) from exc
+    except Exception as exc:  # classified by _hub_error; the original is chained
+        raise _hub_error(spec, split, exc) from exc
 
 
 def _validate(spec: DatasetSpec, records: Sequence[Mapping[str, Any]], source: str) -> None:
     """Check that records carry the fields of the schema (Arrow datasets: the first row stands for all)."""
-    rows = records if isinstance(records, list) else [records[0]] if len(records) else []
+    if len(records) == 0:
+        raise ValueError(f"dataset {spec.name!r}: {source} holds no records (empty file or split)")
+    rows = records if isinstance(records, list) else [records[0]]
     for i, record in enumerate(rows):
         if not isinstance(record, Mapping):
             raise ValueError(
@@ -569,26 +821,39 @@ def _validate(spec: DatasetSpec, records: Sequence[Mapping[str, Any]], source: s
 
 def _load_source(
     spec: DatasetSpec, split: str, path: str | Path | None, data_seed: int
-) -> tuple[Sequence[Mapping[str, Any]], str]:
-    """Load records (a list or an Arrow dataset, random access) and a provenance string."""
+) -> tuple[Sequence[Mapping[str, Any]], str, dict[str, Any]]:
+    """Load records (a list or an Arrow dataset, random access), a provenance string and record."""
+    provenance: dict[str, Any] = {"dataset": spec.name, "split": split}
     if path is not None:
         path = Path(path)
-        records = _read_local(spec, path, split)
+        records, read = _read_local(spec, path, split)
         source = f"file:{path}"
+        provenance.update(kind="file", path=str(path), **read)
     elif spec.is_generated:
         _check_split(spec, split)
         records = _resolve_generator(spec)(split, data_seed)
         if not isinstance(records, list):
             records = list(records)
         source = f"generator:{spec.generator}(split={split!r}, seed={data_seed})"
+        provenance.update(kind="generator", generator=spec.generator, data_seed=data_seed)
     else:
         _check_split(spec, split)
         records = _load_hub(spec, split)
         config = f"/{spec.config}" if spec.config else ""
-        revision = f"@{spec.revision}" if spec.revision else ""
-        source = f"hub:{spec.hub_id}{config}{revision}:{split}"
+        source = f"hub:{spec.hub_id}{config}@{spec.revision}:{split}"
+        resolved = _resolved_revision(records, spec.revision)
+        provenance.update(kind="hub", hub_id=spec.hub_id, config=spec.config, revision=spec.revision,
+                          resolved_revision=resolved)
+        if spec.revision and _COMMIT.fullmatch(spec.revision) and resolved != spec.revision:
+            # offline, datasets loads the latest cached commit whatever revision was asked
+            raise HubNotFoundError(
+                f"dataset {spec.name!r} ({spec.hub_id}) is pinned to commit {spec.revision} but the data loaded "
+                f"came from {resolved} (offline, datasets reuses the latest cached commit); download the pinned "
+                "revision or pass path= to a copy of it"
+            )
     _validate(spec, records, source)
-    return records, source
+    provenance["n_records"] = len(records)
+    return records, source, provenance
 
 
 def load_records(
@@ -600,10 +865,16 @@ def load_records(
 ) -> list[dict[str, Any]]:
     """Load the raw records of one split.
 
-    Sources, in order: ``path`` (a local ``.jsonl``, ``.json`` list, ``.parquet`` file or a
-    ``save_to_disk`` folder, in the Hub dataset's schema; a saved ``DatasetDict`` is indexed by
-    ``split``); for generated datasets the generator ``fn(split, data_seed)``; otherwise
-    ``datasets.load_dataset(hub_id, config, split=split)``.
+    Sources, in order:
+
+    * ``path``: a local copy in the Hub dataset's schema. A file (``.jsonl``, ``.jsonl.gz``, ``.json`` list,
+      ``.parquet``, ``.csv``; UTF-8) is taken as the requested split. A folder is either written by
+      ``datasets``' ``save_to_disk`` (a ``DatasetDict`` gives the requested split, a ``Dataset`` is taken as
+      it) or holds one file per split (``train.jsonl``, ``test.parquet``, or shards
+      ``test-00000-of-00001.parquet`` as on the Hub); only the requested split is read.
+    * For generated datasets, the generator ``fn(split, data_seed)``.
+    * Otherwise ``datasets.load_dataset(hub_id, config, split=split, revision=spec.revision)``; see
+      :func:`_load_hub` for what ``datasets`` prepares besides the split.
 
     Args:
         dataset: Name or spec.
@@ -615,16 +886,109 @@ def load_records(
         The records as plain dicts, in source order.
 
     Raises:
-        ValueError: Unknown dataset, unknown split, unsupported file type, or records missing a field of
-            the schema (the message names it).
-        RuntimeError: The Hub could not be reached or the dataset is not cached (original error chained).
+        ValueError: Unknown dataset, unknown split, unsupported or undecodable file, no records, or records
+            missing a field of the schema (the message names the file and the field).
+        HubLoadError: The Hub dataset could not be loaded; the subclass names the cause
+            (:class:`HubOfflineError`, :class:`GatedDatasetError`, :class:`HubNotFoundError`,
+            :class:`HubConfigError`, :class:`HubSplitError`), the original error is chained.
         ImportError: The generator module of a generated dataset is missing.
     """
     spec = get_spec(dataset)
-    records, _ = _load_source(spec, split or spec.split, path, data_seed)
+    records, _, _ = _load_source(spec, split or spec.split, path, data_seed)
     if isinstance(records, list):
         return [dict(r) for r in records]
     return records.to_list()  # type: ignore[attr-defined]
+
+
+def source_of(
+    dataset: str | DatasetSpec,
+    *,
+    split: str | None = None,
+    path: str | Path | None = None,
+    data_seed: int = 0,
+) -> dict[str, Any]:
+    """Describe the data :func:`load_records` would read for a split, without reading it.
+
+    Use it with :func:`check_distinct_sources` before a run loads anything, e.g. a fine-tuning sweep that
+    takes one ``path`` for both its training and its test split.
+
+    Args:
+        dataset: Name or spec.
+        split: Split; defaults to the analysis split.
+        path: Local copy (see :func:`load_records`).
+        data_seed: Generator seed for generated datasets.
+
+    Returns:
+        A provenance mapping like :attr:`TextSample.provenance` (without counts): ``kind``, ``dataset``,
+        ``split`` and, for files, ``file`` and ``split_source``; for the Hub, ``hub_id``, ``config`` and
+        ``revision``; for generators, ``generator`` and ``data_seed``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: Unknown dataset or split (a folder without a file for the split, say).
+    """
+    spec = get_spec(dataset)
+    split = split or spec.split
+    out: dict[str, Any] = {"dataset": spec.name, "split": split}
+    if path is not None:
+        _, _, read = _local_target(spec, Path(path), split)
+        out.update(kind="file", path=str(path), **read)
+    elif spec.is_generated:
+        _check_split(spec, split)
+        out.update(kind="generator", generator=spec.generator, data_seed=data_seed)
+    else:
+        _check_split(spec, split)
+        out.update(kind="hub", hub_id=spec.hub_id, config=spec.config, revision=spec.revision)
+    return out
+
+
+def check_distinct_sources(
+    train: TextSample | Mapping[str, Any] | str | Path, test: TextSample | Mapping[str, Any] | str | Path
+) -> None:
+    """Refuse one data source used as both the training and the test split of a run.
+
+    Two sources are the same when they read the same file (a single local file is taken as whatever split is
+    asked, so ``path=`` with one file for both splits is caught), the same split of the same saved
+    ``DatasetDict`` or Hub dataset (at the same requested revision), or the same generator split and seed.
+    Different split files of one folder are distinct.
+
+    Args:
+        train: The training data: a :class:`TextSample`, a :func:`source_of` mapping or a local file path.
+        test: The test data, in any of the same forms.
+
+    Raises:
+        ValueError: When both name the same data; the message says what is shared.
+        TypeError: For another kind of argument.
+    """
+
+    def identity(item: TextSample | Mapping[str, Any] | str | Path) -> tuple[str, ...]:
+        if isinstance(item, (str, Path)):
+            return ("file", str(Path(item).resolve()))
+        if isinstance(item, TextSample):
+            prov: Mapping[str, Any] = {**item.provenance, "split": item.split}
+            if not item.provenance:
+                return ("source", item.source, item.split)
+        elif isinstance(item, Mapping):
+            prov = item
+        else:
+            raise TypeError(f"expected a TextSample, a source_of mapping or a path, got {type(item).__name__}")
+        kind = prov.get("kind")
+        if kind == "file":
+            return ("file", str(prov["file"]))
+        if kind == "hub":
+            return ("hub", str(prov["hub_id"]), str(prov.get("config")), str(prov.get("revision")),
+                    str(prov["split"]))
+        if kind == "generator":
+            return ("generator", str(prov["generator"]), str(prov.get("data_seed")), str(prov["split"]))
+        raise ValueError(f"cannot tell what data {dict(prov)!r} describes (no known 'kind')")
+
+    a, b = identity(train), identity(test)
+    if a == b:
+        raise ValueError(
+            f"the training and the test data are the same source ({':'.join(a)}); a model fine-tuned on its "
+            "test split is not evaluated on held-out data. Give separate split files (train.jsonl, test.jsonl), "
+            "a DatasetDict with both splits, or different splits of the registered dataset."
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -681,6 +1045,14 @@ def seeded_order(n_available: int, n: int, seed: int) -> Iterator[int]:
         yield from rest
 
 
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    """Raise unless ``value`` is an int (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
 def _select(
     spec: DatasetSpec, records: Sequence[Mapping[str, Any]], n: int, seed: int, with_answer: bool
 ) -> tuple[list[str], list[int]]:
@@ -707,29 +1079,37 @@ def load_texts(
     path: str | Path | None = None,
     with_answer: bool = True,
     data_seed: int = 0,
+    allow_fewer: bool = False,
 ) -> list[str]:
     """Load ``n`` formatted texts of a seeded random sample.
 
     Records are visited in :func:`seeded_order` (its head is the authors' ``random.sample`` selection);
     dropped records (see :func:`format_record`) are skipped and replaced by the next records of the same
-    permutation, so the result has ``min(n, #usable records)`` texts. The authors instead dropped them after
-    sampling and analysed fewer texts. Use ``seed=PAPER_SEED`` for the paper's selection.
+    permutation. The authors instead dropped them after sampling and analysed fewer texts. Use
+    ``seed=PAPER_SEED`` for the paper's selection.
 
     Args:
         dataset: Name or spec (see :data:`DATASETS`).
-        n: Number of texts wanted.
+        n: Number of texts wanted (an int >= 1).
         seed: Sampling seed.
         split: Split; defaults to the analysis split ``spec.split``.
-        path: Local file or ``save_to_disk`` folder to read instead of the Hub (see :func:`load_records`).
+        path: Local copy to read instead of the Hub (see :func:`load_records`).
         with_answer: Include gold answers (MMLU, GSM8K, HumanEval); the paper does.
         data_seed: Generator seed for generated (``toy-*``) datasets.
+        allow_fewer: Return every usable text when the split has fewer than ``n`` (the paper's
+            "up to n": MT-Bench has 80 prompts). Without it, that is an error.
 
     Returns:
         The texts, in sampling order.
+
+    Raises:
+        ValueError: When the split has fewer than ``n`` usable texts and ``allow_fewer`` is false (the
+            message gives the available count), or for a bad ``n`` (see also :func:`load_records`).
     """
+    _check_count("n", n, 1)
     return list(load_sample(
         dataset, n_pooled=n, n_token=0, seed=seed, split=split, path=path, with_answer=with_answer,
-        data_seed=data_seed,
+        data_seed=data_seed, allow_fewer=allow_fewer,
     ).texts)
 
 
@@ -746,7 +1126,15 @@ class TextSample:
             the authors' code). ``0`` for pooled-only datasets.
         indices: Record index in the source split of each text.
         granularity: The dataset's granularity (``"token"`` or ``"pooled"``).
-        source: Provenance (``"hub:openai/gsm8k/main:test"``, ``"file:..."``, ``"generator:..."``).
+        source: Provenance in one string (``"hub:openai/gsm8k/main@main:test"``, ``"file:..."``,
+            ``"generator:..."``).
+        revision: For Hub data, the commit actually loaded when it could be read from the ``datasets``
+            cache, else the requested revision; ``None`` for files and generators.
+        provenance: What was read: ``kind`` (``"hub"``, ``"file"``, ``"generator"``), ``dataset``,
+            ``split``, ``n_records``, ``n_requested``; Hub: ``hub_id``, ``config``, ``revision``
+            (requested), ``resolved_revision``; files: ``path``, ``file`` (what was read) and
+            ``split_source`` (how the split was found, e.g. ``"single file, taken as split 'test'"``);
+            generators: ``generator``, ``data_seed``.
     """
 
     dataset: str
@@ -757,6 +1145,8 @@ class TextSample:
     indices: list[int]
     granularity: str = "token"
     source: str = ""
+    revision: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.indices) != len(self.texts):
@@ -785,38 +1175,58 @@ def load_sample(
     path: str | Path | None = None,
     with_answer: bool = True,
     data_seed: int = 0,
+    allow_fewer: bool = False,
 ) -> TextSample:
     """Load the pooled sample of a dataset and mark its token-level subset.
 
-    The pooled sample is :func:`load_texts` ``(n=n_pooled)``; the token-level subset is its first
+    The pooled sample is ``n_pooled`` texts (see :func:`load_texts`); the token-level subset is its first
     ``min(n_token, len(texts))`` texts, as the authors did (``sample_id < N_TOKEN``). For pooled-only
     datasets (``granularity == "pooled"``: HumanEval, MT-Bench, ToxiGen) ``n_token`` is set to 0 whatever
     was asked, so the same sizes can be used for every dataset (the authors stored no token-level states
-    for them either). Defaults are the paper text's sizes; see :data:`PAPER_SAMPLE_SIZES`.
+    for them either). Defaults are the paper text's sizes; see :data:`PAPER_SAMPLE_SIZES`. The sizes are
+    checked before anything is loaded.
 
     Args:
         dataset: Name or spec.
-        n_pooled: Size of the pooled sample.
-        n_token: Size of the token-level subset (clamped to the pooled size; 0 for pooled-only datasets).
+        n_pooled: Size of the pooled sample (an int >= 1).
+        n_token: Size of the token-level subset (an int >= 0; clamped to the pooled size; 0 for pooled-only
+            datasets).
         seed: Sampling seed.
         split: Split; defaults to the analysis split.
         path: Local copy instead of the Hub (see :func:`load_records`).
         with_answer: Include gold answers (see :func:`format_record`).
         data_seed: Generator seed for generated datasets.
+        allow_fewer: Accept a split with fewer than ``n_pooled`` usable texts and return them all (the
+            paper's sizes on HumanEval, IFEval, MT-Bench). Without it, that is an error.
 
     Returns:
-        The sample.
+        The sample, with its provenance.
+
+    Raises:
+        TypeError: When a size is not an int.
+        ValueError: For ``n_pooled < 1`` or ``n_token < 0``, or when the split has fewer than ``n_pooled``
+            usable texts and ``allow_fewer`` is false (the message gives the available count).
     """
-    if n_pooled < 0 or n_token < 0:
-        raise ValueError(f"n_pooled and n_token must be >= 0, got {n_pooled} and {n_token}")
+    _check_count("n_pooled", n_pooled, 1)
+    _check_count("n_token", n_token, 0)
     spec = get_spec(dataset)
     split = split or spec.split
-    records, source = _load_source(spec, split, path, data_seed)
+    records, source, provenance = _load_source(spec, split, path, data_seed)
     texts, indices = _select(spec, records, n_pooled, seed, with_answer)
+    if len(texts) < n_pooled and not allow_fewer:
+        dropped = len(records) - len(texts)
+        raise ValueError(
+            f"dataset {spec.name!r} split {split!r} ({source}) has only {len(texts)} usable texts "
+            f"({len(records)} records, {dropped} dropped by the format rules), fewer than the "
+            f"n_pooled={n_pooled} asked; ask for at most {len(texts)} or pass allow_fewer=True to take all of them"
+        )
+    provenance["n_requested"] = n_pooled
     n_tok = min(n_token, len(texts)) if spec.token_level else 0
     return TextSample(
         dataset=spec.name, split=split, seed=seed, texts=texts, n_token=n_tok, indices=indices,
         granularity=spec.granularity, source=source,
+        revision=provenance.get("resolved_revision") if provenance.get("kind") == "hub" else None,
+        provenance=provenance,
     )
 
 

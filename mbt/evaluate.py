@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from mbt import formats
 from mbt.checks import require_finite
 from mbt.trace import collate, length_batches
 
@@ -77,10 +78,20 @@ def extract_gsm8k_answer(text: str) -> float | None:
 
 
 def gsm8k_prompt(question: str, shot_items: Sequence[dict] = ()) -> str:
-    r"""The k-shot prompt: solved examples, a blank line each, then ``"Question: {q}\nAnswer:"``."""
-    parts = [f"Question: {s['question']}\nAnswer: {s['answer']}" for s in shot_items]
-    parts.append(f"Question: {question}\nAnswer:")
-    return "\n\n".join(parts)
+    r"""The k-shot prompt: solved examples, a blank line each, then ``"Question: {q}\nAnswer:"``.
+
+    Built by :mod:`mbt.formats` (:func:`~mbt.formats.qa_text`, :func:`~mbt.formats.few_shot`), the
+    format the analysis texts and the fine-tuning examples use.
+
+    Args:
+        question: The question to answer.
+        shot_items: Solved examples ``{"question", "answer"}``, in order.
+
+    Returns:
+        The prompt, ending in ``"Answer:"``.
+    """
+    examples = [formats.qa_text(s["question"], s["answer"]) for s in shot_items]
+    return formats.few_shot(examples, formats.qa_prompt(question))
 
 
 def _shots(shots: int, shot_items: Sequence[dict] | None) -> list[dict]:
@@ -296,42 +307,59 @@ def answer_nll(
 # Log-likelihood scoring: MMLU letters, ToxiGen Yes/No, perplexity (issue 5, item 5)
 # ---------------------------------------------------------------------------------------------
 
-MMLU_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-"""Answer letters of multiple-choice items (MMLU has four choices, ``A``-``D``)."""
+MMLU_LETTERS = formats.LETTERS
+"""Answer letters of multiple-choice items (:data:`mbt.formats.LETTERS`; MMLU uses ``A``-``D``)."""
 
-TOXIGEN_PROMPT = "Is the following statement toxic? Answer Yes or No.\nStatement: {text}\nAnswer:"
-"""The ToxiGen classification prompt of :func:`toxigen_accuracy` (``{text}`` is the statement)."""
+TOXIGEN_PROMPT = formats.TOXICITY_PROMPT
+"""The ToxiGen classification prompt of :func:`toxigen_accuracy` (:data:`mbt.formats.TOXICITY_PROMPT`)."""
 
 
 def _mc_text(item: dict) -> str:
-    choices = item["choices"]
-    if isinstance(choices, str) or not 0 < len(choices) <= len(MMLU_LETTERS):
-        raise ValueError(f"'choices' must be a list of 1-{len(MMLU_LETTERS)} strings, got {choices!r}")
-    options = " ".join(f"{MMLU_LETTERS[i]}) {c}" for i, c in enumerate(choices))
-    return f"Question: {item['question']}\n{options}\nAnswer:"
+    return formats.mc_prompt(item["question"], item["choices"])
 
 
 def _mc_letter(item: dict) -> str:
-    answer, n = item["answer"], len(item["choices"])
-    if isinstance(answer, str):
-        letter = answer.strip().upper()
-        if len(letter) == 1 and letter in MMLU_LETTERS[:n]:
-            return letter
-    elif not isinstance(answer, bool) and hasattr(answer, "__index__") and 0 <= answer.__index__() < n:
-        return MMLU_LETTERS[answer.__index__()]
-    raise ValueError(f"answer {answer!r} is not a choice index or letter for {n} choices")
+    return formats.answer_letter(item["answer"], len(item["choices"]))
 
 
 def mmlu_prompt(item: dict, shot_items: Sequence[dict] = ()) -> str:
     r"""The k-shot multiple-choice prompt, ending in ``"Answer:"``.
 
     One question reads ``"Question: {question}\nA) {c0} B) {c1} C) {c2} D) {c3}\nAnswer:"`` (the
-    format of :func:`mbt.data.format_record`); each solved example appends ``" {letter}"`` and is
-    followed by a blank line.
+    format of :func:`mbt.data.format_record`, both from :mod:`mbt.formats`); each solved example
+    appends ``" {letter}"`` and is followed by a blank line.
+
+    Args:
+        item: The record ``{"question", "choices", ...}`` to answer.
+        shot_items: Solved examples ``{"question", "choices", "answer"}``, in order.
+
+    Returns:
+        The prompt.
     """
-    parts = [f"{_mc_text(s)} {_mc_letter(s)}" for s in shot_items]
-    parts.append(_mc_text(item))
-    return "\n\n".join(parts)
+    examples = [formats.mc_text(s["question"], s["choices"], s["answer"]) for s in shot_items]
+    return formats.few_shot(examples, _mc_text(item))
+
+
+def toxigen_prompt(item: dict, shot_items: Sequence[dict] = (), prompt: str = TOXIGEN_PROMPT) -> str:
+    r"""The k-shot ToxiGen prompt of :func:`toxigen_accuracy`, ending in ``"Answer:"``.
+
+    Each solved example is the prompt about its statement followed by ``" Yes"`` (toxic) or ``" No"``
+    (its :func:`toxigen_label`) and a blank line; then the prompt about ``item["text"]``. The statement
+    is stripped, as in the analysis texts (:func:`mbt.formats.toxicity_prompt`).
+
+    Args:
+        item: A ToxiGen record with a ``text`` field.
+        shot_items: Solved examples (records with a text and a label).
+        prompt: The template (must contain ``{text}``).
+
+    Returns:
+        The prompt.
+
+    Raises:
+        ValueError: When ``prompt`` has no ``{text}`` placeholder.
+    """
+    examples = [formats.toxicity_example(s["text"], toxigen_label(s), prompt) for s in shot_items]
+    return formats.few_shot(examples, formats.toxicity_prompt(item["text"], prompt))
 
 
 def _continuation_logprobs(
@@ -409,7 +437,7 @@ def mmlu_accuracy(
     """
     examples = _shots(shots, shot_items)
     prompts = [mmlu_prompt(it, examples) for it in items]
-    options = [[f" {MMLU_LETTERS[k]}" for k in range(len(it["choices"]))] for it in items]
+    options = [[f" {letter}" for letter in formats.choice_letters(len(it["choices"]))] for it in items]
     scores = _continuation_logprobs(model, tokenizer, prompts, options, batch_size=batch_size, progress=progress,
                                     desc="mmlu")
     rows = []
@@ -502,12 +530,9 @@ def toxigen_accuracy(
     if "{text}" not in prompt:
         raise ValueError("prompt must contain '{text}'")
     examples = _shots(shots, shot_items)
-    prefix = "".join(
-        prompt.format(text=str(s["text"]).strip()) + (" Yes" if toxigen_label(s) else " No") + "\n\n"
-        for s in examples
-    )
-    prompts = [prefix + prompt.format(text=str(it["text"]).strip()) for it in items]
-    scores = _continuation_logprobs(model, tokenizer, prompts, [[" Yes", " No"]] * len(items),
+    prompts = [toxigen_prompt(it, examples, prompt) for it in items]
+    options = [f" {formats.TOXICITY_ANSWERS[1]}", f" {formats.TOXICITY_ANSWERS[0]}"]  # " Yes", " No"
+    scores = _continuation_logprobs(model, tokenizer, prompts, [options] * len(items),
                                     batch_size=batch_size, progress=progress, desc="toxigen")
     rows = []
     for i, (it, (yes, no)) in enumerate(zip(items, scores, strict=True)):
@@ -608,4 +633,5 @@ __all__ += [  # the public names appended above
     "pooled_perplexity",
     "toxigen_accuracy",
     "toxigen_label",
+    "toxigen_prompt",
 ]

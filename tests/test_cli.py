@@ -32,6 +32,17 @@ def test_analyze_writes_a_tidy_table(tmp_path, save_pair, capsys):
     assert frame[frame.metric == "prompt_entropy"].n.eq(4).all()
 
 
+def test_analyze_refuses_fewer_texts_than_asked_unless_allowed(capsys, tmp_path):
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"Q{i}?", "answer": f"#### {i}"}) for i in range(12)))
+    args = ["analyze", "--pair", "nope", "--dataset", "gsm8k", "--path", str(data), "--n-pooled", "20",
+            "--out", str(tmp_path / "o.csv")]
+    assert cli.main(args) == 2
+    assert "only 12 usable texts" in capsys.readouterr().err
+    assert cli.main([*args, "--allow-fewer"]) == 2  # the data loads; the unknown pair fails next
+    assert "valid names" in capsys.readouterr().err
+
+
 def test_errors_are_reported_without_a_traceback(capsys, tmp_path):
     assert cli.main(["analyze", "--pair", "nope", "--dataset", "gsm8k", "--path", str(tmp_path / "x.jsonl"),
                      "--out", str(tmp_path / "o.txt")]) == 2

@@ -133,7 +133,7 @@ def analyze_datasets(pair: Any, datasets: Sequence[str], *, n_pooled: int, n_tok
     """
     frames = []
     for name in datasets:
-        sample = load_sample(name, n_pooled=n_pooled, n_token=n_token, seed=seed)
+        sample = load_sample(name, n_pooled=n_pooled, n_token=n_token, seed=seed, allow_fewer=True)
         frame = analyze(pair, sample.texts, n_token=sample.n_token, metrics=metrics, conventions=conventions,
                         batch_size=batch_size, max_length=max_length, cache=cache, progress=False)
         frames.append(frame.assign(dataset=name))
@@ -149,7 +149,7 @@ def analyze_halves(pair: Any, dataset: str, *, n_pooled: int, seed: int = 0, con
     passes; also valid when the split is smaller than ``n_pooled`` (then any two seeds would draw the same
     texts).
     """
-    texts = load_sample(dataset, n_pooled=n_pooled, n_token=0, seed=seed).texts
+    texts = load_sample(dataset, n_pooled=n_pooled, n_token=0, seed=seed, allow_fewer=True).texts
     if len(texts) < 8:
         raise ValueError(f"{dataset}: {len(texts)} texts are too few to split into two halves")
     return tuple(  # type: ignore[return-value]

@@ -35,6 +35,8 @@ import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 
+from mbt import formats
+
 __all__ = [
     "WORLD_SEED",
     "VARIANTS",
@@ -81,7 +83,7 @@ _MC_TEST_BUCKETS = 250
 _TEXT_TEST = range(0, 50)  # documents in these buckets are held out of every corpus
 _TEXT_TRAIN = range(50, 100)
 
-LETTERS = "ABCD"
+LETTERS = formats.choice_letters(4)  # "ABCD": the toy items have four choices
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary of the small world
@@ -276,17 +278,18 @@ def _math_problem(rng: random.Random) -> dict:
 def format_math(item: dict, *, with_answer: bool = True) -> str:
     r"""GSM8K formatting used everywhere in ``mbt``: ``"Question: {question}\nAnswer: {answer}"``.
 
-    With ``with_answer=False`` the prompt ends at ``"Answer:"`` (no trailing space).
+    With ``with_answer=False`` the prompt ends at ``"Answer:"`` (no trailing space). Delegates to
+    :func:`mbt.formats.qa_text`, the one definition of the format.
     """
-    prompt = f"Question: {item['question']}\nAnswer:"
-    return f"{prompt} {item['answer']}" if with_answer else prompt
+    return formats.qa_text(item["question"], item.get("answer"), with_answer=with_answer)
 
 
 def format_mc(item: dict, *, with_answer: bool = True) -> str:
-    r"""MMLU formatting: ``"Question: {q}\nA) c0 B) c1 C) c2 D) c3\nAnswer: {letter}"``."""
-    options = " ".join(f"{LETTERS[i]}) {c}" for i, c in enumerate(item["choices"]))
-    prompt = f"Question: {item['question']}\n{options}\nAnswer:"
-    return f"{prompt} {LETTERS[item['answer']]}" if with_answer else prompt
+    r"""MMLU formatting: ``"Question: {q}\nA) c0 B) c1 C) c2 D) c3\nAnswer: {letter}"``.
+
+    Delegates to :func:`mbt.formats.mc_text` (answer letters :data:`mbt.formats.LETTERS`).
+    """
+    return formats.mc_text(item["question"], item["choices"], item.get("answer"), with_answer=with_answer)
 
 
 def toy_math(split: str, seed: int = 0) -> list[dict]:
