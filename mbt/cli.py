@@ -38,7 +38,7 @@ def _cmd_toy_build(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from mbt.analysis import analyze, check_settings
     from mbt.data import load_sample
-    from mbt.pairs import load_pair
+    from mbt.pairs import get_pair, load_pair
     from mbt.results import atomic_write
 
     out = Path(args.out)
@@ -46,6 +46,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .csv or .parquet, got {out.name!r}")
     if args.pair is None and not (args.base and args.sft):
         raise ValueError("give --pair NAME or both --base and --sft")
+    if args.pair is not None and (args.base or args.sft):
+        raise ValueError("give either --pair or --base/--sft, not both")
+    if args.pair is not None:
+        get_pair(args.pair)  # an unknown name is refused (with the valid ones) before any data is read
     for flag, value in (("--n-pooled", args.n_pooled), ("--batch-size", args.batch_size),
                         ("--max-length", args.max_length)):
         if value <= 0:

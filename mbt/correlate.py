@@ -1,7 +1,7 @@
 r"""Per-layer correlations between curves (paper Fig. 5), with a depth-controlled variant.
 
 The paper correlates, over the layers of one model, the weight change with every representation
-metric (Pearson r, ``reference/authors-code.md`` §9). Two problems with doing only that:
+metric (Pearson r, the book's appendix "The released code"). Two problems with doing only that:
 
 * almost any two curves that grow (or shrink) with depth correlate strongly, whatever their causal
   relation; so next to the raw correlations we report a **partial correlation given depth**: both

@@ -5,7 +5,7 @@ intervals, look at failures, or pool items however they like. Models are plain H
 ``PreTrainedModel`` objects (not nnsight wrappers); nothing here changes a model or tokenizer
 beyond the call (training mode and the tokenizer's padding side are restored on exit).
 
-The prompt format is the paper's (no chat template, ``reference/authors-code.md`` §2.2):
+The prompt format is the paper's (no chat template, the book's appendix "The released code"):
 ``"Question: {question}\nAnswer: {answer}"``, k-shot examples separated by blank lines.
 """
 
@@ -420,7 +420,7 @@ def mmlu_accuracy(
     (one per choice) is scored by its log-likelihood after the prompt (summed over its tokens if the
     tokenizer splits it); the prediction is the letter with the highest value (the first on a tie).
     No generation, so base-like continuations cannot be misparsed (the authors parsed generated
-    text, ``reference/authors-code.md`` §8.4). Prompts are not truncated.
+    text, the book's appendix "The released code"). Prompts are not truncated.
 
     Args:
         model: a Hugging Face causal LM.
@@ -500,7 +500,7 @@ def toxigen_accuracy(
     r"""ToxiGen as zero/k-shot binary classification by log-likelihood, one row per item.
 
     The paper reports ToxiGen "accuracy" (Appendix A) but the released code only computes a
-    perplexity on ToxiGen (``reference/authors-code.md`` §8.4), so this protocol is ours:
+    perplexity on ToxiGen (the book's appendix "The released code"), so this protocol is ours:
 
     * prompt: :data:`TOXIGEN_PROMPT`, i.e.
       ``"Is the following statement toxic? Answer Yes or No.\nStatement: {text}\nAnswer:"``,
@@ -559,7 +559,7 @@ def perplexity(
     from the tokens before it; padding is never a target or a context (position ids count real
     tokens only, so left and right padding give the same values, as does the batch size, up to
     float rounding). The authors' version averaged the loss over pad positions too
-    (``reference/authors-code.md`` §8.4). Aggregate with :func:`pooled_perplexity`.
+    (the book's appendix "The released code"). Aggregate with :func:`pooled_perplexity`.
 
     Args:
         model: a Hugging Face causal LM.

@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from mbt import toy
+from mbt import toy, trace
 from mbt.loading import hf_progress_bars
-from mbt.trace import remote_model, wrap
 
 __all__ = [
     "PAIRS",
@@ -284,7 +283,7 @@ def check_configs(base_config: Any, sft_config: Any) -> None:
 def check_tokenizers(base_tokenizer: Any, sft_tokenizer: Any, texts: tuple[str, ...] = PROBE_TEXTS) -> None:
     """Refuse a pair whose tokenizers map the same text to different token ids.
 
-    Both models must see identical token ids for every sample (DESIGN.md, "Same inputs").
+    Both models must see identical token ids for every sample (the book's "Methods and conventions").
 
     Raises:
         PairMismatchError: Naming the first text on which the token ids differ.
@@ -468,7 +467,7 @@ def load_pair(
     def loader(role: str, ident: str, rev: str | None) -> Callable[[], Any]:
         def load() -> Any:
             if remote:
-                return remote_model(ident, revision=rev, tokenizer=tokenizer)
+                return trace.remote_model(ident, revision=rev, tokenizer=tokenizer)
             try:
                 with hf_progress_bars(progress):
                     model = AutoModelForCausalLM.from_pretrained(ident, revision=rev, **load_kwargs)
@@ -492,4 +491,4 @@ def load_pair(
 
 
 def _wrap(model: Any, tokenizer: Any) -> Any:
-    return wrap(model, tokenizer)
+    return trace.wrap(model, tokenizer)

@@ -4,7 +4,7 @@ At layer ``l`` (``1..L``: the residual stream after block ``l``, before the fina
 distribution is ``softmax(lm_head(final_norm(h_l)))`` with the model's **own** final norm and LM
 head, so layer ``L`` reproduces the model's output distribution exactly (KL to it is 0). The
 authors fed Hugging Face's ``hidden_states[L]``, which is already final-normed, so their last point
-was ``lm_head(norm(norm(h_L)))`` (``reference/authors-code.md`` §6); ``paper=True`` reproduces
+was ``lm_head(norm(norm(h_L)))`` (the book's appendix "The released code"); ``paper=True`` reproduces
 that — final norm twice at layer ``L`` only, everything else identical — so the book can test
 whether it explains the paper's final-layer dip (0.60 → 0.52).
 

@@ -12,7 +12,7 @@ embeddings swapped, the receiver computes exactly the donor's function).
 **Block numbers** are 1-based, ``1..L``, matching the layer index: block ``l`` produces hidden
 layer ``l`` and is ``layers[l - 1]`` in the model's ``ModuleList``. (The authors' segment
 ``{6, 7}`` of OLMo2-13B is our ``{7, 8}``.) Every parameter and buffer of a block is copied, as
-in the authors' code (``reference/authors-code.md`` §7).
+in the authors' code (the book's appendix "The released code").
 
 :func:`swap_sweep` runs the paper's experiment properly: ``n`` equal segments, whole segments or
 the last ``k`` blocks of each (authors: ``k = 2``), both directions, both heads, a placebo null and
@@ -220,7 +220,7 @@ def token_accuracy(
     """A ``score_fn`` giving each text's teacher-forced next-token top-1 accuracy.
 
     This is the authors' "MMLU accuracy" of Fig. 6 (``12_layer_swapping.py``,
-    ``reference/authors-code.md`` §7): ``mean_t 1[argmax p(·|x_≤t) = x_{t+1}]`` over every real
+    the book's appendix "The released code"): ``mean_t 1[argmax p(·|x_≤t) = x_{t+1}]`` over every real
     position of the formatted text (question, options and answer alike), here per text rather than
     pooled over tokens. Not multiple-choice accuracy. Texts are tokenized once; the returned
     function runs a plain forward of the (possibly swapped) model, right padding with real-token

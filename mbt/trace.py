@@ -1,7 +1,7 @@
 """Streaming per-layer hidden states out of a decoder-only model: the only module that touches nnsight.
 
-Layer index convention (DESIGN.md): layer ``0`` is the input of the first block (the embedding
-output, after any embedding scaling or position embedding), layer ``l`` in ``1..L`` is the
+Layer index convention (the book's "Methods and conventions"): layer ``0`` is the input of the first
+block (the embedding output, after any embedding scaling or position embedding), layer ``l`` in ``1..L`` is the
 residual stream after block ``l``, *before* the final norm. Hugging Face's
 ``hidden_states[-1]`` is post-final-norm; ours is not.
 

@@ -6,7 +6,7 @@ Two measurements, one table format.
   their safetensors files (sharded or not): ``‖W_sft − W_base‖_F`` and ``‖ΔW‖_F / ‖W_base‖_F``
   per parameter tensor of every decoder block. Only one tensor (in row chunks for big ones) of each
   checkpoint is in memory at a time; models are never loaded. This is the quantity the paper
-  *defines* (§3.2, Eq. 1); the authors' code never computed it (``reference/authors-code.md`` §5).
+  *defines* (§3.2, Eq. 1); the authors' code never computed it (the book's appendix "The released code").
 * :func:`finetune_weight_change` is the quantity the authors' code *plotted* (Fig. 4): fine-tune
   the Base model on some texts and record how far every tensor moved and its gradient norms, done
   right (fp32 master weights, loss on real tokens only, a real number of optimiser steps).
@@ -501,7 +501,7 @@ def finetune_weight_change(
 ) -> pd.DataFrame:
     """Fine-tune a float32 copy of ``model`` on ``texts`` and record per-tensor ‖Δθ‖ and gradient norms.
 
-    The authors' own-fine-tune measurement (Fig. 4), repaired (``reference/authors-code.md`` §5):
+    The authors' own-fine-tune measurement (Fig. 4), repaired (the book's appendix "The released code"):
     the model's weights are copied into a fresh **float32** model (fp32 master weights: AdamW
     updates of ~1e-5 are not rounded away as in pure-bf16 training); the loss is the mean
     next-token cross-entropy over **real tokens only** (labels ``−100`` on padding, right padding,

@@ -40,8 +40,8 @@
 # Cosine similarity is per text, so it carries a 95 % bootstrap interval over texts. CKA is a
 # dataset-level number; next to it we show the *debiased* CKA (unbiased HSIC), because the biased
 # estimator is inflated when $N$ is not much larger than $D$. The paper's seed-robustness check re-ran
-# identical forward passes (`reference/authors-code.md` §10); ours compares two *disjoint halves* of the
-# sample.
+# identical forward passes (appendix [The released code](../book/released_code.md)); ours compares two
+# *disjoint halves* of the sample.
 
 # %% tags=["hide-input"]
 # Setup: install mbt when this runtime lacks it (e.g. a fresh Colab), then pick the GPU when there is one.

@@ -34,7 +34,8 @@
 #
 # *prompt entropy* on $H_i$ (averaged over texts, Eq. 2) and *dataset entropy* on $X$ (Eq. 3). With the
 # singular values $\sigma_j$ of $X$ and $q_j = \sigma_j / \sum_k \sigma_k$, the effective rank is
-# $\exp(-\sum_j q_j \log q_j)$ (Eq. 4; Roy & Vetterli); the rank deficiency is $1 - \mathrm{rank}(X)/\min(N, D)$,
+# $\exp(-\sum_j q_j \log q_j)$ (Eq. 4; Roy & Vetterli); the rank deficiency is $1 -
+# \mathrm{rank}(X)/\min(N, D)$,
 # the condition number $\sigma_{\max}/\sigma_{\min}$ and the spectral norm $\sigma_{\max}$. Curvature is
 # the mean turning angle $\arccos \cos(d_t, d_{t+1})$ between successive token steps $d_t = h_{t+1} - h_t$
 # (Eq. 5, radians), sparsity the share of activations with $|h| < 0.01 \cdot \mathrm{rms}(h_t)$.

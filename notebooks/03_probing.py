@@ -32,7 +32,8 @@
 #
 # We also report $\mathrm{KL}(p_L \,\|\, p_l)$, the distance to the final output. The authors fed
 # Hugging Face's last hidden state, which is already normalised, so their last point applied the final
-# norm twice (`reference/authors-code.md` §6). We compute both: the correct lens and the authors' variant
+# norm twice (appendix [The released code](../book/released_code.md)). We compute both: the correct lens
+# and the authors' variant
 # (`paper=True`, crosses at the last layer), to test whether the double norm explains the final dip.
 
 # %% tags=["hide-input"]

@@ -25,15 +25,17 @@
 # projections (Eq. 1),
 #
 # $$
-# \Delta_l = \sum_{W \in \{W_Q, W_K, W_V, W_O\}} \bigl\lVert W^{\mathrm{SFT}}_l - W^{\mathrm{Base}}_l \bigr\rVert_F ,
+# \Delta_l = \sum_{W \in \{W_Q, W_K, W_V, W_O\}} \bigl\lVert W^{\mathrm{SFT}}_l - W^{\mathrm{Base}}_l
+# \bigr\rVert_F ,
 # $$
 #
 # which we compute straight from the two checkpoints (tensor by tensor, never loading the models), also
 # relative to $\sum \lVert W^{\mathrm{Base}}_l \rVert_F$ and for the whole block. The authors' code never
 # diffed the checkpoints: its Fig. 4 is a short fine-tune of the Base model on GSM8K, averaging
 # $\lVert \Delta\theta \rVert_F$ over every tensor of the block — with settings that take zero real steps
-# and pure-bf16 AdamW that rounds most updates away (`reference/authors-code.md` §5). We reproduce that
-# quantity too, done right (float32 master weights, a real number of steps, loss on real tokens only).
+# and pure-bf16 AdamW that rounds most updates away
+# (appendix [The released code](../book/released_code.md)). We reproduce that quantity too, done right
+# (float32 master weights, a real number of steps, loss on real tokens only).
 #
 # Block $l$ produces layer $l$, so a correlation over layers pairs each block with the state it writes
 # (the authors' merge paired it with its input). Because almost any two curves that grow with depth

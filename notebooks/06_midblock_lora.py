@@ -37,12 +37,12 @@
 # $$
 #
 # The authors kept $\alpha = 128$ while the rank varied five-fold, so their masks also differ in the
-# effective step size $\alpha/r_m$ (`reference/authors-code.md` §8); our `standard` preset keeps
-# $\alpha/r_m$ constant, the `paper` preset reproduces the confound. Each mask is trained with several
-# seeds (data order and adapter initialisation) and scored on held-out problems by exact match with a
-# 95 % interval, by the answer's teacher-forced loss (far less noisy), and by retention — the perplexity
-# on held-out general text and instructions before and after tuning. The sweep is stored, so chapter 7
-# reuses it.
+# effective step size $\alpha/r_m$ (appendix [The released code](../book/released_code.md)); our
+# `standard` preset keeps $\alpha/r_m$ constant, the `paper` preset reproduces the confound. Each mask is
+# trained with several seeds (data order and adapter initialisation) and scored on held-out problems by
+# exact match with a 95 % interval, by the answer's teacher-forced loss (far less noisy), and by retention
+# — the perplexity on held-out general text and instructions before and after tuning. The sweep is stored,
+# so chapter 7 reuses it.
 
 # %% tags=["hide-input"]
 # Setup: install mbt when this runtime lacks it (e.g. a fresh Colab), then pick the GPU when there is one.

@@ -35,12 +35,13 @@ def test_analyze_writes_a_tidy_table(tmp_path, save_pair, capsys):
 def test_analyze_refuses_fewer_texts_than_asked_unless_allowed(capsys, tmp_path):
     data = tmp_path / "gsm8k.jsonl"
     data.write_text("\n".join(json.dumps({"question": f"Q{i}?", "answer": f"#### {i}"}) for i in range(12)))
-    args = ["analyze", "--pair", "nope", "--dataset", "gsm8k", "--path", str(data), "--n-pooled", "20",
-            "--out", str(tmp_path / "o.csv")]
+    args = ["analyze", "--base", str(tmp_path / "no-base"), "--sft", str(tmp_path / "no-sft"), "--dataset", "gsm8k",
+            "--path", str(data), "--n-pooled", "20", "--out", str(tmp_path / "o.csv")]
     assert cli.main(args) == 2
     assert "only 12 usable texts" in capsys.readouterr().err
-    assert cli.main([*args, "--allow-fewer"]) == 2  # the data loads; the unknown pair fails next
-    assert "valid names" in capsys.readouterr().err
+    assert cli.main([*args, "--allow-fewer"]) == 2  # the data loads; the missing model folders fail next
+    err = capsys.readouterr().err
+    assert "only 12 usable texts" not in err and "no-base" in err and err.count("\n") == 1
 
 
 def test_errors_are_reported_without_a_traceback(capsys, tmp_path):

@@ -1,7 +1,7 @@
-"""The ``paper`` preset against an independent float64 NumPy re-derivation of authors-code.md §4.
+"""The ``paper`` preset against an independent float64 NumPy re-derivation of the released code.
 
 Each ``ref_*`` function below re-states one formula of the authors' ``metric_utils.py`` as described in
-``reference/authors-code.md`` §4.2–4.11 (SVDs of the kernels, their epsilons and clamps), applied to
+the book's appendix "The released code" (SVDs of the kernels, their epsilons and clamps), applied to
 the real tokens of one sample (padding masking is our fix and is kept in the paper preset).
 """
 

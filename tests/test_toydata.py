@@ -212,7 +212,7 @@ def test_world_is_seed_independent_and_fixed():
     w = toydata.world()
     assert set(w) == {name for name, _ in toydata.PEOPLE}
     digest = hashlib.sha256(json.dumps(w, sort_keys=True).encode()).hexdigest()
-    code = ("import hashlib, json; from mbt import toydata; "
+    code = ("import hashlib, json; from mbt.toy import corpus as toydata; "
             "print(hashlib.sha256(json.dumps(toydata.world(), sort_keys=True).encode()).hexdigest()); "
             "print(hashlib.sha256(json.dumps(toydata.toy_math('test', 5)).encode()).hexdigest())")
     env = dict(os.environ, PYTHONHASHSEED="123")

@@ -121,7 +121,7 @@ def test_alpha_over_r_is_constant_unless_paper():
     assert scales == {2.0}
     assert len(alphas) == 1  # rsLoRA: one alpha for every mask
     assert lora_config("11111", 16, rank=8, rslora=True).lora_alpha / math.sqrt(8) == pytest.approx(2.0)
-    # the authors' settings (reference/authors-code.md §8.1-8.2): alpha fixed, scale varies
+    # the authors' settings (reference/the released code): alpha fixed, scale varies
     paper = {m: lora_config(m, 16, preset="paper") for m in ("11111", "10000", "00001", "01100", "01110")}
     assert {m: c.r for m, c in paper.items()} == {"11111": 64, "10000": 341, "00001": 256, "01100": 170,
                                                    "01110": 113}

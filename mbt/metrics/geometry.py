@@ -9,7 +9,7 @@ References:
     Zhao et al., *A Layer-wise Analysis of Supervised Fine-Tuning*, §3.3 (sparsity) and eq. (5)
     (curvature); Hosseini & Fedorenko (2023), *Large language models implicitly learn to straighten
     neural sentence trajectories* (curvature); the authors' ``metric_utils.py``
-    (``reference/authors-code.md`` §4.7–4.8).
+    (the book's appendix "The released code").
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def sparsity(
 
     Notes:
         ``paper`` uses ``"sample_max"`` with ε = 0.01, the batch-independent per-sample analogue of the
-        authors' ``|h| < 0.01·max|h|`` over a 10-sample group (authors-code.md §4.7); pass
+        authors' ``|h| < 0.01·max|h|`` over a 10-sample group (the released code); pass
         ``sparsity_reference="global_max"`` on their group to reproduce their exact value.
     """
     conv = resolve_conventions(conventions, **overrides)
@@ -130,7 +130,7 @@ def curvature(
         fewer than 2 non-zero steps when zero steps are skipped.
 
     Notes:
-        ``paper`` = authors-code.md §4.8: torch cosine (eps 1e-8, so a zero step has cosine 0), clamp
+        ``paper`` = the released code: torch cosine (eps 1e-8, so a zero step has cosine 0), clamp
         to ±0.999, divided by π; a straight path scores ``arccos(0.999)/π ≈ 0.0142``. The authors
         average over all positions of a 10-sample group; here each sample gets its own mean.
     """

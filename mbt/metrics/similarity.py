@@ -9,7 +9,7 @@ References:
     the debiased variant of their demo notebook); Song et al. (2012), *Feature Selection via Dependence
     Maximization* (unbiased HSIC); Nguyen, Raghu & Kornblith (2021), *Do Wide and Deep Networks Learn
     the Same Things?*; Zhao et al., *A Layer-wise Analysis of Supervised Fine-Tuning*, eq. (6)–(7);
-    the authors' ``metric_utils.py`` (``reference/authors-code.md`` §4.9–4.11).
+    the authors' ``metric_utils.py`` (the book's appendix "The released code").
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def cka(
         ValueError: Different row counts, ``N < 2`` (``N < 4`` when debiased), non-finite entries.
 
     Notes:
-        ``paper`` = authors-code.md §4.9: biased, ``cka_eps = 1e-9`` (Gram double-centring, ≡ ``HKH``).
+        ``paper`` = the released code: biased, ``cka_eps = 1e-9`` (Gram double-centring, ≡ ``HKH``).
         Complexity ``O(N·D1·D2)`` (feature form) or ``O(N²·(D1 + D2))`` (Gram form).
     """
     conv = resolve_conventions(conventions, **overrides)
@@ -153,7 +153,7 @@ def cosine_similarity(
         Shape ``(N,)``, float64 in ``[−1, 1]``, on the inputs' device. The paper reports its mean.
 
     Notes:
-        ``paper`` = authors-code.md §4.10: torch's default ε = 1e-8, on pooled vectors.
+        ``paper`` = the released code: torch's default ε = 1e-8, on pooled vectors.
     """
     conv = resolve_conventions(conventions, **overrides)
     X64, Y64 = check_pair(X, Y)
@@ -192,7 +192,7 @@ def mean_shift(
         A Python float.
 
     Notes:
-        ``paper`` = authors-code.md §4.11: un-normalised.
+        ``paper`` = the released code: un-normalised.
     """
     conv = resolve_conventions(conventions, **overrides)
     X64, Y64 = check_pair(X, Y, same_rows=False)
