@@ -10,7 +10,8 @@ References:
     Giraldo, Rao & Príncipe (2014), *Measures of entropy from data using infinitely divisible kernels*
     (matrix-based α-entropy); Skean et al. (2025), *Layer by Layer* (prompt / dataset entropy);
     Roy & Vetterli (2007), *The effective rank*; Zhao et al., *A Layer-wise Analysis of Supervised
-    Fine-Tuning*, eq. (1)–(4); the authors' ``metric_utils.py`` (``reference/authors-code.md`` §4.2–4.6).
+    Fine-Tuning* (its representation metrics; its Eq. 1 is the weight change, not an entropy); the
+    authors' ``metric_utils.py`` (``reference/authors-code.md`` §4.2–4.6).
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def prompt_entropy(
     conventions: str | Conventions = "standard",
     **overrides: Any,
 ) -> Tensor:
-    r"""Per-sample (prompt) matrix entropy of token representations, paper eq. (2).
+    r"""Per-sample (prompt) matrix entropy of token representations: the entropy of each prompt's token kernel.
 
     For sample ``i`` with real-token matrix ``X_i ∈ R^{n_i×D}`` (padding removed): optionally centre
     (``center``) and L2-normalise rows (``row_normalize``), form the kernel
@@ -261,7 +262,7 @@ def matrix_entropy(
     conventions: str | Conventions = "standard",
     **overrides: Any,
 ) -> float:
-    r"""Normalised matrix α-entropy of one representation matrix, paper eq. (1).
+    r"""Normalised matrix α-entropy of one representation matrix (Giraldo et al.'s matrix-based entropy).
 
     ``X ∈ R^{n×d}`` is treated like one prompt's token matrix (see :func:`prompt_entropy` for the
     formula): centre / row-normalise per the conventions, eigenvalues ``λ`` of ``XXᵀ/d + ridge·I_n``,
@@ -290,7 +291,7 @@ def dataset_entropy(
     conventions: str | Conventions = "standard",
     **overrides: Any,
 ) -> float:
-    r"""Dataset-level matrix entropy of pooled sample vectors, paper eq. (3).
+    r"""Dataset-level matrix entropy of pooled sample vectors: the entropy of the samples' kernel.
 
     ``X ∈ R^{N×D}`` holds one pooled vector per sample. Centre / L2-normalise rows per the
     conventions; if ``N ≤ D`` the eigenvalues are those of ``XXᵀ/D + ridge·I_N``; if ``N > D`` they are
