@@ -208,6 +208,19 @@ def test_band_contrast_layers_ratio_of_geometric_means():
         v.band_contrast(w, DEPTH10, band=(1.0, 2.0))
 
 
+def test_band_contrast_layer_cis_bound():
+    est = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0, 5.0])
+    se = np.array([0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.2, 0.4])
+    z = 1.959964
+    d = v.band_contrast(est, DEPTH10, unit="layer_cis", ci_low=est - z * se, ci_high=est + z * se)
+    bound = 0.3 + 0.2  # mean SE of the last band + mean SE of the middle band
+    assert d.effect == pytest.approx(4.0 - 2.0)
+    assert (d.ci_low, d.ci_high) == pytest.approx((2.0 - z * bound, 2.0 + z * bound), abs=1e-5)
+    r = v.band_contrast(est, DEPTH10, unit="layer_cis", statistic="ratio", ci_low=est - z * se, ci_high=est + z * se)
+    assert r.effect == pytest.approx(1.0)
+    assert r.ci_high - r.effect == pytest.approx(z * (0.3 / 2 + 4 * 0.2 / 4), abs=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # curve correlation: exact values
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +338,24 @@ def test_calibration_band_contrast_texts():
     y = np.exp(0.5 * rng.normal(size=(200, n, 1)) + 0.5 * rng.normal(size=(200, n, L)) + np.log(1.3) * (depth > 0.8))
     decisions = [v.band_contrast(y[i], depth, statistic="ratio", n_boot=1000, seed=i) for i in range(200)]
     assert holds_rate(decisions) >= 0.8
+
+
+def test_calibration_band_contrast_layer_cis():
+    # per-layer means of per-text cosine similarity with normal 95 % CIs (what analysis tables hold)
+    reps, n, L = 500, 100, 32
+    depth = np.arange(1, L + 1) / L
+    rng = np.random.default_rng(18)
+
+    def decide(x: np.ndarray, side: int) -> Decision:
+        m, se = x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(n)
+        return v.band_contrast(m, depth, unit="layer_cis", ci_low=m - 1.96 * se, ci_high=m + 1.96 * se, side=side)
+
+    x = 0.9 + 0.05 * rng.normal(size=(reps, n, 1)) + 0.02 * ar1(rng, (reps, n, L), 0.7)
+    assert false_rate([decide(x[i], -1) for i in range(reps)]) <= slack(reps)
+    # the cosine similarity 0.05 lower in the last 20 % of depth (the bound ignores that the text effect
+    # cancels in the contrast, so it needs a larger effect than the per-text bootstrap does)
+    y = x[:200] - 0.05 * (depth > 0.8)
+    assert holds_rate([decide(y[i], -1) for i in range(200)]) >= 0.8
 
 
 @pytest.mark.parametrize(("phi", "jump"), [(0.0, 1.5), (0.8, 2.5)])

@@ -670,6 +670,9 @@ def band_contrast(
     unit: str = "texts",
     statistic: str = "difference",
     estimate: Sequence[float] | np.ndarray | None = None,
+    ci_low: Sequence[float] | np.ndarray | None = None,
+    ci_high: Sequence[float] | np.ndarray | None = None,
+    ci_level: float = 0.95,
     side: int = 1,
     threshold: float = 0.0,
     level: float = 0.95,
@@ -696,22 +699,33 @@ def band_contrast(
       the relative weight change per block); the two bands are compared by a Welch t interval on
       ``log`` values for ``"ratio"`` (ratio of geometric means) or raw values for ``"difference"``,
       with each band's ``n`` replaced by the effective size ``n·(1 − ρ)/(1 + ρ)``, because
-      neighbouring layers are not independent. ``ρ`` is a one-sided 95 % upper bound of the lag-1
-      autocorrelation, ``ρ = ρ_c + z_{0.95}·√((1 − ρ_c²)/n)`` with ``ρ_c = ρ̂ + (1 + 3ρ̂)/n`` (the
+      neighbouring layers are not independent. ``ρ`` is a one-sided 80 % upper bound of the lag-1
+      autocorrelation, ``ρ = ρ_c + z_{0.80}·√((1 − ρ_c²)/n)`` with ``ρ_c = ρ̂ + (1 + 3ρ̂)/n`` (the
       bias correction of ``ρ̂`` for an AR(1) series with an estimated mean, Kendall 1954), both
       clipped to ``[0, 0.95]``; ``ρ̂`` is the lag-1 autocorrelation of the residuals from the band
       means over the ``n`` layers of both bands in depth order. The upper bound (not ``ρ_c``
       itself) keeps the interval calibrated for smooth curves (AR(0.8) over 40 layers), at the
-      price of wider intervals for rough ones.
+      price of wider intervals for rough ones;
+    * ``"layer_cis"``: ``values`` is ``(L,)`` per-layer estimates with per-layer intervals
+      ``ci_low``/``ci_high`` at ``ci_level`` (the analysis tables as they are: bootstrap CIs per
+      layer, no replicates). ``se_l = (hi_l − lo_l) / (2 z_{(1+ci_level)/2})``. The covariances
+      between layers are unknown, so the standard error of the contrast is bounded by the triangle
+      inequality for standard deviations: ``SE(B) ≤ mean_band(se_l)``, ``SE(B − R) ≤ SE(B) + SE(R)``
+      (for ``"ratio"``, first order: ``SE ≤ SE(B)/|R| + |B|·SE(R)/R²``); normal interval. Valid
+      whatever the correlation between layers, conservative when it is positive (the usual case:
+      the same texts feed every layer).
 
     Args:
         values: ``(N, L)``, ``(B, L)`` or ``(L,)`` as above.
         depth: Relative depth of every column, shape ``(L,)``.
         band: The band the claim is about.
         reference: The band it is compared with.
-        unit: ``"texts"``, ``"replicates"`` or ``"layers"``.
+        unit: ``"texts"``, ``"replicates"``, ``"layers"`` or ``"layer_cis"``.
         statistic: ``"difference"`` or ``"ratio"``.
         estimate: Point values per layer for ``unit="replicates"``.
+        ci_low: Per-layer lower bounds for ``unit="layer_cis"``, shape ``(L,)``.
+        ci_high: Per-layer upper bounds for ``unit="layer_cis"``, shape ``(L,)``.
+        ci_level: Level of ``ci_low``/``ci_high``.
         side: ``+1`` (band above reference) or ``−1``.
         threshold: Threshold on the effect's scale.
         level: Confidence level.
@@ -788,8 +802,28 @@ def band_contrast(
         iv = Interval(est, lo, hi, level, se, int(a.size + b.size), "layers",
                       f"{names}; Welch t over layers{' of log values' if statistic == 'ratio' else ''}, "
                       f"effective n ×{shrink:.2f} for lag-1 autocorrelation {rho:.2f}", df)
+    elif unit == "layer_cis":
+        if ci_low is None or ci_high is None:
+            raise ValueError("unit='layer_cis' needs ci_low= and ci_high=")
+        lo_l, hi_l = np.asarray(ci_low, dtype=float).reshape(-1), np.asarray(ci_high, dtype=float).reshape(-1)
+        if not x.shape == lo_l.shape == hi_l.shape == d.shape:
+            raise ValueError(f"values, ci_low, ci_high must all be ({d.size},), got {x.shape}, {lo_l.shape}, "
+                             f"{hi_l.shape}")
+        se_l = (hi_l - lo_l) / (2.0 * normal_quantile((1.0 + ci_level) / 2.0))
+        ok = np.isfinite(x) & np.isfinite(se_l)
+        if not (in_band & ok).any() or not (in_ref & ok).any():
+            raise ValueError("each band needs a layer with a finite value and interval")
+        bm, rm = float(np.mean(x[in_band & ok])), float(np.mean(x[in_ref & ok]))
+        se_b, se_r = float(np.mean(se_l[in_band & ok])), float(np.mean(se_l[in_ref & ok]))
+        if statistic == "difference":
+            est, se = bm - rm, se_b + se_r
+        else:
+            est, se = bm / rm - 1.0, se_b / abs(rm) + abs(bm) * se_r / rm**2
+        half = normal_quantile((1.0 + level) / 2.0) * se
+        iv = Interval(est, est - half, est + half, level, se, int(np.sum((in_band | in_ref) & ok)), "layers",
+                      f"{names}; normal interval with SE bounded from the per-layer intervals (any correlation)")
     else:
-        raise ValueError(f"unit must be 'texts', 'replicates' or 'layers', got {unit!r}")
+        raise ValueError(f"unit must be 'texts', 'replicates', 'layers' or 'layer_cis', got {unit!r}")
     return direction(iv, side=side, threshold=threshold)
 
 
