@@ -424,6 +424,11 @@ def test_claim_decide_labels_the_decision():
     assert d.paper == ("0.375 vs 0.28",)
     eq = Claim("swap_first", "token accuracy change", "equivalence", threshold=0.01, scale="accuracy points")
     assert eq.decide(_iv(-0.001, -0.004, 0.002)).verdict == Verdict.HOLDS
+    shape = Claim("weight_j", "relative weight change, last 20 % ÷ middle − 1", "band_contrast", threshold=0.2,
+                  unit="layers", scale="middle-band geometric mean")
+    w = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 6.0, 6.0]) * np.exp(np.tile([0.01, -0.01], 5))
+    d = shape.decide(w, DEPTH10, statistic="ratio")
+    assert d.unit == "layers" and d.effect == pytest.approx(2.0, rel=0.05) and d.verdict == Verdict.HOLDS
     with pytest.raises(ValueError):
         Claim("x", "q", "sign")
     with pytest.raises(ValueError):
@@ -457,3 +462,6 @@ def test_rendering():
     assert v.effect_text(_iv(0.5, float("nan"), float("nan"))) == "+0.500 (no interval)"
     assert [v.verdict_label(x) for x in Verdict] == ["holds", "contradicted", "inconclusive"]
     assert v.verdict_label("contradicted") == "contradicted"
+    md = v.markdown_table([d, _row("k", Verdict.HOLDS, "q", 0.012)]).splitlines()
+    assert len(md) == 3  # header, rule, one collapsed row
+    assert md[2] == "| k (p, q) | p; q | +0.012 [−0.038, +0.062] (95%) | 0.070 | 3 seeds | **holds** | rule |"
