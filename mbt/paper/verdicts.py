@@ -911,10 +911,20 @@ def curve_correlation(
     3. Null: ``ỹ`` is replaced by ``n_surrogates`` surrogate curves that keep its smoothness —
        phase-randomised (same amplitude spectrum, random Fourier phases; default) or circularly
        shifted (``surrogates="circular"``, only ``L − 1`` distinct ones) — each residualised again;
-       ``r_s = corr(x̃, ỹ_s)``. Two-sided ``p = (1 + #{|r_s| ≥ |r|}) / (1 + n_surrogates)``.
-    4. Interval: ``r ± Q_level(|r_s|)`` (the test inverted under a shift model), clipped to
-       ``[−1, 1]``; so the interval excludes 0 exactly when ``|r|`` exceeds the null quantile.
-       ``SE = sd(r_s)``, ``MDE = (z_{(1+level)/2} + z_{0.8})·SE``.
+       ``r_s = corr(x̃, ỹ_s)``; and symmetrically with surrogates of ``x̃`` against ``ỹ``. Each null
+       gives a two-sided ``p = (1 + #{|r_s| ≥ |r|}) / (1 + n_surrogates)``; the reported ``p`` is
+       the larger of the two, so the verdict does not depend on which curve is called ``x``.
+    4. Interval: ``r ± Q_level(|r_s|)`` with the larger of the two null quantiles (the test
+       inverted under a shift model), clipped to ``[−1, 1]``; so the interval excludes 0 exactly
+       when ``|r|`` exceeds both null quantiles. ``SE`` = the larger null ``sd(r_s)``,
+       ``MDE = (z_{(1+level)/2} + z_{0.8})·SE``.
+
+    Calibration (simulated, 95 %): two independent AR(0.9) curves over 40 layers give a false
+    verdict in about 6–7 % of trials (a linear detrend with the t-test: 39 %); two J shapes linked
+    only by depth about 5 % (linear detrend: ~100 %). Phase randomisation of a short, strongly
+    autocorrelated curve slightly understates the null spread, so treat a ``p`` just below
+    ``1 − level`` on very smooth curves with care. Curves whose noise grows with their level
+    (multiplicative noise on a J shape) should be passed on a log scale.
 
     Rule: **holds** if the interval excludes 0 with ``r`` of sign ``side``, **contradicted** if it
     excludes 0 with the opposite sign, else **inconclusive**.
@@ -963,19 +973,23 @@ def curve_correlation(
                         float("nan"), n, "layers")
     r = float(xr @ yr) / (nx * ny)
     rng = np.random.default_rng(seed)
-    if surrogates == "phase":
-        sur = _phase_surrogates(yr, n_surrogates, rng)
-    elif surrogates == "circular":
-        sur = np.stack([np.roll(yr, k) for k in range(1, n)])
-    else:
-        raise ValueError(f"surrogates must be 'phase' or 'circular', got {surrogates!r}")
-    sur = sur @ proj.T
-    norms = np.linalg.norm(sur, axis=1)
-    rs = (sur @ xr) / np.where(norms > 0, norms * nx, np.inf)
-    p = float((1 + np.sum(np.abs(rs) >= abs(r) - 1e-12)) / (1 + rs.size))
-    half = float(np.quantile(np.abs(rs), level))
+    def null(fixed: np.ndarray, moved: np.ndarray, n_fixed: float) -> np.ndarray:
+        """``corr(fixed, surrogate)`` for surrogates of ``moved``, each residualised again."""
+        if surrogates == "phase":
+            sur = _phase_surrogates(moved, n_surrogates, rng)
+        elif surrogates == "circular":
+            sur = np.stack([np.roll(moved, k) for k in range(1, n)])
+        else:
+            raise ValueError(f"surrogates must be 'phase' or 'circular', got {surrogates!r}")
+        sur = sur @ proj.T
+        norms = np.linalg.norm(sur, axis=1)
+        return (sur @ fixed) / np.where(norms > 0, norms * n_fixed, np.inf)
+
+    rs_y, rs_x = null(xr, yr, nx), null(yr, xr, ny)
+    p = max(float((1 + np.sum(np.abs(rs) >= abs(r) - 1e-12)) / (1 + rs.size)) for rs in (rs_y, rs_x))
+    half = max(float(np.quantile(np.abs(rs), level)) for rs in (rs_y, rs_x))
     lo, hi = max(-1.0, r - half), min(1.0, r + half)
-    se = float(rs.std(ddof=1))
+    se = max(float(rs.std(ddof=1)) for rs in (rs_y, rs_x))
     verdict = _direction_verdict(lo, hi, side, 0.0)
     return Decision(verdict, r, lo, hi, level, rule, mde(se, level), n, "layers", p)
 
