@@ -366,8 +366,8 @@ def t_interval(
 
     Returns:
         The :class:`Interval` (``df`` set); for paired / one-sample data ``p`` is the exact
-        sign-flip permutation p-value (:func:`sign_flip_pvalue`). Bounds NaN when ``n < 2`` or
-        the spread is zero with ``n < 2`` per group.
+        sign-flip permutation p-value (:func:`sign_flip_pvalue`). Bounds NaN with fewer than 2 units
+        (per group for Welch); a zero spread gives a zero-width interval.
     """
     _check_level(level)
     x = np.asarray(a, dtype=float).reshape(-1)
