@@ -577,10 +577,6 @@ def _fmt(x: float, digits: int) -> str:
     return f"{x:+.{digits}f}".replace("-", "−")
 
 
-def _side_word(side: int) -> str:
-    return ">" if side > 0 else "<"
-
-
 def _direction_verdict(low: float, high: float, side: int, threshold: float) -> Verdict:
     if not (math.isfinite(low) and math.isfinite(high)):
         return Verdict.INCONCLUSIVE
