@@ -36,19 +36,25 @@ __all__ = [
 DEFAULT_STOP: tuple[str, ...] = ("\n\nQuestion:", "Question:", "</s>", "<|im_end|>", "<|endoftext|>")
 """Stop strings for GSM8K generation: the next k-shot question, or a chat/EOS marker as text."""
 
-# A number: optional sign (not glued to a preceding word or digit, so "3-4" is 3 and 4),
-# optional "$", then 1,234-style groups or plain digits, optional decimals (".5" too).
+# A number: optional sign, optional "$", then 1,234-style groups or plain digits, optional decimals
+# (".5" too). Not glued to a preceding word or digit ("3-4" is 3 and 4). The sign must touch the
+# number (``-5``, ``-$5``, ``$-5``); whether it is a sign or a binary minus is decided in _numbers.
 _NUMBER = re.compile(
-    r"(?<![\w.])(?P<sign>[-\u2212])?\s?\$?\s?(?P<sign2>[-\u2212])?"
+    r"(?<![\w.])(?P<sign>[-\u2212])?(?:\$\s?)?(?P<sign2>[-\u2212])?"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
 )
+# What may end the text before a minus that makes it a binary operator: a number, a closing bracket or a percent.
+_OPERAND_END = re.compile(r"[\d)\]%]\s*$")
 
 
 def _numbers(text: str) -> list[float]:
     out = []
     for m in _NUMBER.finditer(text):
         value = float(m.group("num").replace(",", ""))
-        out.append(-value if (m.group("sign") or m.group("sign2")) else value)
+        signed = bool(m.group("sign") or m.group("sign2"))
+        if signed and _OPERAND_END.search(text, 0, m.start()):  # "20 -5", "(3) -2": a binary minus
+            signed = False
+        out.append(-value if signed else value)
     return out
 
 
@@ -58,8 +64,11 @@ def extract_gsm8k_answer(text: str) -> float | None:
     The number after the first ``"####"`` if there is one; otherwise the last number in the
     text; ``None`` if the text has no number. Commas in ``1,234``, a leading ``$``, a sign
     (``-5``, ``-$5``, ``$-5``, Unicode minus) and decimals are understood; a trailing period is
-    not part of the number. A hyphen glued to a preceding word or digit is not a sign
-    (``"pages 3-4"`` ends in ``4``).
+    not part of the number. A minus is a sign only when it touches the number and does not stand
+    between two operands: a hyphen glued to a preceding word or digit (``"pages 3-4"`` ends in
+    ``4``), a spaced minus (``"she spent 20 - 5"`` ends in ``5``) and a minus after a number,
+    ``)``, ``]`` or ``%`` (``"20 -5"``) are binary; ``"-5"``, ``"= -3"`` and ``"was -3"`` are
+    negative.
 
     Examples:
         >>> extract_gsm8k_answer("She sold 48/2 = <<48/2=24>>24 clips.\n#### 1,234")

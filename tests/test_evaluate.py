@@ -39,6 +39,15 @@ NATALIA = (
         ("First 5 apples, then 2, finally 10.", 10.0),
         ("Read pages 3-4 today.", 4.0),  # a hyphen between numbers is no sign
         ("The change was -3.", -3.0),
+        ("She spent 20 - 5", 5.0),  # a spaced minus between numbers is binary, not a sign
+        ("She had 20 -5", 5.0),  # a minus after a number is binary even when it touches the next one
+        ("It is (3) -2", 2.0),  # ... and after a closing bracket
+        ("-5", -5.0),
+        ("x = -3", -3.0),
+        ("so x=-3", -3.0),
+        ("The result is (-4)", -4.0),
+        ("She owes - 5 dollars", 5.0),  # a minus that does not touch the number is no sign
+        ("#### $-7", -7.0),
         ("#### \nno number after the marks, but 6 before", 6.0),
         ("no numbers at all", None),
         ("", None),

@@ -6,8 +6,19 @@ the entropy normalisation, small epsilons). Instead of hiding these choices in f
 one is a field of :class:`Conventions`. Two presets exist:
 
 * ``"standard"`` — textbook definitions (the default everywhere in ``mbt``).
-* ``"paper"`` — exactly what the authors' ``metric_utils.py`` computes (``reference/authors-code.md``
-  §4.2–4.11), except that padding is always masked out (our fix, kept in both presets).
+* ``"paper"`` — the authors' ``metric_utils.py`` formulas (the book's appendix "The released code")
+  wherever a value belongs to one sample or one matrix. It departs from their code in four places,
+  each documented in the function concerned:
+
+  - padding is always masked out (our fix, kept in both presets);
+  - sparsity's reference maximum is the sample's own ``max |h|`` (``"sample_max"``), not the maximum
+    over a 10-sample batch (``"global_max"``, available as an override);
+  - curvature is averaged per sample, not over all positions of a 10-sample batch;
+  - prompt entropy is normalised by ``log(min(n_i, D))`` with ``n_i`` the sample's real tokens, not
+    the padded length.
+
+  Where the authors' value depends on how samples were batched, ``paper`` gives the
+  batch-independent per-sample analogue.
 
 Every metric function takes ``conventions=`` (a preset name or a :class:`Conventions`) plus keyword
 overrides of single fields, resolved by :func:`resolve_conventions`. Store :meth:`Conventions.describe`

@@ -10,7 +10,8 @@ References:
     Giraldo, Rao & Príncipe (2014), *Measures of entropy from data using infinitely divisible kernels*
     (matrix-based α-entropy); Skean et al. (2025), *Layer by Layer* (prompt / dataset entropy);
     Roy & Vetterli (2007), *The effective rank*; Zhao et al., *A Layer-wise Analysis of Supervised
-    Fine-Tuning*, eq. (1)–(4); the authors' ``metric_utils.py`` (``reference/authors-code.md`` §4.2–4.6).
+    Fine-Tuning* (its representation metrics; its Eq. 1 is the weight change, not an entropy); the
+    authors' ``metric_utils.py`` (the book's appendix "The released code").
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _entropy_of_spectrum(lam: Tensor, valid: Tensor, conv: Conventions) -> Tenso
     alpha = float(conv.alpha)
     eps = float(conv.entropy_eps)
     zero = torch.zeros((), dtype=lam.dtype, device=lam.device)
-    if eps > 0:  # the authors' guarded formula (authors-code.md §4.2)
+    if eps > 0:  # the authors' guarded formula (the released code)
         lam = torch.where(valid, lam.clamp_min(eps), zero)
         trace = lam.sum(dim=-1)
         p = lam / (trace + eps)[:, None]
@@ -193,7 +194,7 @@ def _dataset_entropy(X64: Tensor, conv: Conventions, *, side: str = "auto") -> f
         lam = _zero_null(lam, max(N, D))
     if N <= D:  # kernel XXᵀ/D + ridge·I (N eigenvalues)
         lam = lam / D + conv.ridge
-    # else: λ = σ(X)², D eigenvalues, no scaling and no ridge (authors-code.md §4.4)
+    # else: λ = σ(X)², D eigenvalues, no scaling and no ridge (the released code)
     valid = torch.ones_like(lam, dtype=torch.bool)
     h = _entropy_of_spectrum(lam, valid, conv)
     n = torch.full((1,), N, device=X64.device)
@@ -215,7 +216,7 @@ def prompt_entropy(
     conventions: str | Conventions = "standard",
     **overrides: Any,
 ) -> Tensor:
-    r"""Per-sample (prompt) matrix entropy of token representations, paper eq. (2).
+    r"""Per-sample (prompt) matrix entropy of token representations: the entropy of each prompt's token kernel.
 
     For sample ``i`` with real-token matrix ``X_i ∈ R^{n_i×D}`` (padding removed): optionally centre
     (``center``) and L2-normalise rows (``row_normalize``), form the kernel
@@ -246,7 +247,7 @@ def prompt_entropy(
         ValueError: Bad shapes, mask values, non-finite real entries, unknown conventions.
 
     Notes:
-        ``paper`` = authors-code.md §4.3: rows ``x/(‖x‖+1e-10)``, no centring, ``K = XXᵀ/D + 1e-6·I``,
+        ``paper`` = the released code: rows ``x/(‖x‖+1e-10)``, no centring, ``K = XXᵀ/D + 1e-6·I``,
         the 1e-10 guards of §4.2, divided by ``log(min(n_i, D))`` — but over real tokens only.
     """
     conv = _conventions_with_alpha(alpha, conventions, overrides)
@@ -261,7 +262,7 @@ def matrix_entropy(
     conventions: str | Conventions = "standard",
     **overrides: Any,
 ) -> float:
-    r"""Normalised matrix α-entropy of one representation matrix, paper eq. (1).
+    r"""Normalised matrix α-entropy of one representation matrix (Giraldo et al.'s matrix-based entropy).
 
     ``X ∈ R^{n×d}`` is treated like one prompt's token matrix (see :func:`prompt_entropy` for the
     formula): centre / row-normalise per the conventions, eigenvalues ``λ`` of ``XXᵀ/d + ridge·I_n``,
@@ -290,7 +291,7 @@ def dataset_entropy(
     conventions: str | Conventions = "standard",
     **overrides: Any,
 ) -> float:
-    r"""Dataset-level matrix entropy of pooled sample vectors, paper eq. (3).
+    r"""Dataset-level matrix entropy of pooled sample vectors: the entropy of the samples' kernel.
 
     ``X ∈ R^{N×D}`` holds one pooled vector per sample. Centre / L2-normalise rows per the
     conventions; if ``N ≤ D`` the eigenvalues are those of ``XXᵀ/D + ridge·I_N``; if ``N > D`` they are
@@ -308,7 +309,7 @@ def dataset_entropy(
         The entropy as a Python float.
 
     Notes:
-        ``paper`` = authors-code.md §4.4 (rows ``x/(‖x‖+1e-10)``, no centring, 1e-10 guards).
+        ``paper`` = the released code (rows ``x/(‖x‖+1e-10)``, no centring, 1e-10 guards).
     """
     conv = _conventions_with_alpha(alpha, conventions, overrides)
     X64 = check_matrix(X, "X", min_rows=2)
@@ -351,7 +352,7 @@ def effective_rank(X: Tensor, *, conventions: str | Conventions = "standard", **
         The effective rank as a Python float (NaN for an all-zero matrix in ``standard``).
 
     Notes:
-        ``paper`` = authors-code.md §4.5: raw matrix, ``p_i = σ_i² / Σ_j (σ_j² + 1e-9)``,
+        ``paper`` = the released code: raw matrix, ``p_i = σ_i² / Σ_j (σ_j² + 1e-9)``,
         ``exp(−Σ p log(p + 1e-9)) / min(n, d)``.
     """
     conv = resolve_conventions(conventions, **overrides)
@@ -398,7 +399,7 @@ def rank_deficiency(X: Tensor, *, conventions: str | Conventions = "standard", s
         A Python float in ``[0, 1]`` (1 for the zero matrix).
 
     Notes:
-        ``paper`` = authors-code.md §4.6: ``1 − #{σ_i > 0.01·σ_max} / min(n, d)``. With
+        ``paper`` = the released code: ``1 − #{σ_i > 0.01·σ_max} / min(n, d)``. With
         ``rank_tol="dtype"`` a bf16 input gets ``eps = 2⁻⁷``, i.e. a very loose threshold: pass a float
         ``rank_tol`` for low-precision data.
     """
@@ -436,7 +437,7 @@ def condition_number(X: Tensor, *, conventions: str | Conventions = "standard", 
         at the float64 resolution limit and reported as ``inf`` in ``standard``.
 
     Notes:
-        ``paper`` = authors-code.md §4.6: ``σ_max / (σ_min + 1e-9)``.
+        ``paper`` = the released code: ``σ_max / (σ_min + 1e-9)``.
     """
     conv = resolve_conventions(conventions, **overrides)
     X64 = check_matrix(X, "X", min_rows=1)
