@@ -53,6 +53,7 @@ class PairSpec:
             (e.g. DPO, Instruct), for extra Base-vs-stage comparisons via :meth:`stage`.
         source: ``"hub"`` (ids or folders) or ``"toy"`` (built offline by :mod:`mbt.toy`).
         toy_variant: for ``source="toy"``, the build variant (:data:`mbt.toy.VARIANTS`).
+        toy_sft_steps: for a rung of the SFT-intensity ladder (:mod:`mbt.toy.ladder`), its SFT steps.
     """
 
     name: str
@@ -65,6 +66,7 @@ class PairSpec:
     extras: tuple[tuple[str, str], ...] = field(default=())
     source: str = "hub"
     toy_variant: str | None = None
+    toy_sft_steps: int | None = None
 
     def stage(self, stage: str) -> PairSpec:
         """Return the pair Base vs a later stage (e.g. ``"dpo"``) instead of Base vs SFT.
@@ -143,6 +145,19 @@ PAIRS: dict[str, PairSpec] = {
             description="toy pair whose pretraining already saw the instruction format's vocabulary",
             source="toy",
             toy_variant="seen",
+        ),
+        *(
+            PairSpec(
+                name=f"toy-sft{steps}",
+                base=f"toy-sft{steps}:base",
+                sft=f"toy-sft{steps}:sft",
+                family="toy",
+                description=f"SFT-intensity ladder: the toy Base after {steps} SFT steps (default pair: 300)",
+                source="toy",
+                toy_variant="toy",
+                toy_sft_steps=steps,
+            )
+            for steps in toy.LADDER_STEPS
         ),
     )
 }
@@ -355,7 +370,10 @@ def resolve_toy(spec: PairSpec, progress: bool = True) -> PairSpec:
     """A toy pair's spec with ``base``/``sft`` pointing at its build folders (built now if missing)."""
     if spec.source != "toy" or spec.toy_variant is None:
         raise ValueError(f"pair {spec.name!r} is not a toy pair")
-    out = Path(toy.build(variant=spec.toy_variant, progress=progress))
+    if spec.toy_sft_steps is not None:
+        out = Path(toy.build_rung(spec.toy_sft_steps, variant=spec.toy_variant, progress=progress))
+    else:
+        out = Path(toy.build(variant=spec.toy_variant, progress=progress))
     return dataclasses.replace(spec, base=str(out / "base"), sft=str(out / "sft"))
 
 

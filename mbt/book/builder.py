@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mbt import cpu, toy
-from mbt.pairs import folder_label, get_pair
+from mbt.pairs import folder_label, get_pair, resolve_toy
 from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import RECORDS_ENV, collect_records, records_root, slug
 from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown
@@ -187,7 +187,8 @@ def _pair_identity(pair: str | None, base: str | None, sft: str | None) -> dict[
     spec = get_pair(str(pair))
     info: dict[str, Any] = dataclasses.asdict(spec)
     if spec.source == "toy":
-        info["toy"] = toy.settings_hash(variant=spec.toy_variant or "toy")
+        size = toy.ladder.rung_config(spec.toy_sft_steps) if spec.toy_sft_steps else "default"
+        info["toy"] = toy.settings_hash(variant=spec.toy_variant or "toy", size=size)
     return info
 
 
@@ -346,7 +347,7 @@ def build(
     report_ = BuildReport(pair=label, stage=stage, html=output / "_build" / "html" if html else None)
 
     if execute and spec is not None and spec.source == "toy":
-        log(f"toy pair: {toy.build(variant=spec.toy_variant or 'toy', progress=True)}")
+        log(f"toy pair: {Path(resolve_toy(spec).base).parent}")
     stage_sources(root, stage)
     (stage / "notebooks").mkdir(exist_ok=True)
     records = records_root() / (slug(label) + ("-quick" if quick else ""))

@@ -71,6 +71,7 @@ from mbt.toy.recipe import (
     pretrain_batches,
     settings,
     settings_hash,
+    sft_compute,
     sft_examples,
     train_tokenizer,
 )
@@ -386,6 +387,7 @@ def _build_into(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress
                  "pretrain_token_sha256": corpus_sha, "pydoc_paragraphs": len(corpus.pydoc_paragraphs()),
                  "sft_records": len(examples), "sft_math": len(math_train), "sft_mc": len(mc_train),
                  "sft_tokens_per_epoch": sum(len(s) for s, _ in examples),
+                 "sft_compute": sft_compute(cfg, examples, seed),
                  "world_seed": corpus.WORLD_SEED},
         "training": {"pretrain_loss": pt_curve, "sft_loss": sft_curve},
         "timings_s": timings,

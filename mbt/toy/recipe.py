@@ -33,6 +33,7 @@ __all__ = [
     "pretrain_batches",
     "settings",
     "settings_hash",
+    "sft_compute",
     "sft_examples",
     "train_tokenizer",
 ]
@@ -321,3 +322,17 @@ def finetune(model, examples, cfg: ToyConfig, seed: int, pad_id: int, progress: 
     """Supervised fine-tuning on (prompt, answer) examples, no weight decay."""
     return _train_steps(model, _sft_batches(examples, cfg, seed, pad_id), steps=cfg.sft_steps, lr=cfg.sft_lr,
                         weight_decay=0.0, warmup=cfg.sft_warmup, cfg=cfg, stage="SFT", progress=progress)
+
+
+def sft_compute(cfg: ToyConfig, examples: Sequence[tuple[Sequence[int], int]], seed: int) -> dict[str, float]:
+    """SFT tokens processed and their ratio to pretraining tokens.
+
+    ``sft_tokens = Σ_steps Σ_{i ∈ batch} len(example_i)`` (real tokens, padding excluded) over the
+    rung's batch schedule; ``pretrain_tokens = pt_steps · pt_batch · seq_len``; ``ratio`` is their quotient.
+    """
+    plan = train.batch_schedule([len(ids) for ids, _ in examples], cfg.sft_batch, cfg.sft_steps, seed,
+                                group_by_length=False, stream="toy-sft")
+    sft_tokens = sum(len(examples[i][0]) for batch in plan for i in batch)
+    pretrain_tokens = cfg.pt_steps * cfg.pt_batch * cfg.seq_len
+    return {"sft_tokens": float(sft_tokens), "pretrain_tokens": float(pretrain_tokens),
+            "ratio": sft_tokens / pretrain_tokens}

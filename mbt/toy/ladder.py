@@ -1,0 +1,172 @@
+r"""The SFT-intensity ladder: one toy Base, SFT checkpoints of increasing strength.
+
+A real SFT stage is a tiny fraction of pretraining; the default toy pair's SFT (300 steps of 32 examples)
+is about a fifth of its pretraining tokens. To see whether the paper's depth signatures depend on that,
+the ladder keeps the Base of the default toy build and fine-tunes it for fewer steps:
+
+==============  =========  ===================================================
+pair            SFT steps  SFT tokens ÷ pretraining tokens (default build)
+==============  =========  ===================================================
+``toy-sft15``   15         ≈ 1 %
+``toy-sft50``   50         ≈ 3 %
+``toy-sft150``  150        ≈ 10 %
+``toy``         300        ≈ 20 % (the default pair itself)
+==============  =========  ===================================================
+
+The rungs were chosen to span SFT compute from about one percent of pretraining (a realistic stage) to
+the default, roughly evenly on a log scale; each rung's exact ratio is computed from its own batches
+(:func:`sft_compute`) and written into its manifest. A rung uses the same SFT data, the same data order
+(the first ``k`` batches of the default's schedule), the same peak learning rate and the same seed; its
+warm-up is scaled with its length (``round(20 · k / 300)`` steps, at least 1) and its cosine decay runs
+over its own ``k`` steps. Nothing else differs, so the rungs isolate SFT strength. A rung is built
+deterministically in about a minute on 2 cores (the Base is loaded, not retrained); with ``k`` equal to
+the default's steps a rung reproduces the default build's SFT weights bit for bit (tested on the tiny
+size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mbt import cpu
+from mbt.loading import hf_progress_bars
+from mbt.toy import corpus
+from mbt.toy import quality as toy_quality
+from mbt.toy.builder import (
+    MANIFEST,
+    _file_hashes,
+    _lock,
+    _versions,
+    _write_jsonl,
+    build,
+    check_build,
+    default_dir,
+)
+from mbt.toy.recipe import (
+    SPECIAL_TOKENS,
+    ToyConfig,
+    attention,
+    check_variant,
+    config_of_size,
+    finetune,
+    settings,
+    settings_hash,
+    sft_compute,
+    sft_examples,
+)
+
+__all__ = ["LADDER", "LADDER_STEPS", "build_rung", "rung_config"]
+
+LADDER_STEPS: tuple[int, ...] = (15, 50, 150)
+"""SFT steps of the ladder's rungs below the default build."""
+
+LADDER: tuple[str, ...] = (*(f"toy-sft{k}" for k in LADDER_STEPS), "toy")
+"""The ladder's pairs, weakest SFT first; the last rung is the default toy pair."""
+
+
+def rung_config(steps: int, size: str | ToyConfig = "default") -> ToyConfig:
+    """The config of a rung: the size's config with ``steps`` SFT steps and a warm-up scaled to them.
+
+    Raises:
+        ValueError: ``steps`` below 1 or above the size's own SFT steps.
+    """
+    cfg = config_of_size(size)
+    if not 1 <= int(steps) <= cfg.sft_steps:
+        raise ValueError(f"a rung's SFT steps must be in 1..{cfg.sft_steps} (the {cfg.name} build's), got {steps}")
+    if steps == cfg.sft_steps:
+        return cfg
+    warmup = max(1, round(cfg.sft_warmup * steps / cfg.sft_steps))
+    return dataclasses.replace(cfg, name=f"{cfg.name}-sft{steps}", sft_steps=int(steps), sft_warmup=warmup)
+
+
+def build_rung(steps: int, *, seed: int = 0, size: str | ToyConfig = "default", variant: str = "toy",
+               progress: bool = True) -> Path:
+    """Build (or reuse) the ladder rung with ``steps`` SFT steps on the toy Base; return its folder.
+
+    The Base build (:func:`mbt.toy.build` with the same seed, size and variant) is made first if missing.
+    The rung's folder has the layout of a toy build (``base/``, ``sft/``, ``data/``, ``manifest.json``)
+    and is verified and reused the same way. A rung with the size's own step count is the Base build.
+
+    Args:
+        steps: SFT steps of the rung.
+        seed: Seed of the Base build, the data order and the SFT.
+        size: ``"default"``, ``"tiny"`` or a :class:`~mbt.toy.recipe.ToyConfig`.
+        variant: Toy variant of the Base.
+        progress: Progress bars.
+    """
+    check_variant(variant)
+    cfg = rung_config(steps, size)
+    base_build = build(seed=seed, size=config_of_size(size), variant=variant, progress=progress)
+    if cfg == config_of_size(size):
+        return base_build
+    target = default_dir(seed=seed, size=cfg, variant=variant)
+    expected = settings_hash(seed=seed, size=cfg, variant=variant)
+    with _lock(target):
+        if check_build(target, expected_hash=expected) is None:
+            return target
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            _build_rung_into(tmp, base_build, cfg=cfg, seed=seed, variant=variant, progress=progress,
+                             settings_hash=expected)
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int, variant: str, progress: bool,
+                     settings_hash: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    root.mkdir(parents=True)
+    shutil.copytree(base_build / "base", root / "base")
+    with cpu.pinned_threads(cfg.threads):
+        tokenizer = AutoTokenizer.from_pretrained(root / "base")
+        with hf_progress_bars(False):
+            base = AutoModelForCausalLM.from_pretrained(root / "base", dtype=torch.float32).eval()
+            sft = AutoModelForCausalLM.from_pretrained(root / "base", dtype=torch.float32)
+        math_train = corpus.toy_math("train", seed)[: cfg.sft_math]
+        mc_train = corpus.toy_mc("train", seed)[: cfg.sft_mc]
+        examples = sft_examples(tokenizer, math_train, mc_train)
+        torch.manual_seed(seed + 1)
+        with attention(sft, cfg.attn):
+            sft_curve = finetune(sft, examples, cfg, seed, tokenizer.pad_token_id, progress)
+        sft.eval()
+        with hf_progress_bars(progress):
+            sft.save_pretrained(root / "sft")
+        tokenizer.save_pretrained(root / "sft")
+        _write_jsonl(root / "data" / "sft_math.jsonl", math_train)
+        _write_jsonl(root / "data" / "sft_mc.jsonl", mc_train)
+        _write_jsonl(root / "data" / "eval_math.jsonl", corpus.toy_math("test", seed)[: cfg.eval_n])
+        quality = toy_quality.quality(base, sft, tokenizer, cfg, seed, progress)
+    base_manifest: dict[str, Any] = json.loads((base_build / MANIFEST).read_text())
+    manifest = {
+        "mbt_toy_manifest": 1,
+        "settings_hash": settings_hash,
+        **settings(seed=seed, size=cfg, variant=variant),
+        "ladder": {"sft_steps": cfg.sft_steps, "base_build": base_build.name,
+                   "base_settings_hash": base_manifest["settings_hash"], **sft_compute(cfg, examples, seed)},
+        "threads": cfg.threads,
+        "versions": _versions(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": {**base_manifest["model"], "special_tokens": list(SPECIAL_TOKENS)},
+        "data": {**base_manifest["data"], "sft_records": len(examples), "sft_math": len(math_train),
+                 "sft_mc": len(mc_train)},
+        "training": {"pretrain_loss": base_manifest["training"]["pretrain_loss"], "sft_loss": sft_curve},
+        "timings_s": {"total": round(time.perf_counter() - start, 2)},
+        "quality": quality,
+        "files": _file_hashes(root),
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
