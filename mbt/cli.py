@@ -93,16 +93,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> int:
     from mbt import book
 
-    params: dict[str, object] = {}
-    for item in args.param or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--param takes KEY=VALUE, got {item!r}")
-        params[key.strip()] = _literal(value)
-    chapters = None
-    if args.only:
-        names = [c.strip() for c in args.only.split(",") if c.strip()]
-        chapters = [next((c for c in book.CHAPTERS if c == n or c.split("_", 1)[0] == n.zfill(2)), n) for n in names]
+    params = _params(args.param)
+    chapters = _chapters(args.only)
     report = book.build(
         None if (args.base or args.sft) else args.pair,
         base=args.base,
@@ -119,6 +111,37 @@ def _cmd_book(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def _params(items: Sequence[str] | None) -> dict[str, object]:
+    """``--param KEY=VALUE`` options as a dict of Python literals (or plain strings)."""
+    params: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param takes KEY=VALUE, got {item!r}")
+        params[key.strip()] = _literal(value)
+    return params
+
+
+def _chapters(only: str | None) -> list[str] | None:
+    """``--only 01,05_swapping`` as chapter names (a number stands for the chapter it starts)."""
+    from mbt.paper.headlines import CHAPTERS
+
+    if not only:
+        return None
+    names = [c.strip() for c in only.split(",") if c.strip()]
+    return [next((c for c in CHAPTERS if c == n or c.split("_", 1)[0] == n.zfill(2)), n) for n in names]
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from mbt.book import builder
+
+    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    jobs = builder.batch(pairs, chapters=_chapters(args.chapters), parameters=_params(args.param), quick=args.quick,
+                         root=args.root, force=args.force, timeout=args.timeout)
+    print(builder.batch_summary(jobs))
+    return 0 if all(job.run.status != "failed" for job in jobs) else 1
 
 
 def _literal(text: str) -> object:
@@ -272,6 +295,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="repository root, the book root (default: the working directory)")
     p.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser(
+        "batch",
+        help="execute chapters for several pairs into the results store (resumable; one job per pair and chapter)",
+        description="Execute the chosen chapters for every pair with papermill. Findings and small tables go to each "
+        "pair's folder of the results store ($MBT_CACHE/store/<pair>); a rerun executes only what is not up to date; "
+        "one failed job never stops the others. On a cluster, run one `mbt batch --pairs <pair>` per job (e.g. a "
+        "Slurm array) on a shared MBT_CACHE.",
+    )
+    p.add_argument("--pairs", required=True, help="comma-separated pair names, e.g. toy,toy-seen")
+    p.add_argument("--chapters", default=None, help="chapters, e.g. '01,02' (default: every chapter but 08)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra notebook parameter (repeatable)")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny samples")
+    p.add_argument("--force", action="store_true", help="execute every job even if it is up to date")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--root", default=None, help="repository root (default: the working directory)")
+    p.set_defaults(func=_cmd_batch)
 
     toy = sub.add_parser("toy", help="the offline toy pair").add_subparsers(dest="toy_command", required=True)
     p = toy.add_parser("build", help="build (or reuse) the toy Base/SFT pair")

@@ -656,3 +656,46 @@ def selector_figure(
         if title:
             fig.suptitle(title)
     return fig
+
+
+ACROSS_PANELS: dict[str, str] = {
+    "cka": "CKA(Base, SFT)",
+    "relative_mean_shift": "relative mean shift",
+    "weight_change_rel": "relative Eq. 1 weight change",
+    "lens_top1": "logit-lens top-1 accuracy (SFT)",
+    "effective_rank": "effective rank (SFT)",
+}
+"""The cross-pair figure's panels: signature curve name → axis label."""
+
+
+def across_figure(curves: pd.DataFrame, order: Sequence[str], *, ncols: int = 3, title: str | None = None) -> Any:
+    """The paper's depth signatures of several pairs on one relative-depth axis, one panel per signature.
+
+    Args:
+        curves: :func:`mbt.paper.signatures.signature_curves` (``pair, signature, depth, value, ci_low,
+            ci_high``).
+        order: Pairs in the order of their SFT strength (colours run light → dark along it).
+        ncols: Panels per row.
+        title: Figure title.
+    """
+    names = [n for n in ACROSS_PANELS if n in set(curves["signature"])]
+    fig, axes = _grid(max(1, len(names)), ncols)
+    colours = mpl.colormaps["viridis"](np.linspace(0.1, 0.9, max(2, len(order))))
+    for ax, name in zip(axes, names, strict=False):
+        part = curves[curves["signature"] == name]
+        for colour, pair in zip(colours, order, strict=False):
+            rows = part[part["pair"] == pair].sort_values("depth")
+            if rows.empty:
+                continue
+            ax.plot(rows["depth"], rows["value"], marker="o", ms=3, color=colour, label=pair)
+            if rows["ci_low"].notna().any():
+                ax.fill_between(rows["depth"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.15, lw=0)
+        ax.axvspan(MIDDLE[0], MIDDLE[1], color="#999999", alpha=0.08, lw=0, zorder=0)
+        ax.set_xlabel("relative depth l / L")
+        ax.set_ylabel(ACROSS_PANELS[name])
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    _legend(fig, axes[:1])
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -107,6 +107,7 @@ plt.show()
 
 # %%
 main = frame[frame["dataset"] == datasets[0]]
+paper.save_table("pair_metrics", main[main["model"] == "pair"])  # for chapter 8 (a no-op outside a book build)
 fig, ax = plt.subplots(figsize=(6.4, 3.4))
 mp.plot_layers(ax, main, "cka", models=("pair",), hue=None, label_suffix=" (biased)")
 mp.plot_layers(ax, main, "cka_debiased", models=("pair",), hue=None, label_suffix=" (debiased)", linestyle=":",

@@ -118,6 +118,7 @@ plt.show()
 
 # %%
 main = frame[frame["dataset"] == datasets[0]]
+paper.save_table("intrinsic", main[main["model"] != "pair"])  # for chapter 8 (a no-op outside a book build)
 sft_table = main[main["model"] == "sft"].pivot_table(index="layer", columns="metric", values="value")
 sft_table[[m for m in INTRINSIC_METRICS if m in sft_table.columns]].round(4)
 

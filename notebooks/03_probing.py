@@ -82,6 +82,7 @@ print(f"{label}: L = {P.n_layers}; {len(texts)} texts of {dataset}, e.g.\n{texts
 
 # %%
 lens = book.logit_lens_table(P, texts, batch_size=batch_size, max_length=max_length)
+paper.save_table("lens", book.lens_curve(lens))  # for chapter 8 (a no-op outside a book build)
 fig = mp.probe_figure(lens, metrics=("top1_acc", "kl_to_final"), title=f"Fig. 3 on {label}: logit lens")
 plt.show()
 

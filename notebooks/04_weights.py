@@ -107,6 +107,7 @@ series = {
     f"own fine-tune ({finetune_steps} steps): mean ‖Δθ‖_F": block_series(own, kind="block_mean", column="delta_fro"),
     "own fine-tune: mean gradient norm": block_series(own, kind="block_mean", column="grad_norm"),
 }
+paper.save_table("weights", book.weights_curve(diff, P.n_layers))  # for chapter 8 (no-op outside a build)
 print(f"own fine-tune: {len(ft_texts)} texts of {ft_data}, {finetune_steps} steps at lr {finetune_lr}")
 fig = mp.weight_figure(series, n_layers=P.n_layers, title=f"Fig. 4 on {label}: weight change per block")
 plt.show()

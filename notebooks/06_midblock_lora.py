@@ -125,6 +125,7 @@ plt.show()
 
 # %%
 summary = mbt.tune.summarize_sweep(table, metrics=[c for c in (score, nll) if c])
+paper.save_table("lora", summary)  # for chapter 8 (a no-op outside a book build)
 display(summary.round(4))
 
 # %% [markdown]

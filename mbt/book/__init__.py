@@ -9,7 +9,19 @@ The paper's claims, the verdicts and their tables live in :mod:`mbt.paper`.
 
 from __future__ import annotations
 
-from mbt.book.builder import PROSE, TABLE_MARKER, BuildReport, ChapterRun, build, find_root, parameter_names
+from mbt.book.builder import (
+    ACROSS,
+    LADDER_CHAPTERS,
+    PROSE,
+    TABLE_MARKER,
+    BuildReport,
+    ChapterRun,
+    batch,
+    batch_summary,
+    build,
+    find_root,
+    parameter_names,
+)
 from mbt.book.runtime import (
     QUICK,
     QUICK_SWEEP,
@@ -17,8 +29,10 @@ from mbt.book.runtime import (
     analyze_datasets,
     analyze_halves,
     cached_call,
+    comparison_stores,
     default_datasets,
     device_name,
+    lens_curve,
     logit_lens_table,
     lora_sweep,
     metric_table,
@@ -30,12 +44,15 @@ from mbt.book.runtime import (
     sizes,
     swap_table,
     sweep_path,
+    weights_curve,
 )
 from mbt.pairs import pair_label
 from mbt.paper.headlines import CHAPTERS
 
 __all__ = [
+    "ACROSS",
     "CHAPTERS",
+    "LADDER_CHAPTERS",
     "PROSE",
     "QUICK",
     "QUICK_SWEEP",
@@ -45,10 +62,14 @@ __all__ = [
     "LoraSweep",
     "analyze_datasets",
     "analyze_halves",
+    "batch",
+    "batch_summary",
     "build",
     "cached_call",
+    "comparison_stores",
     "default_datasets",
     "device_name",
+    "lens_curve",
     "find_root",
     "logit_lens_table",
     "lora_sweep",
@@ -63,4 +84,5 @@ __all__ = [
     "sizes",
     "swap_table",
     "sweep_path",
+    "weights_curve",
 ]

@@ -24,11 +24,13 @@ from mbt.analysis import analyze, model_fingerprint, pair_identity
 from mbt.data import fingerprint, load_sample
 from mbt.pairs import ModelPair, load_pair, pair_label
 from mbt.paper.records import slug
+from mbt.paper.store import StoreEntry, contributed_root, store_root, stores
 from mbt.probe import logit_lens
 from mbt.results import cache_root, cached
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.swap import swap_sweep, token_accuracy
 from mbt.tune import sweep
+from mbt.weights import block_series
 
 __all__ = [
     "QUICK",
@@ -37,8 +39,10 @@ __all__ = [
     "analyze_datasets",
     "analyze_halves",
     "cached_call",
+    "comparison_stores",
     "default_datasets",
     "device_name",
+    "lens_curve",
     "logit_lens_table",
     "lora_sweep",
     "metric_table",
@@ -50,6 +54,7 @@ __all__ = [
     "sizes",
     "swap_table",
     "sweep_path",
+    "weights_curve",
 ]
 
 
@@ -306,6 +311,47 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     settings = {"fn": f"{getattr(fn, '__module__', '')}.{qualname}", "args": [_identity(a) for a in args],
                 "kwargs": {k: _identity(v) for k, v in sorted(kwargs.items()) if k not in _NOT_KEYED}}
     return cached(f"book-{qualname}", settings, lambda: fn(*args, **kwargs))
+
+
+def lens_curve(lens: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer logit-lens top-1 accuracy of both models, final norm once: ``model, layer, depth, value``.
+
+    Args:
+        lens: A :func:`logit_lens_table` (both lens variants stacked).
+    """
+    rows = lens[(lens["metric"] == "top1_acc") & ~lens["paper"].astype(bool)]
+    return rows.assign(value=rows["pooled"])[["model", "layer", "depth", "value"]].reset_index(drop=True)
+
+
+def weights_curve(diff: pd.DataFrame, n_layers: int) -> pd.DataFrame:
+    """The Eq. 1 weight change per block, absolute and relative: ``block, depth, eq1_abs, eq1_relative``.
+
+    ``depth = block / L`` (block ``l`` writes layer ``l``); ``eq1_relative = Σ‖ΔW‖_F / Σ‖W_Base‖_F`` over
+    q, k, v, o (:func:`mbt.weights.block_series`).
+    """
+    rel = block_series(diff, kind="eq1", column="relative")
+    absolute = block_series(diff, kind="eq1", column="delta_fro")
+    return pd.DataFrame({"block": rel.index.astype(int), "depth": rel.index.astype(float) / n_layers,
+                         "eq1_abs": absolute.reindex(rel.index).to_numpy(), "eq1_relative": rel.to_numpy()})
+
+
+def comparison_stores(names: Sequence[str], *, quick: bool = False,
+                      extra: Sequence[str | Path] = ()) -> tuple[dict[str, StoreEntry], list[str]]:
+    """The results stores of the pairs a cross-pair chapter compares, and the names that have none.
+
+    Looks in the local store (:func:`mbt.paper.store.store_root`), then in ``extra`` folders, then in the
+    contributed stores of the checkout ``mbt`` runs from (``results/`` beside the ``mbt`` package); the first
+    store found for a label wins.
+
+    Args:
+        names: Pair labels, in the order to show them.
+        quick: Read smoke-run stores.
+        extra: More folders holding store folders.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    roots = [store_root(), *map(Path, extra), contributed_root(checkout)]
+    found = stores(roots, quick=quick)
+    return {n: found[n] for n in names if n in found}, [n for n in names if n not in found]
 
 
 def metric_table(frame: pd.DataFrame, *, model: str = "sft") -> pd.DataFrame:

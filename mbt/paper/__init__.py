@@ -3,7 +3,8 @@
 * :mod:`mbt.paper.headlines` — every headline number of the paper and the chapter that checks it;
 * :mod:`mbt.paper.findings` — our counterpart of each headline, computed from the library's tables;
 * :mod:`mbt.paper.records` — findings written per chapter and pair, collected for the book;
-* :mod:`mbt.paper.render` — Markdown tables and sentences.
+* :mod:`mbt.paper.render` — Markdown tables and sentences;
+* :mod:`mbt.paper.store` — the results store: one versioned folder per pair, local or contributed.
 """
 
 from __future__ import annotations
@@ -21,13 +22,24 @@ from mbt.paper.findings import (
     weights_findings,
 )
 from mbt.paper.headlines import BY_ID, CHAPTERS, HEADLINES, TITLES, Headline, chapter_of
-from mbt.paper.records import RECORDS_ENV, collect_records, read_records, record, records_root
+from mbt.paper.records import RECORDS_ENV, read_records, record
 from mbt.paper.render import (
     compare_conventions,
     conventions_markdown,
     conventions_sentence,
     paper_vs_ours_markdown,
     report,
+)
+from mbt.paper.store import (
+    STORE_VERSION,
+    StoreEntry,
+    collect_records,
+    load_store,
+    records_root,
+    save_table,
+    store_folder,
+    store_root,
+    stores,
 )
 
 __all__ = [
@@ -36,9 +48,11 @@ __all__ = [
     "HEADLINES",
     "RECORDS_ENV",
     "RETENTION_COLUMNS",
+    "STORE_VERSION",
     "TITLES",
     "Finding",
     "Headline",
+    "StoreEntry",
     "chapter_of",
     "collect_records",
     "compare_conventions",
@@ -47,6 +61,7 @@ __all__ = [
     "convergence_findings",
     "correlation_findings",
     "divergence_findings",
+    "load_store",
     "lora_findings",
     "paper_vs_ours_markdown",
     "probing_findings",
@@ -54,6 +69,10 @@ __all__ = [
     "record",
     "records_root",
     "report",
+    "save_table",
+    "store_folder",
+    "store_root",
+    "stores",
     "swap_findings",
     "sweep_columns",
     "weights_findings",

@@ -18,6 +18,7 @@ CHAPTERS: tuple[str, ...] = (
     "05_swapping",
     "06_midblock_lora",
     "07_beyond",
+    "08_across_pairs",
 )
 """Chapter notebooks (``notebooks/<name>.py``, jupytext py:percent), in execution order."""
 
@@ -29,6 +30,7 @@ TITLES: dict[str, str] = {
     "05_swapping": "5 · Swapping",
     "06_midblock_lora": "6 · Mid-Block LoRA",
     "07_beyond": "7 · Beyond the paper",
+    "08_across_pairs": "8 · Across pairs: when does the pattern appear?",
 }
 
 

@@ -1,7 +1,7 @@
 r"""Records: each chapter's findings written to a folder per pair, so the book's tables are generated, not typed.
 
 Under the book build (:func:`mbt.book.build`), :data:`RECORDS_ENV` names a folder; :func:`record` writes one
-JSON file per chapter there (atomically). :func:`collect_records` gathers them for every pair built.
+JSON file per chapter there (atomically). :func:`mbt.paper.store.collect_records` gathers them for every pair built.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from mbt.paper.findings import Finding
 from mbt.paper.headlines import chapter_of
-from mbt.results import atomic_write, cache_root
+from mbt.results import atomic_write
 
-__all__ = ["RECORDS_ENV", "collect_records", "read_records", "record", "records_root", "slug"]
+__all__ = ["RECORDS_ENV", "read_records", "record", "slug"]
 
 RECORDS_ENV = "MBT_BOOK_RECORDS"
 """Environment variable naming the folder where :func:`record` writes findings (set by the book build)."""
@@ -65,31 +65,6 @@ def read_records(folder: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def records_root() -> Path:
-    """Where findings of every built pair are kept: ``$MBT_CACHE/book/records`` (see :func:`mbt.results.cache_root`)."""
-    return cache_root() / "book" / "records"
-
-
 def slug(text: str) -> str:
     """A label made safe as a folder name (letters, digits, ``-_.``; anything else becomes ``_``)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
-def collect_records(current: str) -> dict[str, dict[str, Any]]:
-    """Records of the current build's pair first, then every other pair built in full (not quick) mode."""
-    root = records_root()
-    out = {}
-    cur = root / slug(current)
-    if cur.is_dir():
-        out[current] = read_records(cur)
-    if root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            label = folder.name
-            if folder == cur or label.endswith("-quick"):
-                continue
-            found = read_records(folder)
-            if found:
-                out[label] = found
-    if not out:
-        out[current] = {}
-    return out

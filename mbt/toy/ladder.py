@@ -4,17 +4,19 @@ A real SFT stage is a tiny fraction of pretraining; the default toy pair's SFT (
 is about a fifth of its pretraining tokens. To see whether the paper's depth signatures depend on that,
 the ladder keeps the Base of the default toy build and fine-tunes it for fewer steps:
 
-==============  =========  ===================================================
-pair            SFT steps  SFT tokens ÷ pretraining tokens (default build)
-==============  =========  ===================================================
-``toy-sft15``   15         ≈ 1 %
-``toy-sft50``   50         ≈ 3 %
+==============  =========  ===============================================
+pair            SFT steps  SFT tokens ÷ pretraining tokens (approximate)
+==============  =========  ===============================================
+``toy-sft10``   10         ≈ 0.7 %
+``toy-sft25``   25         ≈ 2 %
+``toy-sft60``   60         ≈ 4 %
 ``toy-sft150``  150        ≈ 10 %
 ``toy``         300        ≈ 20 % (the default pair itself)
-==============  =========  ===================================================
+==============  =========  ===============================================
 
-The rungs were chosen to span SFT compute from about one percent of pretraining (a realistic stage) to
-the default, roughly evenly on a log scale; each rung's exact ratio is computed from its own batches
+The rungs were chosen to span SFT compute from under one percent of pretraining (a realistic stage) to
+the default, roughly evenly on a log scale, and to be five, so that an exact rank test of a trend across
+them can reach the 5 % level (with four rungs no ordering can); each rung's exact ratio is computed from its own batches
 (:func:`sft_compute`) and written into its manifest. A rung uses the same SFT data, the same data order
 (the first ``k`` batches of the default's schedule), the same peak learning rate and the same seed; its
 warm-up is scaled with its length (``round(20 · k / 300)`` steps, at least 1) and its cosine decay runs
@@ -64,7 +66,7 @@ from mbt.toy.recipe import (
 
 __all__ = ["LADDER", "LADDER_STEPS", "build_rung", "rung_config"]
 
-LADDER_STEPS: tuple[int, ...] = (15, 50, 150)
+LADDER_STEPS: tuple[int, ...] = (10, 25, 60, 150)
 """SFT steps of the ladder's rungs below the default build."""
 
 LADDER: tuple[str, ...] = (*(f"toy-sft{k}" for k in LADDER_STEPS), "toy")

@@ -1,0 +1,130 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8 · Across pairs: when does the paper's pattern appear?
+#
+# **The question.** On the default toy pair none of the paper's depth signatures appear: CKA between
+# Base and SFT sits well below 1 in every layer after the embeddings instead of a high plateau followed by a
+# drop, the weight change is nearly flat, and full-depth LoRA beats every middle mask. That could speak
+# against the paper or against the toy. One visible difference: the toy's SFT is a large share of its whole
+# training (300 SFT steps of 32 examples against 550 pretraining steps of 32 × 128 tokens, about a fifth
+# of the pretraining tokens), while a real SFT stage is a tiny fraction of pretraining.
+#
+# **The SFT-intensity ladder.** From the same toy Base, `mbt.toy.ladder` fine-tunes for 10, 25, 60 and 150
+# steps besides the default 300 — the same data, data order, peak learning rate and seed; only the length
+# of SFT (and its warm-up and decay, scaled with it) changes. The rungs span SFT compute from under 1 % to
+# about 20 % of pretraining, roughly evenly on a log scale. Each rung is a registered pair
+# (`toy-sft10` … `toy-sft150`, then `toy`); the book runs chapters 1–4 for each and keeps their results
+# in the results store, which this chapter reads. The same chapter compares any pairs whose results are in
+# a store — `mbt batch --pairs olmo2-1b,olmo2-7b,mistral-7b` on a GPU machine, or stores contributed to
+# the repository's `results/` folder.
+#
+# **The signatures**, each read from a pair's stored tables (`mbt.paper.signatures`):
+# $\overline{\mathrm{CKA}}_{\mathrm{middle}} - \mathrm{CKA}_L$ (a final drop is positive); the relative
+# mean shift of the last fifth over the middle (a late spike is above 1); the relative Eq. 1 weight change
+# of the last block over the first half (a J-shape is above 1); the depth at which the SFT logit lens first
+# reaches half its best top-1 accuracy (late emergence); the depth of the SFT effective rank's peak; and,
+# where a LoRA sweep exists, how much the best middle mask beats full-depth LoRA in answer NLL.
+#
+# **How a trend is decided.** Five rungs give five values per signature. Whether a signature grows or
+# shrinks with SFT strength is an exact permutation test of Spearman's rank correlation between the
+# rungs' SFT compute $c_i$ and the signature $s_i$,
+#
+# $$
+# \rho = \operatorname{corr}\bigl(\operatorname{rank}(c), \operatorname{rank}(s)\bigr), \qquad
+# p = \frac{\#\{\pi \in S_n : |\rho(c, s_\pi)| \ge |\rho|\}}{n!},
+# $$
+#
+# with all $5! = 120$ orders enumerated (two-sided, 5 %): only a perfectly monotone order reaches it
+# ($p = 2/120$). Otherwise the chapter says *cannot be told*. Each pair's own
+# verdicts on the paper's claims (with their intervals, chapters 1–4) are in the last table.
+
+# %% tags=["hide-input"]
+# Setup: install mbt when this runtime lacks it (e.g. a fresh Colab), then pick the GPU when there is one.
+import importlib.util
+import subprocess
+import sys
+
+MBT = "mbt @ git+https://github.com/mbt-project/mbt"  # what pip installs when mbt is missing
+if importlib.util.find_spec("mbt") is None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", MBT])
+
+from mbt import book, paper
+
+DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; "cuda" when a GPU is visible
+
+# %% tags=["parameters"]
+pair: str = "toy"  # the pair the book is built for
+pairs: list = []  # pairs to compare (empty: the SFT ladder toy-sft10, toy-sft25, toy-sft60, toy-sft150, toy)
+stores: list = []  # more folders holding result stores (the local store and results/ are always read)
+quick: bool = False  # smoke run: read the quick-mode stores
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+import mbt
+import mbt.plots as mp
+from mbt.paper import signatures as sig
+
+names = list(pairs) or list(mbt.toy.LADDER)
+entries, missing = book.comparison_stores(names, quick=quick, extra=stores)
+if missing:
+    print(f"no results yet for {', '.join(missing)}: run `mbt batch --pairs {','.join(missing)}`")
+tables = {name: entry.tables for name, entry in entries.items()}
+metas = {name: entry.meta for name, entry in entries.items()}
+rungs = sig.rung_table(metas)
+order = rungs["pair"].tolist()
+
+# %% [markdown]
+# ## What each pair is
+#
+# SFT steps, SFT tokens as a share of pretraining tokens, exact match of Base (best of 0- and k-shot) and
+# SFT on held-out toy-math problems, their answer NLL, and the mean relative change of the attention
+# weights (toy pairs; other pairs show their device only).
+
+# %%
+display(rungs.round(4))
+
+# %% [markdown]
+# ## The signatures on one depth axis
+#
+# One line per pair, light to dark with SFT strength; shaded bands are 95 % intervals where the chapter
+# that made the curve has one; the grey band is the paper's middle (20–80 % of the depth).
+
+# %%
+fig = mp.across_figure(sig.signature_curves(tables), order, title="Depth signatures across pairs")
+plt.show()
+
+# %% [markdown]
+# ## Do the signatures strengthen or fade with SFT strength?
+
+# %%
+summary = sig.signature_summary(tables, metas)
+display(summary.round(4))
+display(Markdown(sig.trend_sentences(summary)))
+
+# %% [markdown]
+# ## The paper's claims, pair by pair
+#
+# Each cell is that pair's verdict on the claim (chapters 1–4, with the interval and rule of its own
+# chapter) and its value. *holds* and *contradicted* are decided at the 95 % level; *inconclusive* means
+# the data of that pair cannot tell.
+
+# %%
+claims = [h.id for h in paper.HEADLINES if h.chapter in book.LADDER_CHAPTERS]
+display(sig.claim_table({name: entry.records for name, entry in entries.items()}, claims,
+                        {h.id: h.claim for h in paper.HEADLINES}))

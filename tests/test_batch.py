@@ -1,0 +1,136 @@
+"""Batch re-execution over pairs into the results store: independent jobs, resume, versioned stores."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mbt import cli, paper
+from mbt.book import builder
+from mbt.paper import store
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ["01_divergence", "02_convergence"]
+
+
+@pytest.fixture
+def fake_run(tmp_path, monkeypatch):
+    """A batch whose 'kernels' write a record and a table, with toy pairs resolved to a fake build."""
+    monkeypatch.setenv("MBT_CACHE", str(tmp_path / "cache"))
+    build = tmp_path / "toybuild"
+    (build / "base").mkdir(parents=True)
+    (build / "sft").mkdir()
+    (build / "manifest.json").write_text(json.dumps({
+        "config": {"sft_steps": 300},
+        "data": {"sft_compute": {"ratio": 0.2, "sft_tokens": 2.0, "pretrain_tokens": 10.0}},
+        "quality": {"toy_math": {"base_0shot": 0.0, "base_3shot": 0.01, "sft_0shot": 0.4},
+                    "weight_change": [{"attn_rel": 0.1}, {"attn_rel": 0.3}]}}))
+    monkeypatch.setattr(builder, "resolve_toy", lambda spec, progress=True: dataclasses.replace(
+        spec, base=str(build / "base"), sft=str(build / "sft")))
+    monkeypatch.setattr(builder, "_pair_identity", lambda pair, base, sft: {"pair": pair})
+    calls: list[tuple[str, str]] = []
+    fail: set[tuple[str, str]] = set()
+
+    def execute(nb, out, params, *, kernel_name, cwd, timeout, records):
+        chapter = out.stem
+        calls.append((params["pair"], chapter))
+        if (params["pair"], chapter) in fail:
+            raise RuntimeError(f"kernel died in {chapter}")
+        records.mkdir(parents=True, exist_ok=True)
+        (records / f"{chapter}.json").write_text(json.dumps(
+            {"chapter": chapter, "findings": {f"{chapter}-claim": {"ours": params["pair"]}}}))
+        tables = records.parent / "tables"
+        tables.mkdir(exist_ok=True)
+        pd.DataFrame({"layer": [1], "value": [1.0]}).to_csv(tables / f"{chapter}.csv", index=False)
+        out.write_text("{}")
+
+    monkeypatch.setattr(builder, "_execute", execute)
+    return calls, fail
+
+
+def _status(jobs):
+    return {(j.pair, j.chapter): j.run.status for j in jobs}
+
+
+def test_batch_runs_every_job_isolates_failures_and_resumes(fake_run, tmp_path):
+    calls, fail = fake_run
+    fail.add(("toy-seen", "01_divergence"))
+    stage = tmp_path / "stage"
+    jobs = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
+                         log=lambda _: None)
+    assert _status(jobs) == {("toy", "01_divergence"): "executed", ("toy", "02_convergence"): "executed",
+                             ("toy-seen", "01_divergence"): "failed", ("toy-seen", "02_convergence"): "executed"}
+    summary = builder.batch_summary(jobs)
+    assert "3 executed" in summary and "1 failed" in summary and "FAILED toy-seen / 01_divergence" in summary
+    fail.clear()
+    calls.clear()
+    again = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
+                          log=lambda _: None)
+    assert calls == [("toy-seen", "01_divergence")]  # no finished job repeated
+    assert set(_status(again).values()) == {"up to date", "executed"}
+    entry = store.load_store(store.store_folder("toy-seen"))
+    assert set(entry.records) == {"01_divergence-claim", "02_convergence-claim"}  # no record lost
+    assert set(entry.tables) == {"01_divergence", "02_convergence"}
+    assert entry.meta["version"] == store.STORE_VERSION and set(entry.meta["chapters"]) == set(CHAPTERS)
+    assert entry.meta["toy"]["sft_compute_ratio"] == 0.2 and entry.meta["toy"]["weight_change_rel"] == 0.2
+    assert entry.meta["spec"]["name"] == "toy-seen" and entry.meta["device"]
+
+
+def test_batch_refuses_bad_input_before_running(fake_run, tmp_path):
+    calls, _ = fake_run
+    with pytest.raises(ValueError, match="unknown pair"):
+        builder.batch(["toy", "olmo9"], chapters=CHAPTERS, root=ROOT, stage=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="unknown chapters"):
+        builder.batch(["toy"], chapters=["99_x"], root=ROOT, stage=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="valid names"):
+        builder.batch(["toy"], chapters=CHAPTERS, parameters={"nope": 1}, root=ROOT, stage=tmp_path,
+                      progress=False)
+    assert calls == []
+
+
+def test_cli_batch_exit_status(fake_run, capsys):
+    calls, fail = fake_run
+    fail.add(("toy", "02_convergence"))
+    code = cli.main(["batch", "--pairs", "toy", "--chapters", "01,02", "--root", str(ROOT)])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAILED toy / 02_convergence" in out and calls[0] == ("toy", "01_divergence")
+
+
+def test_store_versions_and_contributed_stores(tmp_path, monkeypatch):
+    monkeypatch.setenv("MBT_CACHE", str(tmp_path / "cache"))
+    local = store.store_folder("toy")
+    store.update_meta(local, pair="toy", quick=False)
+    (local / "records").mkdir()
+    (local / "records" / "01_divergence.json").write_text(json.dumps({"findings": {"cka_final": {"ours": "0.5"}}}))
+    contributed = tmp_path / "results"
+    store.update_meta(contributed / "olmo2-1b", pair="olmo2-1b", quick=False, device="NVIDIA H200")
+    (contributed / "olmo2-1b" / "records").mkdir()
+    (contributed / "olmo2-1b" / "records" / "01_divergence.json").write_text(
+        json.dumps({"findings": {"cka_final": {"ours": "0.7"}}}))
+    found = store.stores([store.store_root(), contributed])
+    assert set(found) == {"toy", "olmo2-1b"} and found["olmo2-1b"].meta["device"] == "NVIDIA H200"
+    records = paper.collect_records("toy", roots=[contributed])
+    assert list(records) == ["toy", "olmo2-1b"] and records["olmo2-1b"]["cka_final"]["ours"] == "0.7"
+    old = tmp_path / "old"
+    store.update_meta(old, pair="x")
+    meta = json.loads((old / "store.json").read_text())
+    (old / "store.json").write_text(json.dumps({**meta, "version": 99}))
+    with pytest.raises(ValueError, match="format version 99; this mbt reads version 1"):
+        store.load_store(old)
+    (old / "store.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="not an mbt results store"):
+        store.load_store(old)
+
+
+def test_save_table_writes_only_inside_a_build(tmp_path, monkeypatch):
+    monkeypatch.delenv(paper.RECORDS_ENV, raising=False)
+    assert paper.save_table("pair_metrics", pd.DataFrame({"a": [1]})) is None
+    monkeypatch.setenv(paper.RECORDS_ENV, str(tmp_path / "toy" / "records"))
+    path = paper.save_table("pair_metrics", pd.DataFrame({"a": [1]}))
+    assert path == tmp_path / "toy" / "tables" / "pair_metrics.csv" and pd.read_csv(path)["a"].tolist() == [1]
+    with pytest.raises(ValueError, match="table name"):
+        paper.save_table("../escape", pd.DataFrame())

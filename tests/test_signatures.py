@@ -1,0 +1,108 @@
+"""Depth signatures across pairs: exact values on synthetic tables, and an exact trend test calibrated on null data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mbt.paper import signatures as sig
+
+L = 10
+
+
+def _tables(cka_last: float = 0.5, shift_late: float = 0.4, w_last: float = 0.3) -> dict[str, pd.DataFrame]:
+    layers = np.arange(L + 1)
+    depth = layers / L
+    cka = np.where(layers == L, cka_last, 0.9)
+    shift = np.where(depth > 0.8, shift_late, 0.1)
+    pm = pd.concat([
+        pd.DataFrame({"layer": layers, "depth": depth, "metric": "cka", "value": cka}),
+        pd.DataFrame({"layer": layers, "depth": depth, "metric": "relative_mean_shift", "value": shift,
+                      "ci_low": shift - 0.01, "ci_high": shift + 0.01}),
+    ])
+    blocks = np.arange(1, L + 1)
+    weights = pd.DataFrame({"block": blocks, "depth": blocks / L, "eq1_abs": 1.0,
+                            "eq1_relative": np.where(blocks == L, w_last, 0.1)})
+    acc = np.clip((layers - 6) * 0.2, 0, None)  # 0 until layer 6, then 0.2, 0.4, 0.6, 0.8
+    lens = pd.DataFrame({"model": "sft", "layer": layers, "depth": depth, "value": acc})
+    erank = 10 - np.abs(layers - 4)  # peak at layer 4
+    intrinsic = pd.DataFrame({"model": "sft", "layer": layers, "depth": depth, "metric": "effective_rank",
+                              "value": erank})
+    lora = pd.DataFrame({"mask": ["11111", "01100", "01000", "10000"], "answer_nll_mean": [1.4, 1.5, 1.3, 1.2]})
+    return {"pair_metrics": pm, "weights": weights, "lens": lens, "intrinsic": intrinsic, "lora": lora}
+
+
+def test_signatures_are_exact_on_known_curves():
+    got = sig.signatures(_tables())
+    assert got["cka_final_drop"] == pytest.approx(0.9 - 0.5)
+    assert got["shift_late_ratio"] == pytest.approx(0.4 / 0.1)  # layers 9, 10 over the middle (0.2, 0.8]
+    assert got["weight_late_ratio"] == pytest.approx(0.3 / 0.1)
+    assert got["lens_emergence"] == pytest.approx(0.8)  # max 0.8 at layer 10; first >= 0.4 at layer 8
+    assert got["erank_peak_depth"] == pytest.approx(0.4)
+    assert got["lora_middle_gain"] == pytest.approx(1.4 - 1.3)  # 01000 is the best middle mask (10000 is an edge)
+    flat = sig.signatures(_tables(cka_last=0.9, shift_late=0.1, w_last=0.1))
+    assert flat["cka_final_drop"] == pytest.approx(0.0) and flat["shift_late_ratio"] == pytest.approx(1.0)
+    missing = sig.signatures({})
+    assert set(missing) == set(sig.SIGNATURES) and all(math.isnan(v) for v in missing.values())
+
+
+def test_spearman_exact_p_values():
+    rho, p = sig.spearman_exact([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 120)
+    rho, p = sig.spearman_exact([1, 2, 3, 4], [4, 3, 2, 1])
+    assert rho == pytest.approx(-1.0) and p == pytest.approx(2 / 24)
+    rho, p = sig.spearman_exact([1, 2, 3, 4, 5], [2, 1, 3, 4, 5])
+    assert rho == pytest.approx(0.9) and p > 0.05
+    with pytest.raises(ValueError, match="3..8"):
+        sig.spearman_exact([1, 2], [1, 2])
+
+
+def test_ladder_trend_says_cannot_be_told_unless_the_order_is_exact():
+    strength = [0.007, 0.02, 0.04, 0.1, 0.2]
+    assert sig.ladder_trend([1, 2, 3, 4, 5], strength)["trend"] == "grows with SFT strength"
+    assert sig.ladder_trend([5, 4, 3, 2, 1], strength)["trend"] == "shrinks with SFT strength"
+    assert sig.ladder_trend([1, 3, 2, 4, 5], strength)["trend"] == "cannot be told"
+    four = sig.ladder_trend([1, 2, 3, 4], strength[:4])
+    assert four["trend"] == "cannot be told" and four["p"] == pytest.approx(2 / 24)
+    nan = sig.ladder_trend([1, math.nan, 3, math.nan, 5], strength)
+    assert nan["n"] == 3 and nan["trend"] == "cannot be told"
+
+
+def test_ladder_trend_is_calibrated_on_null_data():
+    rng = np.random.default_rng(0)
+    strength = [0.007, 0.02, 0.04, 0.1, 0.2]
+    calls = [sig.ladder_trend(rng.normal(size=5), strength)["trend"] for _ in range(2000)]
+    false = sum(c != "cannot be told" for c in calls) / len(calls)
+    assert false <= 0.05 + 0.015  # exact test: 2/120 = 1.7 % expected
+    power = [sig.ladder_trend(np.arange(5) + rng.normal(scale=0.2, size=5), strength)["trend"] for _ in range(500)]
+    assert sum(t == "grows with SFT strength" for t in power) / len(power) > 0.8
+
+
+def test_summary_table_orders_pairs_by_strength_and_states_trends():
+    metas = {f"r{i}": {"toy": {"sft_compute_ratio": r, "sft_steps": s}} for i, (r, s) in
+             enumerate([(0.2, 300), (0.01, 10), (0.05, 60), (0.1, 150), (0.02, 25)])}
+    drops = {"r1": 0.05, "r4": 0.1, "r2": 0.2, "r3": 0.3, "r0": 0.4}  # grows with strength
+    tables = {name: _tables(cka_last=0.9 - drop) for name, drop in drops.items()}
+    rungs = sig.rung_table(metas)
+    assert rungs["pair"].tolist() == ["r1", "r4", "r2", "r3", "r0"]
+    summary = sig.signature_summary(tables, metas)
+    row = summary.loc["cka_final_drop"]
+    assert row["trend"] == "grows with SFT strength" and row["r0"] == pytest.approx(0.4)
+    assert summary.loc["weight_late_ratio", "trend"] == "cannot be told"  # identical for every pair
+    text = sig.trend_sentences(summary)
+    assert "**cka_final_drop** grows with SFT strength" in text and "cannot be told" in text
+
+
+def test_curves_and_claim_table():
+    curves = sig.signature_curves({"a": _tables(), "b": _tables(cka_last=0.8)})
+    assert set(curves["signature"]) == {"cka", "relative_mean_shift", "weight_change_rel", "lens_top1",
+                                        "effective_rank"}
+    assert (curves["depth"] > 0).all() and set(curves["pair"]) == {"a", "b"}
+    records = {"a": {"cka_final": {"ours": "0.5", "verdict": "holds"}},
+               "b": {"cka_final": {"ours": "0.9", "agrees": False}}}
+    table = sig.claim_table(records, ["cka_final", "weight_j"], {"cka_final": "CKA final", "weight_j": "J"})
+    assert table.loc["CKA final", "a"] == "holds: 0.5" and table.loc["CKA final", "b"] == "contradicted: 0.9"
+    assert table.loc["J", "a"] == "not run"
