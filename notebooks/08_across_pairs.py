@@ -114,6 +114,9 @@ plt.show()
 
 # %%
 summary = sig.signature_summary(tables, metas)
+strength = {name: sig.strength_of(meta) for name, meta in metas.items()}
+fig = mp.ladder_figure(summary, strength, title="Signatures against SFT strength")
+plt.show()
 display(summary.round(4))
 display(Markdown(sig.trend_sentences(summary)))
 

@@ -106,3 +106,22 @@ def test_curves_and_claim_table():
     table = sig.claim_table(records, ["cka_final", "weight_j"], {"cka_final": "CKA final", "weight_j": "J"})
     assert table.loc["CKA final", "a"] == "holds: 0.5" and table.loc["CKA final", "b"] == "contradicted: 0.9"
     assert table.loc["J", "a"] == "not run"
+
+
+def test_cross_pair_figures_draw_one_line_or_point_per_pair():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import mbt.plots as mp
+
+    tables = {name: _tables(cka_last=0.9 - d) for name, d in (("a", 0.1), ("b", 0.2), ("c", 0.3))}
+    fig = mp.across_figure(sig.signature_curves(tables), ["a", "b", "c"])
+    cka_axis = next(ax for ax in fig.axes if ax.get_ylabel() == "CKA(Base, SFT)")
+    assert len(cka_axis.get_lines()) == 3
+    metas = {name: {"toy": {"sft_compute_ratio": r}} for name, r in (("a", 0.01), ("b", 0.05), ("c", 0.2))}
+    summary = sig.signature_summary(tables, metas)
+    fig = mp.ladder_figure(summary, {n: m["toy"]["sft_compute_ratio"] for n, m in metas.items()})
+    drop_axis = next(ax for ax in fig.axes if ax.get_title().startswith("cka_final_drop"))
+    line = drop_axis.get_lines()[0]
+    assert list(line.get_xdata()) == [0.01, 0.05, 0.2] and drop_axis.get_xscale() == "log"
+    assert list(line.get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
