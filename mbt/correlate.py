@@ -32,50 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbt.stats import betainc
+
 __all__ = ["COLUMNS", "METHODS", "correlation_pvalue", "layer_correlations", "partial_correlation", "rank"]
 
 METHODS: tuple[str, ...] = ("pearson", "spearman", "partial_pearson", "partial_spearman")
 COLUMNS: tuple[str, ...] = ("x", "metric", "method", "r", "p", "n", "df", "degree")
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            return h
-    raise ArithmeticError(f"incomplete beta continued fraction did not converge (a={a}, b={b}, x={x})")
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function ``I_x(a, b)`` for ``a, b > 0``, ``0 <= x <= 1``."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
 
 
 def correlation_pvalue(r: float, n: int, *, n_covariates: int = 0) -> float:
@@ -97,7 +59,7 @@ def correlation_pvalue(r: float, n: int, *, n_covariates: int = 0) -> float:
     if abs(r) >= 1.0:
         return 0.0
     t2 = r * r * df / (1.0 - r * r)
-    return float(min(1.0, _betainc(df / 2.0, 0.5, df / (df + t2))))
+    return float(min(1.0, betainc(df / 2.0, 0.5, df / (df + t2))))
 
 
 def rank(values: Sequence[float] | np.ndarray) -> np.ndarray:
