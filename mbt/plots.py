@@ -6,6 +6,10 @@ Every function takes tidy tables straight from the library (:func:`mbt.analyze`,
 made with :mod:`matplotlib.pyplot`, so a notebook shows it inline with no extra call. Nothing here
 chooses a backend (the book would silently lose its figures under ``Agg``).
 
+The module is longer than most (one figure function per paper figure and chapter): they share the
+style, the layer axis and the legend helpers defined here, and splitting them by chapter would scatter
+that one look over many files.
+
 Conventions of every figure:
 
 * **Base is dashed, SFT solid** (the paper's Fig. 2 style), pair quantities (Base vs SFT) solid black;

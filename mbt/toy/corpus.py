@@ -1,5 +1,8 @@
 """Procedurally generated text and tasks for the offline toy pair (pure Python, no torch).
 
+Most of its length is data: the small world's names, places, templates and the sentence generators
+that use them. They belong together, because changing any of them changes the toy pair's weights.
+
 Everything here is a deterministic function of its arguments: randomness comes only from
 ``random.Random`` objects seeded with strings (seeding from a string is stable across processes
 and Python versions, unlike ``hash()``), and from a fixed *world* -- who lives where, who keeps
