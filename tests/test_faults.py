@@ -196,3 +196,104 @@ def test_require_finite_counts_and_passes():
     with pytest.raises(NonFiniteError, match="0 NaN and 1 infinite"):
         require_finite(torch.tensor([1e308, float("inf")], dtype=torch.float64), "float64")
     assert issubclass(NonFiniteError, ValueError)
+
+
+def test_lens_divergence_names_the_model_and_layer(poisoned):
+    from conftest import TEXTS
+
+    import mbt
+    from mbt.checks import NonFiniteError
+    from mbt.probe import lens_divergence
+
+    base_dir, sft_dir, bad = poisoned
+    for role, dirs in (("base", (bad, sft_dir)), ("sft", (base_dir, bad))):
+        pair = mbt.load_pair(base=str(dirs[0]), sft=str(dirs[1]), device="cpu")
+        with pytest.raises(NonFiniteError, match=rf"lens divergence, {role} model, layer 2: hidden states"):
+            lens_divergence(pair, TEXTS, progress=False, n_bootstrap=0)
+
+
+def test_finetune_weight_change_names_a_poisoned_starting_tensor(poisoned, tokenizer, monkeypatch):
+    from conftest import TEXTS
+    from transformers import AutoModelForCausalLM
+
+    from mbt import train
+    from mbt.checks import NonFiniteError
+    from mbt.weights import finetune_weight_change
+
+    monkeypatch.setattr(train, "run_steps", lambda *a, **k: pytest.fail("trained from NaN weights"))
+    model = AutoModelForCausalLM.from_pretrained(poisoned[2])
+    with pytest.raises(NonFiniteError, match=rf"finetune_weight_change: the starting model, parameter '{POISONED}'"):
+        finetune_weight_change(model, tokenizer, TEXTS, steps=2, progress=False)
+
+
+def test_a_nan_loss_names_the_stage_and_step():
+    import torch
+
+    from mbt import train
+    from mbt.checks import NonFiniteError, NonFiniteLossError
+
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    schedule = train.scheduler(optimizer, 5, 0, "constant")
+
+    def step_loss(step: int) -> float:
+        loss = (weight.sum() * (float("nan") if step == 2 else 1.0))
+        loss.backward()
+        return float(loss.detach())
+
+    with pytest.raises(NonFiniteLossError, match="^fine-tune: the loss is nan at step 2") as info:
+        train.run_steps(step_loss, optimizer, schedule, steps=5, stage="fine-tune", progress=False)
+    assert isinstance(info.value, FloatingPointError) and isinstance(info.value, NonFiniteError)
+
+
+def test_train_lora_and_evaluate_tuned_name_a_poisoned_tensor_before_any_step(poisoned, tokenizer, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from mbt import evaluate, train, tune
+    from mbt.checks import NonFiniteError
+
+    monkeypatch.setattr(train, "run_steps", lambda *a, **k: pytest.fail("trained from NaN weights"))
+    monkeypatch.setattr(evaluate, "gsm8k_exact_match", lambda *a, **k: pytest.fail("generated from NaN weights"))
+    with pytest.raises(NonFiniteError, match=rf"train_lora 010: the model to tune, parameter '{POISONED}'"):
+        tune.train_lora(str(poisoned[2]), mask="010", steps=2, batch_size=2, n_train=4, rank=2, progress=False)
+    model = AutoModelForCausalLM.from_pretrained(poisoned[2])
+    with pytest.raises(NonFiniteError, match=rf"evaluate_tuned: the model to score, parameter '{POISONED}'"):
+        tune.evaluate_tuned(model, tokenizer, n_test=2, n_retention=2, progress=False)
+
+
+def test_cli_sweep_of_a_poisoned_base_stops_in_one_line_and_writes_no_row(poisoned, tmp_path, capsys):
+    from mbt import cli
+
+    out = tmp_path / "sweep.parquet"
+    code = cli.main(["tune", "sweep", "--base", str(poisoned[2]), "--masks", "000", "--seeds", "0", "--out", str(out),
+                     "--n-test", "2", "--n-retention", "2", "--threads", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert err[-1].startswith(f"mbt: error: evaluate_tuned: the model to score, parameter '{POISONED}': 1 NaN")
+    assert "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.parametrize("signals", ["block_influence", "erank", "lens"])
+def test_layer_signals_name_the_signal_and_block_of_nan_states(poisoned, tokenizer, signals):
+    from conftest import TEXTS
+    from transformers import AutoModelForCausalLM
+
+    from mbt import select
+    from mbt.checks import NonFiniteError
+
+    model = AutoModelForCausalLM.from_pretrained(poisoned[2]).eval()
+    where = (r"layer signal 'lens' \(block l writes layer l\): logit lens of .*, layer 2" if signals == "lens"
+             else rf"layer signals \({signals}\), base model, block 2 output \(layer 2\): hidden states")
+    with pytest.raises(NonFiniteError, match=where):
+        select.layer_signals(model, TEXTS, signals=signals, tokenizer=tokenizer, progress=False)
+
+
+def test_a_non_finite_signal_names_its_blocks():
+    import numpy as np
+
+    from mbt.checks import NonFiniteError
+    from mbt.select import _require_finite_signal
+
+    _require_finite_signal("erank", np.array([0.1, 0.2]))
+    with pytest.raises(NonFiniteError, match=r"layer signal 'cka' is NaN or infinite at block\(s\) \[2, 4\] of 4"):
+        _require_finite_signal("cka", np.array([0.1, np.nan, 0.3, np.inf]))
