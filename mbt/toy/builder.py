@@ -75,7 +75,7 @@ from mbt.toy.recipe import (
     train_tokenizer,
 )
 
-__all__ = ["build", "check_build", "default_dir", "find_build", "is_valid"]
+__all__ = ["NotAToyBuildError", "build", "check_build", "default_dir", "find_build", "is_valid"]
 
 log = logging.getLogger("mbt.toy")
 
@@ -161,6 +161,22 @@ def find_build(*, seed: int = 0, size: str | ToyConfig = "default", variant: str
     return target if ok else None
 
 
+class NotAToyBuildError(FileExistsError):
+    """``out_dir`` exists and holds something other than a toy build; nothing is overwritten."""
+
+
+def _refuse_foreign(target: Path) -> list[str] | None:
+    """The entries of an existing ``target`` (``None`` if absent); raise if it is not (a start of) a toy build."""
+    if not target.exists():
+        return None
+    extra = sorted(p.name for p in target.iterdir()) if target.is_dir() else [target.name]
+    if not target.is_dir() or set(extra) - _BUILD_ENTRIES:
+        kind = "a folder" if target.is_dir() else "a file"
+        raise NotAToyBuildError(f"{target} exists and is {kind} that is not a toy build (contains {extra[:5]}); "
+                                "refusing to overwrite it: pass an empty or new folder to --out")
+    return extra
+
+
 @contextlib.contextmanager
 def _lock(target: Path) -> Iterator[None]:
     """An exclusive advisory lock next to ``target`` (no-op where ``fcntl`` is unavailable)."""
@@ -194,23 +210,24 @@ def build(out_dir: str | os.PathLike | None = None, *, seed: int = 0, size: str 
 
     Returns:
         The build directory (``base/``, ``sft/``, ``data/``, ``manifest.json``).
+
+    Raises:
+        NotAToyBuildError: ``out_dir`` is a file, or a folder holding anything but a toy build's
+            entries (a ``FileExistsError``); checked before anything is written next to it.
     """
     cfg = config_of_size(size)
     check_variant(variant)
     target = Path(out_dir).expanduser() if out_dir is not None else default_dir(
         seed=seed, size=cfg, variant=variant)
     expected = settings_hash(seed=seed, size=cfg, variant=variant)
+    _refuse_foreign(target)  # before the lock, so a refused folder's parent gets no lock file
     with _lock(target):
         if target.exists():
             problem = check_build(target, expected_hash=expected)
             if problem is None and not force:
                 log.info("reusing toy build %s", target)
                 return target
-            extra = sorted(p.name for p in target.iterdir()) if target.is_dir() else [target.name]
-            if not target.is_dir() or set(extra) - _BUILD_ENTRIES:
-                raise FileExistsError(
-                    f"{target} exists and is not a toy build (contains {extra[:5]}); "
-                    "refusing to overwrite it")
+            extra = _refuse_foreign(target)  # again: the folder may have changed while we waited
             if problem is not None and extra:
                 warnings.warn(f"toy build at {target} is invalid: {problem}; rebuilding",
                               RuntimeWarning, stacklevel=2)
