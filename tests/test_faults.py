@@ -297,3 +297,157 @@ def test_a_non_finite_signal_names_its_blocks():
     _require_finite_signal("erank", np.array([0.1, 0.2]))
     with pytest.raises(NonFiniteError, match=r"layer signal 'cka' is NaN or infinite at block\(s\) \[2, 4\] of 4"):
         _require_finite_signal("cka", np.array([0.1, np.nan, 0.3, np.inf]))
+
+
+# ----------------------------------------------------------------------------------------------
+# interrupted work resumes: nothing lost, nothing duplicated, nothing redone
+
+SWEEP = dict(task="toy-math", rank=4, steps=2, batch_size=4, n_train=16, n_test=4, eval_batch_size=4, n_retention=4,
+             threads=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def sweep_base(tmp_path_factory, tokenizer):
+    from conftest import make_model
+
+    path = tmp_path_factory.mktemp("faults-sweep") / "base"
+    make_model("olmo2", n_layers=5, hidden=32).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_sweep_interrupted_mid_way_resumes_without_losing_or_duplicating_rows(sweep_base, tmp_path, monkeypatch,
+                                                                                 capsys):
+    from mbt import tune
+    from mbt.tune import sweeps
+
+    out = tmp_path / "sweep.parquet"
+    masks = ["00000", "10000", "01000", "00100"]
+    real = sweeps.train_lora
+    calls: list[str] = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third training run
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "train_lora", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    kept = sweeps.read_table(out)
+    assert kept["mask"].tolist() == ["00000", "10000", "01000"]  # every finished run was written
+    assert not list(tmp_path.glob(".sweep.parquet.*.tmp"))
+    capsys.readouterr()
+
+    calls.clear()
+    monkeypatch.setattr(sweeps, "train_lora", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    frame = tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    assert calls == ["00100"]  # only the interrupted run is redone
+    assert f"mbt: sweep: 3 of 4 runs already in {out}, resuming" in capsys.readouterr().err
+    assert frame["mask"].tolist() == masks and not frame.duplicated(["mask", "seed", "settings_key"]).any()
+    table = sweeps.read_table(out)
+    assert len(table) == 4
+    pd.testing.assert_frame_equal(table.iloc[:3].reset_index(drop=True), kept)  # finished rows untouched
+
+    tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    assert calls == ["00100"] and "4 of 4 runs already in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix, damage", [
+    (".csv", b"\x00\xff\xfe garbage \x00"), (".csv", b"a,b\n1,2\n"), (".csv", b""),
+    (".parquet", b"PAR1 cut"), (".parquet", b""),
+])
+def test_a_damaged_sweep_table_is_moved_aside_with_a_warning(tmp_path, suffix, damage):
+    from mbt.tune import sweeps
+
+    out = tmp_path / f"sweep{suffix}"
+    out.write_bytes(damage)
+    with pytest.warns(RuntimeWarning, match="unreadable.*moved to sweep.*corrupt-"):
+        table = sweeps.read_table(out)
+    assert table.empty and list(table.columns) == list(sweeps.SWEEP_COLUMNS)
+    aside = list(tmp_path.glob(f"sweep{suffix}.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damage and not out.exists()
+
+
+def test_the_sweep_refuses_a_negative_max_length_and_zero_threads_before_loading(sweep_base, tmp_path, monkeypatch):
+    from mbt import tune
+    from mbt.tune import sweeps
+
+    monkeypatch.setattr(sweeps, "load_causal_lm", lambda *a, **k: pytest.fail("loaded a model"))
+    for bad in ({"max_length": -5}, {"threads": 0}):
+        with pytest.raises(ValueError, match="must be a whole number >= 1"):
+            tune.sweep(str(sweep_base), masks=["10000"], seeds=[0], out=tmp_path / "v.parquet", **{**SWEEP, **bad})
+
+
+def test_a_book_build_interrupted_at_chapter_3_resumes_there(tmp_path, monkeypatch):
+    import nbformat
+
+    from mbt import book
+    from mbt.book import builder
+
+    ran: list[str] = []
+    fail_at = {book.CHAPTERS[2]}
+
+    def fake_execute(nb, out, params, **kwargs):
+        ran.append(out.stem)
+        if out.stem in fail_at:
+            raise RuntimeError("kernel died")
+        nbformat.write(nb, out)
+
+    monkeypatch.setattr(builder, "_execute", fake_execute)
+    root = builder.Path(__file__).resolve().parents[1]
+    args = dict(base="b", sft="s", quick=True, root=root, stage=tmp_path / "stage", output=tmp_path / "out",
+                html=False, log=lambda _: None)
+    first = book.build(**args)
+    assert not first.ok and ran == list(book.CHAPTERS[:3])
+    assert [c.status for c in first.chapters[:3]] == ["executed", "executed", "failed"]
+    assert {c.status for c in first.chapters[3:]} == {"skipped"}
+
+    ran.clear()
+    fail_at.clear()
+    again = book.build(**args)
+    assert again.ok and ran == list(book.CHAPTERS[2:])  # chapters 1-2 are not executed again
+    assert [c.status for c in again.chapters] == ["up to date"] * 2 + ["executed"] * (len(book.CHAPTERS) - 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# toy build manifests of every kind of damage are detected (never a crash) and rebuilt
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "list", "files_list", "files_entry_text", "hash_number"])
+def test_a_damaged_toy_manifest_is_detected_and_rebuilt(tmp_path, monkeypatch, damage):
+    from mbt.toy import builder
+    from mbt.toy.recipe import settings_hash
+
+    expected = settings_hash(seed=0, size="tiny", variant="toy")
+
+    def fake_build(root, *, settings_hash, **kwargs):  # a complete build in miniature: files + manifest
+        for rel in builder._REQUIRED:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(f"{rel} of a fresh build")
+        manifest = {"settings_hash": settings_hash, "files": builder._file_hashes(root)}
+        (root / builder.MANIFEST).write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(builder, "_run_build", fake_build)
+    target = builder.build(tmp_path / "toy", size="tiny", progress=False)
+    assert builder.check_build(target, expected_hash=expected) is None
+    manifest = target / builder.MANIFEST
+    good = json.loads(manifest.read_text())
+    if damage == "cut":
+        manifest.write_text(manifest.read_text()[:40])
+    elif damage == "garbage":
+        manifest.write_bytes(b"\xff\xfe\x00 not json")
+    elif damage == "list":
+        manifest.write_text(json.dumps([good]))
+    elif damage == "files_list":
+        manifest.write_text(json.dumps({**good, "files": list(good["files"])}))
+    elif damage == "files_entry_text":
+        manifest.write_text(json.dumps({**good, "files": {k: "sha" for k in good["files"]}}))
+    else:
+        manifest.write_text(json.dumps({**good, "settings_hash": 12}))
+    problem = builder.check_build(target, expected_hash=expected)
+    assert problem is not None and "manifest.json" in problem
+    with pytest.warns(RuntimeWarning, match="is invalid.*rebuilding"):
+        assert builder.build(target, size="tiny", progress=False) == target
+    assert builder.check_build(target, expected_hash=expected) is None

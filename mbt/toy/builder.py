@@ -111,8 +111,9 @@ def _file_hashes(root: Path) -> dict[str, dict[str, Any]]:
 def check_build(path: str | os.PathLike, *, expected_hash: str | None = None) -> str | None:
     """Why ``path`` is not a complete, intact toy build, or ``None`` if it is.
 
-    Checks that the manifest exists and parses, that every required file is listed, and that
-    every listed file exists with the recorded size and sha256. With ``expected_hash`` the
+    Checks that the manifest exists and parses into the expected shape (a damaged manifest is a
+    reason, never an exception), that every required file is listed, and that every listed file
+    exists with the recorded size and sha256. With ``expected_hash`` the
     manifest's ``settings_hash`` must also match.
     """
     root = Path(path)
@@ -125,6 +126,12 @@ def check_build(path: str | os.PathLike, *, expected_hash: str | None = None) ->
         manifest = json.loads(mpath.read_text())
         files = manifest["files"]
         stored_hash = manifest["settings_hash"]
+        if not isinstance(stored_hash, str) or not isinstance(files, dict):
+            raise TypeError("'settings_hash' must be text and 'files' a mapping")
+        for rel, meta in files.items():
+            if not (isinstance(meta, dict) and isinstance(meta.get("bytes"), int)
+                    and isinstance(meta.get("sha256"), str)):
+                raise TypeError(f"the entry of {rel!r} lacks an integer 'bytes' or a text 'sha256'")
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
         return f"{mpath} is unreadable ({exc.__class__.__name__}: {exc})"
     if expected_hash is not None and stored_hash != expected_hash:
