@@ -451,3 +451,14 @@ def test_a_damaged_toy_manifest_is_detected_and_rebuilt(tmp_path, monkeypatch, d
     with pytest.warns(RuntimeWarning, match="is invalid.*rebuilding"):
         assert builder.build(target, size="tiny", progress=False) == target
     assert builder.check_build(target, expected_hash=expected) is None
+
+
+@pytest.mark.parametrize("bad", [{"n_test": 0}, {"n_retention": 0}, {"batch_size": 0}])
+def test_evaluate_tuned_refuses_empty_counts_before_scoring(poisoned, tokenizer, bad):
+    from transformers import AutoModelForCausalLM
+
+    from mbt import tune
+
+    model = AutoModelForCausalLM.from_pretrained(poisoned[0])
+    with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a whole number >= 1, got 0"):
+        tune.evaluate_tuned(model, tokenizer, **{"n_test": 2, "n_retention": 2, "progress": False, **bad})
