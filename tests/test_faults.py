@@ -268,7 +268,7 @@ def test_cli_sweep_of_a_poisoned_base_stops_in_one_line_and_writes_no_row(poison
     code = cli.main(["tune", "sweep", "--base", str(poisoned[2]), "--masks", "000", "--seeds", "0", "--out", str(out),
                      "--n-test", "2", "--n-retention", "2", "--threads", "1"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and not out.exists()
+    assert code == 2 and list(tmp_path.iterdir()) == []  # no table, no lock file, no temporary file
     assert err[-1].startswith(f"mbt: error: evaluate_tuned: the model to score, parameter '{POISONED}': 1 NaN")
     assert "Traceback" not in "\n".join(err)
 

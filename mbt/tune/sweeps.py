@@ -217,6 +217,8 @@ def sweep(
 
     def finished() -> tuple[pd.DataFrame, set[tuple[str, int]]]:
         """The table as it is now (other writers included) and the runs of this configuration it holds."""
+        if not out.exists():  # nothing to resume: a sweep that fails before its first row leaves no lock file
+            return pd.DataFrame(columns=list(SWEEP_COLUMNS)), set()
         with file_lock(out):
             current = read_table(out)
         done = {(str(m), int(s)) for m, s, k in zip(current["mask"], current["seed"], current["settings_key"],
