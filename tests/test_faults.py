@@ -462,3 +462,43 @@ def test_evaluate_tuned_refuses_empty_counts_before_scoring(poisoned, tokenizer,
     model = AutoModelForCausalLM.from_pretrained(poisoned[0])
     with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a whole number >= 1, got 0"):
         tune.evaluate_tuned(model, tokenizer, **{"n_test": 2, "n_retention": 2, "progress": False, **bad})
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_with_sigkill_leaves_a_readable_table_that_resumes(sweep_base, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from mbt import tune
+    from mbt.tune import sweeps
+
+    out = tmp_path / "killed.parquet"
+    masks = ["00000", "10000", "01000", "00100"]
+    script = ("import sys; from mbt import tune; "
+              f"tune.sweep(sys.argv[1], masks={masks!r}, seeds=[0], out=sys.argv[2], **{SWEEP!r})")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", script, str(sweep_base), str(out)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and child.poll() is None:
+            if out.exists() and len(sweeps.read_table(out)) >= 2:
+                break
+            time.sleep(0.2)
+        assert child.poll() is None, "the child finished before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    kept = sweeps.read_table(out)
+    assert 2 <= len(kept) < len(masks)
+    frame = tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    assert frame["mask"].tolist() == masks and not frame.duplicated(["mask", "seed"]).any()
+    table = sweeps.read_table(out)
+    assert len(table) == len(masks)
+    pd.testing.assert_frame_equal(table.iloc[: len(kept)].reset_index(drop=True), kept)
