@@ -356,7 +356,8 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
                 _debug_everywhere(sub)
 
 
-_EXPECTED: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, KeyError)
+_EXPECTED: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                                               FileExistsError, PermissionError, KeyError)
 
 
 def _oom_error(torch: Any) -> type[BaseException]:

@@ -265,3 +265,18 @@ def test_debug_works_after_the_subcommand_too(capsys):
     assert "Traceback" in capsys.readouterr().err
     assert cli.main(["tune", "suggest", "--n", "1"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "/ro/out.csv"),
+                                   IsADirectoryError(21, "Is a directory", "out.csv"),
+                                   FileExistsError(17, "File exists", "x")])
+def test_file_system_refusals_are_one_line(monkeypatch, capsys, error):
+    def refused(args):
+        raise error
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["pairs"].set_defaults(func=refused)
+    assert cli.main(["pairs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mbt: error: [Errno") and "Traceback" not in err
