@@ -26,6 +26,8 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mbt.checks import NonFiniteLossError
+
 if TYPE_CHECKING:
     import torch
 
@@ -232,8 +234,6 @@ def run_steps(
     """
     import torch
     from tqdm.auto import tqdm
-
-    from mbt.checks import NonFiniteLossError
 
     clip = list(clip) if clip is not None and max_grad_norm else None
     losses: list[float] = []
