@@ -13,11 +13,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NonFiniteError", "require_finite"]
+__all__ = ["NonFiniteError", "NonFiniteLossError", "require_finite", "require_finite_parameters"]
 
 
 class NonFiniteError(ValueError):
     """Raised when a tensor, array or number that must be finite holds NaN or infinity."""
+
+
+class NonFiniteLossError(NonFiniteError, FloatingPointError):
+    """Raised by a training loop when a step's loss is NaN or infinite.
+
+    A :class:`NonFiniteError` (so the ``mbt`` command reports it in one line) and, as before, a
+    ``FloatingPointError`` (so callers that caught that keep working).
+    """
 
 
 def _counts(values: Any) -> tuple[int, int, int]:
@@ -70,3 +78,28 @@ def require_finite(values: Any, where: str, *, unit: str = "value(s)") -> None:
             "stopped because every number derived from them would be meaningless (check the weights, "
             "the dtype's range, or the inputs)"
         )
+
+
+def require_finite_parameters(module: Any, where: str) -> None:
+    """Raise :class:`NonFiniteError` naming the first parameter of ``module`` that holds NaN or infinity.
+
+    Meant for the weights a computation starts from (a model about to be trained or evaluated): a
+    poisoned checkpoint is then reported by tensor name before any step runs, instead of surfacing
+    later as a NaN loss, NaN logits or a perplexity of exactly 1. Costs one float64 sum per tensor.
+
+    Args:
+        module: A ``torch.nn.Module`` (a PEFT or nnsight wrapper works too: anything with
+            ``named_parameters()``).
+        where: What the weights are, e.g. ``"train_lora: the Base model"``; it starts the message.
+
+    Raises:
+        NonFiniteError: e.g. ``"train_lora: the Base model, parameter 'model.layers.1.mlp.down_proj.weight':
+        1 NaN and 0 infinite value(s) among 2048; ..."``.
+    """
+    import torch
+
+    inner = getattr(module, "_module", None)  # an nnsight wrapper holds the module here
+    if isinstance(inner, torch.nn.Module):
+        module = inner
+    for name, param in module.named_parameters():
+        require_finite(param, f"{where}, parameter {name!r}")

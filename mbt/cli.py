@@ -94,9 +94,11 @@ def _cmd_book(args: argparse.Namespace) -> int:
     from mbt import book
 
     params = _params(args.param)
+    if args.pair is not None and (args.base or args.sft):
+        raise ValueError("give either --pair or --base/--sft, not both")
     chapters = _chapters(args.only)
     report = book.build(
-        None if (args.base or args.sft) else args.pair,
+        None if (args.base or args.sft) else (args.pair or "toy"),
         base=args.base,
         sft=args.sft,
         quick=args.quick,
@@ -154,13 +156,52 @@ def _literal(text: str) -> object:
         return text
 
 
+def _at_least(flag: str, value: int | None, low: int = 1) -> None:
+    """Refuse a whole-number option below ``low`` (``None`` means "the default" and passes)."""
+    if value is not None and value < low:
+        raise ValueError(f"{flag} must be >= {low}, got {value}")
+
+
+def _int_list(flag: str, text: str) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]``; anything else is refused naming the option."""
+    try:
+        values = [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} takes comma-separated whole numbers, e.g. 0,1,2; got {text!r}") from None
+    if not values:
+        raise ValueError(f"{flag} is empty; give comma-separated whole numbers, e.g. 0,1,2")
+    return values
+
+
 def _cmd_tune_sweep(args: argparse.Namespace) -> int:
+    import math
+
     import pandas as pd
 
+    from mbt.data import get_spec
+    from mbt.pairs import get_pair
+    from mbt.segments import resolve_masks
     from mbt.tune import summarize_sweep, sweep
 
-    base = args.base if args.base else args.pair
-    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    # every argument that needs no model is checked before one is built, loaded or trained
+    if args.pair is not None and args.base:
+        raise ValueError("give either --pair or --base, not both")
+    if args.pair is not None:
+        get_pair(args.pair)
+    if Path(args.out).suffix not in (".parquet", ".csv"):
+        raise ValueError(f"--out must end in .parquet or .csv, got {Path(args.out).name!r}")
+    resolve_masks(args.masks)
+    seeds = _int_list("--seeds", args.seeds)
+    for flag, value in (("--steps", args.steps), ("--rank", args.rank), ("--batch-size", args.batch_size),
+                        ("--micro-batch-size", args.micro_batch_size), ("--n-train", args.n_train),
+                        ("--max-length", args.max_length), ("--n-test", args.n_test),
+                        ("--n-retention", args.n_retention), ("--threads", args.threads)):
+        _at_least(flag, value)
+    for flag, number in (("--lr", args.lr), ("--alpha-over-r", args.alpha_over_r)):
+        if not (math.isfinite(number) and number > 0):
+            raise ValueError(f"{flag} must be a positive number, got {number}")
+    get_spec(args.task)
+    base = args.base if args.base else (args.pair or "toy")
     frame = sweep(
         base, masks=args.masks, seeds=seeds, out=args.out, task=args.task, rank=args.rank, preset=args.preset,
         mlp=args.mlp, alpha_over_r=args.alpha_over_r, rslora=args.rslora, steps=args.steps, lr=args.lr,
@@ -177,10 +218,24 @@ def _cmd_tune_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_tune_suggest(args: argparse.Namespace) -> int:
     from mbt import data, select
-    from mbt.pairs import load_pair
+    from mbt.pairs import get_pair, load_pair
     from mbt.tune.sweeps import write_table
 
-    pair = load_pair(args.pair) if not (args.base and args.sft) else load_pair(base=args.base, sft=args.sft)
+    # every argument that needs no model is checked before one is built or loaded
+    if (args.base or args.sft) and not (args.base and args.sft):
+        raise ValueError("give both --base and --sft (or --pair NAME)")
+    if args.pair is not None and args.base:
+        raise ValueError("give either --pair or --base/--sft, not both")
+    if args.pair is not None:
+        get_pair(args.pair)
+    _at_least("--n", args.n, 2)  # two calibration texts at least
+    _at_least("--n-segments", args.n_segments)
+    if args.width is not None and not 1 <= args.width <= args.n_segments:
+        raise ValueError(f"--width must be in 1..{args.n_segments} (--n-segments), got {args.width}")
+    if args.out and Path(args.out).suffix not in (".parquet", ".csv"):
+        raise ValueError(f"--out must end in .parquet or .csv, got {Path(args.out).name!r}")
+    data.get_spec(args.dataset)
+    pair = load_pair(base=args.base, sft=args.sft) if args.base else load_pair(args.pair or "toy")
     texts = data.load_texts(args.dataset, n=args.n, seed=args.seed)
     mask, evidence = select.suggest_block(pair, texts, n_segments=args.n_segments, width=args.width,
                                           prefer=args.prefer, use_sft=not args.base_only)
@@ -200,7 +255,7 @@ def _add_tune(subparsers: Any) -> None:
     sub = tune.add_subparsers(dest="tune_command", required=True)
 
     p = sub.add_parser("sweep", help="train and evaluate LoRA for masks x seeds; resumable")
-    p.add_argument("--pair", default="toy", help="pair whose Base is tuned (default: toy, built if missing)")
+    p.add_argument("--pair", default=None, help="pair whose Base is tuned (default: toy, built if missing)")
     p.add_argument("--base", default=None, help="Base model folder or Hub id (instead of --pair)")
     p.add_argument("--masks", default="default",
                    help=f"family ({', '.join(MASK_FAMILIES)}) or comma-separated masks, e.g. 01100,00110")
@@ -226,9 +281,9 @@ def _add_tune(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_tune_sweep)
 
     p = sub.add_parser("suggest", help="training-free choice of the block to tune")
-    p.add_argument("--pair", default="toy")
-    p.add_argument("--base", default=None)
-    p.add_argument("--sft", default=None)
+    p.add_argument("--pair", default=None, help="pair name (default: toy, built if missing)")
+    p.add_argument("--base", default=None, help="Base model folder or Hub id (with --sft, instead of --pair)")
+    p.add_argument("--sft", default=None, help="SFT model folder or Hub id (with --base)")
     p.add_argument("--dataset", default="toy-math")
     p.add_argument("--n", type=int, default=100, help="texts")
     p.add_argument("--seed", type=int, default=0)
@@ -281,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         "then build the Jupyter Book into _build/html. Chapters whose source, parameters, mbt code and pair "
         "are unchanged are not executed again; analyses are cached in $MBT_CACHE (~/.cache/mbt).",
     )
-    p.add_argument("--pair", default="toy", help="pair name (see `mbt pairs`; the toy pair is built if missing)")
+    p.add_argument("--pair", default=None, help="pair name (see `mbt pairs`; default: toy, built if missing)")
     p.add_argument("--base", default=None, help="Base model folder or Hub id (with --sft, instead of --pair)")
     p.add_argument("--sft", default=None, help="SFT model folder or Hub id (with --base)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny samples in every chapter")
@@ -322,10 +377,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_toy_build)
 
     _add_tune(sub)  # mbt tune sweep | suggest
+    _debug_everywhere(parser)
     return parser
 
 
-_EXPECTED: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, KeyError)
+def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` after any subcommand too (``mbt tune sweep ... --debug``).
+
+    The subcommands' copies default to "not given" (``SUPPRESS``), so they never undo a ``--debug``
+    given before the subcommand.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                if "--debug" not in sub._option_string_actions:
+                    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                     help="show the full traceback of an error (also MBT_DEBUG=1)")
+                _debug_everywhere(sub)
+
+
+_EXPECTED: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                                               FileExistsError, PermissionError, KeyError)
 
 
 def _oom_error(torch: Any) -> type[BaseException]:

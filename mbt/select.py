@@ -45,6 +45,7 @@ import torch
 
 from mbt import metrics as M
 from mbt import trace
+from mbt.checks import NonFiniteError, require_finite
 from mbt.correlate import correlation_pvalue, rank
 from mbt.pairs import ModelPair, load_pair
 from mbt.probe import logit_lens
@@ -74,7 +75,8 @@ SIGNALS: tuple[str, ...] = (*BASE_SIGNALS, *PAIR_SIGNALS)
 class _Pass:
     """Reducer for one model: token-weighted cosine between consecutive layers, and pooled states."""
 
-    def __init__(self, n_texts: int, n_layers: int) -> None:
+    def __init__(self, n_texts: int, n_layers: int, where: str = "layer signals") -> None:
+        self.where = where
         self.cos_sum = torch.zeros(n_layers, dtype=torch.float64)
         self.count = torch.zeros(n_layers, dtype=torch.float64)
         self.pooled: dict[int, torch.Tensor] = {}
@@ -83,6 +85,8 @@ class _Pass:
 
     def __call__(self, batch: trace.LayerBatch) -> None:
         states, mask = batch.states, batch.mask
+        place = f"block {batch.layer} output (layer {batch.layer})" if batch.layer else "embeddings (layer 0)"
+        require_finite(states[mask], f"{self.where}, {place}: hidden states of real tokens")
         m = mask.unsqueeze(-1)
         pooled = ((states * m).sum(1, dtype=torch.float64) / mask.sum(1, keepdim=True)).float().cpu()
         store = self.pooled.setdefault(batch.layer, torch.zeros((self.n_texts, pooled.shape[-1])))
@@ -94,8 +98,9 @@ class _Pass:
         self.prev = states
 
 
-def _run(model: Any, ids: list[list[int]], n_layers: int, batch_size: int, progress: bool, desc: str) -> _Pass:
-    reducer = _Pass(len(ids), n_layers)
+def _run(model: Any, ids: list[list[int]], n_layers: int, batch_size: int, progress: bool, desc: str,
+         where: str = "layer signals") -> _Pass:
+    reducer = _Pass(len(ids), n_layers, where)
     trace.stream_layers(model, ids, reducer, layers=range(n_layers + 1), batch_size=batch_size, progress=progress,
                         desc=desc)
     reducer.prev = None
@@ -160,6 +165,11 @@ def layer_signals(
     Returns:
         DataFrame with ``block`` (``1..L``), ``layer`` (the hidden layer the block writes, equal to
         ``block``), ``depth`` (= layer / L) and one column per signal.
+
+    Raises:
+        ValueError: fewer than two texts, or unknown signals.
+        NonFiniteError: hidden states or lens values are NaN or infinite (names the signals, the
+            model and the block), or a signal comes out non-finite at some block.
     """
     if isinstance(texts, str) or len(texts) < 2:
         raise ValueError("give at least two calibration texts")
@@ -171,7 +181,9 @@ def layer_signals(
 
     cols: dict[str, np.ndarray] = {}
     need_pass = any(s in chosen for s in ("block_influence", "erank", "entropy", "cka"))
-    base_pass = _run(base, ids, n_layers, batch_size, progress, "base layers") if need_pass else None
+    uses_pass = ", ".join(s for s in chosen if s in ("block_influence", "erank", "entropy", "cka"))
+    base_pass = (_run(base, ids, n_layers, batch_size, progress, "base layers",
+                      f"layer signals ({uses_pass}), base model") if need_pass else None)
     if base_pass is not None and "block_influence" in chosen:
         cols["block_influence"] = (1.0 - base_pass.cos_sum / base_pass.count.clamp_min(1)).numpy()
     for name, fn in (("erank", M.effective_rank), ("entropy", M.dataset_entropy)):
@@ -179,22 +191,35 @@ def layer_signals(
             curve = np.array([fn(base_pass.pooled[layer]) for layer in range(n_layers + 1)])
             cols[name] = np.abs(np.diff(curve))
     if "lens" in chosen:
-        lens = logit_lens(base, texts, tokenizer=tok, layers=range(n_layers + 1), batch_size=batch_size,
-                          max_length=max_length, n_bootstrap=0, progress=progress)
+        try:
+            lens = logit_lens(base, texts, tokenizer=tok, layers=range(n_layers + 1), batch_size=batch_size,
+                              max_length=max_length, n_bootstrap=0, progress=progress)
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"layer signal 'lens' (block l writes layer l): {exc}") from exc
         kl = lens[lens["metric"] == "kl_to_final"].set_index("layer")["value"].reindex(range(n_layers + 1))
         cols["lens"] = np.clip(-np.diff(kl.to_numpy(dtype=float)), 0.0, None)
     if "cka" in chosen:
         base_pooled = base_pass.pooled
         if pair is not None and pair.sequential:
             pair.release("base")
-        sft_pass = _run(sft_getter(), ids, n_layers, batch_size, progress, "sft layers")
+        sft_pass = _run(sft_getter(), ids, n_layers, batch_size, progress, "sft layers",
+                        "layer signal 'cka', sft model")
         curve = np.array([M.cka(base_pooled[layer], sft_pass.pooled[layer]) for layer in range(n_layers + 1)])
         cols["cka"] = np.clip(-np.diff(curve), 0.0, None)
     frame = pd.DataFrame({"block": np.arange(1, n_layers + 1), "layer": np.arange(1, n_layers + 1)})
     frame["depth"] = frame["layer"] / n_layers
     for name in chosen:
+        _require_finite_signal(name, cols[name])
         frame[name] = cols[name]
     return frame
+
+
+def _require_finite_signal(name: str, values: np.ndarray) -> None:
+    """Refuse a signal with a NaN or infinite block (the normalisation would silently score it 0)."""
+    bad = [int(b) + 1 for b in np.flatnonzero(~np.isfinite(np.asarray(values, dtype=float)))]
+    if bad:
+        raise NonFiniteError(f"layer signal {name!r} is NaN or infinite at block(s) {bad} of {len(values)}; "
+                             "a block cannot be chosen from meaningless numbers (check the weights and inputs)")
 
 
 NORMALISATIONS: tuple[str, ...] = ("rank", "minmax")

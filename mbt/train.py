@@ -26,6 +26,8 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mbt.checks import NonFiniteLossError
+
 if TYPE_CHECKING:
     import torch
 
@@ -227,7 +229,8 @@ def run_steps(
         ``(losses, curve)``: every step's loss, and ``(step, loss)`` at steps 0, 10, 20 … and the last.
 
     Raises:
-        FloatingPointError: a step's loss is NaN or infinite (names the stage and step).
+        NonFiniteLossError: a step's loss is NaN or infinite (names the stage and step); a
+            ``FloatingPointError`` and a :class:`~mbt.checks.NonFiniteError` alike.
     """
     import torch
     from tqdm.auto import tqdm
@@ -246,7 +249,7 @@ def run_steps(
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         if not math.isfinite(value):
-            raise FloatingPointError(f"{stage}: the loss is {value} at step {step} "
+            raise NonFiniteLossError(f"{stage}: the loss is {value} at step {step} "
                                      "(non-finite weights, inputs or a learning rate that is too high)")
         losses.append(value)
         if step % 10 == 0 or step == steps - 1:

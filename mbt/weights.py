@@ -52,7 +52,7 @@ import pandas as pd
 import torch
 
 from mbt import trace, train
-from mbt.checks import require_finite
+from mbt.checks import require_finite, require_finite_parameters
 from mbt.pairs import ModelPair, PairSpec
 
 __all__ = [
@@ -534,6 +534,11 @@ def finetune_weight_change(
         norms, for ``block`` the mean over steps of the whole block's gradient norm, for
         ``block_mean`` the mean over steps and tensors (authors). NaN when ``steps == 0``.
         ``frame.attrs["losses"]`` holds the per-step training losses.
+
+    Raises:
+        ValueError: ``steps < 0``, no texts, or no text with 2 tokens.
+        NonFiniteError: a starting weight holds NaN or infinity (names the tensor), or a step's loss
+            is NaN or infinite (:class:`~mbt.checks.NonFiniteLossError`, names the stage and step).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -547,6 +552,8 @@ def finetune_weight_change(
         raise ValueError("every text has fewer than 2 tokens: nothing to predict")
 
     master = _fp32_copy(source)
+    # a poisoned starting weight is named here, not discovered as a NaN loss at step 0
+    require_finite_parameters(master, "finetune_weight_change: the starting model")
     master.train()
     named = []
     seen: set[int] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from mbt import book, cli, pairs, paper, segments, select
 from mbt.book import builder as book_build
 from mbt.correlate import layer_correlations
 
+ROOT = Path(__file__).resolve().parents[1]
 L = 10
 
 
@@ -346,7 +348,7 @@ def test_chapters_6_and_7_share_one_sweep_object():
     shared = ("task", "masks", "seeds", "preset", "rank", "steps", "n_test", "threads", "quick")
     cells = {}
     for name in ("06_midblock_lora", "07_beyond"):
-        nb = book_build.read_notebook(book.find_root() / "notebooks" / f"{name}.py")
+        nb = book_build.read_notebook(ROOT / "notebooks" / f"{name}.py")
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         values = {}
         for node in ast.parse(cell.source).body:
@@ -366,7 +368,7 @@ def test_chapters_6_and_7_share_one_sweep_object():
 
 
 def test_parameter_names_and_staging(tmp_path):
-    nb = book_build.read_notebook(book.find_root() / "notebooks" / "01_divergence.py")
+    nb = book_build.read_notebook(ROOT / "notebooks" / "01_divergence.py")
     names = book.parameter_names(nb)
     for name in ("pair", "base", "sft", "quick", "datasets", "n_pooled", "n_token", "seed", "conventions"):
         assert name in names
@@ -402,7 +404,7 @@ def test_cli_book_passes_flags_to_build(monkeypatch, capsys):
 
     def fake_build(pair, **kwargs):
         seen.update(pair=pair, **kwargs)
-        return book.BuildReport(pair=str(pair), stage=book.find_root(), html=None)
+        return book.BuildReport(pair=str(pair), stage=ROOT, html=None)
 
     monkeypatch.setattr(book, "build", fake_build)
     code = cli.main(["book", "--pair", "olmo2-1b", "--quick", "--only", "1,05_swapping", "--param", "n_pooled=200",
@@ -422,7 +424,7 @@ def test_papermill_reads_every_parameter_with_its_type(recwarn):
     from papermill.translators import PythonTranslator
 
     for name in book.CHAPTERS:
-        nb = book_build.read_notebook(book.find_root() / "notebooks" / f"{name}.py")
+        nb = book_build.read_notebook(ROOT / "notebooks" / f"{name}.py")
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         seen = {p.name: p.inferred_type_name for p in PythonTranslator.inspect(cell)}
         assert set(seen) == set(book.parameter_names(nb)), name
@@ -455,7 +457,22 @@ def test_build_refuses_bad_parameters_before_executing(tmp_path, monkeypatch):
     assert ran == []
 
 
-def test_find_root_is_the_checkout(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no _config.yml here: the checkout holding the mbt package is the root
-    root = book.find_root()
-    assert (root / "_config.yml").is_file() and (root / "mbt" / "book" / "builder.py").is_file()
+def test_find_root_is_the_working_directory_or_refuses(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert book.find_root() == ROOT
+    assert book.find_root(tmp_path) == tmp_path.resolve()  # --root is taken as given; build() checks it
+    monkeypatch.chdir(tmp_path)  # no _config.yml here: never fall back to the checkout mbt was imported from
+    with pytest.raises(FileNotFoundError, match="run from the repository root or pass --root"):
+        book.find_root()
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    assert book.find_root() == tmp_path
+
+
+def test_cli_book_outside_a_checkout_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(book_build, "_execute", lambda *a, **k: pytest.fail("executed a chapter"))
+    monkeypatch.setattr(book_build.toy, "build", lambda *a, **k: pytest.fail("built the toy pair"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["book", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mbt: error: ") and "pass --root" in err
+    assert list(tmp_path.iterdir()) == []

@@ -167,3 +167,116 @@ def test_subprocess_error_is_one_line(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("mbt: error: ") and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# every subcommand checks what needs no model before building, loading or training one
+
+
+def _nothing_loads(monkeypatch):
+    import mbt.pairs
+    import mbt.tune.sweeps
+    from mbt import data, toy
+    from mbt.book import builder as book_build
+
+    monkeypatch.setattr(mbt.pairs, "load_pair", lambda *a, **k: pytest.fail("a pair was loaded"))
+    monkeypatch.setattr(mbt.pairs, "resolve_toy", lambda *a, **k: pytest.fail("the toy pair was built"))
+    monkeypatch.setattr(mbt.tune.sweeps, "_resolve_base", lambda *a, **k: pytest.fail("the Base was resolved"))
+    monkeypatch.setattr(data, "load_texts", lambda *a, **k: pytest.fail("texts were read"))
+    monkeypatch.setattr(toy, "build", lambda *a, **k: pytest.fail("the toy pair was built"))
+    monkeypatch.setattr(book_build, "_execute", lambda *a, **k: pytest.fail("a chapter was executed"))
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--masks", "0110x"], "unknown mask family"),
+    (["--masks", "012"], "unknown mask family"),
+    (["--masks", ","], "no masks given"),
+    (["--seeds", "0,a"], "--seeds takes comma-separated whole numbers"),
+    (["--seeds", ""], "--seeds is empty"),
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--rank", "0"], "--rank must be >= 1, got 0"),
+    (["--n-test", "0"], "--n-test must be >= 1, got 0"),
+    (["--max-length", "-5"], "--max-length must be >= 1, got -5"),
+    (["--n-retention", "0"], "--n-retention must be >= 1"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--lr", "0"], "--lr must be a positive number"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--task", "no-such-task"], "no-such-task"),
+    (["--pair", "olmo9"], "unknown pair 'olmo9'"),
+    (["--pair", "toy", "--base", "b"], "either --pair or --base"),
+])
+def test_tune_sweep_refuses_bad_arguments_in_one_line_before_loading(tmp_path, monkeypatch, capsys, flags, match):
+    _nothing_loads(monkeypatch)
+    out = tmp_path / "s.parquet"
+    code = cli.main(["tune", "sweep", "--out", str(out), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err, err
+    assert err.count("\n") == 1 and err.startswith("mbt: error: ") and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--base", "b"], "give both --base and --sft"),
+    (["--sft", "s"], "give both --base and --sft"),
+    (["--pair", "toy", "--base", "b", "--sft", "s"], "either --pair or --base/--sft"),
+    (["--pair", "olmo9"], "unknown pair 'olmo9'"),
+    (["--n", "1"], "--n must be >= 2, got 1"),
+    (["--n-segments", "0"], "--n-segments must be >= 1, got 0"),
+    (["--width", "6"], "--width must be in 1..5"),
+    (["--n-segments", "3", "--width", "0"], "--width must be in 1..3"),
+    (["--dataset", "no-such-data"], "no-such-data"),
+    (["--out", "e.txt"], "--out must end in .parquet or .csv"),
+])
+def test_tune_suggest_refuses_bad_arguments_in_one_line_before_loading(monkeypatch, capsys, flags, match):
+    _nothing_loads(monkeypatch)
+    code = cli.main(["tune", "suggest", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err, err
+    assert err.count("\n") == 1 and err.startswith("mbt: error: ")
+
+
+def test_book_refuses_a_pair_with_base_and_sft(monkeypatch, capsys):
+    _nothing_loads(monkeypatch)
+    assert cli.main(["book", "--pair", "toy", "--base", "b", "--sft", "s"]) == 2
+    assert "either --pair or --base/--sft" in capsys.readouterr().err
+
+
+def test_toy_build_into_a_foreign_folder_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert cli.main(["toy", "build", "--out", str(foreign), "--size", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mbt: error: ") and "not a toy build" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no lock file, no temporary folder
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert cli.main(["toy", "build", "--out", str(a_file)]) == 2
+    assert "is a file that is not a toy build" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "file.txt"])
+
+
+def test_debug_works_after_the_subcommand_too(capsys):
+    assert cli.main(["tune", "suggest", "--n", "1", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("mbt: error: --n must be >= 2")
+    assert cli.main(["--debug", "tune", "suggest", "--n", "1"]) == 2  # a later default does not undo it
+    assert "Traceback" in capsys.readouterr().err
+    assert cli.main(["tune", "suggest", "--n", "1"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "/ro/out.csv"),
+                                   IsADirectoryError(21, "Is a directory", "out.csv"),
+                                   FileExistsError(17, "File exists", "x")])
+def test_file_system_refusals_are_one_line(monkeypatch, capsys, error):
+    def refused(args):
+        raise error
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["pairs"].set_defaults(func=refused)
+    assert cli.main(["pairs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mbt: error: [Errno") and "Traceback" not in err

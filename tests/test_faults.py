@@ -196,3 +196,309 @@ def test_require_finite_counts_and_passes():
     with pytest.raises(NonFiniteError, match="0 NaN and 1 infinite"):
         require_finite(torch.tensor([1e308, float("inf")], dtype=torch.float64), "float64")
     assert issubclass(NonFiniteError, ValueError)
+
+
+def test_lens_divergence_names_the_model_and_layer(poisoned):
+    from conftest import TEXTS
+
+    import mbt
+    from mbt.checks import NonFiniteError
+    from mbt.probe import lens_divergence
+
+    base_dir, sft_dir, bad = poisoned
+    for role, dirs in (("base", (bad, sft_dir)), ("sft", (base_dir, bad))):
+        pair = mbt.load_pair(base=str(dirs[0]), sft=str(dirs[1]), device="cpu")
+        with pytest.raises(NonFiniteError, match=rf"lens divergence, {role} model, layer 2: hidden states"):
+            lens_divergence(pair, TEXTS, progress=False, n_bootstrap=0)
+
+
+def test_finetune_weight_change_names_a_poisoned_starting_tensor(poisoned, tokenizer, monkeypatch):
+    from conftest import TEXTS
+    from transformers import AutoModelForCausalLM
+
+    from mbt import train
+    from mbt.checks import NonFiniteError
+    from mbt.weights import finetune_weight_change
+
+    monkeypatch.setattr(train, "run_steps", lambda *a, **k: pytest.fail("trained from NaN weights"))
+    model = AutoModelForCausalLM.from_pretrained(poisoned[2])
+    with pytest.raises(NonFiniteError, match=rf"finetune_weight_change: the starting model, parameter '{POISONED}'"):
+        finetune_weight_change(model, tokenizer, TEXTS, steps=2, progress=False)
+
+
+def test_a_nan_loss_names_the_stage_and_step():
+    import torch
+
+    from mbt import train
+    from mbt.checks import NonFiniteError, NonFiniteLossError
+
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    schedule = train.scheduler(optimizer, 5, 0, "constant")
+
+    def step_loss(step: int) -> float:
+        loss = (weight.sum() * (float("nan") if step == 2 else 1.0))
+        loss.backward()
+        return float(loss.detach())
+
+    with pytest.raises(NonFiniteLossError, match="^fine-tune: the loss is nan at step 2") as info:
+        train.run_steps(step_loss, optimizer, schedule, steps=5, stage="fine-tune", progress=False)
+    assert isinstance(info.value, FloatingPointError) and isinstance(info.value, NonFiniteError)
+
+
+def test_train_lora_and_evaluate_tuned_name_a_poisoned_tensor_before_any_step(poisoned, tokenizer, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from mbt import evaluate, train, tune
+    from mbt.checks import NonFiniteError
+
+    monkeypatch.setattr(train, "run_steps", lambda *a, **k: pytest.fail("trained from NaN weights"))
+    monkeypatch.setattr(evaluate, "gsm8k_exact_match", lambda *a, **k: pytest.fail("generated from NaN weights"))
+    with pytest.raises(NonFiniteError, match=rf"train_lora 010: the model to tune, parameter '{POISONED}'"):
+        tune.train_lora(str(poisoned[2]), mask="010", steps=2, batch_size=2, n_train=4, rank=2, progress=False)
+    model = AutoModelForCausalLM.from_pretrained(poisoned[2])
+    with pytest.raises(NonFiniteError, match=rf"evaluate_tuned: the model to score, parameter '{POISONED}'"):
+        tune.evaluate_tuned(model, tokenizer, n_test=2, n_retention=2, progress=False)
+
+
+def test_cli_sweep_of_a_poisoned_base_stops_in_one_line_and_writes_no_row(poisoned, tmp_path, capsys):
+    from mbt import cli
+
+    out = tmp_path / "sweep.parquet"
+    code = cli.main(["tune", "sweep", "--base", str(poisoned[2]), "--masks", "000", "--seeds", "0", "--out", str(out),
+                     "--n-test", "2", "--n-retention", "2", "--threads", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and list(tmp_path.iterdir()) == []  # no table, no lock file, no temporary file
+    assert err[-1].startswith(f"mbt: error: evaluate_tuned: the model to score, parameter '{POISONED}': 1 NaN")
+    assert "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.parametrize("signals", ["block_influence", "erank", "lens"])
+def test_layer_signals_name_the_signal_and_block_of_nan_states(poisoned, tokenizer, signals):
+    from conftest import TEXTS
+    from transformers import AutoModelForCausalLM
+
+    from mbt import select
+    from mbt.checks import NonFiniteError
+
+    model = AutoModelForCausalLM.from_pretrained(poisoned[2]).eval()
+    where = (r"layer signal 'lens' \(block l writes layer l\): logit lens of .*, layer 2" if signals == "lens"
+             else rf"layer signals \({signals}\), base model, block 2 output \(layer 2\): hidden states")
+    with pytest.raises(NonFiniteError, match=where):
+        select.layer_signals(model, TEXTS, signals=signals, tokenizer=tokenizer, progress=False)
+
+
+def test_a_non_finite_signal_names_its_blocks():
+    import numpy as np
+
+    from mbt.checks import NonFiniteError
+    from mbt.select import _require_finite_signal
+
+    _require_finite_signal("erank", np.array([0.1, 0.2]))
+    with pytest.raises(NonFiniteError, match=r"layer signal 'cka' is NaN or infinite at block\(s\) \[2, 4\] of 4"):
+        _require_finite_signal("cka", np.array([0.1, np.nan, 0.3, np.inf]))
+
+
+# ----------------------------------------------------------------------------------------------
+# interrupted work resumes: nothing lost, nothing duplicated, nothing redone
+
+SWEEP = dict(task="toy-math", rank=4, steps=2, batch_size=4, n_train=16, n_test=4, eval_batch_size=4, n_retention=4,
+             threads=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def sweep_base(tmp_path_factory, tokenizer):
+    from conftest import make_model
+
+    path = tmp_path_factory.mktemp("faults-sweep") / "base"
+    make_model("olmo2", n_layers=5, hidden=32).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_sweep_interrupted_mid_way_resumes_without_losing_or_duplicating_rows(sweep_base, tmp_path, monkeypatch,
+                                                                                 capsys):
+    from mbt import tune
+    from mbt.tune import sweeps
+
+    out = tmp_path / "sweep.parquet"
+    masks = ["00000", "10000", "01000", "00100"]
+    real = sweeps.train_lora
+    calls: list[str] = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third training run
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "train_lora", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    kept = sweeps.read_table(out)
+    assert kept["mask"].tolist() == ["00000", "10000", "01000"]  # every finished run was written
+    assert not list(tmp_path.glob(".sweep.parquet.*.tmp"))
+    capsys.readouterr()
+
+    calls.clear()
+    monkeypatch.setattr(sweeps, "train_lora", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    frame = tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    assert calls == ["00100"]  # only the interrupted run is redone
+    assert f"mbt: sweep: 3 of 4 runs already in {out}, resuming" in capsys.readouterr().err
+    assert frame["mask"].tolist() == masks and not frame.duplicated(["mask", "seed", "settings_key"]).any()
+    table = sweeps.read_table(out)
+    assert len(table) == 4
+    pd.testing.assert_frame_equal(table.iloc[:3].reset_index(drop=True), kept)  # finished rows untouched
+
+    tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    assert calls == ["00100"] and "4 of 4 runs already in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix, damage", [
+    (".csv", b"\x00\xff\xfe garbage \x00"), (".csv", b"a,b\n1,2\n"), (".csv", b""),
+    (".parquet", b"PAR1 cut"), (".parquet", b""),
+])
+def test_a_damaged_sweep_table_is_moved_aside_with_a_warning(tmp_path, suffix, damage):
+    from mbt.tune import sweeps
+
+    out = tmp_path / f"sweep{suffix}"
+    out.write_bytes(damage)
+    with pytest.warns(RuntimeWarning, match="unreadable.*moved to sweep.*corrupt-"):
+        table = sweeps.read_table(out)
+    assert table.empty and list(table.columns) == list(sweeps.SWEEP_COLUMNS)
+    aside = list(tmp_path.glob(f"sweep{suffix}.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damage and not out.exists()
+
+
+def test_the_sweep_refuses_a_negative_max_length_and_zero_threads_before_loading(sweep_base, tmp_path, monkeypatch):
+    from mbt import tune
+    from mbt.tune import sweeps
+
+    monkeypatch.setattr(sweeps, "load_causal_lm", lambda *a, **k: pytest.fail("loaded a model"))
+    for bad in ({"max_length": -5}, {"threads": 0}):
+        with pytest.raises(ValueError, match="must be a whole number >= 1"):
+            tune.sweep(str(sweep_base), masks=["10000"], seeds=[0], out=tmp_path / "v.parquet", **{**SWEEP, **bad})
+
+
+def test_a_book_build_interrupted_at_chapter_3_resumes_there(tmp_path, monkeypatch):
+    import nbformat
+
+    from mbt import book
+    from mbt.book import builder
+
+    ran: list[str] = []
+    fail_at = {book.CHAPTERS[2]}
+
+    def fake_execute(nb, out, params, **kwargs):
+        ran.append(out.stem)
+        if out.stem in fail_at:
+            raise RuntimeError("kernel died")
+        nbformat.write(nb, out)
+
+    monkeypatch.setattr(builder, "_execute", fake_execute)
+    root = builder.Path(__file__).resolve().parents[1]
+    args = dict(base="b", sft="s", quick=True, root=root, stage=tmp_path / "stage", output=tmp_path / "out",
+                html=False, log=lambda _: None)
+    first = book.build(**args)
+    assert not first.ok and ran == list(book.CHAPTERS[:3])
+    assert [c.status for c in first.chapters[:3]] == ["executed", "executed", "failed"]
+    assert {c.status for c in first.chapters[3:]} == {"skipped"}
+
+    ran.clear()
+    fail_at.clear()
+    again = book.build(**args)
+    assert again.ok and ran == list(book.CHAPTERS[2:])  # chapters 1-2 are not executed again
+    assert [c.status for c in again.chapters] == ["up to date"] * 2 + ["executed"] * (len(book.CHAPTERS) - 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# toy build manifests of every kind of damage are detected (never a crash) and rebuilt
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage", "list", "files_list", "files_entry_text", "hash_number"])
+def test_a_damaged_toy_manifest_is_detected_and_rebuilt(tmp_path, monkeypatch, damage):
+    from mbt.toy import builder
+    from mbt.toy.recipe import settings_hash
+
+    expected = settings_hash(seed=0, size="tiny", variant="toy")
+
+    def fake_build(root, *, settings_hash, **kwargs):  # a complete build in miniature: files + manifest
+        for rel in builder._REQUIRED:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(f"{rel} of a fresh build")
+        manifest = {"settings_hash": settings_hash, "files": builder._file_hashes(root)}
+        (root / builder.MANIFEST).write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(builder, "_run_build", fake_build)
+    target = builder.build(tmp_path / "toy", size="tiny", progress=False)
+    assert builder.check_build(target, expected_hash=expected) is None
+    manifest = target / builder.MANIFEST
+    good = json.loads(manifest.read_text())
+    if damage == "cut":
+        manifest.write_text(manifest.read_text()[:40])
+    elif damage == "garbage":
+        manifest.write_bytes(b"\xff\xfe\x00 not json")
+    elif damage == "list":
+        manifest.write_text(json.dumps([good]))
+    elif damage == "files_list":
+        manifest.write_text(json.dumps({**good, "files": list(good["files"])}))
+    elif damage == "files_entry_text":
+        manifest.write_text(json.dumps({**good, "files": {k: "sha" for k in good["files"]}}))
+    else:
+        manifest.write_text(json.dumps({**good, "settings_hash": 12}))
+    problem = builder.check_build(target, expected_hash=expected)
+    assert problem is not None and "manifest.json" in problem
+    with pytest.warns(RuntimeWarning, match="is invalid.*rebuilding"):
+        assert builder.build(target, size="tiny", progress=False) == target
+    assert builder.check_build(target, expected_hash=expected) is None
+
+
+@pytest.mark.parametrize("bad", [{"n_test": 0}, {"n_retention": 0}, {"batch_size": 0}])
+def test_evaluate_tuned_refuses_empty_counts_before_scoring(poisoned, tokenizer, bad):
+    from transformers import AutoModelForCausalLM
+
+    from mbt import tune
+
+    model = AutoModelForCausalLM.from_pretrained(poisoned[0])
+    with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a whole number >= 1, got 0"):
+        tune.evaluate_tuned(model, tokenizer, **{"n_test": 2, "n_retention": 2, "progress": False, **bad})
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_with_sigkill_leaves_a_readable_table_that_resumes(sweep_base, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from mbt import tune
+    from mbt.tune import sweeps
+
+    out = tmp_path / "killed.parquet"
+    masks = ["00000", "10000", "01000", "00100"]
+    script = ("import sys; from mbt import tune; "
+              f"tune.sweep(sys.argv[1], masks={masks!r}, seeds=[0], out=sys.argv[2], **{SWEEP!r})")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", script, str(sweep_base), str(out)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and child.poll() is None:
+            if out.exists() and len(sweeps.read_table(out)) >= 2:
+                break
+            time.sleep(0.2)
+        assert child.poll() is None, "the child finished before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    kept = sweeps.read_table(out)
+    assert 2 <= len(kept) < len(masks)
+    frame = tune.sweep(str(sweep_base), masks=masks, seeds=[0], out=out, **SWEEP)
+    assert frame["mask"].tolist() == masks and not frame.duplicated(["mask", "seed"]).any()
+    table = sweeps.read_table(out)
+    assert len(table) == len(masks)
+    pd.testing.assert_frame_equal(table.iloc[: len(kept)].reset_index(drop=True), kept)

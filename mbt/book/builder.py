@@ -115,14 +115,24 @@ class BuildReport:
 
 
 def find_root(start: str | Path | None = None) -> Path:
-    """The book root: ``start`` (default: the working directory) or the checkout ``mbt`` runs from."""
+    """The book root: ``start`` if given, else the working directory, which must hold ``_config.yml``.
+
+    There is no fallback to the folder ``mbt`` happens to be installed from: a build (and its staged
+    notebooks and HTML) should land in the checkout the user is in, never silently in another one.
+
+    Args:
+        start: The folder given with ``--root`` (checked by :func:`build`), or ``None``.
+
+    Raises:
+        FileNotFoundError: ``start`` is ``None`` and the working directory has no ``_config.yml``.
+    """
     if start is not None:
         return Path(start).resolve()
     cwd = Path.cwd()
-    if (cwd / "_config.yml").exists():
-        return cwd
-    here = Path(__file__).resolve().parents[2]  # the checkout holding the mbt package
-    return here if (here / "_config.yml").exists() else cwd
+    if not (cwd / "_config.yml").exists():
+        raise FileNotFoundError(f"{cwd} is not the book's root (it has no _config.yml); run from the repository "
+                                "root or pass --root")
+    return cwd
 
 
 def parameter_names(notebook: Any) -> list[str]:
@@ -318,7 +328,7 @@ def build(
         sft: SFT model folder or Hub id.
         quick: Pass ``quick=True`` to every chapter (a smoke run: tiny samples, seconds each).
         root: Book root with ``_config.yml``, ``_toc.yml``, ``book/`` and ``notebooks/`` (default:
-            the working directory, else the checkout ``mbt`` is installed from).
+            the working directory, see :func:`find_root`).
         stage: Staging folder (default ``<root>/book/_executed``, git-ignored).
         output: Folder that receives ``_build/html`` (default: ``root``).
         chapters: Subset of :data:`CHAPTERS` to execute (the others are left as they are).
@@ -336,7 +346,7 @@ def build(
 
     Raises:
         ValueError: Unknown pair or chapter, or only one of ``base``/``sft``.
-        FileNotFoundError: ``root`` has no ``_config.yml``.
+        FileNotFoundError: ``root`` (or, without it, the working directory) has no ``_config.yml``.
     """
     if bool(base) != bool(sft):
         raise ValueError("give both --base and --sft (or neither, to use --pair)")

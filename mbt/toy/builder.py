@@ -76,7 +76,7 @@ from mbt.toy.recipe import (
     train_tokenizer,
 )
 
-__all__ = ["build", "check_build", "default_dir", "find_build", "is_valid"]
+__all__ = ["NotAToyBuildError", "build", "check_build", "default_dir", "find_build", "is_valid"]
 
 log = logging.getLogger("mbt.toy")
 
@@ -112,8 +112,9 @@ def _file_hashes(root: Path) -> dict[str, dict[str, Any]]:
 def check_build(path: str | os.PathLike, *, expected_hash: str | None = None) -> str | None:
     """Why ``path`` is not a complete, intact toy build, or ``None`` if it is.
 
-    Checks that the manifest exists and parses, that every required file is listed, and that
-    every listed file exists with the recorded size and sha256. With ``expected_hash`` the
+    Checks that the manifest exists and parses into the expected shape (a damaged manifest is a
+    reason, never an exception), that every required file is listed, and that every listed file
+    exists with the recorded size and sha256. With ``expected_hash`` the
     manifest's ``settings_hash`` must also match.
     """
     root = Path(path)
@@ -126,6 +127,12 @@ def check_build(path: str | os.PathLike, *, expected_hash: str | None = None) ->
         manifest = json.loads(mpath.read_text())
         files = manifest["files"]
         stored_hash = manifest["settings_hash"]
+        if not isinstance(stored_hash, str) or not isinstance(files, dict):
+            raise TypeError("'settings_hash' must be text and 'files' a mapping")
+        for rel, meta in files.items():
+            if not (isinstance(meta, dict) and isinstance(meta.get("bytes"), int)
+                    and isinstance(meta.get("sha256"), str)):
+                raise TypeError(f"the entry of {rel!r} lacks an integer 'bytes' or a text 'sha256'")
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
         return f"{mpath} is unreadable ({exc.__class__.__name__}: {exc})"
     if expected_hash is not None and stored_hash != expected_hash:
@@ -162,6 +169,22 @@ def find_build(*, seed: int = 0, size: str | ToyConfig = "default", variant: str
     return target if ok else None
 
 
+class NotAToyBuildError(FileExistsError):
+    """``out_dir`` exists and holds something other than a toy build; nothing is overwritten."""
+
+
+def _refuse_foreign(target: Path) -> list[str] | None:
+    """The entries of an existing ``target`` (``None`` if absent); raise if it is not (a start of) a toy build."""
+    if not target.exists():
+        return None
+    extra = sorted(p.name for p in target.iterdir()) if target.is_dir() else [target.name]
+    if not target.is_dir() or set(extra) - _BUILD_ENTRIES:
+        kind = "a folder" if target.is_dir() else "a file"
+        raise NotAToyBuildError(f"{target} exists and is {kind} that is not a toy build (contains {extra[:5]}); "
+                                "refusing to overwrite it: pass an empty or new folder to --out")
+    return extra
+
+
 @contextlib.contextmanager
 def _lock(target: Path) -> Iterator[None]:
     """An exclusive advisory lock next to ``target`` (no-op where ``fcntl`` is unavailable)."""
@@ -195,23 +218,24 @@ def build(out_dir: str | os.PathLike | None = None, *, seed: int = 0, size: str 
 
     Returns:
         The build directory (``base/``, ``sft/``, ``data/``, ``manifest.json``).
+
+    Raises:
+        NotAToyBuildError: ``out_dir`` is a file, or a folder holding anything but a toy build's
+            entries (a ``FileExistsError``); checked before anything is written next to it.
     """
     cfg = config_of_size(size)
     check_variant(variant)
     target = Path(out_dir).expanduser() if out_dir is not None else default_dir(
         seed=seed, size=cfg, variant=variant)
     expected = settings_hash(seed=seed, size=cfg, variant=variant)
+    _refuse_foreign(target)  # before the lock, so a refused folder's parent gets no lock file
     with _lock(target):
         if target.exists():
             problem = check_build(target, expected_hash=expected)
             if problem is None and not force:
                 log.info("reusing toy build %s", target)
                 return target
-            extra = sorted(p.name for p in target.iterdir()) if target.is_dir() else [target.name]
-            if not target.is_dir() or set(extra) - _BUILD_ENTRIES:
-                raise FileExistsError(
-                    f"{target} exists and is not a toy build (contains {extra[:5]}); "
-                    "refusing to overwrite it")
+            extra = _refuse_foreign(target)  # again: the folder may have changed while we waited
             if problem is not None and extra:
                 warnings.warn(f"toy build at {target} is invalid: {problem}; rebuilding",
                               RuntimeWarning, stacklevel=2)

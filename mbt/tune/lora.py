@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mbt import data, train
+from mbt.checks import require_finite_parameters
 from mbt.cpu import pinned_threads
 from mbt.loading import load_causal_lm
 from mbt.tune.config import DEFAULT_TARGETS, budget, config_of, lora_config, lora_scale, targets_of
@@ -183,6 +184,11 @@ def train_lora(
         ``(peft_model, info)``: the trained ``PeftModel`` in eval mode, and a dict with the mask,
         layers, rank, alpha, scale, trainable/baseline parameter counts, truncation report, loss
         curve, final loss (mean of the last 10 steps), seconds, threads, device and all settings.
+
+    Raises:
+        ValueError: counts out of range, or no training examples.
+        NonFiniteError: a weight of the model to tune holds NaN or infinity (names the tensor,
+            before any step), or a step's loss is not finite (names the mask and step).
     """
     import torch
     from peft import get_peft_model
@@ -202,6 +208,7 @@ def train_lora(
         n_threads = torch.get_num_threads()
         start = time.perf_counter()
         model = load_causal_lm(model_or_path, device=device, dtype=dtype, copy_model=copy_model, progress=progress)
+        require_finite_parameters(model, f"train_lora {mask}: the model to tune")
         n_layers = int(config_of(model).num_hidden_layers)
         config = lora_config(mask, n_layers, rank=rank, preset=preset, targets=targets, mlp=mlp,
                              alpha_over_r=alpha_over_r, rslora=rslora, dropout=dropout)

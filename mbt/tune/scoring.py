@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from mbt import data, evaluate
+from mbt.checks import require_finite_parameters
 from mbt.stats import bootstrap_mean_ci
 
 __all__ = ["default_retention", "evaluate_tuned"]
@@ -73,7 +74,16 @@ def evaluate_tuned(
 
     Returns:
         A flat dict of the numbers above plus ``n_test`` and ``eval_seconds``.
+
+    Raises:
+        ValueError: ``n_test``, ``n_retention`` or ``batch_size`` below 1, or a task without accuracy.
+        NonFiniteError: a weight of ``model`` holds NaN or infinity (names the tensor, before
+            anything is generated), or logits are not finite.
     """
+    for name, value in (("n_test", n_test), ("n_retention", n_retention), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    require_finite_parameters(model, "evaluate_tuned: the model to score")
     start = time.perf_counter()
     spec = data.get_spec(task)
     items = _test_items(task, n_test, data_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -146,7 +147,8 @@ def sweep(
     Resuming: rows are keyed by ``(mask, seed, settings_key)``, where ``settings_key`` hashes every
     setting that changes a result (the Base model's weights by content, task, budget, scale, optimiser,
     data, evaluation and its batch sizes, thread count). A run whose key is already in ``out`` is
-    skipped; rows of other settings in the same file are kept. After each run the row is appended under
+    skipped (one line on stderr says how many: ``mbt: sweep: k of n runs already in <out>, resuming``);
+    rows of other settings in the same file are kept. After each run the row is appended under
     a file lock (:func:`mbt.results.file_lock`) and the table rewritten atomically (temporary file +
     rename), so a killed sweep leaves the last complete table and two sweeps on the same file lose no
     row; stale temporary files are removed and an unreadable table is moved aside
@@ -198,7 +200,8 @@ def sweep(
         raise ValueError("no seeds given")
     check_preset(preset)
     _check_counts(steps=steps, batch_size=batch_size, n_test=n_test, eval_batch_size=eval_batch_size,
-                  n_retention=n_retention, rank=rank, micro_batch_size=micro_batch_size, n_train=n_train)
+                  n_retention=n_retention, rank=rank, micro_batch_size=micro_batch_size, n_train=n_train,
+                  max_length=max_length, threads=threads)
     source, tokenizer, label, fingerprint = _resolve_base(pair_or_base, tokenizer)
     n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
     resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
@@ -214,6 +217,8 @@ def sweep(
 
     def finished() -> tuple[pd.DataFrame, set[tuple[str, int]]]:
         """The table as it is now (other writers included) and the runs of this configuration it holds."""
+        if not out.exists():  # nothing to resume: a sweep that fails before its first row leaves no lock file
+            return pd.DataFrame(columns=list(SWEEP_COLUMNS)), set()
         with file_lock(out):
             current = read_table(out)
         done = {(str(m), int(s)) for m, s, k in zip(current["mask"], current["seed"], current["settings_key"],
@@ -221,6 +226,11 @@ def sweep(
         return current, done
 
     table, done = finished()
+    requested = [(m, s) for m in mask_list for s in seed_list]
+    already = sum(run in done for run in requested)
+    if already:  # a resume is visible, like a cache hit (mbt.results.cached)
+        print(f"mbt: sweep: {already} of {len(requested)} runs already in {out}, "
+              + ("nothing to run" if already == len(requested) else "resuming"), file=sys.stderr)
     base_row: dict[str, Any] | None = None
     prior = table[(table["settings_key"] == key) & table["mask"].map(lambda m: set(str(m)) == {"0"})]
     if len(prior):
