@@ -68,7 +68,7 @@ DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; 
 
 # %% tags=["parameters"]
 pair: str = "toy"  # the pair the book is built for
-pairs: list = []  # pairs to compare (empty: the SFT ladder toy-sft10, toy-sft25, toy-sft60, toy-sft150, toy)
+pairs: list = []  # pairs to compare (empty: the SFT ladder for a toy pair, else every pair with stored results)
 stores: list = []  # more folders holding result stores (the local store and results/ are always read)
 quick: bool = False  # smoke run: read the quick-mode stores
 
@@ -76,11 +76,10 @@ quick: bool = False  # smoke run: read the quick-mode stores
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-import mbt
 import mbt.plots as mp
 from mbt.paper import signatures as sig
 
-names = list(pairs) or list(mbt.toy.LADDER)
+names = list(pairs) or book.default_comparison(pair, quick=quick, extra=stores)
 entries, missing = book.comparison_stores(names, quick=quick, extra=stores)
 if missing:
     print(f"no results yet for {', '.join(missing)}: run `mbt batch --pairs {','.join(missing)}`")

@@ -134,3 +134,22 @@ def test_save_table_writes_only_inside_a_build(tmp_path, monkeypatch):
     assert path == tmp_path / "toy" / "tables" / "pair_metrics.csv" and pd.read_csv(path)["a"].tolist() == [1]
     with pytest.raises(ValueError, match="table name"):
         paper.save_table("../escape", pd.DataFrame())
+
+
+def test_the_cross_pair_chapter_runs_the_ladder_only_for_a_toy_book():
+    from mbt import toy
+
+    assert builder.across_pairs("toy", []) == list(toy.LADDER)
+    assert builder.across_pairs("olmo2-1b", []) == []  # compares whatever already has results
+    assert builder.across_pairs("b vs s", ["olmo2-1b", "toy"]) == ["olmo2-1b", "toy"]
+
+
+def test_default_comparison_lists_stored_pairs_with_the_books_pair_first(tmp_path, monkeypatch):
+    from mbt import book, toy
+
+    monkeypatch.setenv("MBT_CACHE", str(tmp_path))
+    for label in ("a", "olmo2-1b"):
+        store.update_meta(store.store_folder(label), pair=label, quick=False)
+    assert book.default_comparison("toy") == list(toy.LADDER)
+    assert book.default_comparison("olmo2-1b")[:2] == ["olmo2-1b", "a"]
+    assert book.default_comparison("other") == ["a", "olmo2-1b"]

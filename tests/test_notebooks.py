@@ -132,3 +132,20 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     print(again.summary() + f"\nrebuild: {second:.1f} s")
     assert again.ok and all(c.status == "up to date" for c in again.chapters)
     assert second < first / 2
+
+    # the tiny pair's store, contributed from "another machine", renders beside the local pairs
+    import json
+    import shutil
+
+    from mbt.book import builder
+    from mbt.paper import store
+
+    contributed = tmp_path / "results" / "tiny-gpu"
+    shutil.copytree(store.store_folder("tiny", quick=True), contributed)
+    meta = json.loads((contributed / "store.json").read_text())
+    (contributed / "store.json").write_text(json.dumps({**meta, "pair": "tiny-gpu", "quick": False}))
+    builder.stage_sources(ROOT, stage)  # the staged page with its marker again
+    page = builder.write_paper_vs_ours(stage, "tiny-quick", roots=[tmp_path / "results"])
+    assert "ours: `tiny-gpu`" in page.read_text()
+    entries, missing = book.comparison_stores(["tiny-gpu", "nowhere"], extra=[tmp_path / "results"])
+    assert list(entries) == ["tiny-gpu"] and missing == ["nowhere"] and "pair_metrics" in entries["tiny-gpu"].tables

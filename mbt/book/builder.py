@@ -47,6 +47,7 @@ __all__ = [
     "BuildReport",
     "ChapterRun",
     "batch",
+    "across_pairs",
     "batch_summary",
     "build",
     "check_parameters",
@@ -381,7 +382,7 @@ def build(
     if execute and any(name in wanted for name in CHAPTERS):
         describe_pair(folder, label, spec, base=base, sft=sft, quick=quick)
     if execute and ACROSS in wanted:
-        needed = extra.get("pairs") or list(toy.LADDER)
+        needed = across_pairs(label, extra.get("pairs") or [])
         others = [p for p in needed if p != label and p in PAIRS]
         if others:
             log(f"{ACROSS}: pairs it compares: {', '.join(needed)}; running their chapters first")
@@ -417,6 +418,18 @@ def build(
         report_.book_returncode = subprocess.call(cmd, env=env)
         report_.book_seconds = time.perf_counter() - start
     return report_
+
+
+def across_pairs(label: str, pairs: Sequence[str]) -> list[str]:
+    """The registered pairs whose chapters a build runs before the cross-pair chapter.
+
+    The pairs asked for (``--param pairs=[...]``), or, when none are asked for and the book's own pair is a
+    rung of the SFT-intensity ladder (the default ``toy`` pair is one), the whole ladder. Otherwise none:
+    the chapter then compares every pair that already has results in a store.
+    """
+    if pairs:
+        return list(pairs)
+    return list(toy.LADDER) if label in toy.LADDER else []
 
 
 def run_chapter(name: str, *, root: Path, out: Path, params: Mapping[str, Any], folder: Path,

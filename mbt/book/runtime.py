@@ -29,6 +29,7 @@ from mbt.probe import logit_lens
 from mbt.results import cache_root, cached
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.swap import swap_sweep, token_accuracy
+from mbt.toy import LADDER
 from mbt.tune import sweep
 from mbt.weights import block_series
 
@@ -40,6 +41,7 @@ __all__ = [
     "analyze_halves",
     "cached_call",
     "comparison_stores",
+    "default_comparison",
     "default_datasets",
     "device_name",
     "lens_curve",
@@ -352,6 +354,19 @@ def comparison_stores(names: Sequence[str], *, quick: bool = False,
     roots = [store_root(), *map(Path, extra), contributed_root(checkout)]
     found = stores(roots, quick=quick)
     return {n: found[n] for n in names if n in found}, [n for n in names if n not in found]
+
+
+def default_comparison(pair: str, *, quick: bool = False, extra: Sequence[str | Path] = ()) -> list[str]:
+    """The pairs the cross-pair chapter compares when none are named.
+
+    The SFT-intensity ladder (:data:`mbt.toy.LADDER`) when the book's pair is one of its rungs, else every
+    pair with results in a store (local, ``extra``, contributed), the book's pair first.
+    """
+    if pair in LADDER:
+        return list(LADDER)
+    checkout = Path(__file__).resolve().parents[2]
+    found = stores([store_root(), *map(Path, extra), contributed_root(checkout)], quick=quick)
+    return [pair] * (pair in found) + [name for name in found if name != pair]
 
 
 def metric_table(frame: pd.DataFrame, *, model: str = "sft") -> pd.DataFrame:
