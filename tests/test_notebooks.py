@@ -17,6 +17,7 @@ import pytest
 
 from mbt import book, paper
 from mbt.book import builder as book_build
+from mbt.book.repository import repository_url
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -111,10 +112,11 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
 
     html = output / "_build" / "html"
     assert (html / "index.html").exists()
+    repo = repository_url(ROOT).removeprefix("https://github.com/")  # the Colab buttons follow pyproject
     for name in book.CHAPTERS:
         page = (html / "notebooks" / f"{name}.html").read_text()
         assert re.search(r'<img [^>]*src="\.\./_images/[^"]+\.png"', page), f"{name}: no figure in the page"
-        assert f"colab.research.google.com/github/mbt-project/mbt/blob/main/notebooks/{name}.ipynb" in page
+        assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in page
         assert "Traceback" not in page
     table = (html / "book" / "paper_vs_ours.html").read_text()
     assert table.count("<tr") >= len(paper.HEADLINES) + 1
