@@ -109,6 +109,7 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
         assert not errors
         injected = [c for c in executed.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
         assert injected and "quick = True" in injected[0].source
+        assert "hide-input" in injected[0].metadata.tags, "the injected parameters are folded on the page"
 
     html = output / "_build" / "html"
     assert (html / "index.html").exists()
@@ -118,6 +119,13 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
         assert re.search(r'<img [^>]*src="\.\./_images/[^"]+\.png"', page), f"{name}: no figure in the page"
         assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in page
         assert "Traceback" not in page
+        # offline formulas: MathJax is served from the book itself, never from a CDN
+        assert re.search(r'<script[^>]+src="\.\./_static/mathjax/tex-chtml\.js', page), f"{name}: MathJax not local"
+        assert "cdn.jsdelivr.net" not in page and "mathjax@3" not in page
+        assert re.search(r'class="[^"]*tag_injected-parameters[^"]*tag_hide-input', page), f"{name}: parameters shown"
+        assert 'href="../_static/mbt.css' in page, "the stylesheet that lets wide tables scroll"
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "overflow-x: auto" in (html / "_static" / "mbt.css").read_text()
     table = (html / "book" / "paper_vs_ours.html").read_text()
     assert table.count("<tr") >= len(paper.HEADLINES) + 1
     assert "mbt:paper-vs-ours" not in table
@@ -131,3 +139,23 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     print(again.summary() + f"\nrebuild: {second:.1f} s")
     assert again.ok and all(c.status == "up to date" for c in again.chapters)
     assert second < first / 2
+
+
+def test_injected_parameters_are_folded_and_the_stylesheet_is_staged(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+    ])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    book_build.fold_injected_parameters(path)
+    book_build.fold_injected_parameters(path)  # idempotent
+    tags = [c.metadata.tags for c in nbformat.read(path, as_version=4).cells]
+    assert tags == [["parameters"], ["injected-parameters", "hide-input"]]
+
+    stage = tmp_path / "stage"
+    book_build.stage_sources(ROOT, stage)
+    assert (stage / "book" / "_static" / "mbt.css").read_text() == (ROOT / "book" / "_static" / "mbt.css").read_text()
+    assert not (stage / "book" / "_executed").exists()
+    config = (ROOT / "_config.yml").read_text()
+    assert "- sphinx-mathjax-offline" in config and 'html_css_files: ["mbt.css"]' in config

@@ -126,7 +126,7 @@ def test_the_pages_workflow_uses_its_own_repository_and_pytorch_index_for_torch(
 
 
 def test_no_tracked_file_names_the_package_index_host() -> None:
-    hosts = [".".join(("pypi", "org")), ".".join(("files", "pythonhosted", "org"))]  # spelled apart on purpose
+    hosts = [".".join(("py" + "pi", "org")), ".".join(("files", "python" + "hosted", "org"))]  # spelled apart
     offenders = []
     for path in _tracked_files():
         try:
