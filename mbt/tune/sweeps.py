@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from mbt import data
 from mbt.analysis import model_fingerprint
 from mbt.cpu import pinned_threads
 from mbt.loading import load_causal_lm
@@ -95,8 +96,6 @@ def split_paths(task: str, data_path: DataPath) -> tuple[str | Path | None, str 
             (:func:`mbt.data.check_distinct_sources`), e.g. one single file given for both splits.
         FileNotFoundError: A path that does not exist.
     """
-    from mbt import data
-
     if isinstance(data_path, Mapping):
         unknown = sorted(set(data_path) - {"train", "test"})
         if unknown:
