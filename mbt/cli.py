@@ -207,13 +207,23 @@ def _cmd_tune_sweep(args: argparse.Namespace) -> int:
         mlp=args.mlp, alpha_over_r=args.alpha_over_r, rslora=args.rslora, steps=args.steps, lr=args.lr,
         batch_size=args.batch_size, micro_batch_size=args.micro_batch_size, n_train=args.n_train,
         loss_on=args.loss_on, max_length=args.max_length, n_test=args.n_test, n_retention=args.n_retention,
-        threads=args.threads, device=args.device, progress=True,
+        threads=args.threads, device=args.device, data_path=_data_path(args.data_path), progress=True,
     )
     summary = summarize_sweep(frame)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"{len(frame)} runs -> {args.out}")
     return 0
+
+
+def _data_path(text: str | None) -> str | dict[str, str] | None:
+    """``--data-path``: one path for both splits, or ``train=PATH,test=PATH`` (either part may be left out)."""
+    if not text:
+        return None
+    if "=" not in text:
+        return text
+    parts = dict(item.split("=", 1) for item in text.split(",") if item.strip())
+    return {k.strip(): v.strip() for k, v in parts.items()}
 
 
 def _cmd_tune_suggest(args: argparse.Namespace) -> int:
@@ -276,6 +286,9 @@ def _add_tune(subparsers: Any) -> None:
     p.add_argument("--max-length", type=int, default=None, help="truncate training examples (default: never)")
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--n-retention", type=int, default=100)
+    p.add_argument("--data-path", default=None,
+                   help="local data instead of the Hub: a folder with train and test files, or "
+                        "train=PATH,test=PATH (one file for both splits is refused)")
     p.add_argument("--threads", type=int, default=2, help="torch threads, pinned and recorded")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (several GPUs)")
     p.set_defaults(func=_cmd_tune_sweep)

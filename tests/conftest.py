@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_fixture import offline_hub  # noqa: F401  (fixture: an offline Hugging Face cache)
+from hub_fixture import offline_hub, offline_models  # noqa: F401  (fixtures: an offline Hugging Face cache)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

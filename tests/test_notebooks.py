@@ -17,6 +17,7 @@ import pytest
 
 from mbt import book, paper
 from mbt.book import builder as book_build
+from mbt.book.repository import repository_url
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -111,14 +112,23 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
         assert not errors
         injected = [c for c in executed.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
         assert injected and "quick = True" in injected[0].source
+        assert "hide-input" in injected[0].metadata.tags, "the injected parameters are folded on the page"
 
     html = output / "_build" / "html"
     assert (html / "index.html").exists()
+    repo = repository_url(ROOT).removeprefix("https://github.com/")  # the Colab buttons follow pyproject
     for name in book.CHAPTERS:
         page = (html / "notebooks" / f"{name}.html").read_text()
         assert re.search(r'<img [^>]*src="\.\./_images/[^"]+\.png"', page), f"{name}: no figure in the page"
-        assert f"colab.research.google.com/github/mbt-project/mbt/blob/main/notebooks/{name}.ipynb" in page
+        assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in page
         assert "Traceback" not in page
+        # offline formulas: MathJax is served from the book itself, never from a CDN
+        assert re.search(r'<script[^>]+src="\.\./_static/mathjax/tex-chtml\.js', page), f"{name}: MathJax not local"
+        assert "cdn.jsdelivr.net" not in page and "mathjax@3" not in page
+        assert re.search(r'class="[^"]*tag_injected-parameters[^"]*tag_hide-input', page), f"{name}: parameters shown"
+        assert 'href="../_static/mbt.css' in page, "the stylesheet that lets wide tables scroll"
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "overflow-x: auto" in (html / "_static" / "mbt.css").read_text()
     table = (html / "book" / "paper_vs_ours.html").read_text()
     assert table.count("<tr") >= len(paper.HEADLINES) + 1
     assert "mbt:paper-vs-ours" not in table
@@ -149,3 +159,22 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     assert "ours: `tiny-gpu`" in page.read_text()
     entries, missing = book.comparison_stores(["tiny-gpu", "nowhere"], extra=[tmp_path / "results"])
     assert list(entries) == ["tiny-gpu"] and missing == ["nowhere"] and "pair_metrics" in entries["tiny-gpu"].tables
+
+def test_injected_parameters_are_folded_and_the_stylesheet_is_staged(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+    ])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    book_build.fold_injected_parameters(path)
+    book_build.fold_injected_parameters(path)  # idempotent
+    tags = [c.metadata.tags for c in nbformat.read(path, as_version=4).cells]
+    assert tags == [["parameters"], ["injected-parameters", "hide-input"]]
+
+    stage = tmp_path / "stage"
+    book_build.stage_sources(ROOT, stage)
+    assert (stage / "book" / "_static" / "mbt.css").read_text() == (ROOT / "book" / "_static" / "mbt.css").read_text()
+    assert not (stage / "book" / "_executed").exists()
+    config = (ROOT / "_config.yml").read_text()
+    assert "- sphinx-mathjax-offline" in config and 'html_css_files: ["mbt.css"]' in config

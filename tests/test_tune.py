@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import math
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -432,3 +433,113 @@ def test_sweep_validates_everything_before_training(base_dir, tmp_path, monkeypa
         with pytest.raises(ValueError, match="must be a whole number >= 1"):
             tune.sweep(str(base_dir), masks=["10000"], seeds=[0], out=out, **{**SWEEP, **bad})
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# local data: train/test files and retention sets
+# ------------------------------------------------------------------------------------------------
+
+
+def _write_jsonl(path, records):
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_default_retention_is_the_papers_appendix_b_sets():
+    assert tune.default_retention("gsm8k") == {"text": "mt_bench", "instruct": "ifeval"}
+    assert tune.default_retention("toy-math") == {"text": "toy-text", "instruct": "toy-instruct"}
+
+
+def test_sweep_reads_local_train_test_and_retention_files(base_dir, tmp_path, monkeypatch):
+    from mbt import data
+
+    folder = tmp_path / "math"
+    _write_jsonl(folder / "train.jsonl", data.load_records("toy-math", split="train")[:40])
+    _write_jsonl(folder / "test.jsonl", data.load_records("toy-math", split="test")[:6])
+    instruct = _write_jsonl(tmp_path / "instruct.jsonl", data.load_records("toy-instruct", split="test")[:5])
+    reads = []
+    real = data._load_source  # what load_records and load_sample read through
+
+    def spy(spec, split, path, data_seed):
+        reads.append((spec.name, split, None if path is None else Path(path).name))
+        return real(spec, split, path, data_seed)
+
+    monkeypatch.setattr(data, "_load_source", spy)
+    out = tmp_path / "local.parquet"
+    df = tune.sweep(str(base_dir), masks=["00000", "01100"], seeds=[0], out=out, data_path=folder,
+                    retention_paths={"instruct": instruct}, **SWEEP)
+    assert len(df) == 2
+    assert ("toy-math", "train", "math") in reads and ("toy-math", "test", "math") in reads
+    assert ("toy-instruct", "test", "instruct.jsonl") in reads
+    assert not any(name == "toy-math" and path is None for name, _, path in reads)  # never the generator
+    # the same sweep on the generator's data is another configuration in the same file
+    hub = tune.sweep(str(base_dir), masks=["00000"], seeds=[0], out=out, **SWEEP)
+    assert hub["settings_key"].iloc[0] != df["settings_key"].iloc[0]
+
+    # a mapping names each split; only test local, train from the generator
+    both = tune_sweeps.split_paths("toy-math", {"test": folder / "test.jsonl"})
+    assert both == (None, folder / "test.jsonl")
+
+
+def test_one_file_for_both_splits_is_refused_before_anything_loads(base_dir, tmp_path, monkeypatch):
+    from mbt import data
+
+    monkeypatch.setattr(tune_sweeps, "load_causal_lm", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr(tune_sweeps, "train_lora", lambda *a, **k: pytest.fail("trained"))
+    one = _write_jsonl(tmp_path / "all.jsonl", data.load_records("toy-math", split="test")[:8])
+    out = tmp_path / "r.parquet"
+    for data_path in (one, {"train": one, "test": one}):
+        with pytest.raises(ValueError, match="same source"):
+            tune.sweep(str(base_dir), masks=["01100"], seeds=[0], out=out, data_path=data_path, **SWEEP)
+    with pytest.raises(ValueError, match="keys must be 'train' and 'test'"):
+        tune.sweep(str(base_dir), masks=["01100"], seeds=[0], out=out, data_path={"validation": one}, **SWEEP)
+    with pytest.raises(ValueError, match="valid names: text, instruct"):
+        tune.sweep(str(base_dir), masks=["01100"], seeds=[0], out=out, retention_paths={"ifeval": one}, **SWEEP)
+    with pytest.raises(FileNotFoundError):
+        tune.sweep(str(base_dir), masks=["01100"], seeds=[0], out=out, retention_paths={"text": tmp_path / "no"},
+                   **SWEEP)
+    assert not out.exists()
+
+
+def test_evaluate_tuned_reads_local_test_and_retention_files(tokenizer, tmp_path, monkeypatch):
+    from mbt import data
+
+    test = _write_jsonl(tmp_path / "test.jsonl", data.load_records("toy-math", split="test")[:3])
+    text = _write_jsonl(tmp_path / "text.jsonl", data.load_records("toy-text", split="test")[:4])
+    model = make_model("olmo2", n_layers=2, hidden=32)
+    out = tune.evaluate_tuned(model, tokenizer, "toy-math", n_test=3, max_new_tokens=4, batch_size=4,
+                              n_retention=50, n_boot=50, data_path=test, retention_paths={"text": text},
+                              progress=False)
+    assert out["n_test"] == 3
+    expected = tune.evaluate_tuned(model, tokenizer, "toy-math", n_test=3, max_new_tokens=4, batch_size=4,
+                                   retention={"text": "toy-text"}, n_retention=50, n_boot=50, data_path=test,
+                                   retention_paths={"text": text}, progress=False)
+    assert out["ppl_text"] == expected["ppl_text"]
+    from mbt import evaluate
+
+    texts = data.load_texts("toy-text", n=50, path=text, allow_fewer=True)
+    assert len(texts) <= 4  # fewer than n_retention: all of the file
+    direct = evaluate.pooled_perplexity(evaluate.perplexity(model, tokenizer, texts, batch_size=4, progress=False))
+    assert out["ppl_text"] == pytest.approx(direct)
+
+
+def test_cli_data_path(monkeypatch, tmp_path, capsys):
+    from mbt import cli
+
+    seen = {}
+
+    def fake_sweep(base, **kwargs):
+        seen.update(kwargs, base=base)
+        return pd.DataFrame(columns=list(tune.SWEEP_COLUMNS))
+
+    monkeypatch.setattr(tune, "sweep", fake_sweep)
+    cli.main(["tune", "sweep", "--pair", "olmo2-1b", "--task", "gsm8k", "--out", str(tmp_path / "s.parquet"),
+              "--data-path", "train=a/train.jsonl,test=b/test.jsonl"])
+    assert seen["data_path"] == {"train": "a/train.jsonl", "test": "b/test.jsonl"} and seen["base"] == "olmo2-1b"
+    cli.main(["tune", "sweep", "--out", str(tmp_path / "s.parquet"), "--data-path", "gsm8k-local"])
+    assert seen["data_path"] == "gsm8k-local"
+    cli.main(["tune", "sweep", "--out", str(tmp_path / "s.parquet")])
+    assert seen["data_path"] is None

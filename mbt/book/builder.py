@@ -236,7 +236,8 @@ def stage_sources(root: Path, stage: Path) -> None:
     book = root / "book"
     for src in sorted(book.rglob("*")):
         rel = src.relative_to(book)
-        if not src.is_file() or rel.parts[0].startswith(("_", ".")) or stage.resolve() in src.resolve().parents:
+        hidden = rel.parts[0].startswith(("_", ".")) and rel.parts[0] != "_static"  # _static: the book's CSS
+        if not src.is_file() or hidden or stage.resolve() in src.resolve().parents:
             continue
         _copy_if_changed(src, stage / "book" / rel)
 
@@ -693,3 +694,19 @@ def _execute(nb: Any, out: Path, params: Mapping[str, Any], *, kernel_name: str,
             log_output=False, request_save_on_cell_execute=False, execution_timeout=timeout,
             **({"kernel_manager_class": manager} if (manager := _kernel_manager()) else {}),
         )
+    fold_injected_parameters(out)
+
+
+def fold_injected_parameters(path: Path) -> None:
+    """Fold the cell papermill injected (tag ``injected-parameters``): on the page its input hides behind a toggle."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+            changed = True
+    if changed:
+        nbformat.write(nb, path)

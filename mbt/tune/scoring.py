@@ -18,14 +18,38 @@ from mbt import data, evaluate
 from mbt.checks import require_finite_parameters
 from mbt.stats import bootstrap_mean_ci
 
-__all__ = ["default_retention", "evaluate_tuned"]
+__all__ = ["check_retention_paths", "default_retention", "evaluate_tuned"]
 
 
 def default_retention(task: str) -> dict[str, str]:
-    """The retention sets of a task: ``{name: dataset}`` (toy tasks: toy text and instructions)."""
+    """The retention sets of a task: ``{name: dataset}``.
+
+    The paper's Appendix B measures forgetting on IFEval and MT-Bench: ``instruct`` is IFEval and ``text``
+    MT-Bench (the sweep's columns ``ppl_instruct*`` and ``ppl_text*``). Toy tasks use the toy instructions
+    and toy text, their offline stand-ins.
+    """
     if task.startswith("toy-"):
         return {"text": "toy-text", "instruct": "toy-instruct"}
-    return {"text": "wikitext", "instruct": "ifeval"}
+    return {"text": "mt_bench", "instruct": "ifeval"}
+
+
+def check_retention_paths(retention: Mapping[str, str], retention_paths: Mapping[str, str | Path] | None) -> None:
+    """Refuse ``retention_paths`` keys that name no retention set, and paths that do not exist.
+
+    Args:
+        retention: ``{name: dataset}`` retention sets.
+        retention_paths: ``{name: path}`` local copies of some of them (``None``: none).
+
+    Raises:
+        ValueError: An unknown key (the message lists the retention names).
+        FileNotFoundError: A path that does not exist.
+    """
+    for name, path in (retention_paths or {}).items():
+        if name not in retention:
+            raise ValueError(f"retention_paths has {name!r}, which names no retention set; "
+                             f"valid names: {', '.join(retention)}")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"retention set {name!r}: no such file or folder: {path}")
 
 
 def _test_items(task: str, n_test: int, path: str | Path | None = None) -> list[dict]:
@@ -53,6 +77,7 @@ def evaluate_tuned(
     before: Mapping[str, float] | None = None,
     n_boot: int = 1000,
     data_path: str | Path | None = None,
+    retention_paths: Mapping[str, str | Path] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Task accuracy, answer NLL and retention perplexities of a (tuned) model.
@@ -65,12 +90,32 @@ def evaluate_tuned(
       (:func:`mbt.evaluate.answer_nll`; for multiple choice ``−log p(gold letter)``), with interval;
       much less noisy than accuracy.
     * retention (Appendix B): for each ``{name: dataset}`` in ``retention`` (default ``toy-text``
-      and ``toy-instruct`` for toy tasks, else ``wikitext`` and ``ifeval``) the token-weighted
-      perplexity (:func:`mbt.evaluate.pooled_perplexity`) of ``n_retention`` texts as
+      and ``toy-instruct`` for toy tasks, else MT-Bench and IFEval, :func:`default_retention`) the
+      token-weighted perplexity (:func:`mbt.evaluate.pooled_perplexity`) of up to ``n_retention`` texts
+      (MT-Bench has 80 prompts) as
       ``ppl_<name>``, the value before tuning as ``ppl_<name>_before`` and the change
       ``ppl_<name>_change = after − before`` (smaller = less forgetting). "Before" comes from
       ``before`` if given (e.g. the Base row of a sweep), else from the same model with its
       adapters disabled if it is a ``PeftModel``, else it equals "after".
+
+    Args:
+        model: The (tuned) causal LM.
+        tokenizer: Its tokenizer.
+        task: A question/answer or multiple-choice task (:data:`mbt.data.DATASETS`).
+        n_test: Held-out items (a fixed seeded sample of the task's test split).
+        shots: In-context examples per prompt.
+        shot_items: The in-context examples.
+        max_new_tokens: Generation budget of question/answer tasks (default: from the references).
+        batch_size: Texts per forward pass.
+        retention: ``{name: dataset}`` retention sets (default :func:`default_retention`).
+        n_retention: Texts per retention set (fewer when the set is smaller).
+        before: Retention perplexities before tuning (e.g. the Base row of a sweep).
+        n_boot: Bootstrap resamples of the intervals.
+        data_path: Local copy of the task's test data (a file taken as the test split, or a folder with a
+            ``test`` file; see :func:`mbt.data.load_records`) instead of the Hub or the generator.
+        retention_paths: ``{name: path}``: local copies of retention sets, by retention name (e.g.
+            ``{"instruct": "ifeval.jsonl"}``); the others load from the Hub or their generator.
+        progress: Progress bars.
 
     Returns:
         A flat dict of the numbers above plus ``n_test`` and ``eval_seconds``.
@@ -86,6 +131,9 @@ def evaluate_tuned(
     require_finite_parameters(model, "evaluate_tuned: the model to score")
     start = time.perf_counter()
     spec = data.get_spec(task)
+    if retention_paths:
+        check_retention_paths(dict(retention) if retention is not None else default_retention(spec.name),
+                              retention_paths)
     items = _test_items(task, n_test, data_path)
     out: dict[str, Any] = {"task": spec.name, "n_test": len(items)}
     if spec.kind == "qa":
@@ -108,8 +156,10 @@ def evaluate_tuned(
                          "multiple-choice task")
     out["accuracy"], out["accuracy_ci_low"], out["accuracy_ci_high"] = _mean_ci(correct, n_boot)
     out["answer_nll"], out["answer_nll_ci_low"], out["answer_nll_ci_high"] = _mean_ci(nll, n_boot)
-    for name, dataset in (retention if retention is not None else default_retention(spec.name)).items():
-        texts = data.load_texts(dataset, n=n_retention, seed=0)
+    sets = dict(retention) if retention is not None else default_retention(spec.name)
+    for name, dataset in sets.items():
+        texts = data.load_texts(dataset, n=n_retention, seed=0, path=(retention_paths or {}).get(name),
+                                allow_fewer=True)
         after = evaluate.pooled_perplexity(evaluate.perplexity(model, tokenizer, texts, batch_size=batch_size,
                                                                 progress=False))
         key = f"ppl_{name}"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from mbt import data
 from mbt.analysis import model_fingerprint
 from mbt.cpu import pinned_threads
 from mbt.loading import load_causal_lm
@@ -29,9 +30,9 @@ from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.trace import unwrap
 from mbt.tune.config import DEFAULT_TARGETS, check_preset, config_of
 from mbt.tune.lora import DEFAULT_LR, DEFAULT_STEPS, train_lora
-from mbt.tune.scoring import default_retention, evaluate_tuned
+from mbt.tune.scoring import check_retention_paths, default_retention, evaluate_tuned
 
-__all__ = ["SWEEP_COLUMNS", "read_table", "summarize_sweep", "sweep", "write_table"]
+__all__ = ["SWEEP_COLUMNS", "read_table", "split_paths", "summarize_sweep", "sweep", "write_table"]
 
 SWEEP_COLUMNS: tuple[str, ...] = (
     "base", "task", "mask", "n_segments", "layers", "n_layers_tuned", "preset", "rank", "alpha", "scale",
@@ -73,6 +74,53 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any) -> tuple[Any, Any, str, dic
     if Path(base).is_dir():  # the weights' content, not their file names and sizes
         fp = {"base": weights_fingerprint(base)}
     return base, tokenizer, name_label, fp
+
+
+DataPath = str | Path | Mapping[str, str | Path] | None
+"""A sweep's local data: one path for both splits (a folder with split files), or ``{"train": ..., "test": ...}``."""
+
+
+def split_paths(task: str, data_path: DataPath) -> tuple[str | Path | None, str | Path | None]:
+    """``(train path, test path)`` of a sweep's ``data_path``, refused when both splits would read the same data.
+
+    Args:
+        task: The training and test task (:data:`mbt.data.DATASETS`).
+        data_path: ``None`` (the Hub or the generator), one path used for both splits (a folder holding
+            ``train`` and ``test`` files, or a saved ``DatasetDict``), or a mapping with the keys ``"train"``
+            and/or ``"test"`` (a missing key: that split from the Hub or the generator).
+
+    Returns:
+        The two paths (``None`` where the split is not local).
+
+    Raises:
+        ValueError: Unknown mapping keys, or training and test data that are the same source
+            (:func:`mbt.data.check_distinct_sources`), e.g. one single file given for both splits.
+        FileNotFoundError: A path that does not exist.
+    """
+    if isinstance(data_path, Mapping):
+        unknown = sorted(set(data_path) - {"train", "test"})
+        if unknown:
+            raise ValueError(f"data_path keys must be 'train' and 'test', got {unknown}")
+        train, test = data_path.get("train"), data_path.get("test")
+    else:
+        train = test = data_path
+    spec = data.get_spec(task)
+    data.check_distinct_sources(data.source_of(spec, split=data.training_split(spec), path=train),
+                                data.source_of(spec, split=spec.split, path=test))
+    return train, test
+
+
+def _file_digest(path: str | Path | None) -> Any:
+    """What identifies a local data path's content for the settings key (``None`` stays ``None``)."""
+    if path is None:
+        return None
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(p).as_posix().encode() if p.is_dir() else b"")
+        digest.update(f.read_bytes())
+    return {"path": str(p.resolve()), "sha256": digest.hexdigest()}
 
 
 def read_table(out: Path) -> pd.DataFrame:
@@ -134,6 +182,8 @@ def sweep(
     n_retention: int = 100,
     threads: int | None = 2,
     device: str | None = None,
+    data_path: DataPath = None,
+    retention_paths: Mapping[str, str | Path] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Train and evaluate every mask × seed; resumable; returns the tidy table of this configuration.
@@ -183,6 +233,12 @@ def sweep(
         threads: pinned ``torch.set_num_threads`` for the whole sweep (recorded; CPU LoRA results
             depend on it). ``None`` leaves the current setting.
         device: see :func:`train_lora`.
+        data_path: local copy of the task's data instead of the Hub or the generator: one path for both
+            splits (a folder with ``train`` and ``test`` files, or a saved ``DatasetDict``) or
+            ``{"train": path, "test": path}``. One single file for both splits is refused
+            (:func:`split_paths`): the model would be tested on its training data.
+        retention_paths: ``{name: path}`` local copies of retention sets by retention name (see
+            :func:`evaluate_tuned`).
         progress: progress bars.
 
     Returns:
@@ -202,6 +258,9 @@ def sweep(
     _check_counts(steps=steps, batch_size=batch_size, n_test=n_test, eval_batch_size=eval_batch_size,
                   n_retention=n_retention, rank=rank, micro_batch_size=micro_batch_size, n_train=n_train,
                   max_length=max_length, threads=threads)
+    train_path, test_path = split_paths(task, data_path)
+    retention_sets = dict(retention) if retention is not None else default_retention(task)
+    check_retention_paths(retention_sets, retention_paths)
     source, tokenizer, label, fingerprint = _resolve_base(pair_or_base, tokenizer)
     n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
     resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
@@ -210,9 +269,12 @@ def sweep(
         "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora, "steps": steps, "lr": lr,
         "batch_size": batch_size, "micro_batch_size": micro_batch_size, "n_train": n_train, "loss_on": loss_on,
         "max_length": max_length, "n_test": n_test, "eval_batch_size": eval_batch_size,
-        "retention": dict(retention) if retention is not None else default_retention(task),
-        "n_retention": n_retention, "threads": threads, "device": device,
+        "retention": retention_sets, "n_retention": n_retention, "threads": threads, "device": device,
     }
+    local = {"train": _file_digest(train_path), "test": _file_digest(test_path),
+             **{f"retention_{k}": _file_digest(v) for k, v in sorted((retention_paths or {}).items())}}
+    if any(v is not None for v in local.values()):  # keys of sweeps without local data stay as they were
+        settings["local_data"] = local
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def finished() -> tuple[pd.DataFrame, set[tuple[str, int]]]:
@@ -241,7 +303,8 @@ def sweep(
         if base_row is None:
             model = load_causal_lm(source, device=device, copy_model=True, progress=progress)
             metrics = evaluate_tuned(model, tokenizer, task, n_test=n_test, batch_size=eval_batch_size,
-                                     retention=retention, n_retention=n_retention, progress=progress)
+                                     retention=retention, n_retention=n_retention, data_path=test_path,
+                                     retention_paths=retention_paths, progress=progress)
             base_row = {**metrics, "seconds": metrics["eval_seconds"]}
             del model
         return base_row
@@ -266,9 +329,11 @@ def sweep(
                         source, tokenizer, mask, task=task, n_train=n_train, steps=steps, lr=lr,
                         batch_size=batch_size, micro_batch_size=micro_batch_size, rank=rank, preset=preset,
                         targets=targets, mlp=mlp, alpha_over_r=alpha_over_r, rslora=rslora, seed=seed,
-                        loss_on=loss_on, max_length=max_length, device=device, progress=progress)
+                        loss_on=loss_on, max_length=max_length, device=device, data_path=train_path,
+                        progress=progress)
                     metrics = evaluate_tuned(model, tokenizer, task, n_test=n_test, batch_size=eval_batch_size,
                                              retention=retention, n_retention=n_retention, before=before,
+                                             data_path=test_path, retention_paths=retention_paths,
                                              progress=progress)
                     row = {"layers": ",".join(map(str, info["layers"])), "n_layers_tuned": info["n_layers_tuned"],
                            "rank": info["rank"], "alpha": info["alpha"], "scale": info["scale"], "rslora": rslora,
