@@ -21,7 +21,7 @@ analyze ÷ the naive pipeline in time and in peak working memory (targets ≤ 1.
 1,000 texts), and how each grows from ``--small`` (250) to 1,000 pooled texts. The naive
 pipeline computes its token-level metrics on the same 100 texts but, like the released code,
 keeps every layer of every sample until the end.
-Usage: ``python benchmarks/bench_analyze.py --paper-proportions [--texts 1000 --small 250]``.
+Usage: ``python benchmarks/bench_analyze.py --paper-proportions [--texts 1000 --small 250 --hidden 128]``.
 """
 
 from __future__ import annotations
@@ -38,15 +38,15 @@ import _common as C  # noqa: E402
 
 LAYERS, HIDDEN, VOCAB, MAX_TOKENS, BATCH = 8, 256, 2048, 128, 16
 TOKENIZER_VOCAB = 2048
-#: ``--paper-proportions``: OLMo-2-1B's shape ratios (16 layers, MLP 4x, vocabulary 49x hidden) at hidden 128.
-PAPER = dict(layers=16, hidden=128, vocab=49 * 128, heads=4, intermediate=4 * 128)
+#: ``--paper-proportions``: OLMo-2-1B's shape ratios (16 layers, MLP 4x, vocabulary 49x hidden).
+PAPER_LAYERS, PAPER_VOCAB_PER_HIDDEN = 16, 49
 PAPER_TOKEN_TEXTS = 100
 _paper = False
 
 
-def _use_paper_proportions() -> None:
+def _use_paper_proportions(hidden: int) -> None:
     global LAYERS, HIDDEN, VOCAB, _paper
-    LAYERS, HIDDEN, VOCAB, _paper = PAPER["layers"], PAPER["hidden"], PAPER["vocab"], True
+    LAYERS, HIDDEN, VOCAB, _paper = PAPER_LAYERS, hidden, PAPER_VOCAB_PER_HIDDEN * hidden, True
 
 
 def _setup(threads: int):
@@ -54,7 +54,9 @@ def _setup(threads: int):
 
     torch.set_num_threads(threads)
     tok = C.tokenizer(TOKENIZER_VOCAB)  # the model's vocabulary may be larger: the LM head's cost is what matters
-    config = C.olmo2_config(hidden=HIDDEN, layers=LAYERS, heads=4, kv_heads=4, intermediate=4 * HIDDEN, vocab=VOCAB)
+    heads = max(1, HIDDEN // 32) if _paper else 4
+    config = C.olmo2_config(hidden=HIDDEN, layers=LAYERS, heads=heads, kv_heads=heads, intermediate=4 * HIDDEN,
+                            vocab=VOCAB)
     return tok, [C.random_model(config, seed=seed) for seed in (0, 1)]
 
 
@@ -169,7 +171,7 @@ def child(mode: str, n_texts: int, threads: int) -> dict:
 
 def run(mode: str, n_texts: int, threads: int) -> dict:
     """One measurement in a fresh subprocess."""
-    extra = ["--paper-proportions"] if _paper else []
+    extra = ["--paper-proportions", "--hidden", str(HIDDEN)] if _paper else []
     out = subprocess.run([sys.executable, __file__, "--child", mode, "--texts", str(n_texts),
                           "--threads", str(threads), *extra], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
@@ -223,9 +225,10 @@ def main() -> None:
     parser.add_argument("--paper-proportions", action="store_true",
                         help="the paper's text counts and LM-head share (1,000 pooled + 100 token-level texts)")
     parser.add_argument("--small", type=int, default=250, help="with --paper-proportions: the smaller pooled count")
+    parser.add_argument("--hidden", type=int, default=128, help="with --paper-proportions: the width (64 is 4x faster)")
     args = parser.parse_args()
     if args.paper_proportions:
-        _use_paper_proportions()
+        _use_paper_proportions(args.hidden)
     if args.child:
         print(json.dumps(child(args.child, args.texts, args.threads)))
         return

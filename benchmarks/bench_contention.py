@@ -160,7 +160,7 @@ def main() -> None:
     print(f"{args.steps} training steps, batch {args.batch}x128, toy-default OLMo2 shape, {args.threads} threads, "
           f"{os.cpu_count()} CPUs; best of {args.repeats} runs (each the median of its steps); "
           "rival: one pure-Python busy loop")
-    print(f"loadavg before: {loadavg()}")
+    print(f"loadavg before: {loadavg()}", flush=True)
     times: dict[tuple[str, bool], list[float]] = {(k, c): [] for k in cells for c in (False, True)}
     digests: dict[str, set[str]] = {k: set() for k in cells}
     foreign: dict[tuple[str, bool], list[float]] = {key: [] for key in times}
@@ -168,6 +168,9 @@ def main() -> None:
         for name, omp in cells.items():
             for contended in (False, True):
                 r = measure(omp, steps=args.steps, batch=args.batch, threads=args.threads, contended=contended)
+                other = r["foreign"] if r["foreign"] is not None else float("nan")
+                print(f"  run: {name:12s} {'contended' if contended else 'idle':9s} {r['s_per_step']:.3f} s/step, "
+                      f"foreign busy CPUs {other:.2f}, loadavg {loadavg()}", flush=True)
                 times[name, contended].append(r["s_per_step"])
                 digests[name].add(r["digest"])
                 foreign[name, contended].append(r["foreign"] if r["foreign"] is not None else float("nan"))

@@ -8,14 +8,21 @@ happens thousands of times per step. On idle cores spinning is the fastest wait.
 CPU-bound process it is the slowest: a thread that spins holds a core its partner (or the other
 process) needs, and a region only ends when the descheduled partner gets a core back.
 
-The mechanism: a bounded spin, ``GOMP_SPINCOUNT=`` :data:`SPINCOUNT`, chosen from a sweep of
-spin counts, idle and next to a single-threaded busy loop (``benchmarks/bench_contention.py
---sweep``, 2 threads on the 2-core reference machine; see ``benchmarks/RESULTS.md``). It keeps
-the idle speed of the default and under contention slows down about as much as losing one of
-two cores costs, with no guess at start-up about how busy the machine is or will become. The
-measured numbers are in ``benchmarks/RESULTS.md``; in short (median s/step of toy-shaped
-pretraining, contended ÷ idle): libgomp default 3.1×, ``OMP_WAIT_POLICY=PASSIVE`` (no spin)
-≈ 2× but slower when idle, ``GOMP_SPINCOUNT`` = :data:`SPINCOUNT` ≈ 2× at the default's idle speed.
+The mechanism: a bounded spin, ``GOMP_SPINCOUNT=`` :data:`SPINCOUNT` (libgomp's default is
+300,000, ~3 ms by libgomp's own estimate of 100,000 spins per millisecond; 10,000 is ~0.1 ms). A
+waiting thread spins that long and then sleeps: long enough to cover the usual imbalance between
+threads at the end of a region when the cores are free, short against the scheduler's
+few-millisecond time slices when another process holds a core. Nothing is guessed at start-up
+about how busy the machine is or will become. The value comes from a sweep of spin counts on
+toy-shaped training, idle and next to a single-threaded busy loop
+(``benchmarks/bench_contention.py --sweep``, 2 threads, 2-core machine; all numbers in
+``benchmarks/RESULTS.md``). In the one sweep that completed, contended ÷ idle s/step was 2.5–3.0
+at 10,000 (two runs), 4.3 at 30,000 and 9.8 at 100,000, and 10,000 had the lowest contended time
+(2.2–2.4 s/step; PASSIVE 2.9, 1,000 3.0, 30,000 3.0, default 2.6) with an idle time of
+0.80–0.88 s/step (PASSIVE 1.7, 1,000 1.7, 30,000 0.71). That machine was shared with other
+jobs (on average ~0.6 CPUs busy besides the benchmark, up to 1.3), which inflated some "idle"
+runs several-fold (the default's to 10.9 s/step), so the choice is provisional: rerun the sweep
+on an idle machine before tuning the value.
 
 libgomp reads the variable once, when it is loaded (when torch is imported), so it must be in the
 environment before that: importing :mod:`mbt` puts it into ``os.environ`` (:func:`configure`),
