@@ -36,6 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+import mbt  # noqa: E402, F401  (puts mbt.cpu's bounded OpenMP spin into the environment the children inherit)
+
 LAYERS, HIDDEN, VOCAB, MAX_TOKENS, BATCH = 8, 256, 2048, 128, 16
 TOKENIZER_VOCAB = 2048
 #: ``--paper-proportions``: OLMo-2-1B's shape ratios (16 layers, MLP 4x, vocabulary 49x hidden).
@@ -188,9 +190,13 @@ def paper_main(n_large: int, n_small: int, threads: int) -> None:
           f"{VOCAB}; LM head = {100 * share:.1f}% of a forward pass's FLOPs (OLMo-2-1B: {100 * share_1b:.1f}%); "
           f"texts of {MAX_TOKENS} tokens, token-level metrics on {PAPER_TOKEN_TEXTS}; batch {BATCH}; "
           f"{threads} threads; loadavg {_loadavg()}")
-    rows = {}
+    rows: dict[int, dict[str, dict]] = {}
     for n in (n_small, n_large):
-        rows[n] = {mode: run(mode, n, threads) for mode in ("floor", "mbt", "naive")}
+        rows[n] = {}
+        for mode in ("floor", "mbt", "naive"):
+            rows[n][mode] = r = run(mode, n, threads)
+            print(f"  {mode:5s} {n:5d} texts: {r['seconds']:8.2f} s, working memory {r['work_mb']:7.1f} MB, "
+                  f"loadavg {_loadavg()}", flush=True)
     print(f"loadavg after: {_loadavg()}")
     print(f"{'texts':>6s} {'floor s':>8s} {'analyze s':>9s} {'naive s':>8s} {'analyze MB':>10s} {'naive MB':>9s} "
           f"{'an/floor':>8s} {'an/naive t':>10s} {'an/naive mem':>12s}")

@@ -10,7 +10,7 @@ environment (read once, when torch loads GNU libgomp) takes effect. Each setting
   child and stops after it (it runs for the whole measurement).
 
 Settings: ``old`` = libgomp's default (no ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``: spin up to
-300,000 iterations before sleeping, the behaviour before this benchmark), ``new`` = the
+300,000 iterations before sleeping: mbt's behaviour before the bounded spin), ``new`` = the
 environment :func:`mbt.cpu.omp_environment` gives a child process, and with ``--sweep`` also
 ``OMP_WAIT_POLICY=PASSIVE`` and a range of ``GOMP_SPINCOUNT`` values. Runs are interleaved
 (every setting idle and contended, then the next repeat). A run's time is the median of its

@@ -22,7 +22,9 @@ at 10,000 (two runs), 4.3 at 30,000 and 9.8 at 100,000, and 10,000 had the lowes
 0.80–0.88 s/step (PASSIVE 1.7, 1,000 1.7, 30,000 0.71). That machine was shared with other
 jobs (on average ~0.6 CPUs busy besides the benchmark, up to 1.3), which inflated some "idle"
 runs several-fold (the default's to 10.9 s/step), so the choice is provisional: rerun the sweep
-on an idle machine before tuning the value.
+on an idle machine before tuning the value. On a saturated machine (other jobs using ~1.7 of the
+2 CPUs) the default took 39–48 s/step and 10,000 took 6.2–7.8 s/step (0.71 when idle), with
+bit-identical weights.
 
 libgomp reads the variable once, when it is loaded (when torch is imported), so it must be in the
 environment before that: importing :mod:`mbt` puts it into ``os.environ`` (:func:`configure`),
