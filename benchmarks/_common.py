@@ -119,3 +119,16 @@ def lazy_pair(tok: Any, config: Any, *, dtype: Any = None, device: str = "cpu", 
     if sequential:
         return ModelPair(None, None, *args, loaders=loaders, dtype=dtype)
     return ModelPair(loaders["base"](), loaders["sft"](), *args, dtype=dtype)
+
+
+def lm_head_share(*, hidden: int, layers: int, intermediate: int, vocab: int, tokens: int) -> float:
+    """Share of an OLMo2 forward pass's multiply-adds spent in the LM head, for ``tokens``-token texts.
+
+    Per token and layer: ``4·hidden²`` (q, k, v, o projections, full multi-head attention),
+    ``3·hidden·intermediate`` (gated MLP) and ``2·tokens·hidden`` (attention scores and their
+    weighted sum over a full ``tokens`` × ``tokens`` matrix, as eager attention computes it);
+    the LM head adds ``hidden·vocab`` per token.
+    """
+    per_layer = 4 * hidden * hidden + 3 * hidden * intermediate + 2 * tokens * hidden
+    head = hidden * vocab
+    return head / (layers * per_layer + head)

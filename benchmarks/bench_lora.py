@@ -8,12 +8,12 @@ prints seconds per step and ratios to the baseline:
   kernels and the toy build used before :mod:`mbt.cpu`);
 * ``kept-logits``: the LM head only from the batch's first answer position (``logits_to_keep``),
   still PASSIVE;
-* ``current``: kept logits and the wait policy :func:`mbt.cpu.wait_policy` picks (OpenMP's
-  default on idle CPUs);
+* ``current``: kept logits and the OpenMP wait of :func:`mbt.cpu.omp_environment` (a bounded
+  spin, ``GOMP_SPINCOUNT``);
 * ``grouped``: ``current`` plus ``group_by_length=True`` (an option, off by default).
 
 Each variant runs ``--repeats`` times; the median is reported. Run it on an otherwise idle machine
-(the wait policy's gain is exactly what a busy machine takes away).
+(``benchmarks/bench_contention.py`` measures a busy one).
 Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default]``.
 """
 
@@ -55,14 +55,12 @@ VARIANTS = {  # name: (keep logits, wait policy, group by length)
 
 def run(base: str, name: str, steps: int, threads: int) -> dict:
     keep, policy, grouped = VARIANTS[name]
-    env = dict(os.environ)
-    if policy == "auto":
-        from mbt import cpu
+    from mbt import cpu
 
-        policy = cpu.wait_policy(threads)
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+    env = {k: v for k, v in os.environ.items() if k not in cpu.OMP_WAIT_VARIABLES}
+    omp = cpu.omp_environment(threads) if policy == "auto" else {"OMP_WAIT_POLICY": policy}
+    env.update({k: v for k, v in omp.items() if v is not None})
+    policy = " ".join(f"{k}={v}" for k, v in omp.items() if v is not None)
     payload = json.dumps({"base": base, "keep": keep, "grouped": grouped, "steps": steps, "threads": threads})
     out = subprocess.run([sys.executable, "-c", CHILD, payload], env=env, capture_output=True, text=True, check=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))

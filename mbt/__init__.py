@@ -13,6 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mbt import cpu as _cpu
+
+_cpu.configure()  # OpenMP's bounded spin, before anything loads torch (see mbt.cpu)
+
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -1,25 +1,58 @@
-"""CPU threads: pinning torch's thread count, and choosing OpenMP's wait policy for a child process.
+"""CPU threads: pinning torch's thread count, and a bounded OpenMP spin that stays fast on a busy machine.
 
-torch's CPU kernels run on GNU OpenMP. Its default *active* wait makes each thread spin for a
-while at the end of every parallel region. On an otherwise idle machine that is the fastest
-setting (on the 2-core reference machine a toy LoRA step takes 0.69x the time it takes with
-``OMP_WAIT_POLICY=PASSIVE``, ``benchmarks/bench_lora.py``); when another process competes for the
-cores the spinning threads steal its time and each other's, and training slows down several-fold.
-The policy is read once, when torch loads, so it can only be chosen for a new process: the
-book's notebook kernels and the toy build's worker get :func:`wait_policy`'s choice, made from
-how busy the CPUs are at that moment. A policy already set in the environment always wins.
-The policy changes scheduling only, never results.
+torch's CPU kernels run on GNU OpenMP (libgomp). At the end of every parallel region a thread
+that has nothing left to do waits for the others, first by spinning, then by sleeping in the
+kernel. libgomp's default spins up to 300,000 iterations (~3 ms) before it sleeps; the toy
+models' matrices are small, so a training step is thousands of short regions and the wait
+happens thousands of times per step. On idle cores spinning is the fastest wait. Next to another
+CPU-bound process it is the slowest: a thread that spins holds a core its partner (or the other
+process) needs, and a region only ends when the descheduled partner gets a core back.
+
+The mechanism: a bounded spin, ``GOMP_SPINCOUNT=`` :data:`SPINCOUNT` (libgomp's default is
+300,000, ~3 ms by libgomp's own estimate of 100,000 spins per millisecond; 10,000 is ~0.1 ms). A
+waiting thread spins that long and then sleeps: long enough to cover the usual imbalance between
+threads at the end of a region when the cores are free, short against the scheduler's
+few-millisecond time slices when another process holds a core. Nothing is guessed at start-up
+about how busy the machine is or will become. The value comes from a sweep of spin counts on
+toy-shaped training, idle and next to a single-threaded busy loop
+(``benchmarks/bench_contention.py --sweep``, 2 threads, 2-core machine; all numbers in
+``benchmarks/RESULTS.md``). In the one sweep that completed, contended ÷ idle s/step was 2.5–3.0
+at 10,000 (two runs), 4.3 at 30,000 and 9.8 at 100,000, and 10,000 had the lowest contended time
+(2.2–2.4 s/step; PASSIVE 2.9, 1,000 3.0, 30,000 3.0, default 2.6) with an idle time of
+0.80–0.88 s/step (PASSIVE 1.7, 1,000 1.7, 30,000 0.71). That machine was shared with other
+jobs (on average ~0.6 CPUs busy besides the benchmark, up to 1.3), which inflated some "idle"
+runs several-fold (the default's to 10.9 s/step), so the choice is provisional: rerun the sweep
+on an idle machine before tuning the value. On a saturated machine (other jobs using ~1.7 of the
+2 CPUs) the default took 39–48 s/step and 10,000 took 6.2–7.8 s/step (0.71 when idle), with
+bit-identical weights.
+
+libgomp reads the variable once, when it is loaded (when torch is imported), so it must be in the
+environment before that: importing :mod:`mbt` puts it into ``os.environ`` (:func:`configure`),
+which every child process inherits — the toy build's worker, the book's notebook kernels and so
+the in-kernel LoRA training. :func:`omp_environment` names the variables for a child process
+explicitly. A user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` always wins: then nothing is
+set. The wait changes scheduling only: results are bit-identical for the same thread count.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 
-__all__ = ["busy_cpus", "pinned_threads", "wait_policy"]
+__all__ = ["SPINCOUNT", "busy_cpus", "configure", "needs_child", "omp_environment", "pinned_threads", "wait_policy"]
+
+#: Spin iterations before a waiting OpenMP thread sleeps (libgomp's default: 300,000).
+SPINCOUNT = 10_000
+
+#: The OpenMP variables that decide how threads wait; a user who sets either keeps full control.
+OMP_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+#: What :func:`configure` found on ``os.environ``: whether it set the spin, and whether torch was loaded before.
+_configured: dict[str, bool] = {}
 
 
 @contextlib.contextmanager
@@ -57,9 +90,10 @@ def _cpu_times(stat: Path) -> tuple[int, int] | None:
 
 
 def busy_cpus(interval: float = 0.25, *, stat: str | os.PathLike = "/proc/stat") -> float | None:
-    """How many CPUs other processes keep busy, averaged over ``interval`` seconds.
+    """How many CPUs all processes keep busy, averaged over ``interval`` seconds (a diagnostic).
 
-    ``busy = n_cpus · Δbusy_jiffies / Δtotal_jiffies`` between two reads of ``/proc/stat``.
+    ``busy = n_cpus · Δbusy_jiffies / Δtotal_jiffies`` between two reads of ``/proc/stat``. No
+    setting depends on it any more: a reading at start-up says nothing about the rest of a run.
 
     Args:
         interval: seconds between the two reads.
@@ -80,22 +114,88 @@ def busy_cpus(interval: float = 0.25, *, stat: str | os.PathLike = "/proc/stat")
     return share * (os.cpu_count() or 1)
 
 
-def wait_policy(threads: int, *, busy: float | None = None) -> str | None:
+def _user_setting(environ: Mapping[str, str]) -> dict[str, str | None] | None:
+    """The user's own wait variables (unset ones as ``None``), or ``None`` when they set neither."""
+    if not any(environ.get(k) for k in OMP_WAIT_VARIABLES):
+        return None
+    return {k: environ.get(k) or None for k in OMP_WAIT_VARIABLES}
+
+
+def omp_environment(threads: int, *, environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """The OpenMP wait variables for a child process that will compute with ``threads`` threads.
+
+    ``None`` means "remove from the child's environment". Without a user setting:
+    ``GOMP_SPINCOUNT`` = :data:`SPINCOUNT` and no ``OMP_WAIT_POLICY`` (for one thread too: it
+    costs nothing there, and the child may raise its thread count later). With a user's
+    ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in ``environ``: both variables exactly as the user
+    left them.
+
+    Args:
+        threads: torch threads the child will use (the choice does not depend on it today; kept
+            so callers state it and a later rule can use it).
+        environ: the parent's environment (default ``os.environ``).
+
+    Returns:
+        ``{"OMP_WAIT_POLICY": ..., "GOMP_SPINCOUNT": ...}``, to merge into the child's environment.
+    """
+    del threads  # one bounded spin suits every thread count measured (benchmarks/bench_contention.py)
+    environ = os.environ if environ is None else environ
+    user = _user_setting(environ)
+    if user is not None:
+        return user
+    return {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": str(SPINCOUNT)}
+
+
+def wait_policy(threads: int, *, environ: Mapping[str, str] | None = None) -> str | None:
     """The ``OMP_WAIT_POLICY`` to give a child process that will compute with ``threads`` threads.
 
-    ``"PASSIVE"`` when the CPUs other processes keep busy leave fewer than ``threads`` free
-    (``busy > n_cpus − threads + 0.5``), otherwise ``None`` (OpenMP's faster default). A policy set
-    in this process's environment is returned unchanged.
+    Kept for callers that set only this variable: the user's own policy, else ``None`` (leave it
+    unset: the bounded spin of :func:`configure`, inherited through the environment, does the
+    work). Never ``"PASSIVE"`` from a guess at how busy the machine is.
 
     Args:
         threads: torch threads the child will use.
-        busy: busy CPUs if already measured (default: :func:`busy_cpus` now).
+        environ: the parent's environment (default ``os.environ``).
     """
-    if os.environ.get("OMP_WAIT_POLICY"):
-        return os.environ["OMP_WAIT_POLICY"]
-    if threads <= 1:
-        return None
-    busy = busy_cpus() if busy is None else busy
-    if busy is None:
-        return None
-    return "PASSIVE" if busy > (os.cpu_count() or 1) - threads + 0.5 else None
+    return omp_environment(threads, environ=environ)["OMP_WAIT_POLICY"]
+
+
+def configure(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Put the bounded spin into ``environ`` (default ``os.environ``) unless the user set a wait.
+
+    Called when :mod:`mbt` is imported, so that torch (libgomp) loaded afterwards in this process
+    and every child process started from it wait with a bounded spin.
+
+    Args:
+        environ: the environment to update.
+
+    Returns:
+        Whether anything was set.
+    """
+    if environ is None:
+        environ = os.environ
+        _configured.setdefault("torch_first", "torch" in sys.modules)
+        _configured.setdefault("set", _user_setting(environ) is None)
+    if _user_setting(environ) is not None:
+        return False
+    environ["GOMP_SPINCOUNT"] = str(SPINCOUNT)
+    return True
+
+
+def needs_child(threads: int, *, spin_set: bool | None = None, torch_loaded_first: bool | None = None) -> bool:
+    """Whether work on ``threads`` threads needs a child process to wait with the bounded spin.
+
+    True only when :func:`configure` put the spin into this process's environment (the user set
+    no wait of their own), torch (and with it libgomp, which reads the variables once) had been
+    imported before that, and more than one thread will run: then this process waits with
+    libgomp's default spin, and a child started with :func:`omp_environment` would not.
+
+    Args:
+        threads: torch threads the work will use.
+        spin_set: whether :func:`configure` set the spin here (default: as recorded when
+            :mod:`mbt` was imported).
+        torch_loaded_first: whether torch was loaded before that (default: as recorded).
+    """
+    spin_set = _configured.get("set", False) if spin_set is None else spin_set
+    first = _configured.get("torch_first", True) if torch_loaded_first is None else torch_loaded_first
+    return threads > 1 and spin_set and first

@@ -190,9 +190,12 @@ class _Trained(Exception):
     pass
 
 
-def test_multithreaded_build_on_idle_cpus_runs_in_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize("busy", [0.0, float(os.cpu_count() or 1)])
+def test_multithreaded_build_runs_in_process_when_the_spin_is_in_effect(tmp_path, monkeypatch, busy):
+    # no start-up guess: how busy the CPUs are does not matter once the bounded spin is in effect
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(toy.builder.cpu, "busy_cpus", lambda *a, **k: 0.0)
+    monkeypatch.setattr(toy.builder.cpu, "busy_cpus", lambda *a, **k: busy)
+    monkeypatch.setattr(toy.builder.cpu, "_configured", {"set": True, "torch_first": False})
     cfg = dataclasses.replace(toy.SIZES["tiny"], name="tiny-2threads", threads=2)
 
     def train_here(*args, **kwargs):
@@ -203,14 +206,19 @@ def test_multithreaded_build_on_idle_cpus_runs_in_process(tmp_path, monkeypatch)
         toy.build(tmp_path / "t2", size=cfg, progress=False)
 
 
-def test_multithreaded_build_on_busy_cpus_runs_in_a_passive_child(tmp_path, monkeypatch):
+def test_multithreaded_build_after_torch_was_loaded_runs_in_a_child_with_the_spin(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(toy.builder.cpu, "busy_cpus", lambda *a, **k: float(os.cpu_count() or 1))
-    cfg = dataclasses.replace(toy.SIZES["tiny"], name="tiny-2threads", threads=2, pt_steps=10, sft_steps=4)
-    calls = []
-    monkeypatch.setattr(toy.builder, "_build_into", lambda *a, **k: calls.append(1))  # the parent must not train
-    path = toy.build(tmp_path / "t2", size=cfg, progress=False)
-    assert not calls
-    m = json.loads((path / "manifest.json").read_text())
-    assert m["threads"] == 2 and m["size"] == "tiny-2threads"
-    assert toy.check_build(path) is None
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.setattr(toy.builder.cpu, "_configured", {"set": True, "torch_first": True})
+    cfg = dataclasses.replace(toy.SIZES["tiny"], name="tiny-2threads", threads=2)
+    seen = {}
+
+    def popen(cmd, env, **kwargs):
+        seen.update(env)
+        raise _Trained
+
+    monkeypatch.setattr(toy.builder, "_build_into", lambda *a, **k: pytest.fail("trained in the parent"))
+    monkeypatch.setattr(toy.builder.subprocess, "Popen", popen)
+    with pytest.raises(_Trained):
+        toy.build(tmp_path / "t3", size=cfg, progress=False)
+    assert seen["GOMP_SPINCOUNT"] == str(toy.builder.cpu.SPINCOUNT) and "OMP_WAIT_POLICY" not in seen

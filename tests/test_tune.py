@@ -455,19 +455,22 @@ def test_default_retention_is_the_papers_appendix_b_sets():
 
 def test_sweep_reads_local_train_test_and_retention_files(base_dir, tmp_path, monkeypatch):
     from mbt import data
+    from mbt.data import sampling as data_sampling
+    from mbt.data import sources as data_sources
 
     folder = tmp_path / "math"
     _write_jsonl(folder / "train.jsonl", data.load_records("toy-math", split="train")[:40])
     _write_jsonl(folder / "test.jsonl", data.load_records("toy-math", split="test")[:6])
     instruct = _write_jsonl(tmp_path / "instruct.jsonl", data.load_records("toy-instruct", split="test")[:5])
     reads = []
-    real = data._load_source  # what load_records and load_sample read through
+    real = data_sources._load_source  # what load_records and load_sample read through
 
     def spy(spec, split, path, data_seed):
         reads.append((spec.name, split, None if path is None else Path(path).name))
         return real(spec, split, path, data_seed)
 
-    monkeypatch.setattr(data, "_load_source", spy)
+    monkeypatch.setattr(data_sources, "_load_source", spy)
+    monkeypatch.setattr(data_sampling, "_load_source", spy)
     out = tmp_path / "local.parquet"
     df = tune.sweep(str(base_dir), masks=["00000", "01100"], seeds=[0], out=out, data_path=folder,
                     retention_paths={"instruct": instruct}, **SWEEP)

@@ -684,9 +684,9 @@ def _execute(nb: Any, out: Path, params: Mapping[str, Any], *, kernel_name: str,
 
     records.mkdir(parents=True, exist_ok=True)
     # the kernel inherits this environment: never Agg (figures would vanish), records folder for report(),
-    # and the OpenMP wait policy that suits how busy the CPUs are now (mbt.cpu; scheduling only)
-    omp = cpu.wait_policy(os.cpu_count() or 1)
-    with _environment(MPLBACKEND=None, OMP_WAIT_POLICY=omp, **{RECORDS_ENV: str(records)}), \
+    # and OpenMP's bounded spin, fast on idle and busy CPUs alike (mbt.cpu; scheduling only)
+    omp = cpu.omp_environment(os.cpu_count() or 1)
+    with _environment(MPLBACKEND=None, **omp, **{RECORDS_ENV: str(records)}), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         papermill.execute_notebook(

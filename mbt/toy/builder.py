@@ -258,26 +258,26 @@ def build(out_dir: str | os.PathLike | None = None, *, seed: int = 0, size: str 
 
 def _run_build(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress: bool,
                settings_hash: str) -> None:
-    """Run the recipe in this process, or in a child process where threads could stall.
+    """Run the recipe in this process, or in a child process where its threads would wait badly.
 
-    With more than one thread, OpenMP's wait policy matters (:mod:`mbt.cpu`): on busy CPUs the
-    default active waiting slows training down several-fold, on idle ones it is the fastest.
-    The policy is read once, when torch loads, so when :func:`mbt.cpu.wait_policy` asks for
-    another policy than this process has, the build runs in a child Python that gets it. The
-    policy changes scheduling only, never results.
+    With more than one thread, how OpenMP threads wait matters (:mod:`mbt.cpu`): ``import mbt`` sets
+    a bounded spin that stays fast whether or not other processes compete for the cores. libgomp
+    reads it once, when torch loads, so when torch was imported before ``mbt``
+    (:func:`mbt.cpu.needs_child`) the build runs in a child Python that gets it
+    (:func:`mbt.cpu.omp_environment`). The wait changes scheduling only, never results.
     """
-    policy = cpu.wait_policy(cfg.threads)
-    if cfg.threads == 1 or (policy or "").upper() == os.environ.get("OMP_WAIT_POLICY", "").upper():
+    if not cpu.needs_child(cfg.threads):
         _build_into(root, cfg=cfg, seed=seed, variant=variant, progress=progress,
                     settings_hash=settings_hash)
         return
     payload = json.dumps({"root": str(root), "config": dataclasses.asdict(cfg), "seed": seed,
                           "variant": variant, "progress": progress, "settings_hash": settings_hash})
     env = dict(os.environ)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
-    else:
-        env.pop("OMP_WAIT_POLICY", None)
+    for key, value in cpu.omp_environment(cfg.threads).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     package_parent = str(Path(__file__).resolve().parents[2])  # the folder holding the mbt package
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-c", "import sys, mbt.toy.builder as b; b._worker(sys.argv[1])", payload]
