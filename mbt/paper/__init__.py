@@ -3,7 +3,8 @@
 * :mod:`mbt.paper.headlines` — every headline number of the paper and the chapter that checks it;
 * :mod:`mbt.paper.findings` — our counterpart of each headline, computed from the library's tables;
 * :mod:`mbt.paper.records` — findings written per chapter and pair, collected for the book;
-* :mod:`mbt.paper.render` — Markdown tables and sentences.
+* :mod:`mbt.paper.render` — Markdown tables and sentences;
+* :mod:`mbt.paper.verdicts` — the three-valued verdict engine every finding is decided by.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mbt.paper.render import (
     paper_vs_ours_markdown,
     report,
 )
+from mbt.paper.verdicts import Verdict
 
 __all__ = [
     "BY_ID",
@@ -37,6 +39,7 @@ __all__ = [
     "RECORDS_ENV",
     "RETENTION_COLUMNS",
     "TITLES",
+    "Verdict",
     "Finding",
     "Headline",
     "chapter_of",
