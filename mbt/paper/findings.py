@@ -763,8 +763,9 @@ def _by_seed(table: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def _paired(piv: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
     """Scores of masks ``a`` and ``b`` on the seeds both ran (paired by seed)."""
-    both = piv[[a, b]].dropna()
-    return both[a].to_numpy(float), both[b].to_numpy(float)
+    x, y = piv[a].to_numpy(float), piv[b].to_numpy(float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
 
 
 def _mask_text(piv: pd.DataFrame, m: str) -> str:
