@@ -231,6 +231,7 @@ def test_swap_findings_use_the_paired_interval():
     assert "is larger than" in found["swap_first"].note
     found = _by_id(paper.swap_findings(_swap([0.01, 0.0, 0.0, 0.0, 0.0], width=0.001)))
     assert found["swap_first"].verdict == CONTRADICTED
+    assert found["swap_first"].interval_text() == "+0.0100 [+0.0095, +0.0105] (95%)"
     found = _by_id(paper.swap_findings(_swap([0.0] * 5, width=0.0)))
     assert found["swap_middle"].note == "no text's score changed at all"
     assert found["swap_middle"].verdict == INCONCLUSIVE
@@ -353,7 +354,7 @@ def test_paper_vs_ours_table_lists_every_headline():
     assert len(lines) == 1 + len(paper.HEADLINES)
     assert "ours: `toy`" in lines[0] and "ours: `olmo2-1b`" in lines[0]
     stable = next(line for line in lines if paper.BY_ID["middle_stable"].claim in line)
-    assert "x — +0.2 [+0.1, +0.3] (95%): **holds**" in stable and "not run" in stable
+    assert "x — +0.200 [+0.100, +0.300] (95%) → **holds**" in stable and "not run" in stable
     plateau = next(line for line in lines if paper.BY_ID["cka_plateau"].claim in line)
     assert "**inconclusive**" in plateau
     assert "(../notebooks/01_divergence.ipynb)" in stable

@@ -116,12 +116,24 @@ class Finding:
         """Every headline id this row stands for."""
         return (self.id, *self.also)
 
-    def interval_text(self, digits: int = 3) -> str:
+    def interval_text(self) -> str:
         """``"+0.012 [−0.003, +0.027] (95 %)"``, or ``"—"`` for a row without a verdict."""
         if self.effect is None:
             return "—"
-        return V.effect_text(V.Interval(self.effect, _nan(self.ci_low), _nan(self.ci_high), self.level or LEVEL,
-                                        float("nan"), 0), digits)
+        return interval_text(self.effect, self.ci_low, self.ci_high, self.level or LEVEL)
+
+
+def interval_text(effect: float | None, low: float | None, high: float | None, level: float = LEVEL) -> str:
+    """``"+0.012 [−0.003, +0.027] (95%)"`` with enough decimals for the interval's magnitude.
+
+    Three decimals, more when the largest of ``|effect|``, ``|low|``, ``|high|`` is below 0.01
+    (``max(3, 2 − ⌊log10 m⌋)``, at most 6), so that a swap effect of 0.001 is not shown as 0.000.
+    """
+    if effect is None:
+        return "—"
+    vals = [abs(float(x)) for x in (effect, low, high) if x is not None and math.isfinite(float(x)) and x != 0]
+    digits = min(6, max(3, 2 - math.floor(math.log10(max(vals))))) if vals else 3
+    return V.effect_text(V.Interval(float(effect), _nan(low), _nan(high), level, float("nan"), 0), digits)
 
 
 def _nan(x: float | None) -> float:
@@ -281,8 +293,9 @@ def _shape_of(frame: pd.DataFrame, metric: str, model: str, L: int, transform: C
     return _shape(v, L, low=lo, high=hi, **kw)
 
 
-def _ours(d: Decision, what: str, digits: int = 3) -> str:
-    return f"{what} {V.effect_text(d, digits)}"
+def _ours(d: Decision, what: str) -> str:
+    """What the effect of ``d`` is, in words (the effect and its interval are rendered from the finding's fields)."""
+    return what.rstrip(": ")
 
 
 def _band_name(band: tuple[float, float]) -> str:
@@ -496,8 +509,8 @@ def convergence_findings(frame: pd.DataFrame, *, n_surrogates: int = 999) -> lis
         weakest = min(rs, key=lambda m: rs[m].effect if math.isfinite(rs[m].effect) else -2)
         shown = list(rs)[_all_index(list(rs.values()))]
         out = [_judged("synchronised", f"residual r(Base, SFT) {_fmt(min(v.effect for v in rs.values()), 2)}–"
-                       f"{_fmt(max(v.effect for v in rs.values()), 2)} over {len(rs)} metrics; shown: {shown} "
-                       f"{V.effect_text(rs[shown], 2)}", d, note=f"weakest: {weakest}",
+                       f"{_fmt(max(v.effect for v in rs.values()), 2)} over {len(rs)} metrics; effect: {shown}", d,
+                       note=f"weakest: {weakest}",
                        value=float(np.median([v.effect for v in rs.values()])))]
     else:
         out = [_judged("synchronised", "no metric has enough layers", _undecidable("fewer than 7 layers per curve"))]
@@ -606,7 +619,8 @@ def probing_findings(lens: pd.DataFrame, *, model: str = "sft") -> list[Finding]
         twice = (" the dip appears only with the final norm applied twice" if c < a and d.verdict != Verdict.HOLDS
                  else "")
         out.append(_judged("probe_final_dip", f"{_fmt(a)} → {_fmt(b)} (single norm); → {_fmt(c)} (norm twice); "
-                           + V.effect_text(d), d, note="layer L − (L − 1), SE bounded by the two layers' intervals;"
+                           "effect: acc_L − acc_(L−1), single norm", d,
+                           note="layer L − (L − 1), SE bounded by the two layers' intervals;"
                            + twice, value=b - a))
     return out
 
@@ -688,7 +702,7 @@ def correlation_findings(weights: pd.Series, metrics: pd.DataFrame, *, cosine: s
         except ValueError as err:
             d = _undecidable(str(err))
         raw = float(np.corrcoef(both.iloc[:, 0], both.iloc[:, 1])[0, 1]) if len(both) > 2 else float("nan")
-        out.append(_judged(hid, f"raw r = {raw:+.2f}; r given a depth spline {V.effect_text(d, 2)}, p = {_fmt(d.p, 3)}",
+        out.append(_judged(hid, f"raw r = {raw:+.2f}; effect: r given a depth spline (p = {_fmt(d.p, 3)})",
                            d, note=f"{len(both)} layers; the raw r includes the shared depth trend", value=raw))
     return out
 
@@ -725,7 +739,7 @@ def swap_findings(sweep: pd.DataFrame) -> list[Finding]:
         else:
             note = (f"MDE {_fmt(d.mde, 4)} " + ("resolves" if d.mde <= abs(paper) else "is larger than")
                     + f" an effect of the paper's size ({paper:+g})")
-        out.append(_judged(hid, V.effect_text(d, 4) + f" (n = {int(r['n'])})", d, note=note))
+        out.append(_judged(hid, f"token accuracy, swapped − unswapped, {int(r['n'])} texts", d, note=note))
     return out
 
 
@@ -832,7 +846,7 @@ def lora_findings(table: pd.DataFrame) -> list[Finding]:
         decisions.append(replace(d, key=f"{m} vs {full}", sources=(h.id,), paper=(f"{h.paper} ({h.model})",)))
     for d in V.collapse(decisions):
         m = d.key.split(" ")[0]
-        out.append(_judged(d.sources[0], f"{m} {_mask_text(piv, m)}; {m} − {full} {V.effect_text(d)}", d,
+        out.append(_judged(d.sources[0], f"{m} {_mask_text(piv, m)}; effect: {m} − {full}, paired by seed", d,
                            note=f"{'above' if m[0] == '0' and m[-1] == '0' else 'below'} 11111 claimed; paired by seed",
                            value=float(piv[m].mean()), also=d.sources[1:]))
     five = sorted(m for m in masks if len(m) == 5 and m not in ("00000", full))
@@ -842,8 +856,8 @@ def lora_findings(table: pd.DataFrame) -> list[Finding]:
         k = len(middles)
         parts = [replace(_contrast(piv, m, full, side=1, level=1 - ALPHA / k), key=m) for m in middles]
         d = _any_of(parts, f"some middle mask ({', '.join(middles)}) beats 11111")
-        out.append(_judged("lora_gain", f"{d.key} − 11111 = {V.effect_text(d)}, in points "
-                           f"{d.effect * 100:+.1f}" if math.isfinite(d.effect) else "no shared seeds", d,
+        out.append(_judged("lora_gain", f"effect: {d.key} − 11111 ({d.effect * 100:+.1f} points)"
+                           if math.isfinite(d.effect) else "no shared seeds", d,
                            note=f"all {k} middle masks tested, Bonferroni; no best-of-{k} selection"))
         if edges:
             pairs = [(m, e) for m in middles for e in edges]
@@ -859,7 +873,8 @@ def lora_findings(table: pd.DataFrame) -> list[Finding]:
                 iv = V.t_interval(g, level=1 - ALPHA / len(pairs), unit="seeds")
                 gparts.append(replace(V.direction(iv, side=1, threshold=0.2), key=f"{m}/{e}"))
             d = _any_of(gparts, "some (middle − edge) / middle exceeds 20 %")
-            out.append(_judged("lora_edge_gap", f"{d.key}: {V.effect_text(d)}", d,
+            m, e = d.key.split("/") if "/" in d.key else (d.key, "")
+            out.append(_judged("lora_edge_gap", f"effect: ({m} − {e}) / {m} per seed", d,
                                note=f"{len(pairs)} (middle, edge) pairs, Bonferroni; relative to the middle mask"))
     for n_seg, key in ((3, "appA_3"), (10, "appA_10")):
         singles = ["".join("1" if j == i else "0" for j in range(n_seg)) for i in range(n_seg)]
@@ -879,7 +894,7 @@ def lora_findings(table: pd.DataFrame) -> list[Finding]:
             d = _all_of(parts, what)
             means = piv[singles].mean()
             out.append(_judged(key + "_peak", f"best segment {int(np.argmax(means.to_numpy())) + 1}, worst "
-                               f"{int(np.argmin(means.to_numpy())) + 1}; part shown {V.effect_text(d)}", d,
+                               f"{int(np.argmin(means.to_numpy())) + 1}; effect: the deciding contrast", d,
                                note="paired over seeds; the appendix families often run one seed",
                                value=float(np.argmax(means.to_numpy()) + 1)))
     ret = dict(RETENTION_COLUMNS)
@@ -902,6 +917,6 @@ def lora_findings(table: pd.DataFrame) -> list[Finding]:
             parts = [_contrast(dist, m, "00110", side=1, level=1 - ALPHA / len(others)) for m in others]
             d = _all_of(parts, "every other tuned mask farther from Base than 00110")
             closest = str(dist[["00110", *others]].mean().idxmin())
-            out.append(_judged("appB_middle_best", f"closest to Base: {closest}; part shown {V.effect_text(d)}", d,
+            out.append(_judged("appB_middle_best", f"closest to Base: {closest}; effect: the deciding contrast", d,
                                note=f"|Δ| to 00000 on {column}, paired over seeds"))
     return out

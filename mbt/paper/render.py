@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from mbt.metrics.conventions import PRESETS, Conventions
-from mbt.paper.findings import Finding, convergence_findings, divergence_findings
+from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
 from mbt.paper.headlines import BY_ID, HEADLINES, TITLES
 from mbt.paper.records import record
 from mbt.paper.verdicts import Verdict, verdict_label
@@ -102,14 +102,10 @@ def report(findings: Sequence[Finding], *, pair: str = "", settings: Mapping[str
 
 
 def _record_interval(f: Mapping[str, Any]) -> str:
-    effect, lo, hi = f.get("effect"), f.get("ci_low"), f.get("ci_high")
-    if effect is None:
+    """The effect and interval of a stored finding (``""`` for a scale row)."""
+    if f.get("effect") is None:
         return ""
-    fin = [x for x in (lo, hi) if x is not None and x == x]
-    level = f.get("level") or 0.95
-    if len(fin) == 2:
-        return f"{effect:+.3g} [{lo:+.3g}, {hi:+.3g}] ({level:.0%})"
-    return f"{effect:+.3g} (no interval)"
+    return interval_text(f.get("effect"), f.get("ci_low"), f.get("ci_high"), f.get("level") or 0.95)
 
 
 def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
@@ -140,12 +136,12 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
             else:
                 verdict = f.get("verdict")
                 interval = _record_interval(f)
-                parts = [str(f.get("ours", ""))]
+                text = " — ".join(x for x in (str(f.get("ours", "")), interval) if x)
                 if verdict:
-                    parts.append(f"{interval + ': ' if interval else ''}**{_word(verdict)}**")
+                    text += f" → **{_word(verdict)}**"
                 elif "agrees" in f:
-                    parts.append("(record from before calibrated verdicts: rebuild)")
-                cells.append(_md_cell(" — ".join(parts)))
+                    text += " (record from before calibrated verdicts: rebuild)"
+                cells.append(_md_cell(text))
         cells.append(f"[{TITLES[h.chapter]}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
         lines.append("| " + " | ".join(cells) + " |")
     legend = ("**holds**: the 95 % interval of the effect lies entirely on the side the paper claims; "
