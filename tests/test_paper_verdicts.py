@@ -443,3 +443,9 @@ def test_all_of_and_any_of_combine_parts():
     assert _any_of([c, i], "y").verdict == INCONCLUSIVE and _any_of([c, i], "y").effect == 0.5
     assert _any_of([c, c], "y").verdict == CONTRADICTED
     assert _all_of([], "z").verdict == INCONCLUSIVE
+
+
+def test_level_as_a_percentage():
+    assert V.pct(0.95) == "95%" and V.pct(1 - 0.05 / 6) == "99.17%" and V.pct(1 - 0.05 / 12) == "99.58%"
+    d = V.direction(V.Interval(0.1, 0.05, 0.15, 1 - 0.05 / 12, 0.02, 3, "seeds"), side=1)
+    assert "99.58% interval" in d.rule and "(99.58%)" in V.effect_text(d)
