@@ -12,13 +12,16 @@ The table follows the paper's three aggregation modes (§3.5):
 * ``sample_delta`` — per-sample ``SFT − Base`` differences (Eq. 8), mean and bootstrap interval;
 * ``dataset`` / ``dataset_delta`` — a metric of the whole pooled matrix per model, and SFT − Base (Eq. 9);
 * ``alignment`` — CKA (biased and debiased), cosine similarity and mean shift between Base and SFT
-  pooled states (Eq. 10); cosine similarity is per sample, so it has an interval.
+  pooled states (Eq. 10); cosine similarity is per sample, so it has an interval; the relative mean
+  shift ``‖μ_SFT − μ_Base‖ / ‖μ_Base‖`` (normaliser: the Base centroid norm of the same layer) has a
+  paired bootstrap interval over texts (:func:`relative_mean_shift`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import operator
 import time
 import warnings
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -46,6 +50,7 @@ __all__ = [
     "analyze_key",
     "check_settings",
     "pair_identity",
+    "relative_mean_shift",
 ]
 
 TOKEN_METRICS: dict[str, Callable[..., torch.Tensor]] = {
@@ -60,7 +65,7 @@ POOLED_METRICS: dict[str, Callable[..., float]] = {
     "condition_number": M.condition_number,
     "spectral_norm": M.spectral_norm,
 }
-PAIR_METRICS: tuple[str, ...] = ("cka", "cka_debiased", "cosine_similarity", "mean_shift")
+PAIR_METRICS: tuple[str, ...] = ("cka", "cka_debiased", "cosine_similarity", "mean_shift", "relative_mean_shift")
 ALL_METRICS: tuple[str, ...] = (*TOKEN_METRICS, *POOLED_METRICS, *PAIR_METRICS)
 COLUMNS: tuple[str, ...] = (
     "model",
@@ -457,6 +462,63 @@ def _pooled_metrics(X: torch.Tensor, names: list[str], conv: M.Conventions,
     return out
 
 
+def relative_mean_shift(
+    base: torch.Tensor | np.ndarray,
+    sft: torch.Tensor | np.ndarray,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    r"""Mean shift relative to the Base centroid's norm, with a paired bootstrap interval over texts.
+
+    ``rel = ‖μ_SFT − μ_Base‖₂ / ‖μ_Base‖₂`` with ``μ = mean_i x_i`` over the pooled states of the
+    ``n`` texts. The normaliser is the norm of the Base centroid of the *same* layer, so the quantity
+    is scale-free: ``SFT = c·Base`` gives ``|c − 1|`` at every layer whatever the residual-stream norm
+    (the raw :func:`mbt.metrics.mean_shift` grows with it). Row ``i`` of both matrices is the same
+    text, so the bootstrap resamples texts jointly: ``n_boot`` index draws ``I*`` (seeded) give
+    ``rel* = ‖mean_{I*} y − mean_{I*} x‖ / ‖mean_{I*} x‖`` and the interval is the percentile
+    interval ``[Q_{(1−level)/2}(rel*), Q_{(1+level)/2}(rel*)]``.
+
+    Args:
+        base: Base pooled states, ``(n, D)``.
+        sft: SFT pooled states of the same texts, ``(n, D)``.
+        n_boot: Bootstrap resamples (``0``: no interval).
+        level: Confidence level.
+        seed: Seed of the resampling.
+
+    Returns:
+        ``(rel, ci_low, ci_high)``; NaN when the Base centroid is 0; bounds NaN when ``n < 2`` or
+        ``n_boot == 0``.
+    """
+    x = torch.as_tensor(base).double()
+    y = torch.as_tensor(sft).double().to(x.device)
+    if x.shape != y.shape or x.ndim != 2:
+        raise ValueError(f"base and sft must be (n, D) of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    nan = float("nan")
+
+    def rel(mx: torch.Tensor, my: torch.Tensor) -> torch.Tensor:
+        ref = torch.linalg.vector_norm(mx, dim=-1)
+        shift = torch.linalg.vector_norm(my - mx, dim=-1)
+        return torch.where(ref > 0, shift / torch.where(ref > 0, ref, torch.ones_like(ref)), torch.full_like(ref, nan))
+
+    n = int(x.shape[0])
+    if n == 0:
+        return nan, nan, nan
+    value = float(rel(x.mean(0), y.mean(0)))
+    if n < 2 or n_boot <= 0 or not math.isfinite(value):
+        return value, nan, nan
+    idx = torch.as_tensor(np.random.default_rng(seed).integers(0, n, size=(n_boot, n)), device=x.device)
+    weights = torch.zeros((n_boot, n), dtype=torch.float64, device=x.device)
+    weights.scatter_add_(1, idx, torch.full(idx.shape, 1.0 / n, dtype=torch.float64, device=x.device))
+    reps = rel(weights @ x, weights @ y).cpu().numpy()
+    reps = reps[np.isfinite(reps)]
+    if reps.size < 2:
+        return value, nan, nan
+    low, high = np.quantile(reps, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return value, float(low), float(high)
+
+
 def _tabulate(
     states: dict[str, _ModelStates],
     chosen: list[str],
@@ -502,6 +564,9 @@ def _tabulate(
         if "mean_shift" in chosen:
             add(layer, "pair", "mean_shift", M.mean_shift(pooled["base"], pooled["sft"], conventions=conv), nan, nan, n,
                 "alignment")
+        if "relative_mean_shift" in chosen:
+            value, low, high = relative_mean_shift(pooled["base"], pooled["sft"], n_boot=n_bootstrap, seed=seed)
+            add(layer, "pair", "relative_mean_shift", value, low, high, n, "alignment")
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

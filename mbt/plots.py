@@ -89,6 +89,7 @@ LABELS: dict[str, str] = {
     "cka_debiased": "debiased CKA",
     "cosine_similarity": "cosine similarity",
     "mean_shift": "mean shift ‖μ_SFT − μ_Base‖",
+    "relative_mean_shift": "relative mean shift ‖μ_SFT − μ_Base‖ / ‖μ_Base‖",
     "prompt_entropy": "prompt entropy",
     "dataset_entropy": "dataset entropy",
     "effective_rank": "effective rank",

@@ -128,6 +128,11 @@ plt.show()
 
 # %% [markdown]
 # ## Paper vs ours
+#
+# The token-weighted accuracy with its per-layer cluster-bootstrap interval. "Low early" and "rises
+# late" are contrasts between depth ≤ 50/64 and the layers after it; the final-layer dip is
+# $\mathrm{acc}_L - \mathrm{acc}_{L-1}$ with a standard error bounded by the two layers' intervals
+# (valid whatever their correlation, so conservative): a dip smaller than that is *inconclusive*, not a dip.
 
 # %%
 findings = paper.probing_findings(lens)

@@ -139,13 +139,20 @@ plt.show()
 # %% [markdown]
 # A coefficient that is large in the first column and near zero in the last is explained by the shared
 # trend with depth alone. With $L$ layers there are only $L$ points (the partial correlation loses one
-# more degree of freedom), so the stars (p < 0.05) matter.
+# more degree of freedom), so the stars (p < 0.05) matter. Even they assume independent layers, which
+# neighbouring layers are not; the verdicts below do not use them.
 #
 # ## Paper vs ours
+#
+# The J shape is judged on the **relative** Eq. 1 change (÷ ‖W_Base‖_F, scale-free), as a contrast of
+# the last 20 % of the blocks against the middle 20–80 % with the blocks as units (an interval corrected
+# for the autocorrelation of neighbouring blocks). The Fig. 5 correlations use the same relative series
+# against each metric, after removing a cubic spline in depth from both curves; the interval comes from
+# phase-randomised surrogates that keep each curve's smoothness, not from a t-test over independent layers.
 
 # %%
-findings = paper.weights_findings(series["Eq. 1: Σ‖ΔW‖_F over q, k, v, o"],
-                                 series[f"own fine-tune ({finetune_steps} steps): mean ‖Δθ‖_F"])
-findings += paper.correlation_findings(corr)
+relative = series["Eq. 1 relative to ‖W_Base‖"]
+findings = paper.weights_findings(relative, series[f"own fine-tune ({finetune_steps} steps): mean ‖Δθ‖_F"])
+findings += paper.correlation_findings(relative, metrics)
 display(paper.report(findings, pair=label, settings={"finetune_steps": finetune_steps, "finetune_lr": finetune_lr,
                                                      "dataset": datasets[0]}))

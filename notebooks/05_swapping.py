@@ -113,6 +113,11 @@ print(f"largest placebo change: {placebo:.2e} (0 means swapping and restoring ar
 
 # %% [markdown]
 # ## Paper vs ours
+#
+# Each segment's verdict is decided by its paired 95 % interval over texts: *holds* when the interval
+# lies entirely on the paper's side of zero, *contradicted* when entirely on the other side,
+# *inconclusive* otherwise. The paper's effects are a few tenths of a point; the MDE in each row says
+# whether this sample could have seen one of that size.
 
 # %%
 findings = paper.swap_findings(sweep)

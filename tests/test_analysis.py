@@ -78,6 +78,8 @@ def test_rows_equal_the_metrics_applied_to_directly_collected_states(pair):
             M.cka(pooled["base"], pooled["sft"], conventions=conv), rel=1e-5)
         shift = float(torch.linalg.vector_norm(pooled["sft"].mean(0) - pooled["base"].mean(0)))
         assert values[("pair", layer, "mean_shift")] == pytest.approx(shift, rel=1e-5)
+        assert values[("pair", layer, "relative_mean_shift")] == pytest.approx(
+            shift / float(torch.linalg.vector_norm(pooled["base"].mean(0))), rel=1e-5)
     token_rows = frame[(frame.metric == "curvature") & (frame.model == "base")]
     assert (token_rows.n <= 6).all() and (token_rows.n >= 5).all()  # "fox" alone may be too short
 
@@ -223,3 +225,21 @@ def test_texts_joined_differently_get_different_keys(pair, tmp_path):
     keys = [analysis.analyze_key(pair, t, chosen=["cka"], conventions=conv, n_token=0, max_length=64,
                                  n_bootstrap=0, seed=0)[0] for t in (a, b)]
     assert keys[0] != keys[1]
+
+
+def test_relative_mean_shift_is_scale_free_with_a_paired_interval():
+    rng = np.random.default_rng(0)
+    base = rng.normal(1.0, 1.0, size=(200, 8))
+    for scale in (1.0, 50.0):
+        value, low, high = analysis.relative_mean_shift(scale * base, scale * 1.02 * base, n_boot=300)
+        assert value == pytest.approx(0.02, rel=1e-9)  # SFT = 1.02·Base: |c − 1| whatever the norm
+        assert low == pytest.approx(0.02, rel=1e-9) and high == pytest.approx(0.02, rel=1e-9)
+    shift = np.zeros(8)
+    shift[0] = 0.5
+    sft = base + shift + rng.normal(0, 1.0, size=base.shape)
+    value, low, high = analysis.relative_mean_shift(torch.as_tensor(base), torch.as_tensor(sft), n_boot=500)
+    expected = np.linalg.norm(sft.mean(0) - base.mean(0)) / np.linalg.norm(base.mean(0))
+    assert value == pytest.approx(expected, rel=1e-12)
+    assert low < value < high and high - low < value
+    assert np.isnan(analysis.relative_mean_shift(base, base + 1, n_boot=0)[1])
+    assert np.isnan(analysis.relative_mean_shift(np.zeros((3, 2)), np.ones((3, 2)))[0])

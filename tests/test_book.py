@@ -13,25 +13,28 @@ import pytest
 
 from mbt import book, cli, pairs, paper, segments, select
 from mbt.book import builder as book_build
-from mbt.correlate import layer_correlations
 
 ROOT = Path(__file__).resolve().parents[1]
 L = 10
 
 
-def _frame(cka, shift=None, cos=None, *, base=None, sft=None) -> pd.DataFrame:
-    """A tidy analyze-like table of one dataset from per-layer lists."""
+def _frame(cka, shift=None, cos=None, *, base=None, sft=None, ci=0.01) -> pd.DataFrame:
+    """A tidy analyze-like table of one dataset from per-layer lists (``shift`` is the relative mean shift).
+
+    Pair metrics get per-layer intervals ``± ci`` (``ci=None``: none), like bootstrap intervals over texts.
+    """
+    n_layers = len(cka) - 1
     rows = []
-    for layer in range(L + 1):
-        d = layer / L
-        rows.append(dict(model="pair", layer=layer, depth=d, metric="cka", value=cka[layer], ci_low=np.nan,
-                         ci_high=np.nan, n=100, aggregation="alignment"))
-        if shift is not None:
-            rows.append(dict(model="pair", layer=layer, depth=d, metric="mean_shift", value=shift[layer],
-                             ci_low=np.nan, ci_high=np.nan, n=100, aggregation="alignment"))
-        if cos is not None:
-            rows.append(dict(model="pair", layer=layer, depth=d, metric="cosine_similarity", value=cos[layer],
-                             ci_low=cos[layer] - 0.01, ci_high=cos[layer] + 0.01, n=100, aggregation="alignment"))
+    half = np.nan if ci is None else ci
+    for layer in range(n_layers + 1):
+        d = layer / n_layers
+        for metric, values, h in (("cka", cka, half), ("relative_mean_shift", shift, half / 2),
+                                  ("mean_shift", None if shift is None else [100 * v for v in shift], np.nan),
+                                  ("cosine_similarity", cos, half)):
+            if values is not None:
+                rows.append(dict(model="pair", layer=layer, depth=d, metric=metric, value=values[layer],
+                                 ci_low=values[layer] - h, ci_high=values[layer] + h, n=100,
+                                 aggregation="alignment"))
         for model, curves in (("base", base or {}), ("sft", sft or {})):
             for metric, values in curves.items():
                 rows.append(dict(model=model, layer=layer, depth=d, metric=metric, value=values[layer],
@@ -41,6 +44,7 @@ def _frame(cka, shift=None, cos=None, *, base=None, sft=None) -> pd.DataFrame:
 
 PAPER_LIKE_CKA = [1.0, 0.97, 0.96, 0.96, 0.955, 0.96, 0.955, 0.95, 0.95, 0.85, 0.6]
 EARLY_DROP_CKA = [1.0, 0.7, 0.6, 0.62, 0.63, 0.64, 0.66, 0.68, 0.7, 0.72, 0.75]
+HOLDS, CONTRADICTED, INCONCLUSIVE = paper.Verdict.HOLDS, paper.Verdict.CONTRADICTED, paper.Verdict.INCONCLUSIVE
 
 
 def _by_id(findings):
@@ -74,86 +78,141 @@ def test_headlines_cover_every_number_of_section_11():
 # findings
 
 
-def test_divergence_findings_agree_on_a_paper_like_curve():
-    shift = [0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3, 1.0, 5.0]
+def test_divergence_findings_hold_on_a_paper_like_curve():
+    shift = [0.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.02, 0.03, 0.1, 0.5]
     cos = [1.0, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.98, 0.97, 0.9, 0.7]
     found = _by_id(paper.divergence_findings(_frame(PAPER_LIKE_CKA, shift, cos),
                                             halves=(_frame(PAPER_LIKE_CKA), _frame(PAPER_LIKE_CKA))))
     for hid in ("middle_stable", "cka_plateau", "cka_drop_start", "mean_shift_shallow", "mean_shift_final",
                 "cosine_agrees", "seed_robust"):
-        assert found[hid].agrees is True, (hid, found[hid])
-    assert found["cka_final"].agrees is None
+        f = found[hid]
+        assert f.verdict == HOLDS, (hid, f)
+        assert f.agrees is True and f.rule and f.level == 0.95 and f.mde > 0 and f.ci_low <= f.effect <= f.ci_high
+    assert found["cka_final"].verdict is None and found["cka_final"].agrees is None
     assert found["cka_final"].value == pytest.approx(0.6)
     assert "layer 10" in found["cka_final"].ours and "0.850 at 9" in found["cka_final"].ours
+    # the shift is relative to the Base centroid: last band (0.1 + 0.5)/2 vs middle (layers 3–8) 0.015
+    assert found["mean_shift_final"].effect == pytest.approx(0.3 / 0.015 - 1)
+    assert found["mean_shift_shallow"].effect == pytest.approx(0.01 / 0.3 - 1)
 
 
-def test_divergence_findings_disagree_when_the_change_is_early():
-    shift = [0.0, 5.0, 5.0, 5.0, 4.0, 4.0, 3.0, 3.0, 3.0, 3.0, 3.0]
+def test_divergence_findings_contradicted_when_the_change_is_early():
+    shift = [0.0, 0.5, 0.5, 0.5, 0.4, 0.4, 0.3, 0.3, 0.3, 0.3, 0.3]
     cos = [1.0, 0.5, 0.6, 0.7, 0.8, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9]
     noisy = [c + 0.2 for c in EARLY_DROP_CKA]
     found = _by_id(paper.divergence_findings(_frame(EARLY_DROP_CKA, shift, cos),
                                             halves=(_frame(EARLY_DROP_CKA), _frame(noisy))))
     for hid in ("middle_stable", "cka_plateau", "mean_shift_shallow", "mean_shift_final", "cosine_agrees",
                 "seed_robust"):
-        assert found[hid].agrees is False, (hid, found[hid])
+        assert found[hid].verdict == CONTRADICTED, (hid, found[hid])
+        assert found[hid].agrees is False
     assert "depth 0.20" in found["middle_stable"].ours
 
 
+def test_divergence_findings_scale_free_and_honest_without_intervals():
+    # SFT = 1.02 × Base: the raw shift grows with the residual norm, the relative one is flat
+    flat = [0.02] * 11
+    found = _by_id(paper.divergence_findings(_frame(PAPER_LIKE_CKA, flat)))
+    assert found["mean_shift_final"].verdict != HOLDS
+    assert found["mean_shift_shallow"].verdict == CONTRADICTED  # not negligible relative to the end
+    # a table with only the raw shift gets no verdict on it
+    raw_only = _frame(PAPER_LIKE_CKA, flat)
+    raw_only = raw_only[raw_only["metric"] != "relative_mean_shift"]
+    found = _by_id(paper.divergence_findings(raw_only))
+    assert found["mean_shift_final"].verdict is None and "relative_mean_shift" in found["mean_shift_final"].note
+    # without per-layer intervals, two layers in the last band cannot settle a shape claim
+    found = _by_id(paper.divergence_findings(_frame(PAPER_LIKE_CKA, ci=None)))
+    assert found["middle_stable"].verdict == INCONCLUSIVE and found["middle_stable"].unit == "layers"
+
+
+def _curves(n_layers: int, fn, seed: int = 0, noise: float = 0.0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    d = np.arange(n_layers + 1) / n_layers
+    return list(fn(d) + rng.normal(0, noise, d.size))
+
+
 def test_convergence_findings():
-    layers = np.arange(L + 1)
-    erank = [50, 20, 25, 30, 33, 35, 33, 30, 25, 10, 3]
-    base = {"effective_rank": erank, "condition_number": [1e3, 50, 40, 30, 20, 25, 30, 40, 60, 200, 900],
-            "spectral_norm": list(1 + layers ** 2), "curvature": [2.0, 1.5, 1.48, 1.47, 1.46, 1.46, 1.45, 1.45,
-                                                                 1.44, 1.3, 1.1]}
-    sft = {k: [v * 1.01 for v in vals] for k, vals in base.items()}
-    found = _by_id(paper.convergence_findings(_frame(PAPER_LIKE_CKA, base=base, sft=sft)))
-    assert found["synchronised"].agrees is True and found["synchronised"].value == pytest.approx(1.0)
-    assert found["erank_peak"].agrees is True and "layer 5" in found["erank_peak"].ours
-    assert found["erank_collapse"].agrees is True
-    assert found["cond_trough"].agrees is None and "layer 4" in found["cond_trough"].ours
-    assert found["spectral_norm_500"].agrees is True and "N = 100" in found["spectral_norm_500"].ours
-    assert found["three_stages"].agrees is True
-    # anti-synchronised curves are caught
-    anti = {k: list(reversed(v)) for k, v in base.items()}
-    found = _by_id(paper.convergence_findings(_frame(PAPER_LIKE_CKA, base=base, sft=anti)))
-    assert found["synchronised"].agrees is False
+    n = 40
+
+    def stages(start, plateau, end):  # a jump 0 → 1, a plateau, a ramp over the last 20 %
+        return lambda d: np.where(d == 0, start, np.where(d > 0.8, plateau + (end - plateau) * (d - 0.8) / 0.2,
+                                                          plateau))
+
+    base = {"effective_rank": _curves(n, stages(60, 25, 8), 0, 0.2),
+            "condition_number": list(np.exp(_curves(n, stages(9.0, 3.5, 7.0), 1, 0.02))),  # log scale
+            "spectral_norm": list(np.exp(_curves(n, stages(5.0, 1.5, 6.0), 2, 0.02)))}
+    rng = np.random.default_rng(3)
+    sft = {k: [v * (1.01 + 1e-4 * rng.normal()) for v in vals] for k, vals in base.items()}
+    cka = [1.0] + [0.95] * 32 + [0.9] * 8
+    found = _by_id(paper.convergence_findings(_frame(cka, base=base, sft=sft), n_surrogates=199))
+    assert found["synchronised"].verdict == HOLDS and found["synchronised"].value > 0.9
+    assert found["three_stages"].verdict == HOLDS, found["three_stages"]
+    assert found["erank_collapse"].verdict != CONTRADICTED and found["erank_collapse"].effect < -0.3
+    assert found["erank_peak"].verdict != HOLDS  # a plateau is no peak
+    assert found["cond_trough"].verdict is None and "layer" in found["cond_trough"].ours
+    assert found["spectral_norm_500"].verdict is None and "N = 100" in found["spectral_norm_500"].ours
+    # a peak in the middle band
+    hump = {"effective_rank": _curves(n, lambda d: np.where(d == 0, 60, np.where(d <= 0.2, 15, np.where(
+        d <= 0.8, 30, 8))), 4, 0.3)}
+    found = _by_id(paper.convergence_findings(_frame(cka, base=hump, sft=hump), n_surrogates=199))
+    assert found["erank_peak"].verdict == HOLDS and found["erank_peak"].unit == "layers"
+    assert found["erank_collapse"].verdict == HOLDS and found["erank_collapse"].effect == pytest.approx(8 / 30 - 1,
+                                                                                                      abs=0.02)
+    # independent curves are not "synchronised", and flat ones neither peak nor collapse
+    other = {k: _curves(n, lambda d: np.full(d.size, 5.0), 10 + i, 1.0) for i, k in enumerate(base)}
+    found = _by_id(paper.convergence_findings(_frame(cka, base=base, sft=other), n_surrogates=199))
+    assert found["synchronised"].verdict != HOLDS
+    assert found["erank_peak"].verdict != HOLDS and found["erank_collapse"].verdict != HOLDS
 
 
-def _lens(final_once: float, final_twice: float, penultimate: float = 0.6) -> pd.DataFrame:
+def _lens(final_once: float, final_twice: float, penultimate: float = 0.6, ci: float = 0.005) -> pd.DataFrame:
     rows = []
     for paper_ in (False, True):
         for layer in range(1, L + 1):
             acc = 0.0 if layer < 8 else {8: 0.3, 9: penultimate, 10: final_twice if paper_ else final_once}[layer]
             rows.append(dict(model="sft", paper=paper_, layer=layer, depth=layer / L, metric="top1_acc", value=acc,
-                             pooled=acc))
+                             pooled=acc, pooled_ci_low=acc - ci, pooled_ci_high=acc + ci))
     return pd.DataFrame(rows)
 
 
 def test_probing_findings_separate_the_double_norm_dip():
-    found = _by_id(paper.probing_findings(_lens(final_once=0.62, final_twice=0.52)))
-    assert found["probe_early"].agrees is True and found["probe_rise"].agrees is True
+    found = _by_id(paper.probing_findings(_lens(final_once=0.65, final_twice=0.52)))
+    assert found["probe_early"].verdict == HOLDS and found["probe_rise"].verdict == HOLDS
     dip = found["probe_final_dip"]
-    assert dip.agrees is False and "only with the final norm applied twice" in dip.note
-    assert "0.600 → 0.620" in dip.ours and "0.520" in dip.ours
+    assert dip.verdict == CONTRADICTED and "only with the final norm applied twice" in dip.note
+    assert "0.600 → 0.650" in dip.ours and "0.520" in dip.ours
+    assert dip.effect == pytest.approx(0.05) and dip.mde == pytest.approx(2.8016 * 0.01 / 1.95996, rel=1e-3)
     found = _by_id(paper.probing_findings(_lens(final_once=0.5, final_twice=0.4)))
-    assert found["probe_final_dip"].agrees is True
+    assert found["probe_final_dip"].verdict == HOLDS
+    # a dip smaller than the layers' intervals is not a dip
+    found = _by_id(paper.probing_findings(_lens(final_once=0.595, final_twice=0.4)))
+    assert found["probe_final_dip"].verdict == INCONCLUSIVE
 
 
 def test_weights_and_correlation_findings():
-    j = pd.Series([0.5, 0.4, 0.4, 0.4, 0.45, 0.45, 0.5, 0.6, 0.8, 1.2], index=range(1, L + 1))
-    found = _by_id(paper.weights_findings(j, j / 100))
-    assert found["weight_j"].agrees is True and found["weight_final"].agrees is None
-    flat = pd.Series([1.0] * L, index=range(1, L + 1)).add(np.linspace(0, 0.01, L)[::-1])
-    assert _by_id(paper.weights_findings(flat))["weight_j"].agrees is False
-
+    n = 40
+    blocks = range(1, n + 1)
     rng = np.random.default_rng(0)
-    depth = np.arange(1, L + 1, dtype=float)
-    x = pd.Series(depth + rng.normal(0, 0.1, L), index=range(1, L + 1))
-    metrics = pd.DataFrame({"cosine_similarity": -depth + rng.normal(0, 0.1, L),
-                            "spectral_norm": depth ** 2 + rng.normal(0, 0.1, L)}, index=range(1, L + 1))
-    found = _by_id(paper.correlation_findings(layer_correlations(x, metrics)))
-    assert found["corr_cosine"].agrees is True and found["corr_spectral"].agrees is True
-    assert found["corr_cosine"].note == "does not survive the depth control", "pure depth trends are not partial"
+    d = np.arange(1, n + 1) / n
+    j = pd.Series(np.where(d > 0.8, 0.05, 0.01) + rng.normal(0, 0.0005, n), index=blocks)
+    found = _by_id(paper.weights_findings(j, j / 100))
+    assert found["weight_j"].verdict == HOLDS and found["weight_final"].verdict is None
+    assert found["weight_j"].unit == "layers"
+    flat = pd.Series(0.01 + rng.normal(0, 0.0005, n), index=blocks)
+    assert _by_id(paper.weights_findings(flat))["weight_j"].verdict != HOLDS
+
+    wiggle = rng.normal(0, 1.0, n)
+    x = pd.Series(d ** 4 + 0.05 * wiggle, index=blocks)
+    linked = pd.DataFrame({"cosine_similarity": 1 - d ** 4 - 0.05 * wiggle + rng.normal(0, 0.01, n),
+                           "spectral_norm": np.exp(3 * d ** 4 + 0.1 * wiggle)}, index=blocks)
+    found = _by_id(paper.correlation_findings(x, linked, n_surrogates=199))
+    assert found["corr_cosine"].verdict == HOLDS and found["corr_spectral"].verdict == HOLDS
+    # curves that share only the depth trend: the raw r is strong, the verdict is not "holds"
+    trend = pd.DataFrame({"cosine_similarity": 1 - d ** 4 + rng.normal(0, 0.05, n),
+                          "spectral_norm": np.exp(3 * d ** 4 + rng.normal(0, 0.05, n))}, index=blocks)
+    found = _by_id(paper.correlation_findings(x, trend, n_surrogates=199))
+    assert found["corr_cosine"].value < -0.9 and found["corr_cosine"].verdict != HOLDS
+    assert found["corr_spectral"].verdict != HOLDS
 
 
 def _swap(diffs, width=0.004):
@@ -164,24 +223,32 @@ def _swap(diffs, width=0.004):
     return pd.DataFrame(rows)
 
 
-def test_swap_findings_sign_and_resolution():
+def test_swap_findings_use_the_paired_interval():
     found = _by_id(paper.swap_findings(_swap([-0.01, 0.0, 0.02, 0.0, -0.03], width=0.001)))
-    assert found["swap_first"].agrees is True and found["swap_middle"].agrees is True
-    assert found["swap_last"].agrees is True
-    assert "resolves" in found["swap_first"].note
-    found = _by_id(paper.swap_findings(_swap([0.01, 0.0, 0.0, 0.0, 0.0], width=0.05)))
-    assert found["swap_first"].agrees is False and "wider than" in found["swap_first"].note
+    assert [found[h].verdict for h in ("swap_first", "swap_middle", "swap_last")] == [HOLDS] * 3
+    assert "resolves" in found["swap_first"].note and found["swap_first"].effect == -0.01
+    # the same signs inside a wide interval are not a verdict
+    found = _by_id(paper.swap_findings(_swap([-0.01, 0.0, 0.02, 0.0, -0.03], width=0.1)))
+    assert [found[h].verdict for h in ("swap_first", "swap_middle", "swap_last")] == [INCONCLUSIVE] * 3
+    assert "is larger than" in found["swap_first"].note
+    found = _by_id(paper.swap_findings(_swap([0.01, 0.0, 0.0, 0.0, 0.0], width=0.001)))
+    assert found["swap_first"].verdict == CONTRADICTED
+    assert found["swap_first"].interval_text() == "+0.0100 [+0.0095, +0.0105] (95%)"
+    found = _by_id(paper.swap_findings(_swap([0.0] * 5, width=0.0)))
     assert found["swap_middle"].note == "no text's score changed at all"
+    assert found["swap_middle"].verdict == INCONCLUSIVE
 
 
-def _sweep_table(scores: dict[str, float], seeds=(0, 1), retention=True) -> pd.DataFrame:
+def _sweep_table(scores: dict[str, float], seeds=(0, 1, 2), retention=True, noise=0.005) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
     rows = []
     for mask, score in scores.items():
         for s in seeds:
-            row = dict(mask=mask, seed=s, accuracy=score + 0.001 * s, accuracy_ci_low=score - 0.05,
-                       accuracy_ci_high=score + 0.05, answer_nll=1 - score)
+            acc = score + rng.normal(0, noise)
+            row = dict(mask=mask, seed=s, accuracy=acc, accuracy_ci_low=acc - 0.05, accuracy_ci_high=acc + 0.05,
+                       answer_nll=1 - acc)
             if retention:
-                row.update(ppl_instruct=10 + abs(score - 0.3) * (mask != "00000"),
+                row.update(ppl_instruct=10 + abs(score - 0.3) * (mask != "00000") + rng.normal(0, 0.001),
                            ppl_text=20 + score * (mask != "00000"))
             rows.append(row)
     return pd.DataFrame(rows)
@@ -193,28 +260,40 @@ def test_lora_findings_middle_beats_full_depth():
               "100": 0.4, "010": 0.5, "001": 0.3,
               **{m: v for m, v in zip(segments.single_segment_masks(10),
                                       (0.45, 0.46, 0.47, 0.48, 0.49, 0.48, 0.45, 0.42, 0.4, 0.38), strict=True)}}
-    found = _by_id(paper.lora_findings(_sweep_table(scores)))
-    assert found["lora_7b_11111"].agrees is None and "2 seeds" in found["lora_7b_11111"].ours
+    findings = paper.lora_findings(_sweep_table(scores))
+    found = _by_id(findings)
+    # one claim, one row: the four 11111 numbers and the 13B/32B edge claims are one row each
+    ids = [h for f in findings for h in f.ids]
+    assert len(ids) == len(set(ids))
+    full = found["lora_1b_11111"]
+    assert full.verdict is None and "3 seeds" in full.ours
+    assert set(full.also) == {"lora_7b_11111", "lora_13b_11111", "lora_32b_11111"}
+    assert found["lora_13b_10000"].also == ("lora_32b_10000",) and "lora_32b_10000" not in found
     for hid in ("lora_7b_01000", "lora_13b_01110", "lora_32b_01100", "lora_13b_10000", "lora_1b_00001",
-                "lora_gain", "lora_edge_gap", "appA_3_peak", "appA_10_peak"):
-        assert found[hid].agrees is True, (hid, found[hid])
-    assert found["lora_gain"].value == pytest.approx(0.09)
-    assert found["appA_3_2"].value == pytest.approx(0.5005)
+                "lora_gain", "lora_edge_gap", "appA_3_peak", "appA_10_peak", "appB_middle_best"):
+        f = found[hid]
+        assert f.verdict == HOLDS, (hid, f)
+        assert f.unit == "seeds" and f.n == 3 and f.mde > 0 and f.rule
+    assert found["lora_gain"].effect == pytest.approx(0.09, abs=0.015)
+    assert "Bonferroni" in found["lora_gain"].rule and "01000" in found["lora_gain"].ours
+    assert found["appA_3_2"].value == pytest.approx(0.5, abs=0.01) and found["appA_3_2"].verdict is None
     assert {f"appB_{m}_{b}" for m in ("00000", "11111", "10000", "00001", "00110")
             for b in ("ifeval", "mtbench")} <= set(found)
-    assert found["appB_middle_best"].agrees is True
     # a sweep without the optional families still works
     small = _by_id(paper.lora_findings(_sweep_table({"00000": 0.0, "11111": 0.3, "01100": 0.2}, retention=False)))
-    assert small["lora_32b_01100"].agrees is False and "appA_3_peak" not in small
+    assert small["lora_32b_01100"].verdict == CONTRADICTED and "appA_3_peak" not in small
+    # one seed: no seed-to-seed spread, so no verdict either way
+    one = _by_id(paper.lora_findings(_sweep_table(scores, seeds=(0,))))
+    assert one["lora_7b_01000"].verdict == INCONCLUSIVE and "at least 2" in one["lora_7b_01000"].rule
 
 
 def test_compare_conventions_and_sentence():
     standard = _frame(PAPER_LIKE_CKA, base={"effective_rank": [5] * (L + 1)}, sft={"effective_rank": [5] * (L + 1)})
     authors = _frame(EARLY_DROP_CKA, base={"effective_rank": [5] * (L + 1)}, sft={"effective_rank": [5] * (L + 1)})
     table = paper.compare_conventions({"standard": standard, "paper": authors})
-    assert {"claim", "standard: ours", "paper: agrees", "same verdict"} <= set(table.columns)
+    assert {"claim", "standard: ours", "paper: verdict", "same verdict"} <= set(table.columns)
     row = table[table["claim"] == paper.BY_ID["middle_stable"].claim].iloc[0]
-    assert (row["standard: agrees"], row["paper: agrees"], row["same verdict"]) == ("yes", "no", "NO")
+    assert (row["standard: verdict"], row["paper: verdict"], row["same verdict"]) == ("holds", "contradicted", "NO")
     sentence = paper.conventions_sentence(table)
     assert "change with the conventions" in sentence and paper.BY_ID["middle_stable"].claim in sentence
     same = paper.compare_conventions({"standard": standard, "paper": standard})
@@ -227,29 +306,61 @@ def test_compare_conventions_and_sentence():
 
 def test_report_records_and_renders(tmp_path, monkeypatch):
     monkeypatch.setenv(paper.RECORDS_ENV, str(tmp_path / "rec"))
-    findings = [paper.Finding("cka_final", "0.5", None, "lost"), paper.Finding("middle_stable", "x", True, "ok"),
-                paper.Finding("swap_first", "y", False, "opposite sign")]
+    findings = [paper.Finding("cka_final", "0.5", None, "lost"),
+                paper.Finding("middle_stable", "x", HOLDS, "ok", effect=0.2, ci_low=0.1, ci_high=0.3, level=0.95,
+                              rule="holds if above 0", mde=0.14, n=10, unit="layers"),
+                paper.Finding("swap_first", "y", "contradicted", "opposite sign", effect=0.01, ci_low=0.005,
+                              ci_high=0.015, level=0.95, rule="r", mde=0.007, n=50),
+                paper.Finding("swap_last", "z", INCONCLUSIVE, "", effect=0.0, ci_low=-0.01, ci_high=0.01, level=0.95)]
     out = paper.report(findings, pair="toy", settings={"n": 3})
     text = getattr(out, "data", out)
-    assert text.startswith("| claim | paper (model) | ours | agrees? | why |")
-    assert "1 of 2 comparable claims hold on `toy`" in text
-    assert "Not reproduced: " + paper.BY_ID["swap_first"].claim + " — opposite sign" in text
+    assert text.startswith("| claim | paper (model) | ours | effect [95 % interval] | MDE | verdict |")
+    assert "**holds**" in text and "**contradicted**" in text and "**inconclusive**" in text
+    assert "✓" not in text and "✗" not in text
+    assert "+0.200 [+0.100, +0.300] (95%)" in text
+    assert "1 hold, 1 contradicted, 1 inconclusive (of 3 distinct comparisons) on `toy`" in text
+    assert "Contradicted: " + paper.BY_ID["swap_first"].claim + " — opposite sign" in text
     assert "1 more number is shown for scale only" in text
     stored = json.loads((tmp_path / "rec" / "01_divergence.json").read_text())
     assert set(stored["findings"]) == {"cka_final", "middle_stable"} and stored["pair"] == "toy"
-    assert set(paper.read_records(tmp_path / "rec")) == {"cka_final", "middle_stable", "swap_first"}
+    assert stored["findings"]["middle_stable"]["verdict"] == "holds"
+    assert stored["findings"]["middle_stable"]["ci_low"] == 0.1
+    assert set(paper.read_records(tmp_path / "rec")) == {"cka_final", "middle_stable", "swap_first", "swap_last"}
+
+
+def test_one_comparison_standing_for_two_claims_is_recorded_and_counted_once(tmp_path, monkeypatch):
+    monkeypatch.setenv(paper.RECORDS_ENV, str(tmp_path / "rec"))
+    f = paper.Finding("lora_13b_10000", "x", HOLDS, effect=-0.05, ci_low=-0.08, ci_high=-0.02, level=0.95,
+                      also=("lora_32b_10000",))
+    text = getattr(paper.report([f], pair="toy"), "data", None) or paper.report([f], pair="toy")
+    assert "(of 1 distinct comparison)" in text and "0.22 (OLMo2-13B); 0.25 (OLMo2-32B)" in text
+    records = paper.read_records(tmp_path / "rec")
+    assert records["lora_32b_10000"]["same_as"] == "lora_13b_10000"
+    md = paper.paper_vs_ours_markdown({"toy": records})
+    number = 1 + [h.id for h in paper.HEADLINES].index("lora_13b_10000")
+    row = next(line for line in md.splitlines() if paper.BY_ID["lora_32b_10000"].claim in line
+               and "OLMo2-32B" in line)
+    assert f"same comparison as #{number}" in row
+    with pytest.raises(ValueError, match="unknown headline"):
+        paper.Finding("lora_13b_10000", "x", also=("nope",))
 
 
 def test_paper_vs_ours_table_lists_every_headline():
-    md = paper.paper_vs_ours_markdown({"toy": {"cka_final": {"ours": "0.5", "agrees": None},
-                                              "middle_stable": {"ours": "x", "agrees": True}},
+    md = paper.paper_vs_ours_markdown({"toy": {"cka_final": {"ours": "0.5", "verdict": None},
+                                              "middle_stable": {"ours": "x", "verdict": "holds", "effect": 0.2,
+                                                                "ci_low": 0.1, "ci_high": 0.3, "level": 0.95},
+                                              "cka_plateau": {"ours": "y", "verdict": "inconclusive", "effect": 0.0,
+                                                              "ci_low": -0.1, "ci_high": 0.1, "level": 0.95}},
                                       "olmo2-1b": {}})
     lines = [line for line in md.splitlines() if line.startswith("| ")]
     assert len(lines) == 1 + len(paper.HEADLINES)
     assert "ours: `toy`" in lines[0] and "ours: `olmo2-1b`" in lines[0]
     stable = next(line for line in lines if paper.BY_ID["middle_stable"].claim in line)
-    assert "x ✓" in stable and "not run" in stable
+    assert "x — +0.200 [+0.100, +0.300] (95%) → **holds**" in stable and "not run" in stable
+    plateau = next(line for line in lines if paper.BY_ID["cka_plateau"].claim in line)
+    assert "**inconclusive**" in plateau
     assert "(../notebooks/01_divergence.ipynb)" in stable
+    assert "✓" not in md and "✗" not in md and "**contradicted**" in md  # the legend names all three
 
 
 def test_collect_records_current_pair_first(tmp_path, monkeypatch):

@@ -132,7 +132,9 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     table = (html / "book" / "paper_vs_ours.html").read_text()
     assert table.count("<tr") >= len(paper.HEADLINES) + 1
     assert "mbt:paper-vs-ours" not in table
-    assert "ours: `tiny-quick`" in (stage / "book" / "paper_vs_ours.md").read_text()
+    collected = (stage / "book" / "paper_vs_ours.md").read_text()
+    assert "ours: `tiny-quick`" in collected
+    assert "✓" not in collected and re.search(r"\*\*(holds|contradicted|inconclusive)\*\*", collected)
     methods = (html / "book" / "methods.html").read_text()
     assert "erank_power" in methods, "the generated conventions table"
 

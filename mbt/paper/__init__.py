@@ -4,7 +4,8 @@
 * :mod:`mbt.paper.findings` — our counterpart of each headline, computed from the library's tables;
 * :mod:`mbt.paper.records` — findings written per chapter and pair, collected for the book;
 * :mod:`mbt.paper.render` — Markdown tables and sentences;
-* :mod:`mbt.paper.store` — the results store: one versioned folder per pair, local or contributed.
+* :mod:`mbt.paper.store` — the results store: one versioned folder per pair, local or contributed;
+* :mod:`mbt.paper.verdicts` — the three-valued verdict engine every finding is decided by.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mbt.paper.store import (
     store_root,
     stores,
 )
+from mbt.paper.verdicts import Verdict
 
 __all__ = [
     "BY_ID",
@@ -50,6 +52,7 @@ __all__ = [
     "RETENTION_COLUMNS",
     "STORE_VERSION",
     "TITLES",
+    "Verdict",
     "Finding",
     "Headline",
     "StoreEntry",

@@ -32,7 +32,8 @@ def record(findings: Iterable[Finding], *, pair: str = "", settings: Mapping[str
     """Write findings to the records folder named by :data:`RECORDS_ENV` (set by the book build); else do nothing.
 
     Args:
-        findings: Findings of one chapter (or several).
+        findings: Findings of one chapter (or several). A finding that stands for several headlines
+            (``also``) is stored under each of them, the extra ones with ``same_as`` naming the first.
         pair: Label of the pair they were computed on.
         settings: What produced them (sample sizes, datasets, conventions): stored with the records.
     """
@@ -49,6 +50,8 @@ def record(findings: Iterable[Finding], *, pair: str = "", settings: Mapping[str
         data["settings"] = dict(settings or {})
         for f in found:
             data["findings"][f.id] = dataclasses.asdict(f)
+            for alias in f.also:  # the same comparison: one verdict, listed under every headline it stands for
+                data["findings"][alias] = {**dataclasses.asdict(f), "id": alias, "same_as": f.id}
         blob = json.dumps(data, indent=1, default=str)
         atomic_write(path, lambda tmp, blob=blob: tmp.write_text(blob))
 

@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 
 from mbt.metrics.conventions import PRESETS, Conventions
-from mbt.paper.findings import Finding, convergence_findings, divergence_findings
+from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
 from mbt.paper.headlines import BY_ID, HEADLINES, TITLES
 from mbt.paper.records import record
+from mbt.paper.verdicts import Verdict, verdict_label
 
 __all__ = [
     "compare_conventions",
@@ -27,28 +28,47 @@ __all__ = [
 ]
 
 
-def _mark(agrees: bool | None) -> str:
-    return "—" if agrees is None else ("yes" if agrees else "no")
+def _word(verdict: Any) -> str:
+    """The verdict as a word (``holds``, ``contradicted``, ``inconclusive``), ``—`` for a scale row."""
+    return "—" if verdict in (None, "") else verdict_label(verdict)
 
 
 def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _claims(f: Finding) -> str:
+    return " / ".join(dict.fromkeys(BY_ID[h].claim for h in f.ids))
+
+
+def _papers(f: Finding) -> str:
+    return "; ".join(f"{BY_ID[h].paper} ({BY_ID[h].model})" for h in f.ids)
+
+
+def _mde(f: Finding) -> str:
+    return "—" if f.mde is None or f.mde != f.mde else f"{f.mde:.3g}"
+
+
 def _sentence(findings: Sequence[Finding], pair: str) -> str:
-    agree = [f for f in findings if f.agrees is True]
-    differ = [f for f in findings if f.agrees is False]
-    other = [f for f in findings if f.agrees is None]
+    """``"k hold, m contradicted, n inconclusive (of N distinct comparisons) on `pair`."`` plus what failed."""
+    judged = [f for f in findings if f.verdict is not None]
+    other = [f for f in findings if f.verdict is None]
     where = f" on `{pair}`" if pair else ""
-    if not agree and not differ:
+    if not judged:
         return f"None of these numbers can be compared directly{where}; they are shown for scale only."
-    n = len(agree) + len(differ)
-    parts = [f"{len(agree)} of {n} comparable claim{'s' if n != 1 else ''} hold{'s' if n == 1 else ''}{where}"]
-    if agree:
-        parts[0] += ": " + "; ".join(dict.fromkeys(BY_ID[f.id].claim for f in agree))
-    if differ:
-        parts.append("Not reproduced: " + "; ".join(dict.fromkeys(f"{BY_ID[f.id].claim} — {f.note}"
-                                                                   for f in differ)))
+    count = {v: [f for f in judged if f.verdict == v] for v in Verdict}
+    n = len(judged)
+    parts = [f"{len(count[Verdict.HOLDS])} hold, {len(count[Verdict.CONTRADICTED])} contradicted, "
+             f"{len(count[Verdict.INCONCLUSIVE])} inconclusive (of {n} distinct comparison{'s' if n != 1 else ''})"
+             f"{where}, each at the 95 % level"]
+    if count[Verdict.HOLDS]:
+        parts.append("Holds: " + "; ".join(_claims(f) for f in count[Verdict.HOLDS]))
+    if count[Verdict.CONTRADICTED]:
+        parts.append("Contradicted: " + "; ".join(f"{_claims(f)} — {f.note}" if f.note else _claims(f)
+                                                   for f in count[Verdict.CONTRADICTED]))
+    if count[Verdict.INCONCLUSIVE]:
+        parts.append("Inconclusive (this sample cannot tell): " + "; ".join(_claims(f)
+                                                                            for f in count[Verdict.INCONCLUSIVE]))
     if other:
         parts.append(f"{len(other)} more number{'s are' if len(other) != 1 else ' is'} shown for scale only")
     return ". ".join(parts) + "."
@@ -57,17 +77,22 @@ def _sentence(findings: Sequence[Finding], pair: str) -> str:
 def report(findings: Sequence[Finding], *, pair: str = "", settings: Mapping[str, Any] | None = None) -> Any:
     """Record findings (see :func:`record`) and render them: a paper-vs-ours table and a computed sentence.
 
+    One row per distinct comparison: the claim(s), the paper's value(s) with the model, our value,
+    the effect with its interval and level, the MDE, the verdict as a word and the rule.
+
     Returns:
         An ``IPython.display.Markdown`` object (a notebook shows it as formatted text), or the
         Markdown string when IPython is missing.
     """
     findings = list(findings)
     record(findings, pair=pair, settings=settings)
-    lines = ["| claim | paper (model) | ours | agrees? | why |", "|---|---|---|---|---|"]
+    lines = ["| claim | paper (model) | ours | effect [95 % interval] | MDE | verdict | rule and note |",
+             "|---|---|---|---|---|---|---|"]
     for f in findings:
-        h = BY_ID[f.id]
-        lines.append(f"| {_md_cell(h.claim)} | {_md_cell(h.paper)} ({_md_cell(h.model)}) | {_md_cell(f.ours)} | "
-                     f"{_mark(f.agrees)} | {_md_cell(f.note)} |")
+        why = "; ".join(x for x in (f.rule, f.note) if x)
+        verdict = f"**{_word(f.verdict)}**" if f.verdict is not None else "shown for scale"
+        lines.append("| " + " | ".join(_md_cell(c) for c in (_claims(f), _papers(f), f.ours, f.interval_text(),
+                                                               _mde(f), verdict, why)) + " |")
     text = "\n".join(lines) + "\n\n" + _sentence(findings, pair)
     try:
         from IPython.display import Markdown
@@ -76,8 +101,19 @@ def report(findings: Sequence[Finding], *, pair: str = "", settings: Mapping[str
     return Markdown(text)
 
 
+def _record_interval(f: Mapping[str, Any]) -> str:
+    """The effect and interval of a stored finding (``""`` for a scale row)."""
+    if f.get("effect") is None:
+        return ""
+    return interval_text(f.get("effect"), f.get("ci_low"), f.get("ci_high"), f.get("level") or 0.95)
+
+
 def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """The book's "Paper vs ours" table: every headline, the paper's value and ours for each recorded pair.
+
+    Each cell holds our value, the effect with its interval and the verdict as a word (**holds**,
+    **contradicted**, **inconclusive**; none for a scale row). A headline that is the same comparison
+    as an earlier row on that pair (``same_as``) points to it and is not counted again.
 
     Args:
         records: ``{pair label: {headline id: finding dict}}`` (see :func:`read_records`).
@@ -86,6 +122,7 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
         A Markdown table (MyST) with one row per :data:`HEADLINES` entry.
     """
     pairs = list(records)
+    number = {h.id: i for i, h in enumerate(HEADLINES, start=1)}
     head = ["#", "claim", "paper", "paper's model", *[f"ours: `{p}`" for p in pairs], "how ours is computed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, h in enumerate(HEADLINES, start=1):
@@ -94,13 +131,24 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
             f = records[p].get(h.id)
             if f is None:
                 cells.append("not run")
+            elif f.get("same_as") and f["same_as"] in number:
+                cells.append(_md_cell(f"same comparison as #{number[f['same_as']]}"))
             else:
-                verdict = {True: " ✓", False: " ✗", None: ""}[f.get("agrees")]
-                cells.append(_md_cell(f"{f.get('ours', '')}{verdict}"))
+                verdict = f.get("verdict")
+                interval = _record_interval(f)
+                text = " — ".join(x for x in (str(f.get("ours", "")), interval) if x)
+                if verdict:
+                    text += f" → **{_word(verdict)}**"
+                elif "agrees" in f:
+                    text += " (record from before calibrated verdicts: rebuild)"
+                cells.append(_md_cell(text))
         cells.append(f"[{TITLES[h.chapter]}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
         lines.append("| " + " | ".join(cells) + " |")
-    legend = ("✓ the paper's claim holds on that pair, ✗ it does not, no mark: shown for scale only "
-              "(the paper's number was lost, or the quantity depends on model size or set-up).")
+    legend = ("**holds**: the 95 % interval of the effect lies entirely on the side the paper claims; "
+              "**contradicted**: entirely on the other side; **inconclusive**: the interval straddles the "
+              "threshold, so this sample cannot tell. No verdict: shown for scale only (the paper's number was "
+              "lost, or the quantity depends on model size or set-up). \"same comparison as #k\": the claim maps "
+              "to the same test on that pair as row k and is counted once.")
     return "\n".join(lines) + "\n\n" + legend + "\n"
 
 
@@ -112,7 +160,8 @@ def compare_conventions(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
     Returns:
         One row per claim (Fig. 1 and Fig. 2 findings), with ``claim``, per preset ``<preset>: ours``
-        and ``<preset>: agrees``, and ``survives`` — the verdict is the same under every preset.
+        and ``<preset>: verdict`` (a word, ``—`` for a scale row), and ``same verdict`` — ``yes`` when
+        the verdict is the same under every preset, ``NO`` otherwise, ``—`` for scale rows.
     """
     per: dict[str, dict[str, Finding]] = {}
     for name, frame in frames.items():
@@ -126,8 +175,8 @@ def compare_conventions(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         for name in frames:
             f = per[name].get(hid)
             row[f"{name}: ours"] = f.ours if f else "—"
-            row[f"{name}: agrees"] = _mark(f.agrees if f else None)
-            verdicts.append(f.agrees if f else None)
+            row[f"{name}: verdict"] = _word(f.verdict if f else None)
+            verdicts.append(f.verdict if f else None)
         known = [v for v in verdicts if v is not None]
         row["same verdict"] = "—" if len(known) < len(verdicts) else ("yes" if len(set(known)) == 1 else "NO")
         rows.append(row)

@@ -76,6 +76,7 @@ __all__ = [
     "markdown_table",
     "mde",
     "normal_quantile",
+    "pct",
     "seed_contrast",
     "sign_flip_pvalue",
     "summary_sentence",
@@ -571,6 +572,12 @@ class Decision:
                 "rule": self.rule, "scale": self.scale}
 
 
+def pct(level: float) -> str:
+    """A confidence level as a percentage: ``"95%"``, or ``"99.17%"`` for a Bonferroni level (never 100 %)."""
+    text = f"{100 * level:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
 def _fmt(x: float, digits: int) -> str:
     if not math.isfinite(x):
         return "n/a"
@@ -615,7 +622,7 @@ def direction(
     if level is not None and abs(level - interval.level) > 1e-12:
         raise ValueError(f"the claim's level {level} differs from the interval's {interval.level}")
     verdict = _direction_verdict(interval.low, interval.high, side, threshold)
-    rule = (f"holds if the {interval.level:.0%} interval ({interval.method}) lies entirely "
+    rule = (f"holds if the {pct(interval.level)} interval ({interval.method}) lies entirely "
             f"{'above' if side > 0 else 'below'} {threshold:g}, contradicted if entirely on the other side")
     return Decision(verdict, interval.estimate, interval.low, interval.high, interval.level, rule, interval.mde,
                     interval.n, interval.unit, interval.p)
@@ -655,7 +662,7 @@ def equivalence(
         verdict = Verdict.CONTRADICTED
     else:
         verdict = Verdict.INCONCLUSIVE
-    rule = (f"holds if the {interval.level:.0%} interval ({interval.method}) lies within ±{margin:g}, "
+    rule = (f"holds if the {pct(interval.level)} interval ({interval.method}) lies within ±{margin:g}, "
             "contradicted if it lies entirely outside")
     return Decision(verdict, interval.estimate, lo, hi, interval.level, rule, interval.mde, interval.n,
                     interval.unit, interval.p)
@@ -961,7 +968,7 @@ def curve_correlation(
     xr, yr = proj @ xs, proj @ ys
     nx, ny = float(np.linalg.norm(xr)), float(np.linalg.norm(yr))
     rule = (f"partial Pearson r over layers given a degree-{degree} spline with {k} knots in depth; holds if the "
-            f"{level:.0%} interval (r ± the {level:.0%} quantile of |r| under {surrogates} surrogates of the "
+            f"{pct(level)} interval (r ± the {pct(level)} quantile of |r| under {surrogates} surrogates of the "
             f"second curve) excludes 0 with sign {'+' if side > 0 else '−'}, contradicted if it excludes 0 "
             "with the other sign")
     if nx <= 1e-12 * max(1.0, float(np.abs(xs).max())) or ny <= 1e-12 * max(1.0, float(np.abs(ys).max())):
@@ -1092,7 +1099,7 @@ def effect_text(decision: Decision | Interval, digits: int = 3) -> str:
         est, lo, hi, level = decision.effect, decision.ci_low, decision.ci_high, decision.level
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return f"{_fmt(est, digits)} (no interval)"
-    return f"{_fmt(est, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}] ({level:.0%})"
+    return f"{_fmt(est, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}] ({pct(level)})"
 
 
 def markdown_table(rows: Iterable[Decision], digits: int = 3) -> str:
