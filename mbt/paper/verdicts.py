@@ -38,23 +38,35 @@ model: the relative mean shift ``‖μ_SFT − μ_Base‖ / ‖μ_Base‖`` (nor
 the same layer) and the relative weight change ``‖Δθ‖_F / ‖θ_Base‖_F`` per block, compared with
 ``statistic="ratio"`` (band ÷ reference − 1).
 
-Everything here is numpy / pandas / the standard library: the Student t quantile is computed from
-the regularised incomplete beta function (continued fraction) and bisection.
+The intervals and distributions live in :mod:`mbt.paper.intervals` (re-exported here). Everything is
+numpy / pandas / the standard library.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mbt.paper.intervals import (
+    POWER,
+    Interval,
+    bootstrap_expansion,
+    bootstrap_interval,
+    check_level,
+    interval_from_summary,
+    mde,
+    normal_quantile,
+    sign_flip_pvalue,
+    t_cdf,
+    t_interval,
+    t_quantile,
+)
 
 __all__ = [
     "BANDS",
@@ -87,9 +99,6 @@ __all__ = [
     "verdict_label",
 ]
 
-POWER = 0.80
-"""Power at which the minimum detectable effect is defined."""
-
 BANDS: dict[str, tuple[float, float]] = {"early": (-1.0, 0.2), "middle": (0.2, 0.8), "last": (0.8, 1.0)}
 """Depth bands of the paper as half-open intervals ``(lo, hi]`` of relative depth ``l / L``
 (``lo < 0`` so that the embedding output, depth 0, belongs to the early band)."""
@@ -104,355 +113,6 @@ class Verdict(StrEnum):
     HOLDS = "holds"
     CONTRADICTED = "contradicted"
     INCONCLUSIVE = "inconclusive"
-
-
-# ==============================================================================================
-# Distributions (no SciPy)
-# ==============================================================================================
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes §6.4)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < eps:
-            return h
-    raise ArithmeticError(f"incomplete beta continued fraction did not converge (a={a}, b={b}, x={x})")
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function ``I_x(a, b)`` for ``a, b > 0`` and ``0 ≤ x ≤ 1``."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    r"""Cumulative distribution function of Student's t.
-
-    ``F(t) = 1 − ½·I_{df/(df+t²)}(df/2, ½)`` for ``t ≥ 0`` and ``F(t) = 1 − F(−t)`` otherwise, with
-    ``I`` the regularised incomplete beta function.
-
-    Args:
-        t: The point.
-        df: Degrees of freedom, ``> 0`` (need not be an integer: Welch intervals use fractional df).
-
-    Returns:
-        ``P(T ≤ t)`` for ``T ~ t(df)``.
-    """
-    if df <= 0:
-        raise ValueError(f"df must be > 0, got {df}")
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-@functools.lru_cache(maxsize=4096)
-def t_quantile(p: float, df: float) -> float:
-    r"""Quantile ``t_{p, df}`` of Student's t: the ``t`` with :func:`t_cdf` ``(t, df) = p``.
-
-    Found by bracketing and bisection to ``1e-12`` relative precision (e.g. ``t_{0.975, 2} = 4.3027``,
-    ``t_{0.975, 29} = 2.0452``).
-
-    Args:
-        p: Probability in ``(0, 1)``.
-        df: Degrees of freedom, ``> 0``.
-
-    Returns:
-        The quantile (negative for ``p < 0.5``).
-    """
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), got {p}")
-    if df <= 0:
-        raise ValueError(f"df must be > 0, got {df}")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e300:
-            return math.inf
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def normal_quantile(p: float) -> float:
-    """Quantile of the standard normal distribution (``statistics.NormalDist``), e.g. 1.95996 at 0.975."""
-    return NormalDist().inv_cdf(p)
-
-
-def mde(se: float, level: float = 0.95, *, df: float | None = None, power: float = POWER) -> float:
-    r"""Minimum detectable effect of a two-sided test at ``level`` with the given power.
-
-    ``MDE = (q_{(1+level)/2} + q_{power}) · SE`` with ``q`` the standard normal quantile, or the Student
-    t quantile with ``df`` degrees of freedom when ``df`` is given (e.g. ``(1.960 + 0.842)·SE = 2.80·SE``
-    at 95 % and 80 % power).
-
-    Args:
-        se: Standard error of the effect estimate.
-        level: Confidence level of the interval, in ``(0, 1)``.
-        df: Degrees of freedom of a t interval; ``None`` for a normal (bootstrap) interval.
-        power: Power in ``(0, 1)``.
-
-    Returns:
-        The MDE in the unit of the effect; NaN when ``se`` is not finite.
-    """
-    if not math.isfinite(se):
-        return float("nan")
-    if df is None:
-        return (normal_quantile((1.0 + level) / 2.0) + normal_quantile(power)) * se
-    return (t_quantile((1.0 + level) / 2.0, df) + t_quantile(power, df)) * se
-
-
-# ==============================================================================================
-# Intervals
-# ==============================================================================================
-
-
-@dataclass(frozen=True)
-class Interval:
-    """An effect estimate with its two-sided interval.
-
-    Attributes:
-        estimate: The effect.
-        low: Lower bound.
-        high: Upper bound.
-        level: Confidence level.
-        se: Standard error of the estimate (bootstrap SD, ``s/√n`` …).
-        n: Number of units of replication.
-        unit: What ``n`` counts (``"texts"``, ``"seeds"``, ``"layers"``).
-        method: How the interval was made, in words.
-        df: Degrees of freedom of a t interval (``None`` otherwise).
-        p: A p-value that accompanies the interval (NaN when none).
-    """
-
-    estimate: float
-    low: float
-    high: float
-    level: float
-    se: float
-    n: int
-    unit: str = "texts"
-    method: str = ""
-    df: float | None = None
-    p: float = float("nan")
-
-    @property
-    def mde(self) -> float:
-        """Minimum detectable effect of this interval (see :func:`mde`)."""
-        return mde(self.se, self.level, df=self.df)
-
-
-def _finite(values: Any) -> np.ndarray:
-    x = np.asarray(values, dtype=float).reshape(-1)
-    return x[np.isfinite(x)]
-
-
-def _check_level(level: float) -> None:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-
-
-def _expansion(n: int, level: float) -> float:
-    """Hesterberg's expansion of the percentile interval: ``√(n/(n−1)) · t_{q, n−1} / z_q``, ``q = (1+level)/2``."""
-    q = (1.0 + level) / 2.0
-    return math.sqrt(n / (n - 1.0)) * t_quantile(q, float(n - 1)) / normal_quantile(q)
-
-
-def bootstrap_interval(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray | None = None,
-    *,
-    level: float = 0.95,
-    n_boot: int = 2000,
-    seed: int = 0,
-    unit: str = "texts",
-) -> Interval:
-    r"""Mean (paired difference) over texts with a percentile bootstrap interval.
-
-    With ``b`` the per-text effect is ``d_i = a_i − b_i`` (paired: the same text under two
-    conditions; pairs with a NaN are dropped), otherwise ``d_i = a_i``. The estimate is
-    ``d̄ = mean_i d_i``; ``n_boot`` resamples of the ``n`` texts with replacement (seeded) give means
-    ``d̄*``; the interval is the *expanded percentile* interval (Hesterberg 2015)
-    ``d̄ + k·(Q_{(1∓level)/2}(d̄*) − d̄)`` with ``k = √(n/(n−1))·t_{q, n−1}/z_q``, ``q = (1+level)/2``:
-    the percentile interval widened for the plug-in variance and for the normal-vs-t quantile that
-    it misses at small ``n`` (``k = 1.017`` at ``n = 100``, ``1.062`` at ``n = 30``).
-    ``SE = √(n/(n−1))·sd(d̄*)``.
-
-    Args:
-        a: Per-text values (or the first condition), shape ``(n,)``.
-        b: Second condition on the same texts, shape ``(n,)``, or ``None``.
-        level: Confidence level.
-        n_boot: Number of bootstrap resamples (``≥ 100``).
-        seed: Seed of the resampling.
-        unit: Name of the unit of replication.
-
-    Returns:
-        The :class:`Interval`; bounds NaN when fewer than 2 texts remain.
-    """
-    _check_level(level)
-    if n_boot < 100:
-        raise ValueError(f"n_boot must be >= 100, got {n_boot}")
-    x = np.asarray(a, dtype=float).reshape(-1)
-    if b is not None:
-        y = np.asarray(b, dtype=float).reshape(-1)
-        if y.shape != x.shape:
-            raise ValueError(f"a and b must have the same length for a paired bootstrap, got {x.size} and {y.size}")
-        x = x - y
-    x = x[np.isfinite(x)]
-    n = int(x.size)
-    paired = ", paired" if b is not None else ""
-    method = f"expanded percentile bootstrap over {unit} ({n_boot} resamples, seed {seed}){paired}"
-    if n == 0:
-        return Interval(float("nan"), float("nan"), float("nan"), level, float("nan"), 0, unit, method)
-    est = float(x.mean())
-    if n < 2:
-        return Interval(est, float("nan"), float("nan"), level, float("nan"), n, unit, method)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    k = _expansion(n, level)
-    q_lo, q_hi = np.quantile(means, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return Interval(est, est + k * (float(q_lo) - est), est + k * (float(q_hi) - est), level,
-                    math.sqrt(n / (n - 1.0)) * float(means.std(ddof=1)), n, unit, method)
-
-
-def t_interval(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray | None = None,
-    *,
-    paired: bool = True,
-    level: float = 0.95,
-    unit: str = "seeds",
-) -> Interval:
-    r"""Mean (difference) over a few units with a Student t interval.
-
-    * one sample or ``paired``: ``d_i = a_i − b_i``, ``d̄ ± t_{(1+level)/2, n−1}·s_d/√n``;
-    * ``paired=False`` (Welch): ``ā − b̄ ± t_{(1+level)/2, ν}·√(s_a²/n_a + s_b²/n_b)`` with the
-      Welch–Satterthwaite ``ν = (s_a²/n_a + s_b²/n_b)² / ((s_a²/n_a)²/(n_a−1) + (s_b²/n_b)²/(n_b−1))``.
-
-    Exact under normal seed-to-seed noise, whatever ``n`` (``t_{0.975, 2} = 4.30`` for 3 seeds).
-
-    Args:
-        a: Values of the first condition per unit, shape ``(n_a,)``.
-        b: Second condition, shape ``(n_b,)`` (``= n_a`` when paired), or ``None`` for one sample.
-        paired: Whether ``a[i]`` and ``b[i]`` share unit ``i`` (e.g. the same seed).
-        level: Confidence level.
-        unit: Name of the unit of replication.
-
-    Returns:
-        The :class:`Interval` (``df`` set); for paired / one-sample data ``p`` is the exact
-        sign-flip permutation p-value (:func:`sign_flip_pvalue`). Bounds NaN with fewer than 2 units
-        (per group for Welch); a zero spread gives a zero-width interval.
-    """
-    _check_level(level)
-    x = np.asarray(a, dtype=float).reshape(-1)
-    q = (1.0 + level) / 2.0
-    if b is None or paired:
-        if b is not None:
-            y = np.asarray(b, dtype=float).reshape(-1)
-            if y.shape != x.shape:
-                raise ValueError(f"paired values must have the same length, got {x.size} and {y.size}")
-            x = x - y
-        x = x[np.isfinite(x)]
-        n = int(x.size)
-        method = f"Student t interval over {unit}" + (", paired" if b is not None else "")
-        if n < 2:
-            est = float(x.mean()) if n else float("nan")
-            return Interval(est, float("nan"), float("nan"), level, float("nan"), n, unit, method)
-        est, se, df = float(x.mean()), float(x.std(ddof=1)) / math.sqrt(n), float(n - 1)
-        half = t_quantile(q, df) * se
-        return Interval(est, est - half, est + half, level, se, n, unit, method, df, sign_flip_pvalue(x))
-    xa, xb = _finite(a), _finite(b)
-    na, nb = int(xa.size), int(xb.size)
-    method = f"Welch t interval over {unit}"
-    est = float(xa.mean() - xb.mean()) if na and nb else float("nan")
-    if na < 2 or nb < 2:
-        return Interval(est, float("nan"), float("nan"), level, float("nan"), na + nb, unit, method)
-    va, vb = float(xa.var(ddof=1)) / na, float(xb.var(ddof=1)) / nb
-    se = math.sqrt(va + vb)
-    if se == 0.0:
-        return Interval(est, est, est, level, 0.0, na + nb, unit, method, float(na + nb - 2))
-    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    half = t_quantile(q, df) * se
-    return Interval(est, est - half, est + half, level, se, na + nb, unit, method, df)
-
-
-@functools.lru_cache(maxsize=32)
-def _sign_patterns(n: int) -> np.ndarray:
-    """All ``2ⁿ`` sign vectors, shape ``(2ⁿ, n)`` (read-only, cached)."""
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    signs.setflags(write=False)
-    return signs
-
-
-def sign_flip_pvalue(d: Sequence[float] | np.ndarray, *, max_exact: int = 16) -> float:
-    r"""Exact two-sided sign-flip permutation p-value for paired differences having mean 0.
-
-    Under ``H₀`` (differences symmetric around 0) every sign pattern ``s ∈ {±1}ⁿ`` is equally likely;
-    ``p = #{s : |Σ s_i d_i| ≥ |Σ d_i|} / 2ⁿ``. Its smallest value is ``2/2ⁿ`` (0.25 for 3 seeds: a
-    sign-flip test alone can never reject with 3 seeds, hence the t interval).
-
-    Args:
-        d: Paired differences, shape ``(n,)``; NaNs dropped.
-        max_exact: Largest ``n`` enumerated exactly (``2ⁿ`` patterns).
-
-    Returns:
-        The p-value; NaN for ``n = 0`` or ``n > max_exact``.
-    """
-    x = _finite(d)
-    n = int(x.size)
-    if n == 0 or n > max_exact:
-        return float("nan")
-    signs = _sign_patterns(n)
-    stats = np.abs(signs @ x)
-    observed = abs(float(x.sum()))
-    return float(np.mean(stats >= observed - 1e-12 * max(1.0, observed)))
-
-
-def interval_from_summary(
-    estimate: float,
-    low: float,
-    high: float,
-    *,
-    level: float = 0.95,
-    n: int = 0,
-    unit: str = "texts",
-    method: str = "interval given by the table",
-) -> Interval:
-    """An :class:`Interval` from a table's effect and bounds (e.g. a swap sweep's ``diff_ci_low/high``).
-
-    The standard error is recovered as ``SE = (high − low) / (2·z_{(1+level)/2})`` (exact for a normal
-    interval, approximate for a bootstrap one).
-    """
-    _check_level(level)
-    se = (float(high) - float(low)) / (2.0 * normal_quantile((1.0 + level) / 2.0))
-    return Interval(float(estimate), float(low), float(high), level, se, int(n), unit, method)
 
 
 # ==============================================================================================
@@ -496,7 +156,7 @@ class Claim:
             raise ValueError(f"side must be +1 or -1, got {self.side}")
         if self.comparison == "equivalence" and not self.threshold > 0:
             raise ValueError("an equivalence claim needs a margin threshold > 0")
-        _check_level(self.level)
+        check_level(self.level)
         if not self.sources:
             object.__setattr__(self, "sources", (self.id,))
 
@@ -784,7 +444,7 @@ def band_contrast(
             rng = np.random.default_rng(seed)
             idx = rng.integers(0, n, size=(n_boot, n))
             reps = contrast(bm[idx].mean(axis=1), rm[idx].mean(axis=1))
-            k, k_se = _expansion(n, level), math.sqrt(n / (n - 1.0))
+            k, k_se = bootstrap_expansion(n, level), math.sqrt(n / (n - 1.0))
             method = f"paired expanded percentile bootstrap over texts ({n_boot} resamples, seed {seed})"
         else:
             if estimate is None:
@@ -951,7 +611,7 @@ def curve_correlation(
     """
     if side not in (-1, 1):
         raise ValueError(f"side must be +1 or -1, got {side}")
-    _check_level(level)
+    check_level(level)
     xs, ys = np.asarray(x, dtype=float).reshape(-1), np.asarray(y, dtype=float).reshape(-1)
     ds = np.arange(xs.size, dtype=float) if depth is None else np.asarray(depth, dtype=float).reshape(-1)
     if not xs.size == ys.size == ds.size:
