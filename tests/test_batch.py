@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mbt import cli, paper
-from mbt.book import builder
+from mbt.book import builder, jobs
 from mbt.paper import store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +29,9 @@ def fake_run(tmp_path, monkeypatch):
         "data": {"sft_compute": {"ratio": 0.2, "sft_tokens": 2.0, "pretrain_tokens": 10.0}},
         "quality": {"toy_math": {"base_0shot": 0.0, "base_3shot": 0.01, "sft_0shot": 0.4},
                     "weight_change": [{"attn_rel": 0.1}, {"attn_rel": 0.3}]}}))
-    monkeypatch.setattr(builder, "resolve_toy", lambda spec, progress=True: dataclasses.replace(
+    monkeypatch.setattr(jobs, "resolve_toy", lambda spec, progress=True: dataclasses.replace(
         spec, base=str(build / "base"), sft=str(build / "sft")))
-    monkeypatch.setattr(builder, "_pair_identity", lambda pair, base, sft: {"pair": pair})
+    monkeypatch.setattr(jobs, "_pair_identity", lambda pair, base, sft: {"pair": pair})
     calls: list[tuple[str, str]] = []
     fail: set[tuple[str, str]] = set()
 
@@ -48,7 +48,7 @@ def fake_run(tmp_path, monkeypatch):
         pd.DataFrame({"layer": [1], "value": [1.0]}).to_csv(tables / f"{chapter}.csv", index=False)
         out.write_text("{}")
 
-    monkeypatch.setattr(builder, "_execute", execute)
+    monkeypatch.setattr(jobs, "_execute", execute)
     return calls, fail
 
 

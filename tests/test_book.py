@@ -13,6 +13,7 @@ import pytest
 
 from mbt import book, cli, pairs, paper, segments, select
 from mbt.book import builder as book_build
+from mbt.book import jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 L = 10
@@ -559,8 +560,8 @@ def test_check_parameters_refuses_unknown_names_and_wrong_types():
 
 def test_build_refuses_bad_parameters_before_executing(tmp_path, monkeypatch):
     ran = []
-    monkeypatch.setattr(book_build, "_execute", lambda *a, **k: ran.append(a))
-    monkeypatch.setattr(book_build.toy, "build", lambda *a, **k: ran.append("toy"))
+    monkeypatch.setattr(jobs, "_execute", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(jobs.toy, "build", lambda *a, **k: ran.append("toy"))
     with pytest.raises(ValueError, match="valid names"):
         book.build("toy", parameters={"nonexistent": 1}, html=False)
     with pytest.raises(ValueError, match="must be int"):
@@ -580,8 +581,8 @@ def test_find_root_is_the_working_directory_or_refuses(tmp_path, monkeypatch):
 
 
 def test_cli_book_outside_a_checkout_is_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(book_build, "_execute", lambda *a, **k: pytest.fail("executed a chapter"))
-    monkeypatch.setattr(book_build.toy, "build", lambda *a, **k: pytest.fail("built the toy pair"))
+    monkeypatch.setattr(jobs, "_execute", lambda *a, **k: pytest.fail("executed a chapter"))
+    monkeypatch.setattr(jobs.toy, "build", lambda *a, **k: pytest.fail("built the toy pair"))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["book", "--quick"]) == 2
     err = capsys.readouterr().err

@@ -177,14 +177,14 @@ def _nothing_loads(monkeypatch):
     import mbt.pairs
     import mbt.tune.sweeps
     from mbt import data, toy
-    from mbt.book import builder as book_build
+    from mbt.book import jobs
 
     monkeypatch.setattr(mbt.pairs, "load_pair", lambda *a, **k: pytest.fail("a pair was loaded"))
     monkeypatch.setattr(mbt.pairs, "resolve_toy", lambda *a, **k: pytest.fail("the toy pair was built"))
     monkeypatch.setattr(mbt.tune.sweeps, "_resolve_base", lambda *a, **k: pytest.fail("the Base was resolved"))
     monkeypatch.setattr(data, "load_texts", lambda *a, **k: pytest.fail("texts were read"))
     monkeypatch.setattr(toy, "build", lambda *a, **k: pytest.fail("the toy pair was built"))
-    monkeypatch.setattr(book_build, "_execute", lambda *a, **k: pytest.fail("a chapter was executed"))
+    monkeypatch.setattr(jobs, "_execute", lambda *a, **k: pytest.fail("a chapter was executed"))
 
 
 @pytest.mark.parametrize("flags, match", [

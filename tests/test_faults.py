@@ -384,7 +384,7 @@ def test_a_book_build_interrupted_at_chapter_3_resumes_there(tmp_path, monkeypat
     import nbformat
 
     from mbt import book
-    from mbt.book import builder
+    from mbt.book import builder, jobs
 
     ran: list[str] = []
     fail_at = {book.CHAPTERS[2]}
@@ -395,7 +395,7 @@ def test_a_book_build_interrupted_at_chapter_3_resumes_there(tmp_path, monkeypat
             raise RuntimeError("kernel died")
         nbformat.write(nb, out)
 
-    monkeypatch.setattr(builder, "_execute", fake_execute)
+    monkeypatch.setattr(jobs, "_execute", fake_execute)
     root = builder.Path(__file__).resolve().parents[1]
     args = dict(base="b", sft="s", quick=True, root=root, stage=tmp_path / "stage", output=tmp_path / "out",
                 html=False, log=lambda _: None)

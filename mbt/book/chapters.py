@@ -1,0 +1,103 @@
+r"""The chapter notebooks: where the book root is, how a chapter is read, which parameters it declares."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ACROSS",
+    "LADDER_CHAPTERS",
+    "check_parameters",
+    "find_root",
+    "parameter_names",
+    "parameter_types",
+    "read_notebook",
+]
+
+
+ACROSS = "08_across_pairs"
+"""The cross-pair chapter: it compares the pairs in its ``pairs`` parameter (default: the SFT ladder)."""
+
+
+LADDER_CHAPTERS: tuple[str, ...] = ("01_divergence", "02_convergence", "03_probing", "04_weights")
+"""The chapters run for the other pairs the cross-pair chapter compares (LoRA is too costly for every rung)."""
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The book root: ``start`` if given, else the working directory, which must hold ``_config.yml``.
+
+    There is no fallback to the folder ``mbt`` happens to be installed from: a build (and its staged
+    notebooks and HTML) should land in the checkout the user is in, never silently in another one.
+
+    Args:
+        start: The folder given with ``--root`` (checked by :func:`build`), or ``None``.
+
+    Raises:
+        FileNotFoundError: ``start`` is ``None`` and the working directory has no ``_config.yml``.
+    """
+    if start is not None:
+        return Path(start).resolve()
+    cwd = Path.cwd()
+    if not (cwd / "_config.yml").exists():
+        raise FileNotFoundError(f"{cwd} is not the book's root (it has no _config.yml); run from the repository "
+                                "root or pass --root")
+    return cwd
+
+
+def parameter_names(notebook: Any) -> list[str]:
+    """Names assigned in a notebook's cell tagged ``parameters`` (empty if it has none)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            names = []
+            for node in ast.parse(cell.source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else (
+                    [node.target] if isinstance(node, ast.AnnAssign) else [])
+                names += [t.id for t in targets if isinstance(t, ast.Name)]
+            return names
+    return []
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+                                       "list": (list, tuple), "dict": (dict,), "tuple": (list, tuple)}
+
+
+def parameter_types(notebook: Any) -> dict[str, str]:
+    """``{name: annotation}`` of a notebook's ``parameters`` cell (``pair: str = "toy"`` gives ``"str"``)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return {node.target.id: ast.unparse(node.annotation) for node in ast.parse(cell.source).body
+                    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    return {}
+
+
+def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]]) -> None:
+    """Refuse ``--param`` values that no chosen chapter declares, or whose type differs from the declaration.
+
+    Args:
+        parameters: The extra parameters, ``{name: value}``.
+        declared: ``{chapter: {name: annotation}}`` (:func:`parameter_types` of each chosen chapter).
+
+    Raises:
+        ValueError: Naming the parameter, the chapters that declare it (or every valid name) and the type.
+    """
+    valid = sorted({name for types in declared.values() for name in types})
+    for name, value in parameters.items():
+        where = {chapter: types[name] for chapter, types in declared.items() if name in types}
+        if not where:
+            raise ValueError(f"no chosen chapter has a parameter {name!r}; valid names: {', '.join(valid)}")
+        for chapter, annotation in where.items():
+            allowed = _TYPES.get(annotation)
+            is_bool_for_number = isinstance(value, bool) and allowed is not None and bool not in allowed
+            if allowed is not None and (not isinstance(value, allowed) or is_bool_for_number):
+                raise ValueError(f"parameter {name!r} must be {annotation} (chapter {chapter} declares "
+                                 f"{name}: {annotation}), got {type(value).__name__} {value!r}")
+
+
+def read_notebook(path: str | Path) -> Any:
+    """Read a chapter from its jupytext source (``.py``), the source of truth, as an nbformat notebook."""
+    import jupytext
+
+    return jupytext.read(Path(path))

@@ -1,0 +1,395 @@
+r"""Executing chapters with papermill, one ``(pair, chapter)`` job at a time, into the pair's results store.
+
+:func:`run_chapter` executes one chapter for one pair unless it is up to date (a stamp kept beside its
+output); :func:`batch` runs chapters for several pairs (``mbt batch``), each job independent; the book build
+(:mod:`mbt.book.builder`) runs its chapters through :func:`run_chapter` too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mbt import __version__, cpu, toy
+from mbt.book.chapters import (
+    ACROSS,
+    check_parameters,
+    find_root,
+    parameter_names,
+    parameter_types,
+    read_notebook,
+)
+from mbt.pairs import get_pair, resolve_toy
+from mbt.paper.headlines import CHAPTERS
+from mbt.paper.records import RECORDS_ENV, slug
+from mbt.paper.store import store_folder, update_meta
+from mbt.results import atomic_write, file_lock
+
+__all__ = [
+    "across_pairs",
+    "batch",
+    "batch_summary",
+    "BatchJob",
+    "ChapterRun",
+    "describe_pair",
+    "fold_injected_parameters",
+    "run_chapter",
+    "toy_summary",
+]
+
+
+@dataclass
+class ChapterRun:
+    """How one chapter went in a build."""
+
+    name: str
+    status: str  # "executed", "up to date", "failed", "skipped"
+    seconds: float = 0.0
+    path: Path | None = None
+    error: str = ""
+
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent.parent  # the whole mbt package
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _pair_identity(pair: str | None, base: str | None, sft: str | None) -> dict[str, Any]:
+    """Identify the pair a build runs on without loading it (folder stats, toy settings, Hub ids)."""
+    def folder(path: str) -> Any:
+        p = Path(path)
+        if not p.is_dir():
+            return path
+        return sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir() if f.is_file())
+
+    if base or sft:
+        return {"base": str(base), "sft": str(sft), "files": [folder(str(base)), folder(str(sft))]}
+    spec = get_pair(str(pair))
+    info: dict[str, Any] = dataclasses.asdict(spec)
+    if spec.source == "toy":
+        size = toy.ladder.rung_config(spec.toy_sft_steps) if spec.toy_sft_steps else "default"
+        info["toy"] = toy.settings_hash(variant=spec.toy_variant or "toy", size=size)
+    return info
+
+
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def across_pairs(label: str, pairs: Sequence[str]) -> list[str]:
+    """The registered pairs whose chapters a build runs before the cross-pair chapter.
+
+    The pairs asked for (``--param pairs=[...]``), or, when none are asked for and the book's own pair is a
+    rung of the SFT-intensity ladder (the default ``toy`` pair is one), the whole ladder. Otherwise none:
+    the chapter then compares every pair that already has results in a store.
+    """
+    if pairs:
+        return list(pairs)
+    return list(toy.LADDER) if label in toy.LADDER else []
+
+
+def run_chapter(name: str, *, root: Path, out: Path, params: Mapping[str, Any], folder: Path,
+                identity: Mapping[str, Any], digest: str, force: bool = False, kernel_name: str = "python3",
+                timeout: int | None = None, log: Callable[[str], None] = print) -> ChapterRun:
+    """Execute one chapter for one pair into ``out``, unless it is up to date; record it in the pair's store.
+
+    A chapter is up to date when ``out`` exists and the stamp kept beside it (``.mbt-stamps.json``, under a
+    file lock, so two processes can share a folder) matches the hash of the chapter's source, the
+    parameters it declares, the ``mbt`` sources, the pair's identity and its store folder.
+
+    Args:
+        name: Chapter (:data:`~mbt.paper.headlines.CHAPTERS`).
+        root: Book root (``notebooks/<name>.py`` is read from it).
+        out: Executed notebook to write.
+        params: Parameters; each is passed only if the chapter declares it.
+        folder: The pair's store folder (findings go to ``records/``, tables to ``tables/``).
+        identity: What identifies the pair (part of the stamp).
+        digest: Hash of the ``mbt`` sources (part of the stamp).
+        force: Execute even when up to date.
+        kernel_name: Jupyter kernel.
+        timeout: Per-cell timeout in seconds.
+        log: Progress messages.
+    """
+    source = root / "notebooks" / f"{name}.py"
+    nb = read_notebook(source)
+    declared = set(parameter_names(nb))
+    params = {k: v for k, v in params.items() if k in declared}
+    records = folder / "records"
+    stamps_path = out.parent / ".mbt-stamps.json"
+    key = hashlib.sha256(json.dumps({"source": source.read_text(), "params": params, "mbt": digest,
+                                     "pair": identity, "records": str(records)}, sort_keys=True,
+                                    default=str).encode()).hexdigest()
+    if not force and _stamps(stamps_path).get(name) == key and out.exists():
+        log(f"{name}: up to date")
+        return ChapterRun(name, "up to date", path=out)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
+    (records / f"{name}.json").unlink(missing_ok=True)
+    log(f"{name}: executing ({', '.join(f'{k}={v!r}' for k, v in params.items())})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        _execute(nb, out, params, kernel_name=kernel_name, cwd=out.parent, timeout=timeout, records=records)
+    except Exception as exc:  # papermill raises its own execution error types
+        seconds = time.perf_counter() - start
+        log(f"{name}: FAILED after {seconds:.1f} s — see {out}")
+        _set_stamp(stamps_path, name, None)
+        return ChapterRun(name, "failed", seconds, out, _short_error(exc))
+    seconds = time.perf_counter() - start
+    _set_stamp(stamps_path, name, key)
+    update_meta(folder, chapters={name: {"parameters": params, "seconds": round(seconds, 1),
+                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+    log(f"{name}: done in {seconds:.1f} s")
+    return ChapterRun(name, "executed", seconds, out)
+
+
+def _stamps(path: Path) -> dict[str, str]:
+    with file_lock(path):
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, json.JSONDecodeError):
+            data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def _set_stamp(path: Path, name: str, key: str | None) -> None:
+    with file_lock(path):
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        if key is None:
+            data.pop(name, None)
+        else:
+            data[name] = key
+        blob = json.dumps(data, indent=1, sort_keys=True)
+        atomic_write(path, lambda tmp: tmp.write_text(blob))
+
+
+def describe_pair(folder: Path, label: str, spec: Any, *, base: str | None = None, sft: str | None = None,
+                  quick: bool = False) -> dict[str, Any]:
+    """Write what a store folder is about into its ``store.json``: the pair, ``mbt``'s version, the device.
+
+    For a toy pair (built by then) it also records the toy build's SFT/pretraining compute ratio and its
+    quality checks (:mod:`mbt.toy`), so the cross-pair chapter can say what each rung is.
+    """
+    import torch
+
+    info: dict[str, Any] = {"pair": label, "quick": bool(quick), "mbt": __version__,
+                            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    if spec is None:
+        info["spec"] = {"base": str(base), "sft": str(sft), "family": "custom"}
+    else:
+        info["spec"] = {k: v for k, v in dataclasses.asdict(spec).items() if k != "extras"}
+        if spec.source == "toy":
+            info["toy"] = toy_summary(Path(resolve_toy(spec, progress=False).base).parent)
+    return update_meta(folder, **info)
+
+
+def toy_summary(build_dir: Path) -> dict[str, Any]:
+    """What a toy build is, from its manifest: SFT steps, SFT ÷ pretraining tokens, task scores, weight change.
+
+    ``weight_change_rel`` is the mean over blocks of ``‖ΔW‖_F / ‖W_Base‖_F`` of the attention projections.
+    """
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    quality = manifest.get("quality", {})
+    math_q = quality.get("toy_math", {})
+    compute = manifest.get("ladder") or manifest.get("data", {}).get("sft_compute") or {}
+    rel = [row.get("attn_rel") for row in quality.get("weight_change", []) if row.get("attn_rel") is not None]
+    return {"sft_steps": manifest.get("config", {}).get("sft_steps"), "sft_tokens": compute.get("sft_tokens"),
+            "pretrain_tokens": compute.get("pretrain_tokens"), "sft_compute_ratio": compute.get("ratio"),
+            "base_exact_match": max((v for k, v in math_q.items() if k.startswith("base_") and "shot" in k),
+                                    default=None),
+            "sft_exact_match": math_q.get("sft_0shot"), "base_answer_nll": math_q.get("base_answer_nll"),
+            "sft_answer_nll": math_q.get("sft_answer_nll"),
+            "weight_change_rel": sum(rel) / len(rel) if rel else None}
+
+
+def batch(
+    pairs: Sequence[str],
+    *,
+    chapters: Sequence[str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    quick: bool = False,
+    root: str | Path | None = None,
+    stage: str | Path | None = None,
+    force: bool = False,
+    kernel_name: str = "python3",
+    timeout: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[BatchJob]:
+    """Execute chapters for several pairs with papermill, each result into its pair's store folder.
+
+    Every ``(pair, chapter)`` is an independent job: a failure is recorded and the other jobs go on; a
+    rerun executes only what is not up to date (:func:`run_chapter`), so an interrupted batch resumes and
+    two batches over the same pairs share the work safely. Executed notebooks go to
+    ``<stage>/batch/<pair>/``; findings and tables to the store (:mod:`mbt.paper.store`). To spread the jobs
+    over a cluster, run one ``mbt batch --pairs <pair>`` per node (e.g. a Slurm job array) on a shared
+    cache folder (``MBT_CACHE``).
+
+    Args:
+        pairs: Registered pair names.
+        chapters: Chapters to execute (default: all but the cross-pair chapter).
+        parameters: Extra parameters, each passed to the chapters that declare it (checked first).
+        quick: Smoke-test sizes.
+        root: Book root (default :func:`find_root`).
+        stage: Folder for executed notebooks (default ``<root>/book/_executed``).
+        force: Execute every job even when up to date.
+        kernel_name: Jupyter kernel.
+        timeout: Per-cell timeout in seconds.
+        progress: A progress bar over jobs.
+        log: Progress messages.
+
+    Returns:
+        One :class:`BatchJob` per job, in order.
+
+    Raises:
+        ValueError: Unknown pairs, chapters or parameters (before anything runs).
+    """
+    from tqdm.auto import tqdm
+
+    names = [str(p) for p in pairs]
+    if not names:
+        raise ValueError("give at least one pair")
+    for name in names:
+        get_pair(name)  # an unknown name is refused (with the valid ones) before anything runs
+    root = find_root(root)
+    wanted = [c for c in CHAPTERS if c != ACROSS] if chapters is None else list(chapters)
+    unknown = [c for c in wanted if c not in CHAPTERS]
+    if unknown:
+        raise ValueError(f"unknown chapters {unknown}; valid: {', '.join(CHAPTERS)}")
+    extra = dict(parameters or {})
+    if extra:
+        check_parameters(extra, {c: parameter_types(read_notebook(root / "notebooks" / f"{c}.py")) for c in wanted})
+    stage = Path(stage) if stage is not None else root / "book" / "_executed"
+    digest = _sources_digest()
+    jobs: list[BatchJob] = []
+    bar = tqdm(total=len(names) * len(wanted), desc="mbt batch", unit="job", disable=not progress)
+    for name in names:
+        spec = get_pair(name)
+        folder = store_folder(spec.name, quick=quick)
+        try:
+            describe_pair(folder, spec.name, spec, quick=quick)
+            identity = _pair_identity(name, None, None)
+        except Exception as exc:  # a pair that cannot be prepared fails its jobs, not the batch
+            for chapter in wanted:
+                jobs.append(BatchJob(name, chapter, ChapterRun(chapter, "failed", error=_short_error(exc))))
+                bar.update(1)
+            log(f"{name}: could not be prepared: {_short_error(exc)}")
+            continue
+        for chapter in wanted:
+            out = stage / "batch" / slug(spec.name + ("-quick" if quick else "")) / f"{chapter}.ipynb"
+            run = run_chapter(chapter, root=root, out=out, params={"pair": name, "quick": bool(quick), **extra},
+                              folder=folder, identity=identity, digest=digest, force=force, kernel_name=kernel_name,
+                              timeout=timeout, log=lambda text, name=name: log(f"{name}: {text}"))
+            jobs.append(BatchJob(name, chapter, run))
+            bar.update(1)
+    bar.close()
+    return jobs
+
+
+@dataclass
+class BatchJob:
+    """One ``(pair, chapter)`` job of :func:`batch` and how it went."""
+
+    pair: str
+    chapter: str
+    run: ChapterRun
+
+
+def batch_summary(jobs: Sequence[BatchJob]) -> str:
+    """A few lines: counts by status, then every failed job with its error."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.run.status] = counts.get(job.run.status, 0) + 1
+    lines = [", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f" ({len(jobs)} jobs)"]
+    lines += [f"FAILED {job.pair} / {job.chapter}: {job.run.error}" for job in jobs if job.run.status == "failed"]
+    return "\n".join(lines)
+
+
+def _short_error(exc: BaseException) -> str:
+    name = getattr(exc, "ename", type(exc).__name__)
+    value = str(getattr(exc, "evalue", exc)).strip().splitlines()
+    return f"{name}: {value[0] if value else ''}"[:300]
+
+
+@functools.cache
+def _kernel_manager() -> type | None:
+    """A kernel manager that talks to the kernel over local IPC sockets where the OS has them.
+
+    Nothing then listens on a TCP port, and ipykernel (≥ 7.3) no longer prints its warning about
+    unencrypted TCP once per chapter. ``None`` (nbclient's default, TCP) on Windows.
+    """
+    if os.name == "nt":
+        return None
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return IPCKernelManager
+
+
+def _execute(nb: Any, out: Path, params: Mapping[str, Any], *, kernel_name: str, cwd: Path, timeout: int | None,
+             records: Path) -> None:
+    import papermill
+
+    records.mkdir(parents=True, exist_ok=True)
+    # the kernel inherits this environment: never Agg (figures would vanish), records folder for report(),
+    # and OpenMP's bounded spin, fast on idle and busy CPUs alike (mbt.cpu; scheduling only)
+    omp = cpu.omp_environment(os.cpu_count() or 1)
+    with _environment(MPLBACKEND=None, **omp, **{RECORDS_ENV: str(records)}), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        papermill.execute_notebook(
+            nb, str(out), parameters=dict(params), kernel_name=kernel_name, cwd=str(cwd), progress_bar=False,
+            log_output=False, request_save_on_cell_execute=False, execution_timeout=timeout,
+            **({"kernel_manager_class": manager} if (manager := _kernel_manager()) else {}),
+        )
+    fold_injected_parameters(out)
+
+
+def fold_injected_parameters(path: Path) -> None:
+    """Fold the cell papermill injected (tag ``injected-parameters``): on the page its input hides behind a toggle."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+            changed = True
+    if changed:
+        nbformat.write(nb, path)
