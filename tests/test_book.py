@@ -588,3 +588,25 @@ def test_cli_book_outside_a_checkout_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mbt: error: ") and "pass --root" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_old_names_keep_working_with_a_deprecation_warning():
+    import importlib
+    import sys
+
+    from mbt import tune
+
+    with pytest.warns(DeprecationWarning, match="moved to mbt.paper.divergence_findings"):
+        assert book.divergence_findings is paper.divergence_findings
+    with pytest.warns(DeprecationWarning, match="mbt.segments.PAPER_MASKS"):
+        assert book.PAPER_MASKS == segments.PAPER_MASKS
+    with pytest.raises(AttributeError):
+        book.no_such_name  # noqa: B018
+    with pytest.warns(DeprecationWarning, match="counts blocks from 0"):
+        assert tune.segment_bounds(5, 16) == [(0, 3), (3, 6), (6, 9), (9, 12), (12, 16)]
+    sys.modules.pop("mbt.toydata", None)
+    with pytest.warns(DeprecationWarning, match="mbt.toy.corpus"):
+        toydata = importlib.import_module("mbt.toydata")
+    from mbt.toy import corpus
+
+    assert toydata.toy_math is corpus.toy_math

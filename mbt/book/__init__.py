@@ -88,3 +88,30 @@ __all__ = [
     "sweep_path",
     "weights_curve",
 ]
+
+
+_MOVED = {
+    **{name: ("mbt.paper", name) for name in (
+        "HEADLINES", "Finding", "Headline", "RECORDS_ENV", "chapter_of", "collect_records", "compare_conventions",
+        "conventions_markdown", "conventions_sentence", "convergence_findings", "correlation_findings",
+        "divergence_findings", "lora_findings", "paper_vs_ours_markdown", "probing_findings", "read_records",
+        "record", "records_root", "report", "swap_findings", "sweep_columns", "weights_findings")},
+    "PAPER_MASKS": ("mbt.segments", "PAPER_MASKS"),
+    "single_segment_masks": ("mbt.segments", "single_segment_masks"),
+    "folder_label": ("mbt.pairs", "folder_label"),
+    "evidence_curves": ("mbt.select", "evidence_curves"),
+    "CONVERGENCE_METRICS": ("mbt.metrics", "INTRINSIC_METRICS"),
+}
+"""Names that lived in the one-module ``mbt.book`` before the reproduction layer moved to :mod:`mbt.paper`."""
+
+
+def __getattr__(name: str) -> object:
+    """Old names keep working for one release, with a ``DeprecationWarning`` naming their new home."""
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        module, attr = _MOVED[name]
+        warnings.warn(f"mbt.book.{name} moved to {module}.{attr}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'mbt.book' has no attribute {name!r}")
