@@ -502,3 +502,19 @@ def test_a_sweep_killed_with_sigkill_leaves_a_readable_table_that_resumes(sweep_
     table = sweeps.read_table(out)
     assert len(table) == len(masks)
     pd.testing.assert_frame_equal(table.iloc[: len(kept)].reset_index(drop=True), kept)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b"\xff\xfe\x00", b'{"findings": [1]}'])
+def test_a_damaged_records_file_is_warned_about_and_replaced(tmp_path, monkeypatch, content):
+    from mbt import paper
+
+    folder = tmp_path / "records"
+    folder.mkdir()
+    (folder / "01_divergence.json").write_bytes(content)
+    (folder / "02_convergence.json").write_text(json.dumps({"findings": {"synchronised": {"ours": "1"}}}))
+    with pytest.warns(UserWarning, match="01_divergence.json"):
+        assert set(paper.read_records(folder)) == {"synchronised"}
+    monkeypatch.setenv(paper.RECORDS_ENV, str(folder))
+    with pytest.warns(UserWarning, match="01_divergence.json"):
+        paper.record([paper.Finding("cka_final", "0.5")], pair="p")
+    assert set(paper.read_records(folder)) == {"cka_final", "synchronised"}

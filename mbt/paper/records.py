@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ def record(findings: Iterable[Finding], *, pair: str = "", settings: Mapping[str
         return
     for chapter, found in by_chapter.items():
         path = folder / f"{chapter}.json"
-        data = json.loads(path.read_text()) if path.exists() else {"chapter": chapter, "findings": {}}
+        data = _read(path) if path.exists() else None
+        if data is None:  # absent, or unreadable (warned): this chapter's records start afresh
+            data = {"chapter": chapter, "findings": {}}
         data["pair"] = pair
         data["settings"] = dict(settings or {})
         for f in found:
@@ -56,15 +59,27 @@ def record(findings: Iterable[Finding], *, pair: str = "", settings: Mapping[str
         atomic_write(path, lambda tmp, blob=blob: tmp.write_text(blob))
 
 
+def _read(path: Path) -> dict[str, Any] | None:
+    """A records file's content, or ``None`` with a warning naming the file when it is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        warnings.warn(f"records file {path} is unreadable ({exc}); its findings are left out", stacklevel=3)
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("findings", {}), dict):
+        warnings.warn(f"records file {path} does not hold a findings object; its findings are left out",
+                      stacklevel=3)
+        return None
+    return data
+
+
 def read_records(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """All findings stored in a records folder, ``{headline id: finding dict}``."""
+    """All findings stored in a records folder, ``{headline id: finding dict}``; unreadable files are warned about."""
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(folder).glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        out.update(data.get("findings", {}))
+        data = _read(path)
+        if data is not None:
+            out.update(data.get("findings", {}))
     return out
 
 
