@@ -450,13 +450,20 @@ def _cause(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mbt`` command line; returns the exit status.
 
-    Expected failures print ``mbt: error: <cause>`` on one line and return 2; with ``--debug`` (or
-    ``MBT_DEBUG=1``) the traceback is printed as well. Other exceptions propagate (bugs).
+    Expected failures print ``mbt: error: <cause>`` on one line and return 2; Ctrl-C prints one line and
+    returns 130; with ``--debug`` (or ``MBT_DEBUG=1``) the traceback is printed as well. Other exceptions
+    propagate (bugs).
     """
     args = build_parser().parse_args(argv)
     debug = bool(args.debug) or os.environ.get("MBT_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("mbt: interrupted; finished work is kept (results are written atomically): rerun to resume",
+              file=sys.stderr)
+        return 130
     except Exception as exc:
         if not _is_expected(exc):
             raise

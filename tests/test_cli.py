@@ -280,3 +280,13 @@ def test_file_system_refusals_are_one_line(monkeypatch, capsys, error):
     assert cli.main(["pairs"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mbt: error: [Errno") and "Traceback" not in err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_pairs", interrupted)
+    assert cli.main(["pairs"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("mbt: interrupted") and err.count("\n") == 1 and "Traceback" not in err
