@@ -6,6 +6,7 @@ import os
 import random
 import resource
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -132,3 +133,11 @@ def lm_head_share(*, hidden: int, layers: int, intermediate: int, vocab: int, to
     per_layer = 4 * hidden * hidden + 3 * hidden * intermediate + 2 * tokens * hidden
     head = hidden * vocab
     return head / (layers * per_layer + head)
+
+
+def loadavg() -> str:
+    """The first three fields of ``/proc/loadavg`` (or ``n/a``): other jobs shift every benchmark number."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"

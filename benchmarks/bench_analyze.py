@@ -189,15 +189,15 @@ def paper_main(n_large: int, n_small: int, threads: int) -> None:
     print(f"paper proportions: random OLMo2 pair, {LAYERS} layers, hidden {HIDDEN}, MLP {4 * HIDDEN}, vocabulary "
           f"{VOCAB}; LM head = {100 * share:.1f}% of a forward pass's FLOPs (OLMo-2-1B: {100 * share_1b:.1f}%); "
           f"texts of {MAX_TOKENS} tokens, token-level metrics on {PAPER_TOKEN_TEXTS}; batch {BATCH}; "
-          f"{threads} threads; loadavg {_loadavg()}")
+          f"{threads} threads; loadavg {C.loadavg()}")
     rows: dict[int, dict[str, dict]] = {}
     for n in (n_small, n_large):
         rows[n] = {}
         for mode in ("floor", "mbt", "naive"):
             rows[n][mode] = r = run(mode, n, threads)
             print(f"  {mode:5s} {n:5d} texts: {r['seconds']:8.2f} s, working memory {r['work_mb']:7.1f} MB, "
-                  f"loadavg {_loadavg()}", flush=True)
-    print(f"loadavg after: {_loadavg()}")
+                  f"loadavg {C.loadavg()}", flush=True)
+    print(f"loadavg after: {C.loadavg()}")
     print(f"{'texts':>6s} {'floor s':>8s} {'analyze s':>9s} {'naive s':>8s} {'analyze MB':>10s} {'naive MB':>9s} "
           f"{'an/floor':>8s} {'an/naive t':>10s} {'an/naive mem':>12s}")
     for n, r in rows.items():
@@ -216,11 +216,6 @@ def paper_main(n_large: int, n_small: int, threads: int) -> None:
           f"analyze / naive working memory = {a['work_mb'] / max(v['work_mb'], 1e-9):.3f} (target <= 0.1)")
 
 
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def main() -> None:

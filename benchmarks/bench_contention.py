@@ -134,12 +134,6 @@ def measure(omp: dict[str, str], *, steps: int, batch: int, threads: int, conten
     return {**result, "foreign": foreign}
 
 
-def loadavg() -> str:
-    """The first three fields of ``/proc/loadavg`` (or ``n/a``)."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def main() -> None:
@@ -160,7 +154,7 @@ def main() -> None:
     print(f"{args.steps} training steps, batch {args.batch}x128, toy-default OLMo2 shape, {args.threads} threads, "
           f"{os.cpu_count()} CPUs; best of {args.repeats} runs (each the median of its steps); "
           "rival: one pure-Python busy loop")
-    print(f"loadavg before: {loadavg()}", flush=True)
+    print(f"loadavg before: {_common.loadavg()}", flush=True)
     times: dict[tuple[str, bool], list[float]] = {(k, c): [] for k in cells for c in (False, True)}
     digests: dict[str, set[str]] = {k: set() for k in cells}
     foreign: dict[tuple[str, bool], list[float]] = {key: [] for key in times}
@@ -170,11 +164,11 @@ def main() -> None:
                 r = measure(omp, steps=args.steps, batch=args.batch, threads=args.threads, contended=contended)
                 other = r["foreign"] if r["foreign"] is not None else float("nan")
                 print(f"  run: {name:12s} {'contended' if contended else 'idle':9s} {r['s_per_step']:.3f} s/step, "
-                      f"foreign busy CPUs {other:.2f}, loadavg {loadavg()}", flush=True)
+                      f"foreign busy CPUs {other:.2f}, loadavg {_common.loadavg()}", flush=True)
                 times[name, contended].append(r["s_per_step"])
                 digests[name].add(r["digest"])
                 foreign[name, contended].append(r["foreign"] if r["foreign"] is not None else float("nan"))
-    print(f"loadavg after:  {loadavg()}")
+    print(f"loadavg after:  {_common.loadavg()}")
     med = {key: min(v) for key, v in times.items()}
     old_idle = med.get(("old", False))
     print(f"{'setting':14s} {'env':36s} {'idle s/step':>11s} {'contended':>10s} {'cont/idle':>9s} "
