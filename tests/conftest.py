@@ -166,3 +166,17 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("MBT_CACHE", None)
     else:
         os.environ["MBT_CACHE"] = old
+
+
+SWEEP = dict(task="toy-math", rank=4, steps=2, batch_size=4, n_train=16, n_test=4, eval_batch_size=4, n_retention=4,
+             threads=1, progress=False)
+"""The smallest LoRA sweep recipe the sweep tests share (two steps, a handful of items)."""
+
+
+@pytest.fixture(scope="session")
+def sweep_base(tmp_path_factory, tokenizer):
+    """A saved 5-block OLMo2 Base folder for LoRA sweep tests."""
+    path = tmp_path_factory.mktemp("sweep-base") / "base"
+    make_model("olmo2", n_layers=5, hidden=32).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -12,6 +12,7 @@ import multiprocessing
 
 import pandas as pd
 import pytest
+from conftest import SWEEP
 
 from mbt.results import ResultCache, cached, locked_update, make_key
 
@@ -302,18 +303,6 @@ def test_a_non_finite_signal_names_its_blocks():
 # ----------------------------------------------------------------------------------------------
 # interrupted work resumes: nothing lost, nothing duplicated, nothing redone
 
-SWEEP = dict(task="toy-math", rank=4, steps=2, batch_size=4, n_train=16, n_test=4, eval_batch_size=4, n_retention=4,
-             threads=1, progress=False)
-
-
-@pytest.fixture(scope="module")
-def sweep_base(tmp_path_factory, tokenizer):
-    from conftest import make_model
-
-    path = tmp_path_factory.mktemp("faults-sweep") / "base"
-    make_model("olmo2", n_layers=5, hidden=32).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_a_sweep_interrupted_mid_way_resumes_without_losing_or_duplicating_rows(sweep_base, tmp_path, monkeypatch,

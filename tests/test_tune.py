@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import make_model
+from conftest import SWEEP, make_model
 from peft import get_peft_model
 from transformers import MistralConfig, Olmo2Config
 
@@ -299,16 +299,10 @@ def test_truncation_is_reported(tokenizer):
 # sweeps
 # ------------------------------------------------------------------------------------------------
 
-SWEEP = dict(task="toy-math", rank=4, steps=2, batch_size=4, n_train=16, n_test=4, eval_batch_size=4, n_retention=4,
-             threads=1, progress=False)
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, tokenizer):
-    path = tmp_path_factory.mktemp("tune-base") / "base"
-    make_model("olmo2", n_layers=5, hidden=32).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+@pytest.fixture
+def base_dir(sweep_base):
+    """The shared 5-block Base folder (conftest.sweep_base)."""
+    return sweep_base
 
 
 def test_sweep_runs_resumes_and_survives_a_killed_run(base_dir, tmp_path, monkeypatch):

@@ -337,6 +337,11 @@ def weights_curve(diff: pd.DataFrame, n_layers: int) -> pd.DataFrame:
                          "eq1_abs": absolute.reindex(rel.index).to_numpy(), "eq1_relative": rel.to_numpy()})
 
 
+def _store_roots(extra: Sequence[str | Path] = ()) -> list[Path]:
+    """Where results stores are read from, in order: the local store, ``extra``, the checkout's ``results/``."""
+    return [store_root(), *map(Path, extra), contributed_root(Path(__file__).resolve().parents[2])]
+
+
 def comparison_stores(names: Sequence[str], *, quick: bool = False,
                       extra: Sequence[str | Path] = ()) -> tuple[dict[str, StoreEntry], list[str]]:
     """The results stores of the pairs a cross-pair chapter compares, and the names that have none.
@@ -350,9 +355,7 @@ def comparison_stores(names: Sequence[str], *, quick: bool = False,
         quick: Read smoke-run stores.
         extra: More folders holding store folders.
     """
-    checkout = Path(__file__).resolve().parents[2]
-    roots = [store_root(), *map(Path, extra), contributed_root(checkout)]
-    found = stores(roots, quick=quick)
+    found = stores(_store_roots(extra), quick=quick)
     return {n: found[n] for n in names if n in found}, [n for n in names if n not in found]
 
 
@@ -364,8 +367,7 @@ def default_comparison(pair: str, *, quick: bool = False, extra: Sequence[str | 
     """
     if pair in LADDER:
         return list(LADDER)
-    checkout = Path(__file__).resolve().parents[2]
-    found = stores([store_root(), *map(Path, extra), contributed_root(checkout)], quick=quick)
+    found = stores(_store_roots(extra), quick=quick)
     return [pair] * (pair in found) + [name for name in found if name != pair]
 
 
