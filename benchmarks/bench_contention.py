@@ -164,7 +164,7 @@ def main() -> None:
                 r = measure(omp, steps=args.steps, batch=args.batch, threads=args.threads, contended=contended)
                 other = r["foreign"] if r["foreign"] is not None else float("nan")
                 print(f"  run: {name:12s} {'contended' if contended else 'idle':9s} {r['s_per_step']:.3f} s/step, "
-                      f"foreign busy CPUs {other:.2f}, loadavg {_common.loadavg()}", flush=True)
+                      f"foreign busy CPUs {other:.2f}, weights {r['digest']}, loadavg {_common.loadavg()}", flush=True)
                 times[name, contended].append(r["s_per_step"])
                 digests[name].add(r["digest"])
                 foreign[name, contended].append(r["foreign"] if r["foreign"] is not None else float("nan"))
@@ -180,12 +180,24 @@ def main() -> None:
         runs = " | ".join(" ".join(f"{x:.2f} ({f:.1f})" for x, f in zip(times[name, c], foreign[name, c], strict=True))
                           for c in (False, True))
         print(f"{name:14s} {env:36s} {idle:11.3f} {busy:10.3f} {busy / idle:9.2f} {rel}  {runs}")
+    if old_idle and args.repeats > 1:  # the machine's speed drifts over minutes: compare within each repeat
+        print("paired within each repeat (medians over repeats): contended ÷ idle of the same setting, "
+              "idle ÷ old idle of the same repeat")
+        for name in cells:
+            within = [b / a for a, b in zip(times[name, False], times[name, True], strict=True)]
+            vs_old = [a / o for a, o in zip(times[name, False], times["old", False], strict=True)]
+            print(f"  {name:14s} contended/idle {statistics.median(within):5.2f} "
+                  f"(runs {' '.join(f'{x:.2f}' for x in within)})   idle/old {statistics.median(vs_old):5.2f} "
+                  f"(runs {' '.join(f'{x:.2f}' for x in vs_old)})")
     same = len(set().union(*digests.values())) == 1
     every = [f for v in foreign.values() for f in v if f == f]
     if every:
         print(f"foreign busy CPUs (kept busy by processes outside this benchmark, per run in brackets): median "
               f"{statistics.median(every):.2f}, max {max(every):.2f} (0 = the machine was otherwise idle)")
     print(f"trained weights identical across all settings and runs: {same}")
+    if not same:
+        for name, found in digests.items():
+            print(f"  {name}: {' '.join(sorted(found))}")
 
 
 if __name__ == "__main__":

@@ -224,8 +224,8 @@ class _Reducer:
             sel = batch.index < self.n_token
             if bool(sel.any()):
                 states, mask, index = batch.states[sel], batch.mask[sel], batch.index[sel].cpu()
-                for name in self.token_metrics:
-                    values = TOKEN_METRICS[name](states, mask, conventions=self.conv)
+                computed = M.token_metrics(states, mask, self.token_metrics, conventions=self.conv)
+                for name, values in computed.items():
                     if bool(torch.isinf(values).any()):
                         require_finite(values[~torch.isnan(values)],
                                        f"{self.role} model, layer {batch.layer}, metric {name}")

@@ -182,6 +182,7 @@ def _cmd_tune_sweep(args: argparse.Namespace) -> int:
     from mbt.pairs import get_pair
     from mbt.segments import resolve_masks
     from mbt.tune import summarize_sweep, sweep
+    from mbt.workers import check_workers
 
     # every argument that needs no model is checked before one is built, loaded or trained
     if args.pair is not None and args.base:
@@ -197,6 +198,7 @@ def _cmd_tune_sweep(args: argparse.Namespace) -> int:
                         ("--max-length", args.max_length), ("--n-test", args.n_test),
                         ("--n-retention", args.n_retention), ("--threads", args.threads)):
         _at_least(flag, value)
+    check_workers(args.workers, name="--workers")
     for flag, number in (("--lr", args.lr), ("--alpha-over-r", args.alpha_over_r)):
         if not (math.isfinite(number) and number > 0):
             raise ValueError(f"{flag} must be a positive number, got {number}")
@@ -207,7 +209,8 @@ def _cmd_tune_sweep(args: argparse.Namespace) -> int:
         mlp=args.mlp, alpha_over_r=args.alpha_over_r, rslora=args.rslora, steps=args.steps, lr=args.lr,
         batch_size=args.batch_size, micro_batch_size=args.micro_batch_size, n_train=args.n_train,
         loss_on=args.loss_on, max_length=args.max_length, n_test=args.n_test, n_retention=args.n_retention,
-        threads=args.threads, device=args.device, data_path=_data_path(args.data_path), progress=True,
+        threads=args.threads, workers=args.workers, device=args.device, data_path=_data_path(args.data_path),
+        progress=True,
     )
     summary = summarize_sweep(frame)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
@@ -289,7 +292,10 @@ def _add_tune(subparsers: Any) -> None:
     p.add_argument("--data-path", default=None,
                    help="local data instead of the Hub: a folder with train and test files, or "
                         "train=PATH,test=PATH (one file for both splits is refused)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads, pinned and recorded")
+    p.add_argument("--threads", type=int, default=2, help="torch threads per run, pinned and recorded")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs side by side, each in its own process on --threads threads (0: as many as the "
+                        "CPUs fit, for a small model on the CPU); results do not depend on it")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (several GPUs)")
     p.set_defaults(func=_cmd_tune_sweep)
 

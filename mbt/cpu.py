@@ -9,22 +9,21 @@ CPU-bound process it is the slowest: a thread that spins holds a core its partne
 process) needs, and a region only ends when the descheduled partner gets a core back.
 
 The mechanism: a bounded spin, ``GOMP_SPINCOUNT=`` :data:`SPINCOUNT` (libgomp's default is
-300,000, ~3 ms by libgomp's own estimate of 100,000 spins per millisecond; 10,000 is ~0.1 ms). A
+300,000, ~3 ms by libgomp's own estimate of 100,000 spins per millisecond; 3,000 is ~30 µs). A
 waiting thread spins that long and then sleeps: long enough to cover the usual imbalance between
 threads at the end of a region when the cores are free, short against the scheduler's
 few-millisecond time slices when another process holds a core. Nothing is guessed at start-up
-about how busy the machine is or will become. The value comes from a sweep of spin counts on
+about how busy the machine is or will become. The value comes from sweeps of spin counts on
 toy-shaped training, idle and next to a single-threaded busy loop
-(``benchmarks/bench_contention.py --sweep``, 2 threads, 2-core machine; all numbers in
-``benchmarks/RESULTS.md``). In the one sweep that completed, contended ÷ idle s/step was 2.5–3.0
-at 10,000 (two runs), 4.3 at 30,000 and 9.8 at 100,000, and 10,000 had the lowest contended time
-(2.2–2.4 s/step; PASSIVE 2.9, 1,000 3.0, 30,000 3.0, default 2.6) with an idle time of
-0.80–0.88 s/step (PASSIVE 1.7, 1,000 1.7, 30,000 0.71). That machine was shared with other
-jobs (on average ~0.6 CPUs busy besides the benchmark, up to 1.3), which inflated some "idle"
-runs several-fold (the default's to 10.9 s/step), so the choice is provisional: rerun the sweep
-on an idle machine before tuning the value. On a saturated machine (other jobs using ~1.7 of the
-2 CPUs) the default took 39–48 s/step and 10,000 took 6.2–7.8 s/step (0.71 when idle), with
-bit-identical weights.
+(``benchmarks/bench_contention.py --sweep``, 2 threads, 2-core machine, otherwise idle; all
+numbers in ``benchmarks/RESULTS.md``). The machine's own speed drifted by up to 50 % between
+minutes, so settings are compared within each repeat (interleaved runs). Over 8 repeats, 3,000
+kept libgomp's idle speed (idle ÷ default: median 1.00) and slowed down 2.1× next to the busy
+loop (median of contended ÷ idle; the default 3.5×, 10,000 2.8×). Sleeping at once
+(``OMP_WAIT_POLICY=PASSIVE``) slowed down least (1.7×) but cost 11 % when idle (up to 47 % in
+single repeats), 1,000 and 0 between the two. Trained weights were bit-identical across
+settings, with one exception in one of those sweeps: one of its 40 runs (not recorded which)
+ended with other weights; a rerun printing each run's checksum found every run identical.
 
 libgomp reads the variable once, when it is loaded (when torch is imported), so it must be in the
 environment before that: importing :mod:`mbt` puts it into ``os.environ`` (:func:`configure`),
@@ -46,7 +45,7 @@ from pathlib import Path
 __all__ = ["SPINCOUNT", "busy_cpus", "configure", "needs_child", "omp_environment", "pinned_threads", "wait_policy"]
 
 #: Spin iterations before a waiting OpenMP thread sleeps (libgomp's default: 300,000).
-SPINCOUNT = 10_000
+SPINCOUNT = 3_000
 
 #: The OpenMP variables that decide how threads wait; a user who sets either keeps full control.
 OMP_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")

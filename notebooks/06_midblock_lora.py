@@ -72,7 +72,8 @@ preset: str = "standard"  # "standard": constant α/r; "paper": lora_alpha: 128 
 rank: int = 0  # full-depth LoRA rank that sets the budget (0: mbt.tune's default)
 steps: int = 0  # optimiser steps per run (0: mbt.tune's default, 240)
 n_test: int = 200  # held-out problems per run (accuracy and answer NLL)
-threads: int = 2  # CPU threads, pinned: CPU LoRA results are bit-identical only for the same thread count
+threads: int = 1  # CPU threads per run, pinned: CPU LoRA results are bit-identical only for the same thread count
+workers: int = 0  # runs side by side on the CPU (0: as many as the CPUs fit); results do not depend on it
 quick: bool = False  # smoke run: three masks, one seed, two steps
 
 # %%
@@ -86,7 +87,7 @@ from mbt.segments import single_segment_masks
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 S = book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps, n_test=n_test,
-                    threads=threads, quick=quick)  # the same object chapter 7 builds from the same parameters
+                    threads=threads, workers=workers, quick=quick)  # chapter 7 builds the same object
 appendix_a = appendix_a and not quick
 label = book.pair_label(P)
 print(f"{label}: L = {P.n_layers}; {S.describe()}")

@@ -71,7 +71,8 @@ preset: str = "standard"  # as in chapter 6
 rank: int = 0  # as in chapter 6
 steps: int = 0  # as in chapter 6
 n_test: int = 200  # as in chapter 6
-threads: int = 2  # as in chapter 6
+threads: int = 1  # as in chapter 6
+workers: int = 0  # as in chapter 6
 n_calibration: int = 200  # texts the selector reads (no labels are used)
 quick: bool = False  # smoke run
 
@@ -88,7 +89,7 @@ P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequen
 datasets = list(datasets) or book.default_datasets(P)
 n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
 S = book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps, n_test=n_test,
-                    threads=threads, quick=quick)  # chapter 6's sweep object: its stored table is reused
+                    threads=threads, workers=workers, quick=quick)  # chapter 6's sweep: its stored table is reused
 n_calibration = book.quick_size("n_calibration", n_calibration, quick)
 label = book.pair_label(P)
 calibration = mbt.load_texts(S.task, n=n_calibration, seed=seed)

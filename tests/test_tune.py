@@ -15,8 +15,10 @@ from peft import get_peft_model
 from transformers import MistralConfig, Olmo2Config
 
 from mbt import train, tune
+from mbt.pairs import load_pair
 from mbt.tune import DEFAULT_MASKS, budget, lora_config, segment_layers
 from mbt.tune import sweeps as tune_sweeps
+from mbt.workers import slots as workers_slots
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -540,3 +542,36 @@ def test_cli_data_path(monkeypatch, tmp_path, capsys):
     assert seen["data_path"] == "gsm8k-local"
     cli.main(["tune", "sweep", "--out", str(tmp_path / "s.parquet")])
     assert seen["data_path"] is None
+
+
+def test_sweep_side_by_side_gives_the_same_rows_as_one_at_a_time(base_dir, tmp_path, monkeypatch):
+    runs = dict(masks=["00000", "01100", "10000"], seeds=(0, 1))
+    serial = tune.sweep(str(base_dir), out=tmp_path / "serial.parquet", **runs, **SWEEP)
+    parallel = tune.sweep(str(base_dir), out=tmp_path / "parallel.parquet", workers=2, **runs, **SWEEP)
+    timing = {"seconds", "train_seconds", "finished_at"}
+    same = [c for c in tune.SWEEP_COLUMNS if c not in timing]
+    pd.testing.assert_frame_equal(serial[same], parallel[same])  # bit for bit: same runs, same threads
+    assert serial["final_loss"].notna().sum() == 4
+    # the workers' rows resume like any others: nothing is trained again, with or without workers
+    monkeypatch.setattr(tune_sweeps, "train_lora", lambda *a, **k: pytest.fail("trained again"))
+    again = tune.sweep(str(base_dir), out=tmp_path / "parallel.parquet", **runs, **SWEEP)
+    pd.testing.assert_frame_equal(again[same], serial[same])
+
+
+def test_sweep_workers_need_something_a_worker_can_load(base_dir, tokenizer, tmp_path, save_pair):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    with pytest.raises(ValueError, match="workers > 1 needs"):
+        tune.sweep(model, ["01100"], [0], out=tmp_path / "s.parquet", tokenizer=tokenizer, workers=2,
+                   **{k: v for k, v in SWEEP.items()})
+    assert not (tmp_path / "s.parquet").exists()
+    with pytest.raises(ValueError, match="whole number >= 0"):
+        tune.sweep(str(base_dir), ["01100"], [0], out=tmp_path / "s.parquet", workers=-1, **SWEEP)
+    base, sft = save_pair()
+    pair = load_pair(base=str(base), sft=str(sft))
+    assert tune_sweeps._folder_of(pair) == str(base)  # a pair loaded from folders: workers load the Base
+    assert tune_sweeps._folder_of(model) is None
+    assert tune_sweeps._auto_workers(str(base), 1, "cpu", jobs=5) == workers_slots(1, jobs=5)
+    assert tune_sweeps._auto_workers(str(base), 1, "cuda", jobs=5) == 1
+    assert tune_sweeps._auto_workers(None, 1, "cpu", jobs=5) == 1

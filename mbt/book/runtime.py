@@ -32,6 +32,7 @@ from mbt.swap import swap_sweep, token_accuracy
 from mbt.toy import LADDER
 from mbt.tune import sweep
 from mbt.weights import block_series
+from mbt.workers import check_workers
 
 __all__ = [
     "QUICK",
@@ -415,8 +416,8 @@ class LoraSweep:
 
 
 def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: Sequence[int] = (0, 1, 2),
-               preset: str = "standard", rank: int = 0, steps: int = 0, n_test: int = 200, threads: int = 2,
-               quick: bool = False) -> LoraSweep:
+               preset: str = "standard", rank: int = 0, steps: int = 0, n_test: int = 200, threads: int = 1,
+               workers: int = 0, quick: bool = False) -> LoraSweep:
     """The chapters' LoRA sweep from their parameters cell (empty / 0 = the library's default).
 
     Args:
@@ -428,7 +429,9 @@ def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: S
         rank: Full-depth LoRA rank that sets the budget (0: the library's default).
         steps: Optimiser steps per run (0: the library's default).
         n_test: Held-out problems per run.
-        threads: Pinned CPU threads (CPU results are bit-identical only for the same count).
+        threads: Pinned CPU threads per run (CPU results are bit-identical only for the same count).
+        workers: Runs side by side on the CPU (0: as many as fit, see :func:`mbt.tune.sweep`); the
+            results do not depend on it.
         quick: :data:`QUICK_SWEEP` instead of the full sweep.
     """
     task = task or default_datasets(pair, "finetune")[0]
@@ -436,7 +439,8 @@ def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: S
     seed_list = tuple(int(s) for s in seeds)
     if not seed_list:
         raise ValueError("give at least one seed")
-    options: dict[str, Any] = {"preset": preset, "n_test": int(n_test), "threads": threads}
+    options: dict[str, Any] = {"preset": preset, "n_test": int(n_test), "threads": threads,
+                               "workers": check_workers(workers)}
     if rank:
         options["rank"] = int(rank)
     if steps:

@@ -7,7 +7,9 @@ Three families, each computed in float64 on the input's device:
   :func:`spectral_norm`, and the helpers :func:`gram_eigenvalues` / :func:`singular_values`;
 * geometry (:mod:`mbt.metrics.geometry`): :func:`sparsity`, :func:`curvature` (token-level, masked);
 * similarity (:mod:`mbt.metrics.similarity`): :func:`cka`, :func:`cosine_similarity`,
-  :func:`mean_shift` (Base vs SFT, paired rows).
+  :func:`mean_shift` (Base vs SFT, paired rows);
+* :func:`token_metrics` (:mod:`mbt.metrics.tokens`): several token-level metrics of the same states,
+  validated once.
 
 Token-level functions take ``H`` of shape ``(N, T, D)`` and a mask ``(N, T)`` and return ``(N,)``
 float64 tensors; padded positions never enter a value. Matrix functions take ``X`` of shape ``(N, D)``
@@ -32,10 +34,12 @@ from mbt.metrics.spectra import (
     spectral_norm,
     spectral_summary,
 )
+from mbt.metrics.tokens import TOKEN_LEVEL, token_metrics
 
 __all__ = [
     "INTRINSIC_METRICS",
     "PRESETS",
+    "TOKEN_LEVEL",
     "Conventions",
     "cka",
     "condition_number",
@@ -53,6 +57,7 @@ __all__ = [
     "sparsity",
     "spectral_norm",
     "spectral_summary",
+    "token_metrics",
 ]
 
 INTRINSIC_METRICS: tuple[str, ...] = (

@@ -62,7 +62,12 @@ def sparsity(
     """
     conv = resolve_conventions(conventions, **overrides)
     H64, m = check_tokens(H, mask)
-    N, T, D = H64.shape
+    return _sparsity(H64, m, conv)
+
+
+def _sparsity(H64: Tensor, m: Tensor, conv: Conventions) -> Tensor:
+    """:func:`sparsity` on validated float64 states ``(N, T, D)`` with zeroed pads and a bool mask ``(N, T)``."""
+    D = H64.shape[-1]
     A = H64.abs()
     eps = float(conv.sparsity_eps)
     ref = conv.sparsity_reference
@@ -136,7 +141,12 @@ def curvature(
     """
     conv = resolve_conventions(conventions, **overrides)
     H64, m = check_tokens(H, mask)
-    N, T, D = H64.shape
+    return _curvature(H64, m, conv)
+
+
+def _curvature(H64: Tensor, m: Tensor, conv: Conventions) -> Tensor:
+    """:func:`curvature` on validated float64 states ``(N, T, D)`` with zeroed pads and a bool mask ``(N, T)``."""
+    N, T, _ = H64.shape
     device = H64.device
     nan = torch.full((), math.nan, dtype=torch.float64, device=device)
     if T < 3:

@@ -31,8 +31,10 @@ from mbt.trace import unwrap
 from mbt.tune.config import DEFAULT_TARGETS, check_preset, config_of
 from mbt.tune.lora import DEFAULT_LR, DEFAULT_STEPS, train_lora
 from mbt.tune.scoring import check_retention_paths, default_retention, evaluate_tuned
+from mbt.workers import check_workers, side_by_side, slots
 
-__all__ = ["SWEEP_COLUMNS", "read_table", "split_paths", "summarize_sweep", "sweep", "write_table"]
+__all__ = ["SIDE_BY_SIDE_PARAMS", "SWEEP_COLUMNS", "read_table", "split_paths", "summarize_sweep", "sweep",
+           "write_table"]
 
 SWEEP_COLUMNS: tuple[str, ...] = (
     "base", "task", "mask", "n_segments", "layers", "n_layers_tuned", "preset", "rank", "alpha", "scale",
@@ -181,6 +183,7 @@ def sweep(
     retention: Mapping[str, str] | None = None,
     n_retention: int = 100,
     threads: int | None = 2,
+    workers: int = 1,
     device: str | None = None,
     data_path: DataPath = None,
     retention_paths: Mapping[str, str | Path] | None = None,
@@ -232,6 +235,12 @@ def sweep(
         n_retention: texts per retention dataset.
         threads: pinned ``torch.set_num_threads`` for the whole sweep (recorded; CPU LoRA results
             depend on it). ``None`` leaves the current setting.
+        workers: runs side by side, each in its own process on ``threads`` threads
+            (:func:`mbt.workers.side_by_side`); results are those of the same runs one at a time.
+            ``0`` chooses: on the CPU, for a Base of under :data:`SIDE_BY_SIDE_PARAMS` parameters, as
+            many as fit the CPUs (``cpus // threads``), else 1. More than 1 needs a pair name, a model
+            folder, or a pair loaded in float32 from a local folder (each worker loads the Base from it;
+            a model object cannot be sent to another process).
         device: see :func:`train_lora`.
         data_path: local copy of the task's data instead of the Hub or the generator: one path for both
             splits (a folder with ``train`` and ``test`` files, or a saved ``DatasetDict``) or
@@ -258,10 +267,15 @@ def sweep(
     _check_counts(steps=steps, batch_size=batch_size, n_test=n_test, eval_batch_size=eval_batch_size,
                   n_retention=n_retention, rank=rank, micro_batch_size=micro_batch_size, n_train=n_train,
                   max_length=max_length, threads=threads)
+    check_workers(workers)
     train_path, test_path = split_paths(task, data_path)
     retention_sets = dict(retention) if retention is not None else default_retention(task)
     check_retention_paths(retention_sets, retention_paths)
     source, tokenizer, label, fingerprint = _resolve_base(pair_or_base, tokenizer)
+    shared = source if isinstance(source, str | Path) else _folder_of(pair_or_base)  # what a worker can load
+    if workers > 1 and shared is None:
+        raise ValueError("workers > 1 needs a pair name, a pair loaded from a local folder in float32, or a model "
+                         "folder: a model object cannot be sent to another process")
     n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
     resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
     settings = {
@@ -309,54 +323,109 @@ def sweep(
             del model
         return base_row
 
+    common = {"base": label, "task": task, "preset": preset, "steps": steps, "lr": lr, "batch_size": batch_size,
+              "n_train": n_train, "loss_on": loss_on, "settings_key": key}
+
+    def keep(row: dict[str, Any]) -> None:
+        nonlocal table
+        table = _append(out, pd.DataFrame([{c: row.get(c) for c in SWEEP_COLUMNS}]), key)
+
     with pinned_threads(threads):
         n_threads = torch.get_num_threads()
-        for mask in mask_list:
-            for seed in seed_list:
-                table, done = finished()  # another process may have finished this run meanwhile
-                if (mask, seed) in done:
-                    continue
-                start = time.perf_counter()
-                if set(mask) == {"0"}:
-                    metrics = base_eval()
-                    row = {"layers": "", "n_layers_tuned": 0, "rank": 0, "alpha": math.nan, "scale": math.nan,
-                           "rslora": rslora, "trainable_params": 0, "baseline_params": math.nan,
-                           "budget_ratio": 0.0, "final_loss": math.nan, "train_seconds": 0.0,
-                           "device": device or "", **{k: metrics.get(k) for k in _METRIC_KEYS}}
-                else:
-                    before = base_eval()
-                    model, info = train_lora(
-                        source, tokenizer, mask, task=task, n_train=n_train, steps=steps, lr=lr,
-                        batch_size=batch_size, micro_batch_size=micro_batch_size, rank=rank, preset=preset,
-                        targets=targets, mlp=mlp, alpha_over_r=alpha_over_r, rslora=rslora, seed=seed,
-                        loss_on=loss_on, max_length=max_length, device=device, data_path=train_path,
-                        progress=progress)
-                    metrics = evaluate_tuned(model, tokenizer, task, n_test=n_test, batch_size=eval_batch_size,
-                                             retention=retention, n_retention=n_retention, before=before,
-                                             data_path=test_path, retention_paths=retention_paths,
-                                             progress=progress)
-                    row = {"layers": ",".join(map(str, info["layers"])), "n_layers_tuned": info["n_layers_tuned"],
-                           "rank": info["rank"], "alpha": info["alpha"], "scale": info["scale"], "rslora": rslora,
-                           "trainable_params": info["trainable_params"], "baseline_params": info["baseline_params"],
-                           "budget_ratio": info["trainable_params"] / info["baseline_params"],
-                           "final_loss": info["final_loss"], "train_seconds": info["train_seconds"],
-                           "device": info["device"], **{k: metrics.get(k) for k in _METRIC_KEYS}}
-                    del model
-                row.update({
-                    "base": label, "task": task, "mask": mask, "n_segments": len(mask), "preset": preset,
-                    "seed": seed, "steps": steps, "lr": lr, "batch_size": batch_size, "n_train": n_train,
-                    "loss_on": loss_on, "seconds": time.perf_counter() - start, "threads": n_threads,
-                    "settings_key": key, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                })
-                new = pd.DataFrame([{c: row.get(c) for c in SWEEP_COLUMNS}])
-                table = _append(out, new, key)
-                done.add((mask, seed))
+        todo = [run for run in requested if run not in done]
+        for mask, seed in [run for run in todo if set(run[0]) == {"0"}]:
+            start = time.perf_counter()
+            metrics = base_eval()
+            keep({"layers": "", "n_layers_tuned": 0, "rank": 0, "alpha": math.nan, "scale": math.nan,
+                  "rslora": rslora, "trainable_params": 0, "baseline_params": math.nan, "budget_ratio": 0.0,
+                  "final_loss": math.nan, "train_seconds": 0.0, "device": device or "",
+                  **{k: metrics.get(k) for k in _METRIC_KEYS}, **common, "mask": mask, "n_segments": len(mask),
+                  "seed": seed, "seconds": time.perf_counter() - start, "threads": n_threads,
+                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        trained = [run for run in todo if set(run[0]) != {"0"}]
+        if trained:
+            n_workers = workers or _auto_workers(shared, n_threads, device, len(trained))
+            options = {
+                "out": out, "key": key, "source": source if n_workers == 1 else shared, "tokenizer": tokenizer,
+                "before": base_eval(),
+                "common": common, "threads": n_threads,
+                "train": {"task": task, "n_train": n_train, "steps": steps, "lr": lr, "batch_size": batch_size,
+                          "micro_batch_size": micro_batch_size, "rank": rank, "preset": preset,
+                          "targets": targets, "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora,
+                          "loss_on": loss_on, "max_length": max_length, "device": device,
+                          "data_path": train_path},
+                "score": {"n_test": n_test, "batch_size": eval_batch_size, "retention": retention,
+                          "n_retention": n_retention, "data_path": test_path, "retention_paths": retention_paths},
+                "progress": progress and n_workers == 1,
+            }
+            side_by_side(_train_and_score, [{"mask": m, "seed": s, **options} for m, s in trained],
+                         workers=n_workers, threads=n_threads, progress=progress and n_workers > 1,
+                         desc=f"LoRA sweep ({n_workers} side by side)",
+                         on_result=lambda _i, row: None if row is None else keep(row))
+    table, _ = finished()  # with every row, also those another process added meanwhile
     mine = table[table["settings_key"] == key]
     mine = mine[mine["mask"].isin(mask_list) & mine["seed"].astype(int).isin(seed_list)]
     order = {m: i for i, m in enumerate(mask_list)}
     mine = mine.assign(_o=mine["mask"].map(order), seed=mine["seed"].astype(int))
     mine = mine.sort_values(["_o", "seed"], kind="stable").drop(columns="_o").reset_index(drop=True)
     return mine[[c for c in SWEEP_COLUMNS if c in mine.columns]]
+
+
+def _train_and_score(*, mask: str, seed: int, out: Path, key: str, source: Any, tokenizer: Any,
+                     before: dict[str, Any], common: dict[str, Any], threads: int, train: dict[str, Any],
+                     score: dict[str, Any], progress: bool) -> dict[str, Any] | None:
+    """One trained run of :func:`sweep` as a table row, or ``None`` when the table already holds it.
+
+    Module-level so that :func:`mbt.workers.side_by_side` can run it in another process.
+    """
+    with file_lock(out):
+        current = read_table(out)
+    if ((current["settings_key"] == key) & (current["mask"].astype(str) == mask)
+            & (current["seed"].astype(int) == seed)).any():
+        return None  # another process finished this run meanwhile
+    start = time.perf_counter()
+    model, info = train_lora(source, tokenizer, mask, seed=seed, progress=progress, **train)
+    metrics = evaluate_tuned(model, tokenizer, train["task"], before=before, progress=progress, **score)
+    del model
+    return {"layers": ",".join(map(str, info["layers"])), "n_layers_tuned": info["n_layers_tuned"],
+            "rank": info["rank"], "alpha": info["alpha"], "scale": info["scale"], "rslora": train["rslora"],
+            "trainable_params": info["trainable_params"], "baseline_params": info["baseline_params"],
+            "budget_ratio": info["trainable_params"] / info["baseline_params"], "final_loss": info["final_loss"],
+            "train_seconds": info["train_seconds"], "device": info["device"],
+            **{k: metrics.get(k) for k in _METRIC_KEYS}, **common, "mask": mask, "n_segments": len(mask),
+            "seed": seed, "seconds": time.perf_counter() - start, "threads": threads,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+SIDE_BY_SIDE_PARAMS = 100_000_000
+"""Largest Base (parameters, from its config) for which ``workers=0`` runs several CPU runs side by side."""
+
+
+def _folder_of(pair_or_base: Any) -> str | None:
+    """The local Base folder of a pair loaded from it in float32 on the CPU (its weights, for a worker), or ``None``."""
+    import torch
+
+    if not isinstance(pair_or_base, ModelPair) or not Path(pair_or_base.spec.base).is_dir():
+        return None
+    module = unwrap(pair_or_base.base)
+    params = next(module.parameters(), None)
+    if params is None or params.dtype != torch.float32 or params.device.type != "cpu":
+        return None
+    return str(pair_or_base.spec.base)
+
+
+def _auto_workers(source: str | Path | None, threads: int, device: str | None, jobs: int) -> int:
+    """``workers=0``: CPU runs of a small model side by side as the CPUs allow, otherwise one at a time."""
+    import torch
+
+    on_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")) != "cpu"
+    if on_gpu or source is None:
+        return 1
+    config = config_of(_peek_config(source))
+    d, n_layers = int(config.hidden_size), int(config.num_hidden_layers)
+    ffn = int(getattr(config, "intermediate_size", 4 * d) or 4 * d)
+    params = n_layers * (4 * d * d + 3 * d * ffn) + int(config.vocab_size) * d
+    return slots(threads, jobs=jobs) if params < SIDE_BY_SIDE_PARAMS else 1
 
 
 _METRIC_KEYS = (
