@@ -138,10 +138,12 @@ def _chapters(only: str | None) -> list[str] | None:
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     from mbt.book import builder
+    from mbt.workers import check_workers
 
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     jobs = builder.batch(pairs, chapters=_chapters(args.chapters), parameters=_params(args.param), quick=args.quick,
-                         root=args.root, force=args.force, timeout=args.timeout)
+                         root=args.root, force=args.force, timeout=args.timeout,
+                         workers=check_workers(args.workers, name="--workers"))
     print(builder.batch_summary(jobs))
     return 0 if all(job.run.status != "failed" for job in jobs) else 1
 
@@ -384,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke run: tiny samples")
     p.add_argument("--force", action="store_true", help="execute every job even if it is up to date")
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--workers", type=int, default=1,
+                   help="pairs side by side, each in its own process sharing the CPUs (0: one pair per CPU)")
     p.add_argument("--root", default=None, help="repository root (default: the working directory)")
     p.set_defaults(func=_cmd_batch)
 

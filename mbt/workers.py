@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from mbt.cpu import pinned_threads
 
-__all__ = ["check_workers", "side_by_side", "slots"]
+__all__ = ["available_cpus", "check_workers", "side_by_side", "slots"]
 
 T = TypeVar("T")
 
@@ -35,16 +35,20 @@ def check_workers(workers: int, *, name: str = "workers") -> int:
     return workers
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def slots(threads: int, *, jobs: int, cpus: int | None = None) -> int:
     """How many jobs of ``threads`` threads fit side by side: ``min(jobs, max(1, cpus // threads))``.
 
     Args:
         threads: Threads per job (≥ 1).
         jobs: Number of jobs waiting.
-        cpus: CPUs to fill (default: those this process may run on).
+        cpus: CPUs to fill (default: :func:`available_cpus`).
     """
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = available_cpus() if cpus is None else cpus
     return max(1, min(int(jobs), cpus // max(1, int(threads))))
 
 

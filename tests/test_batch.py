@@ -80,6 +80,42 @@ def test_batch_runs_every_job_isolates_failures_and_resumes(fake_run, tmp_path):
     assert entry.meta["spec"]["name"] == "toy-seen" and entry.meta["device"]
 
 
+def test_batch_side_by_side_splits_by_pair_and_falls_back_when_a_worker_dies(fake_run, tmp_path, monkeypatch):
+    calls, fail = fake_run
+    fail.add(("toy-seen", "01_divergence"))
+    dispatched: list[dict] = []
+
+    def here(fn, calls_, *, workers, threads, **_):  # the worker processes, run in this process
+        assert fn is jobs.batch and workers == 2 and threads >= 1
+        dispatched.extend(calls_)
+        return [fn(**kwargs) for kwargs in calls_]
+
+    monkeypatch.setattr(jobs, "side_by_side", here)
+    stage = tmp_path / "stage"
+    got = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=2,
+                        log=lambda _: None)
+    assert [c["pairs"] for c in dispatched] == [["toy"], ["toy-seen"]]  # one pair per worker, chapters in order
+    assert all(c["chapters"] == CHAPTERS and c["stage"] == stage and "workers" not in c for c in dispatched)
+    assert [(j.pair, j.chapter) for j in got] == [(p, c) for p in ("toy", "toy-seen") for c in CHAPTERS]
+    assert _status(got)[("toy-seen", "01_divergence")] == "failed"
+
+    def dies(*_a, **_k):
+        raise RuntimeError("A process in the process pool was terminated abruptly")
+
+    monkeypatch.setattr(jobs, "side_by_side", dies)
+    fail.clear()
+    calls.clear()
+    messages: list[str] = []
+    monkeypatch.setattr(jobs, "slots", lambda threads, *, jobs: 2)  # workers=0: as many as fit (here 2)
+    again = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=0,
+                          log=messages.append)
+    assert any("one pair at a time" in m for m in messages)
+    assert calls == [("toy-seen", "01_divergence")]  # the fallback repeats no finished job
+    assert set(_status(again).values()) == {"up to date", "executed"}
+    with pytest.raises(ValueError, match="whole number"):
+        builder.batch(["toy"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=-1)
+
+
 def test_batch_refuses_bad_input_before_running(fake_run, tmp_path):
     calls, _ = fake_run
     with pytest.raises(ValueError, match="unknown pair"):

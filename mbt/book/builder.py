@@ -265,7 +265,7 @@ def build(
         if others:
             log(f"{ACROSS}: pairs it compares: {', '.join(needed)}; running their chapters first")
             batch(others, chapters=LADDER_CHAPTERS, quick=quick, root=root, stage=stage, kernel_name=kernel_name,
-                  timeout=timeout, log=log)
+                  timeout=timeout, workers=0, log=log)  # 0: one pair per CPU, side by side
     identity = _pair_identity(None if base else pair, base, sft)
     digest = _sources_digest()
 

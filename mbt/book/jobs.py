@@ -34,6 +34,7 @@ from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import RECORDS_ENV, slug
 from mbt.paper.store import store_folder, update_meta
 from mbt.results import atomic_write, file_lock
+from mbt.workers import available_cpus, check_workers, side_by_side, slots
 
 __all__ = [
     "across_pairs",
@@ -245,6 +246,7 @@ def batch(
     force: bool = False,
     kernel_name: str = "python3",
     timeout: int | None = None,
+    workers: int = 1,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[BatchJob]:
@@ -267,7 +269,11 @@ def batch(
         force: Execute every job even when up to date.
         kernel_name: Jupyter kernel.
         timeout: Per-cell timeout in seconds.
-        progress: A progress bar over jobs.
+        workers: Pairs side by side, each in its own process (:func:`mbt.workers.side_by_side`) whose
+            kernels share ``cpus // workers`` threads; ``0``: one pair per CPU. A pair's chapters always
+            run in order (a later chapter may read an earlier one's results). Messages then come from
+            the workers, prefixed with their pair.
+        progress: A progress bar over jobs (over pairs with ``workers > 1``).
         log: Progress messages.
 
     Returns:
@@ -292,6 +298,18 @@ def batch(
     if extra:
         check_parameters(extra, {c: parameter_types(read_notebook(root / "notebooks" / f"{c}.py")) for c in wanted})
     stage = Path(stage) if stage is not None else root / "book" / "_executed"
+    n_workers = check_workers(workers) or slots(1, jobs=len(names))
+    if n_workers > 1 and len(names) > 1:
+        calls = [{"pairs": [name], "chapters": wanted, "parameters": extra, "quick": quick, "root": root,
+                  "stage": stage, "force": force, "kernel_name": kernel_name, "timeout": timeout, "progress": False}
+                 for name in names]
+        n_workers = min(n_workers, len(names))
+        try:
+            per_pair = side_by_side(batch, calls, workers=n_workers, threads=max(1, available_cpus() // n_workers),
+                                    progress=progress, desc=f"mbt batch ({n_workers} pairs side by side)")
+            return [job for jobs in per_pair for job in jobs]
+        except Exception as exc:  # e.g. a worker killed for memory: finished jobs are kept, the rest go on here
+            log(f"mbt batch: side by side stopped ({_short_error(exc)}); going on one pair at a time")
     digest = _sources_digest()
     jobs: list[BatchJob] = []
     bar = tqdm(total=len(names) * len(wanted), desc="mbt batch", unit="job", disable=not progress)
