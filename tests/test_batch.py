@@ -189,3 +189,18 @@ def test_default_comparison_lists_stored_pairs_with_the_books_pair_first(tmp_pat
     assert book.default_comparison("toy") == list(toy.LADDER)
     assert book.default_comparison("olmo2-1b")[:2] == ["olmo2-1b", "a"]
     assert book.default_comparison("other") == ["a", "olmo2-1b"]
+
+
+def test_batch_side_by_side_starts_the_strongest_ladder_rungs_first(fake_run, tmp_path, monkeypatch):
+    order: list[list[str]] = []
+
+    def here(fn, calls_, **_):
+        order.extend(c["pairs"] for c in calls_)
+        return [fn(**kwargs) for kwargs in calls_]
+
+    monkeypatch.setattr(jobs, "side_by_side", here)
+    pairs = ["toy-sft10", "toy", "toy-sft150", "toy-seen"]
+    got = builder.batch(pairs, chapters=CHAPTERS[:1], root=ROOT, stage=tmp_path / "stage", progress=False,
+                        workers=2, log=lambda _: None)
+    assert order == [["toy-sft150"], ["toy-sft10"], ["toy"], ["toy-seen"]]  # longest first, stable otherwise
+    assert [j.pair for j in got] == pairs  # the jobs come back in the order asked for

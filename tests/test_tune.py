@@ -575,3 +575,9 @@ def test_sweep_workers_need_something_a_worker_can_load(base_dir, tokenizer, tmp
     assert tune_sweeps._auto_workers(str(base), 1, "cpu", jobs=5) == workers_slots(1, jobs=5)
     assert tune_sweeps._auto_workers(str(base), 1, "cuda", jobs=5) == 1
     assert tune_sweeps._auto_workers(None, 1, "cpu", jobs=5) == 1
+
+
+def test_side_by_side_runs_start_with_the_deepest_backward_pass():
+    masks = ["00001", "01100", "11111", "00110", "10000", "01110"]
+    ranked = sorted(masks, key=tune_sweeps._run_cost, reverse=True)
+    assert ranked == ["11111", "10000", "01110", "01100", "00110", "00001"]

@@ -304,10 +304,14 @@ def batch(
                   "stage": stage, "force": force, "kernel_name": kernel_name, "timeout": timeout, "progress": False}
                  for name in names]
         n_workers = min(n_workers, len(names))
+        # the ladder's strongest rungs take longest: start them first, so no worker idles at the end
+        order = sorted(range(len(names)), key=lambda i: -(get_pair(names[i]).toy_sft_steps or 0))
         try:
-            per_pair = side_by_side(batch, calls, workers=n_workers, threads=max(1, available_cpus() // n_workers),
-                                    progress=progress, desc=f"mbt batch ({n_workers} pairs side by side)")
-            return [job for jobs in per_pair for job in jobs]
+            per_pair = side_by_side(batch, [calls[i] for i in order], workers=n_workers,
+                                    threads=max(1, available_cpus() // n_workers), progress=progress,
+                                    desc=f"mbt batch ({n_workers} pairs side by side)")
+            by_index = dict(zip(order, per_pair, strict=True))
+            return [job for i in range(len(names)) for job in by_index[i]]
         except Exception as exc:  # e.g. a worker killed for memory: finished jobs are kept, the rest go on here
             log(f"mbt batch: side by side stopped ({_short_error(exc)}); going on one pair at a time")
     digest = _sources_digest()

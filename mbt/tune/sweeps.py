@@ -345,6 +345,8 @@ def sweep(
         trained = [run for run in todo if set(run[0]) != {"0"}]
         if trained:
             n_workers = workers or _auto_workers(shared, n_threads, device, len(trained))
+            if n_workers > 1:  # longest first, so that no worker is left alone with a long run at the end
+                trained.sort(key=lambda run: _run_cost(run[0]), reverse=True)
             options = {
                 "out": out, "key": key, "source": source if n_workers == 1 else shared, "tokenizer": tokenizer,
                 "before": base_eval(),
@@ -399,6 +401,15 @@ def _train_and_score(*, mask: str, seed: int, out: Path, key: str, source: Any, 
 
 SIDE_BY_SIDE_PARAMS = 100_000_000
 """Largest Base (parameters, from its config) for which ``workers=0`` runs several CPU runs side by side."""
+
+
+def _run_cost(mask: str) -> tuple[int, int]:
+    """A run's expected cost, for ordering: how deep the backward pass goes, then how many segments adapt.
+
+    Gradients flow from the output down to the lowest adapted layer, so ``10000`` costs about as much
+    as ``11111`` and ``00001`` the least (measured on the toy pair: 58–140 s per run).
+    """
+    return len(mask) - mask.index("1"), mask.count("1")
 
 
 def _folder_of(pair_or_base: Any) -> str | None:
