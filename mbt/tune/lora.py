@@ -74,18 +74,21 @@ def training_examples(
     if not has_answer and loss_on == "answer":
         raise ValueError(f"task {spec.name!r} ({spec.kind}) has no separate answer; use loss_on='all'")
     eos = [tokenizer.eos_token_id] if add_eos and tokenizer.eos_token_id is not None else []
-    fulls = [(i, full) for i in order if (full := data.format_record(spec, records[i], with_answer=True)) is not None]
     out: list[tuple[list[int], int]] = []
-    if has_answer:  # one tokenizer call per part for all records (the same ids as one call per record)
-        prompts = [data.format_record(spec, records[i], with_answer=False) for i, _ in fulls]
-        prompt_ids = tokenizer(prompts)["input_ids"] if prompts else []
-        answer_ids = tokenizer([full[len(p):] for (_, full), p in zip(fulls, prompts, strict=True)],
-                               add_special_tokens=False)["input_ids"] if prompts else []
-        for p_ids, a_ids in zip(prompt_ids, answer_ids, strict=True):
-            out.append((list(p_ids) + list(a_ids) + eos, len(p_ids) if loss_on == "answer" else 0))
-    else:
-        texts = [full for _, full in fulls]
-        out = [(list(ids) + eos, 0) for ids in (tokenizer(texts)["input_ids"] if texts else [])]
+    for i in order:
+        full = data.format_record(spec, records[i], with_answer=True)
+        if full is None:
+            continue
+        if has_answer:
+            prompt = data.format_record(spec, records[i], with_answer=False)
+            prompt_ids = list(tokenizer(prompt)["input_ids"])
+            answer_ids = list(tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"])
+            ids = prompt_ids + answer_ids + eos
+            n_prompt = len(prompt_ids) if loss_on == "answer" else 0
+        else:
+            ids = list(tokenizer(full)["input_ids"]) + eos
+            n_prompt = 0
+        out.append((ids, n_prompt))
     if not out:
         raise ValueError(f"no training examples from {spec.name!r} split {split!r}")
     return out
