@@ -86,7 +86,7 @@ def test_batch_side_by_side_splits_by_pair_and_falls_back_when_a_worker_dies(fak
     dispatched: list[dict] = []
 
     def here(fn, calls_, *, workers, threads, **_):  # the worker processes, run in this process
-        assert fn is jobs.batch and workers == 2 and threads >= 1
+        assert fn is jobs.pair_chapters and workers == 2 and threads >= 1
         dispatched.extend(calls_)
         return [fn(**kwargs) for kwargs in calls_]
 
@@ -94,8 +94,8 @@ def test_batch_side_by_side_splits_by_pair_and_falls_back_when_a_worker_dies(fak
     stage = tmp_path / "stage"
     got = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=2,
                         log=lambda _: None)
-    assert [c["pairs"] for c in dispatched] == [["toy"], ["toy-seen"]]  # one pair per worker, chapters in order
-    assert all(c["chapters"] == CHAPTERS and c["stage"] == stage and "workers" not in c for c in dispatched)
+    assert [c["name"] for c in dispatched] == ["toy", "toy-seen"]  # one pair per worker, chapters in order
+    assert all(c["chapters"] == CHAPTERS and c["stage"] == stage and "log" not in c for c in dispatched)
     assert [(j.pair, j.chapter) for j in got] == [(p, c) for p in ("toy", "toy-seen") for c in CHAPTERS]
     assert _status(got)[("toy-seen", "01_divergence")] == "failed"
 
@@ -195,12 +195,53 @@ def test_batch_side_by_side_starts_the_strongest_ladder_rungs_first(fake_run, tm
     order: list[list[str]] = []
 
     def here(fn, calls_, **_):
-        order.extend(c["pairs"] for c in calls_)
+        order.extend(c["name"] for c in calls_)
         return [fn(**kwargs) for kwargs in calls_]
 
     monkeypatch.setattr(jobs, "side_by_side", here)
     pairs = ["toy-sft10", "toy", "toy-sft150", "toy-seen"]
     got = builder.batch(pairs, chapters=CHAPTERS[:1], root=ROOT, stage=tmp_path / "stage", progress=False,
                         workers=2, log=lambda _: None)
-    assert order == [["toy-sft150"], ["toy-sft10"], ["toy"], ["toy-seen"]]  # longest first, stable otherwise
+    assert order == ["toy-sft150", "toy-sft10", "toy", "toy-seen"]  # longest first, stable otherwise
     assert [j.pair for j in got] == pairs  # the jobs come back in the order asked for
+
+
+def test_a_toy_book_runs_its_own_chapters_beside_the_ladder_once(fake_run, tmp_path, monkeypatch):
+    from mbt import toy
+
+    calls, fail = fake_run
+    dispatched: list[dict] = []
+
+    def here(fn, calls_, *, workers, threads, **_):  # the worker processes, run in this process
+        assert fn is jobs.pair_chapters and workers == 2
+        dispatched.extend(calls_)
+        return [fn(**kwargs) for kwargs in calls_]
+
+    monkeypatch.setattr(jobs, "side_by_side", here)
+    monkeypatch.setattr(builder, "slots", lambda threads, *, jobs: min(2, jobs))
+    monkeypatch.setattr(builder, "resolve_toy", jobs.resolve_toy)  # the fake build, not a real one
+    stage = tmp_path / "stage"
+    wanted = ["01_divergence", "05_swapping", "07_beyond", builder.ACROSS]
+    args = dict(pair="toy", chapters=wanted, root=ROOT, stage=stage, output=tmp_path / "out", html=False,
+                log=lambda _: None)
+    fail.add(("toy", "05_swapping"))
+    report = builder.build(**args)
+    own = dispatched[0]
+    assert own["name"] == "toy" and own["chapters"] == ["01_divergence", "05_swapping"]  # not the LoRA chapters
+    assert own["out_dir"] == stage / "notebooks" and own["params"]["pair"] == "toy"
+    rungs = [c["name"] for c in dispatched[1:]]
+    assert sorted(rungs) == sorted(p for p in toy.LADDER if p != "toy")
+    steps = [builder.get_pair(p).toy_sft_steps for p in rungs]
+    assert steps == sorted(steps, reverse=True)  # strongest rung first
+    assert calls.count(("toy", "01_divergence")) == 1  # executed once, in the pool, not again by the build
+    status = {c.name: c.status for c in report.chapters}
+    assert status["01_divergence"] == "executed" and status["05_swapping"] == "failed"
+    assert status["07_beyond"] == "skipped" and status[builder.ACROSS] == "skipped"  # nothing after a failure
+    assert (stage / "notebooks" / "01_divergence.ipynb").exists()
+
+    fail.clear()
+    calls.clear()
+    again = builder.build(**args)
+    own_runs = [c for c in calls if c[0] == "toy"]
+    assert own_runs == [("toy", "05_swapping"), ("toy", "07_beyond"), ("toy", builder.ACROSS)]  # the rest resumes
+    assert again.ok and {c.name: c.status for c in again.chapters}["01_divergence"] == "up to date"

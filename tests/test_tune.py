@@ -219,6 +219,28 @@ def test_micro_batches_do_not_change_the_update(tokenizer):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)
 
 
+def test_cpu_training_uses_eager_attention_and_gives_the_model_back_as_it_was(tokenizer, monkeypatch):
+    model = make_model("olmo2", n_layers=5, hidden=32)
+    model.set_attn_implementation("sdpa")
+    seen: list[str] = []
+    real = train.token_loss_sum
+
+    def spy(peft_model, *args, **kwargs):  # the attention each training forward pass uses
+        seen.append(train._unwrap(peft_model).config._attn_implementation)
+        return real(peft_model, *args, **kwargs)
+
+    monkeypatch.setattr(train, "token_loss_sum", spy)
+    eager, info = tune.train_lora(model, tokenizer, "00110", seed=0, **TRAIN)
+    assert info["attn"] == "eager" and set(seen) == {"eager"} and len(seen) == TRAIN["steps"]
+    assert train._unwrap(eager).config._attn_implementation == "sdpa"  # evaluation keeps the model's own
+    assert model.config._attn_implementation == "sdpa"
+    seen.clear()
+    sdpa, info_sdpa = tune.train_lora(model, tokenizer, "00110", seed=0, attn="sdpa", **TRAIN)
+    assert info_sdpa["attn"] == "sdpa" and set(seen) == {"sdpa"}
+    for (n, p), (_, q) in zip(_adapters(eager).items(), _adapters(sdpa).items(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)  # the same maths in other kernels
+
+
 def test_batch_schedule_epochs_seeds_and_length_groups():
     rng = torch.Generator().manual_seed(0)
     lengths = torch.randint(10, 90, (tune.LENGTH_GROUP * 4 * 3,), generator=rng).tolist()  # 3 groups of batch 4

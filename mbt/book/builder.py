@@ -24,6 +24,7 @@ from typing import Any
 
 from mbt.book.chapters import (
     ACROSS,
+    BESIDE_THE_LADDER,
     LADDER_CHAPTERS,
     check_parameters,
     find_root,
@@ -41,7 +42,9 @@ from mbt.book.jobs import (
     batch_summary,
     describe_pair,
     fold_injected_parameters,
+    pairs_side_by_side,
     run_chapter,
+    strongest_first,
     toy_summary,
 )
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
@@ -49,9 +52,11 @@ from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import slug
 from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown
 from mbt.paper.store import collect_records, contributed_root, store_folder
+from mbt.workers import slots
 
 __all__ = [
     "ACROSS",
+    "BESIDE_THE_LADDER",
     "LADDER_CHAPTERS",
     "MARKERS",
     "PROSE",
@@ -173,6 +178,27 @@ def _jupyter_book() -> str:
     return str(exe) if exe.exists() else "jupyter-book"
 
 
+def _ladder_and_own(others: Sequence[str], own: Sequence[str], *, label: str, params: Mapping[str, Any], root: Path,
+                    stage: Path, quick: bool, force: bool, kernel_name: str, timeout: int | None,
+                    log: Callable[[str], None]) -> dict[str, ChapterRun]:
+    """The ladder's chapters for ``others`` and the book pair's own chapters ``own``, side by side.
+
+    One job per pair in a pool of one worker per CPU (:func:`~mbt.book.jobs.pairs_side_by_side`): the
+    book's own chapters first (the longest job), then the rungs from the strongest SFT down. The own
+    chapters are executed exactly as :func:`build` would (same output, parameters and stamps).
+
+    Returns:
+        The own chapters' runs by name (empty when ``own`` is).
+    """
+    common = {"root": root, "stage": stage, "quick": quick, "force": force, "kernel_name": kernel_name,
+              "timeout": timeout}
+    calls = [{"name": label, "chapters": list(own), "out_dir": stage / "notebooks", "params": dict(params),
+              **common}] if own else []
+    calls += [{"name": others[i], "chapters": list(LADDER_CHAPTERS), **common} for i in strongest_first(others)]
+    per_call = pairs_side_by_side(calls, workers=slots(1, jobs=len(calls)), log=log)
+    return {job.chapter: job.run for job in per_call[0]} if own else {}
+
+
 def build(
     pair: str | None = "toy",
     *,
@@ -259,13 +285,15 @@ def build(
     common = {"pair": str(pair or ""), "base": str(base or ""), "sft": str(sft or ""), "quick": bool(quick)}
     if execute and any(name in wanted for name in CHAPTERS):
         describe_pair(folder, label, spec, base=base, sft=sft, quick=quick)
+    done: dict[str, ChapterRun] = {}  # chapters of the book's own pair already run beside the ladder
     if execute and ACROSS in wanted:
         needed = across_pairs(label, extra.get("pairs") or [])
         others = [p for p in needed if p != label and p in PAIRS]
         if others:
             log(f"{ACROSS}: pairs it compares: {', '.join(needed)}; running their chapters first")
-            batch(others, chapters=LADDER_CHAPTERS, quick=quick, root=root, stage=stage, kernel_name=kernel_name,
-                  timeout=timeout, workers=0, log=log)  # 0: one pair per CPU, side by side
+            own = [c for c in wanted if c in BESIDE_THE_LADDER] if spec is not None and spec.source == "toy" else []
+            done = _ladder_and_own(others, own, label=label, params={**common, **extra}, root=root, stage=stage,
+                                   quick=quick, force=force, kernel_name=kernel_name, timeout=timeout, log=log)
     identity = _pair_identity(None if base else pair, base, sft)
     digest = _sources_digest()
 
@@ -274,6 +302,10 @@ def build(
         out = stage / "notebooks" / f"{name}.ipynb"
         if name not in wanted or not execute:
             report_.chapters.append(ChapterRun(name, "skipped", path=out if out.exists() else None))
+            continue
+        if name in done:  # run beside the ladder (in order, like the rest)
+            report_.chapters.append(done[name])
+            failed = failed or done[name].status == "failed"
             continue
         if failed:
             report_.chapters.append(ChapterRun(name, "skipped"))

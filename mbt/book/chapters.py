@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = [
     "ACROSS",
+    "BESIDE_THE_LADDER",
     "LADDER_CHAPTERS",
     "check_parameters",
     "find_root",
@@ -24,6 +25,12 @@ ACROSS = "08_across_pairs"
 
 LADDER_CHAPTERS: tuple[str, ...] = ("01_divergence", "02_convergence", "03_probing", "04_weights")
 """The chapters run for the other pairs the cross-pair chapter compares (LoRA is too costly for every rung)."""
+
+
+BESIDE_THE_LADDER: tuple[str, ...] = (*LADDER_CHAPTERS, "05_swapping")
+"""The toy book's own chapters that run side by side with the ladder's rungs, one thread each, before the
+LoRA chapters (which spread their own runs over the CPUs). Running them in the same pool as the rungs fills
+the CPU that the last rung would otherwise leave idle."""
 
 
 def find_root(start: str | Path | None = None) -> Path:

@@ -44,7 +44,10 @@ __all__ = [
     "ChapterRun",
     "describe_pair",
     "fold_injected_parameters",
+    "pair_chapters",
+    "pairs_side_by_side",
     "run_chapter",
+    "strongest_first",
     "toy_summary",
 ]
 
@@ -282,8 +285,6 @@ def batch(
     Raises:
         ValueError: Unknown pairs, chapters or parameters (before anything runs).
     """
-    from tqdm.auto import tqdm
-
     names = [str(p) for p in pairs]
     if not names:
         raise ValueError("give at least one pair")
@@ -298,46 +299,118 @@ def batch(
     if extra:
         check_parameters(extra, {c: parameter_types(read_notebook(root / "notebooks" / f"{c}.py")) for c in wanted})
     stage = Path(stage) if stage is not None else root / "book" / "_executed"
+    common = {"chapters": wanted, "root": root, "stage": stage, "quick": quick, "parameters": extra, "force": force,
+              "kernel_name": kernel_name, "timeout": timeout}
     n_workers = check_workers(workers) or slots(1, jobs=len(names))
     if n_workers > 1 and len(names) > 1:
-        calls = [{"pairs": [name], "chapters": wanted, "parameters": extra, "quick": quick, "root": root,
-                  "stage": stage, "force": force, "kernel_name": kernel_name, "timeout": timeout, "progress": False}
-                 for name in names]
-        n_workers = min(n_workers, len(names))
-        # the ladder's strongest rungs take longest: start them first, so no worker idles at the end
-        order = sorted(range(len(names)), key=lambda i: -(get_pair(names[i]).toy_sft_steps or 0))
-        try:
-            per_pair = side_by_side(batch, [calls[i] for i in order], workers=n_workers,
-                                    threads=max(1, available_cpus() // n_workers), progress=progress,
-                                    desc=f"mbt batch ({n_workers} pairs side by side)")
-            by_index = dict(zip(order, per_pair, strict=True))
-            return [job for i in range(len(names)) for job in by_index[i]]
-        except Exception as exc:  # e.g. a worker killed for memory: finished jobs are kept, the rest go on here
-            log(f"mbt batch: side by side stopped ({_short_error(exc)}); going on one pair at a time")
-    digest = _sources_digest()
-    jobs: list[BatchJob] = []
+        order = strongest_first(names)
+        per_pair = pairs_side_by_side([{"name": names[i], **common} for i in order], workers=n_workers,
+                                      progress=progress, log=log)
+        by_index = dict(zip(order, per_pair, strict=True))
+        return [job for i in range(len(names)) for job in by_index[i]]
+    from tqdm.auto import tqdm
+
     bar = tqdm(total=len(names) * len(wanted), desc="mbt batch", unit="job", disable=not progress)
+    jobs: list[BatchJob] = []
     for name in names:
-        spec = get_pair(name)
-        folder = store_folder(spec.name, quick=quick)
-        try:
-            describe_pair(folder, spec.name, spec, quick=quick)
-            identity = _pair_identity(name, None, None)
-        except Exception as exc:  # a pair that cannot be prepared fails its jobs, not the batch
-            for chapter in wanted:
-                jobs.append(BatchJob(name, chapter, ChapterRun(chapter, "failed", error=_short_error(exc))))
-                bar.update(1)
-            log(f"{name}: could not be prepared: {_short_error(exc)}")
-            continue
-        for chapter in wanted:
-            out = stage / "batch" / slug(spec.name + ("-quick" if quick else "")) / f"{chapter}.ipynb"
-            run = run_chapter(chapter, root=root, out=out, params={"pair": name, "quick": bool(quick), **extra},
-                              folder=folder, identity=identity, digest=digest, force=force, kernel_name=kernel_name,
-                              timeout=timeout, log=lambda text, name=name: log(f"{name}: {text}"))
-            jobs.append(BatchJob(name, chapter, run))
-            bar.update(1)
+        jobs += pair_chapters(name, **common, log=log, on_job=lambda _job: bar.update(1))
     bar.close()
     return jobs
+
+
+def strongest_first(names: Sequence[str]) -> list[int]:
+    """Indices of registered pairs, the ladder's strongest SFT first (others keep their order, after the rungs).
+
+    The strongest rungs take longest; starting them first leaves no worker alone with a long job at the end.
+    """
+    return sorted(range(len(names)), key=lambda i: -(get_pair(names[i]).toy_sft_steps or 0))
+
+
+def pair_chapters(
+    name: str,
+    *,
+    chapters: Sequence[str],
+    root: Path,
+    stage: Path,
+    quick: bool = False,
+    parameters: Mapping[str, Any] | None = None,
+    force: bool = False,
+    kernel_name: str = "python3",
+    timeout: int | None = None,
+    out_dir: Path | None = None,
+    params: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+    on_job: Callable[[BatchJob], None] | None = None,
+) -> list[BatchJob]:
+    """One pair's chapters, in order, each through :func:`run_chapter`: one job of :func:`batch`.
+
+    Module-level (and with picklable arguments) so that :func:`pairs_side_by_side` can run it in a
+    worker process. A pair that cannot be prepared (e.g. its toy build fails) fails its jobs, not the
+    caller.
+
+    Args:
+        name: Registered pair.
+        chapters: Chapters to execute, in order.
+        root: Book root.
+        stage: Staging folder; executed notebooks go to ``<stage>/batch/<pair>/`` unless ``out_dir``.
+        quick: Smoke-test sizes.
+        parameters: Extra parameters for every chapter (each chapter takes those it declares).
+        force: Execute even when up to date.
+        kernel_name: Jupyter kernel.
+        timeout: Per-cell timeout in seconds.
+        out_dir: Folder for the executed notebooks instead (the book's own ``<stage>/notebooks``).
+        params: Parameters instead of ``{"pair": name, "quick": quick, **parameters}`` (the book's own).
+        log: Progress messages (prefixed with the pair's name).
+        on_job: Called with each finished job.
+    """
+    spec = get_pair(name)
+    folder = store_folder(spec.name, quick=quick)
+    say = functools.partial(_prefixed, log, name)
+    out_dir = out_dir if out_dir is not None else stage / "batch" / slug(spec.name + ("-quick" if quick else ""))
+    params = dict(params) if params is not None else {"pair": name, "quick": bool(quick), **(parameters or {})}
+    jobs: list[BatchJob] = []
+    try:
+        describe_pair(folder, spec.name, spec, quick=quick)
+        identity = _pair_identity(name, None, None)
+    except Exception as exc:  # a pair that cannot be prepared fails its jobs, not the batch
+        say(f"could not be prepared: {_short_error(exc)}")
+        jobs = [BatchJob(name, c, ChapterRun(c, "failed", error=_short_error(exc))) for c in chapters]
+        for job in jobs:
+            if on_job is not None:
+                on_job(job)
+        return jobs
+    digest = _sources_digest()
+    for chapter in chapters:
+        run = run_chapter(chapter, root=root, out=out_dir / f"{chapter}.ipynb", params=params, folder=folder,
+                          identity=identity, digest=digest, force=force, kernel_name=kernel_name, timeout=timeout,
+                          log=say)
+        jobs.append(BatchJob(name, chapter, run))
+        if on_job is not None:
+            on_job(jobs[-1])
+    return jobs
+
+
+def _prefixed(log: Callable[[str], None], name: str, text: str) -> None:
+    log(f"{name}: {text}")
+
+
+def pairs_side_by_side(calls: Sequence[Mapping[str, Any]], *, workers: int, progress: bool = True,
+                       log: Callable[[str], None] = print) -> list[list[BatchJob]]:
+    """:func:`pair_chapters` for every call, ``workers`` pairs side by side; one list of jobs per call.
+
+    Each worker's notebook kernels share ``cpus // workers`` threads. Should the workers stop (e.g. one
+    killed for memory), the calls go on here one after the other: finished jobs are up to date by then,
+    so none is repeated.
+    """
+    calls = [{k: v for k, v in call.items() if k not in ("log", "on_job")} for call in calls]
+    if workers > 1 and len(calls) > 1:
+        workers = min(workers, len(calls))
+        try:
+            return side_by_side(pair_chapters, calls, workers=workers, threads=max(1, available_cpus() // workers),
+                                progress=progress, desc=f"mbt batch ({workers} pairs side by side)")
+        except Exception as exc:  # finished jobs are kept, the rest go on here
+            log(f"mbt batch: side by side stopped ({_short_error(exc)}); going on one pair at a time")
+    return [pair_chapters(**call, log=log) for call in calls]
 
 
 @dataclass

@@ -53,7 +53,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mbt import cpu
+from mbt import cpu, train
 from mbt.loading import hf_progress_bars
 from mbt.results import cache_root
 from mbt.toy import corpus
@@ -61,7 +61,6 @@ from mbt.toy import quality as toy_quality
 from mbt.toy.recipe import (
     SPECIAL_TOKENS,
     ToyConfig,
-    attention,
     check_variant,
     config_of_size,
     finetune,
@@ -371,14 +370,14 @@ def _build_into(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress
         t = lap("packing", t)
 
         base = new_model(cfg, tokenizer, seed)
-        with attention(base, cfg.attn):
+        with train.attention(base, cfg.attn):
             pt_curve = pretrain(base, batches, cfg, progress)
         t = lap("pretrain", t)
 
         sft = copy.deepcopy(base)
         examples = sft_examples(tokenizer, math_train, mc_train)
         torch.manual_seed(seed + 1)
-        with attention(sft, cfg.attn):
+        with train.attention(sft, cfg.attn):
             sft_curve = finetune(sft, examples, cfg, seed, tokenizer.pad_token_id, progress)
         t = lap("sft", t)
 

@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mbt import cpu
+from mbt import cpu, train
 from mbt.loading import hf_progress_bars
 from mbt.toy import corpus
 from mbt.toy import quality as toy_quality
@@ -54,7 +54,6 @@ from mbt.toy.builder import (
 from mbt.toy.recipe import (
     SPECIAL_TOKENS,
     ToyConfig,
-    attention,
     check_variant,
     config_of_size,
     finetune,
@@ -143,7 +142,7 @@ def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int,
         mc_train = corpus.toy_mc("train", seed)[: cfg.sft_mc]
         examples = sft_examples(tokenizer, math_train, mc_train)
         torch.manual_seed(seed + 1)
-        with attention(sft, cfg.attn):
+        with train.attention(sft, cfg.attn):
             sft_curve = finetune(sft, examples, cfg, seed, tokenizer.pad_token_id, progress)
         sft.eval()
         with hf_progress_bars(progress):

@@ -7,7 +7,6 @@ the one training loop of :mod:`mbt.train` (AdamW, warm-up then cosine decay, gra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -223,17 +222,6 @@ def _optimizer(model, lr: float, weight_decay: float, cfg: ToyConfig, steps: int
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=cfg.betas, eps=1e-8, foreach=False)
     return opt, train.scheduler(opt, steps, warmup, "cosine", cfg.min_lr_frac)
-
-
-@contextlib.contextmanager
-def attention(model, impl: str) -> Iterator[None]:
-    """Train with another attention implementation inside the block; the saved config keeps its own."""
-    old = model.config._attn_implementation
-    model.set_attn_implementation(impl)
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(old)
 
 
 def pretrain_batches(flat, cfg: ToyConfig) -> list:
