@@ -165,8 +165,8 @@ def _forward_takes_logits_to_keep(cls: type) -> bool:
         return False
 
 
-def token_loss_sum(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
-                   first_target: int | None = None) -> torch.Tensor:
+def token_loss_sum(model: Any, ids: torch.Tensor | None, attention_mask: torch.Tensor, labels: torch.Tensor, *,
+                   first_target: int | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
     """Summed next-token cross-entropy over the positions whose label is not −100.
 
     ``loss = Σ_{b,t: y[b,t+1] ≠ −100} −log softmax(z[b,t])[y[b,t+1]]`` for logits ``z`` of shape
@@ -181,6 +181,8 @@ def token_loss_sum(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, 
         attention_mask: ``(B, T)`` 1 for real tokens.
         labels: ``(B, T)`` target ids aligned with ``ids`` (−100 = no loss).
         first_target: lowest position with a label, or ``None`` to compute every position's logits.
+        inputs_embeds: ``(B, T, d)`` hidden states fed to the blocks instead of embedding ``ids`` (which may
+            then be ``None``), e.g. cached ones (:mod:`mbt.tune.prefix`).
 
     Returns:
         A 0-d float32 tensor with the summed loss (differentiable).
@@ -191,8 +193,12 @@ def token_loss_sum(model: Any, ids: torch.Tensor, attention_mask: torch.Tensor, 
     kwargs: dict[str, Any] = {}
     if first_target is not None and first_target > 1 and _forward_takes_logits_to_keep(type(_unwrap(model))):
         keep_from = first_target - 1
-        kwargs["logits_to_keep"] = ids.shape[1] - keep_from
-    logits = model(input_ids=ids, attention_mask=attention_mask, use_cache=False, **kwargs).logits
+        kwargs["logits_to_keep"] = labels.shape[1] - keep_from
+    if inputs_embeds is not None:
+        kwargs["inputs_embeds"] = inputs_embeds
+    else:
+        kwargs["input_ids"] = ids
+    logits = model(attention_mask=attention_mask, use_cache=False, **kwargs).logits
     shift = labels[:, keep_from + 1:].to(logits.device)
     return torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
                                              shift.reshape(-1), ignore_index=-100, reduction="sum")

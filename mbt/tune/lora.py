@@ -14,6 +14,7 @@ with its own ``out`` file, and concatenate the tables.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from mbt import data, train
 from mbt.checks import require_finite_parameters
 from mbt.cpu import pinned_threads
 from mbt.loading import load_causal_lm
+from mbt.tune import prefix
 from mbt.tune.config import DEFAULT_TARGETS, budget, config_of, lora_config, lora_scale, targets_of
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "train_lora", "training_examples"]
@@ -128,6 +130,7 @@ def train_lora(
     gradient_checkpointing: bool = False,
     group_by_length: bool = False,
     attn: str | None = None,
+    cache_prefix: bool = True,
     copy_model: bool = True,
     progress: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
@@ -181,6 +184,9 @@ def train_lora(
         attn: attention implementation while training (:func:`mbt.train.attention`; the model keeps its
             own for evaluation). ``None``: ``"eager"`` on the CPU, where it trains the toy pair's LoRA
             ~7 % faster than ``"sdpa"`` (``benchmarks/bench_lora.py``), the model's own on a GPU.
+        cache_prefix: compute the frozen blocks below the first adapted one once per example instead of at
+            every step (:mod:`mbt.tune.prefix`; used only where a check on the first batch shows the same
+            loss). The record's ``prefix_blocks`` says how many blocks were cached (0: none).
         copy_model: deep-copy a model object before adding adapters.
         progress: tqdm bar with the running loss.
 
@@ -245,15 +251,20 @@ def train_lora(
                                     group_by_length=group_by_length)
         dev = peft_model.get_input_embeddings().weight.device
 
+        cached: prefix.PrefixCache | None = None
+
         def step_loss(step: int) -> float:
             idx = plan[step]
             n_targets = sum(len(examples[i][0]) - max(examples[i][1], 1) for i in idx)
             total = 0.0
             for lo in range(0, batch_size, micro):
-                part = [examples[i] for i in idx[lo: lo + micro]]
+                rows = idx[lo: lo + micro]
+                part = [examples[i] for i in rows]
                 ids, attn, labels = train.pad_batch(part, pad_id)
                 first = min(max(n_prompt, 1) for _, n_prompt in part)
-                loss = train.token_loss_sum(peft_model, ids.to(dev), attn.to(dev), labels, first_target=first)
+                embeds = None if cached is None else cached.batch(rows, ids.shape[1]).to(dev)
+                loss = train.token_loss_sum(peft_model, ids.to(dev), attn.to(dev), labels, first_target=first,
+                                            inputs_embeds=embeds)
                 loss = loss / max(1, n_targets)
                 loss.backward()
                 total += float(loss.detach())
@@ -262,8 +273,13 @@ def train_lora(
         impl = attn if attn is not None else ("eager" if dev.type == "cpu" else None)
         peft_model.train()
         with train.attention(peft_model, impl):
-            losses, curve = train.run_steps(step_loss, optimizer, schedule_, steps=steps, clip=params,
-                                            max_grad_norm=max_grad_norm, stage=f"LoRA {mask}", progress=progress)
+            if cache_prefix and not gradient_checkpointing:
+                cached = prefix.prefix_cache(peft_model, examples, min(b["layers"]), pad_id=pad_id,
+                                             check=plan[0][:micro], device=dev)
+            with cached.skipping(peft_model) if cached is not None else contextlib.nullcontext():
+                losses, curve = train.run_steps(step_loss, optimizer, schedule_, steps=steps, clip=params,
+                                                max_grad_norm=max_grad_norm, stage=f"LoRA {mask}",
+                                                progress=progress)
         peft_model.eval()
         seconds = time.perf_counter() - start
     info = {
@@ -273,7 +289,7 @@ def train_lora(
         "trainable_params": trainable, "budget_params": b["trainable"], "baseline_params": b["baseline"],
         "budget_ratio": b["ratio"], "seed": seed, "data_seed": data_seed, "task": task, "n_train": len(examples),
         "steps": steps, "lr": lr, "batch_size": batch_size, "micro_batch_size": micro, "loss_on": loss_on,
-        "group_by_length": bool(group_by_length),
+        "group_by_length": bool(group_by_length), "prefix_blocks": 0 if cached is None else cached.depth,
         "attn": impl or str(getattr(config_of(peft_model), "_attn_implementation", "")),
         "warmup_steps": n_warmup, "schedule": schedule, "max_length": cap, "longest": longest,
         "n_truncated": n_truncated, "truncated_at": truncated_at,

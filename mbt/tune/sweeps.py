@@ -278,7 +278,8 @@ def sweep(
                          "folder: a model object cannot be sent to another process")
     n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
     resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
-    settings = {  # version 3: LoRA trains with eager attention on the CPU (train_lora's attn)
+    # version 3: train_lora uses eager attention on the CPU and the cached frozen prefix (other float rounding)
+    settings = {
         "version": 3, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
         "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora, "steps": steps, "lr": lr,
         "batch_size": batch_size, "micro_batch_size": micro_batch_size, "n_train": n_train, "loss_on": loss_on,
