@@ -231,7 +231,7 @@ def test_cpu_training_uses_eager_attention_and_gives_the_model_back_as_it_was(to
 
     monkeypatch.setattr(train, "token_loss_sum", spy)
     eager, info = tune.train_lora(model, tokenizer, "00110", seed=0, **TRAIN)
-    assert info["attn"] == "eager" and set(seen) == {"eager"} and len(seen) == TRAIN["steps"]
+    assert info["attn"] == "eager" and set(seen) == {"eager"} and len(seen) >= TRAIN["steps"]  # + the prefix check
     assert train._unwrap(eager).config._attn_implementation == "sdpa"  # evaluation keeps the model's own
     assert model.config._attn_implementation == "sdpa"
     seen.clear()

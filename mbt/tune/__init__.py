@@ -10,6 +10,7 @@ LoRA scale α/r varied too), ``rank_pattern`` keys were integers that match no m
   0-based ``layers_to_transform``);
 * :mod:`mbt.tune.config` — budget-matched ``LoraConfig`` (:func:`lora_config`, :func:`budget`);
 * :mod:`mbt.tune.lora` — :func:`train_lora` on the one training loop of :mod:`mbt.train`;
+* :mod:`mbt.tune.prefix` — the frozen blocks below the first adapted one, computed once per example;
 * :mod:`mbt.tune.scoring` — :func:`evaluate_tuned`: exact match, answer NLL, retention;
 * :mod:`mbt.tune.sweeps` — :func:`sweep` over masks × seeds, resumable, and :func:`summarize_sweep`.
 """
