@@ -8,13 +8,17 @@ prints seconds per step and ratios to the baseline:
   kernels and the toy build used before :mod:`mbt.cpu`);
 * ``kept-logits``: the LM head only from the batch's first answer position (``logits_to_keep``),
   still PASSIVE;
-* ``current``: kept logits and the OpenMP wait of :func:`mbt.cpu.omp_environment` (a bounded
-  spin, ``GOMP_SPINCOUNT``);
+* ``sdpa``: kept logits and the OpenMP wait of :func:`mbt.cpu.omp_environment` (a bounded
+  spin, ``GOMP_SPINCOUNT``), attention computed by ``sdpa`` (the library default);
+* ``current``: the same with eager attention (``train_lora``'s choice on the CPU);
 * ``grouped``: ``current`` plus ``group_by_length=True`` (an option, off by default).
 
-Each variant runs ``--repeats`` times; the median is reported. Run it on an otherwise idle machine
-(``benchmarks/bench_contention.py`` measures a busy one).
-Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default]``.
+``11111`` adapts every block, so the frozen-prefix cache (``benchmarks/bench_prefix.py``) plays no part.
+
+Each variant runs ``--repeats`` times, the variants interleaved; the median and each repeat's ratio
+to the first variant (``baseline`` unless ``--variants`` names others) are reported. Run it on an
+otherwise idle machine (``benchmarks/bench_contention.py`` measures a busy one).
+Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default --variants sdpa,current]``.
 """
 
 from __future__ import annotations
@@ -41,27 +45,29 @@ tok = AutoTokenizer.from_pretrained(args["base"])
 model = AutoModelForCausalLM.from_pretrained(args["base"])
 tune.train_lora(model, tok, "11111", steps=2, threads=args["threads"], progress=False)  # warm-up
 _, info = tune.train_lora(model, tok, "11111", steps=args["steps"], threads=args["threads"], progress=False,
-                          group_by_length=args["grouped"])
+                          group_by_length=args["grouped"], attn=args["attn"])
 print("RESULT", json.dumps({"s_per_step": info["train_seconds"] / args["steps"], "loss": info["final_loss"]}))
 """
 
-VARIANTS = {  # name: (keep logits, wait policy, group by length)
-    "baseline": (False, "PASSIVE", False),
-    "kept-logits": (True, "PASSIVE", False),
-    "current": (True, "auto", False),
-    "grouped": (True, "auto", True),
+VARIANTS = {  # name: (keep logits, wait policy, group by length, attention)
+    "baseline": (False, "PASSIVE", False, "sdpa"),
+    "kept-logits": (True, "PASSIVE", False, "sdpa"),
+    "sdpa": (True, "auto", False, "sdpa"),
+    "current": (True, "auto", False, "eager"),
+    "grouped": (True, "auto", True, "eager"),
 }
 
 
 def run(base: str, name: str, steps: int, threads: int) -> dict:
-    keep, policy, grouped = VARIANTS[name]
+    keep, policy, grouped, attn = VARIANTS[name]
     from mbt import cpu
 
     env = {k: v for k, v in os.environ.items() if k not in cpu.OMP_WAIT_VARIABLES}
     omp = cpu.omp_environment(threads) if policy == "auto" else {"OMP_WAIT_POLICY": policy}
     env.update({k: v for k, v in omp.items() if v is not None})
     policy = " ".join(f"{k}={v}" for k, v in omp.items() if v is not None)
-    payload = json.dumps({"base": base, "keep": keep, "grouped": grouped, "steps": steps, "threads": threads})
+    payload = json.dumps({"base": base, "keep": keep, "grouped": grouped, "steps": steps, "threads": threads,
+                          "attn": attn})
     out = subprocess.run([sys.executable, "-c", CHILD, payload], env=env, capture_output=True, text=True, check=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
     return {**json.loads(line.removeprefix("RESULT ")), "policy": policy or "default"}
@@ -73,6 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", default="default", choices=["default", "tiny"])
+    parser.add_argument("--variants", default="", help="comma-separated subset; the first is the reference")
     args = parser.parse_args()
 
     from mbt import toy
@@ -81,15 +88,23 @@ def main() -> None:
     base = str(Path(root) / "base")
     print(f"toy pair ({args.size}) at {root}; {args.steps} steps of LoRA 11111, {args.threads} threads, "
           f"median of {args.repeats}")
-    results: dict[str, float] = {}
-    for name in VARIANTS:
-        runs = [run(base, name, args.steps, args.threads) for _ in range(args.repeats)]
-        results[name] = statistics.median(r["s_per_step"] for r in runs)
-        print(f"{name:12s} {1000 * results[name]:7.1f} ms/step  (policy {runs[0]['policy']}, "
-              f"final loss {runs[0]['loss']:.4f})")
-    for name in VARIANTS:
-        if name != "baseline":
-            print(f"{name} / baseline time: {results[name] / results['baseline']:.2f}")
+    names = args.variants.split(",") if args.variants else list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; valid: {', '.join(VARIANTS)}")
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for _ in range(args.repeats):  # interleaved: the machine's speed drifts from minute to minute
+        for name in names:
+            runs[name].append(run(base, name, args.steps, args.threads))
+    results = {name: statistics.median(r["s_per_step"] for r in runs[name]) for name in names}
+    for name in names:
+        print(f"{name:12s} {1000 * results[name]:7.1f} ms/step  (policy {runs[name][0]['policy']}, "
+              f"final loss {runs[name][0]['loss']:.4f})")
+    reference = names[0]
+    for name in names[1:]:
+        paired = [b["s_per_step"] / a["s_per_step"] for a, b in zip(runs[reference], runs[name], strict=True)]
+        print(f"{name} / {reference} time: median {results[name] / results[reference]:.2f}, per repeat "
+              + " ".join(f"{r:.2f}" for r in paired))
 
 
 if __name__ == "__main__":
