@@ -8,9 +8,9 @@ prints seconds per step and ratios to the baseline:
   kernels and the toy build used before :mod:`mbt.cpu`);
 * ``kept-logits``: the LM head only from the batch's first answer position (``logits_to_keep``),
   still PASSIVE;
-* ``sdpa``: kept logits and the OpenMP wait of :func:`mbt.cpu.omp_environment` (a bounded
-  spin, ``GOMP_SPINCOUNT``), attention computed by ``sdpa`` (the library default);
-* ``current``: the same with eager attention (``train_lora``'s choice on the CPU);
+* ``current``: kept logits and the OpenMP wait of :func:`mbt.cpu.omp_environment` (a bounded
+  spin, ``GOMP_SPINCOUNT``); attention by ``sdpa`` (the saved model's own);
+* ``eager``: ``current`` with ``train_lora(attn="eager")`` (an option);
 * ``grouped``: ``current`` plus ``group_by_length=True`` (an option, off by default).
 
 ``11111`` adapts every block, so the frozen-prefix cache (``benchmarks/bench_prefix.py``) plays no part.
@@ -18,7 +18,7 @@ prints seconds per step and ratios to the baseline:
 Each variant runs ``--repeats`` times, the variants interleaved; the median and each repeat's ratio
 to the first variant (``baseline`` unless ``--variants`` names others) are reported. Run it on an
 otherwise idle machine (``benchmarks/bench_contention.py`` measures a busy one).
-Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default --variants sdpa,current]``.
+Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default --variants current,eager]``.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ print("RESULT", json.dumps({"s_per_step": info["train_seconds"] / args["steps"],
 VARIANTS = {  # name: (keep logits, wait policy, group by length, attention)
     "baseline": (False, "PASSIVE", False, "sdpa"),
     "kept-logits": (True, "PASSIVE", False, "sdpa"),
-    "sdpa": (True, "auto", False, "sdpa"),
-    "current": (True, "auto", False, "eager"),
-    "grouped": (True, "auto", True, "eager"),
+    "current": (True, "auto", False, "sdpa"),
+    "eager": (True, "auto", False, "eager"),
+    "grouped": (True, "auto", True, "sdpa"),
 }
 
 

@@ -182,8 +182,9 @@ def train_lora(
         gradient_checkpointing: recompute activations in the backward pass (large models).
         group_by_length: batches of examples of similar length (see :func:`mbt.train.batch_schedule`).
         attn: attention implementation while training (:func:`mbt.train.attention`; the model keeps its
-            own for evaluation). ``None``: ``"eager"`` on the CPU, where it trains the toy pair's LoRA
-            ~7 % faster than ``"sdpa"`` (``benchmarks/bench_lora.py``), the model's own on a GPU.
+            own for evaluation); ``None``: the model's own. On the toy pair ``"eager"`` trained one run
+            alone ~7 % faster than ``"sdpa"`` but two runs side by side no faster
+            (``benchmarks/bench_lora.py``, ``benchmarks/RESULTS.md``), so the default is left alone.
         cache_prefix: compute the frozen blocks below the first adapted one once per example instead of at
             every step (:mod:`mbt.tune.prefix`; used only where a check on the first batch shows the same
             loss). The record's ``prefix_blocks`` says how many blocks were cached (0: none).
@@ -270,7 +271,7 @@ def train_lora(
                 total += float(loss.detach())
             return total
 
-        impl = attn if attn is not None else ("eager" if dev.type == "cpu" else None)
+        impl = attn
         peft_model.train()
         with train.attention(peft_model, impl):
             if cache_prefix and not gradient_checkpointing:

@@ -278,7 +278,7 @@ def sweep(
                          "folder: a model object cannot be sent to another process")
     n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
     resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
-    # version 3: train_lora uses eager attention on the CPU and the cached frozen prefix (other float rounding)
+    # version 3: train_lora trains from the cached frozen prefix (mbt.tune.prefix; other float rounding)
     settings = {
         "version": 3, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
         "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora, "steps": steps, "lr": lr,
