@@ -15,9 +15,11 @@ prints seconds per step and ratios to the baseline:
 
 ``11111`` adapts every block, so the frozen-prefix cache (``benchmarks/bench_prefix.py``) plays no part.
 
-Each variant runs ``--repeats`` times, the variants interleaved; the median and each repeat's ratio
-to the first variant (``baseline`` unless ``--variants`` names others) are reported. Run it on an
-otherwise idle machine (``benchmarks/bench_contention.py`` measures a busy one).
+With ``--side-by-side 2 --threads 1`` each variant runs as two processes at once, as in the book's
+sweep (the mean of their seconds per step is reported). Each variant runs ``--repeats`` times, the
+variants interleaved; the median and each repeat's ratio to the first variant (``baseline`` unless
+``--variants`` names others) are reported. Run it on an otherwise idle machine
+(``benchmarks/bench_contention.py`` measures a busy one).
 Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default --variants current,eager]``.
 """
 
@@ -45,7 +47,7 @@ tok = AutoTokenizer.from_pretrained(args["base"])
 model = AutoModelForCausalLM.from_pretrained(args["base"])
 tune.train_lora(model, tok, "11111", steps=2, threads=args["threads"], progress=False)  # warm-up
 _, info = tune.train_lora(model, tok, "11111", steps=args["steps"], threads=args["threads"], progress=False,
-                          group_by_length=args["grouped"], attn=args["attn"])
+                          group_by_length=args["grouped"], attn=args["attn"], seed=args["seed"])
 print("RESULT", json.dumps({"s_per_step": info["train_seconds"] / args["steps"], "loss": info["final_loss"]}))
 """
 
@@ -58,7 +60,8 @@ VARIANTS = {  # name: (keep logits, wait policy, group by length, attention)
 }
 
 
-def run(base: str, name: str, steps: int, threads: int) -> dict:
+def run(base: str, name: str, steps: int, threads: int, side_by_side: int = 1) -> dict:
+    """One variant in fresh processes: ``side_by_side`` of them at once (seeds 0, 1, …), means reported."""
     keep, policy, grouped, attn = VARIANTS[name]
     from mbt import cpu
 
@@ -66,11 +69,18 @@ def run(base: str, name: str, steps: int, threads: int) -> dict:
     omp = cpu.omp_environment(threads) if policy == "auto" else {"OMP_WAIT_POLICY": policy}
     env.update({k: v for k, v in omp.items() if v is not None})
     policy = " ".join(f"{k}={v}" for k, v in omp.items() if v is not None)
-    payload = json.dumps({"base": base, "keep": keep, "grouped": grouped, "steps": steps, "threads": threads,
-                          "attn": attn})
-    out = subprocess.run([sys.executable, "-c", CHILD, payload], env=env, capture_output=True, text=True, check=True)
-    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-    return {**json.loads(line.removeprefix("RESULT ")), "policy": policy or "default"}
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(
+        {"base": base, "keep": keep, "grouped": grouped, "steps": steps, "threads": threads, "attn": attn,
+         "seed": seed})], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for seed in range(side_by_side)]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"variant {name} failed (exit {proc.returncode})")
+        results.append(json.loads(next(x for x in out.splitlines() if x.startswith("RESULT ")).removeprefix("RESULT ")))
+    return {"s_per_step": statistics.mean(r["s_per_step"] for r in results), "loss": results[0]["loss"],
+            "policy": policy or "default"}
 
 
 def main() -> None:
@@ -80,6 +90,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", default="default", choices=["default", "tiny"])
     parser.add_argument("--variants", default="", help="comma-separated subset; the first is the reference")
+    parser.add_argument("--side-by-side", type=int, default=1,
+                        help="processes of each variant at once (the book's sweep: 2 of 1 thread each)")
     args = parser.parse_args()
 
     from mbt import toy
@@ -95,7 +107,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for _ in range(args.repeats):  # interleaved: the machine's speed drifts from minute to minute
         for name in names:
-            runs[name].append(run(base, name, args.steps, args.threads))
+            runs[name].append(run(base, name, args.steps, args.threads, args.side_by_side))
     results = {name: statistics.median(r["s_per_step"] for r in runs[name]) for name in names}
     for name in names:
         print(f"{name:12s} {1000 * results[name]:7.1f} ms/step  (policy {runs[name][0]['policy']}, "
