@@ -37,6 +37,7 @@ __all__ = [
     "LENGTH_GROUP",
     "attention",
     "batch_schedule",
+    "check_attention",
     "lr_factor",
     "pad_batch",
     "run_steps",
@@ -202,6 +203,21 @@ def token_loss_sum(model: Any, ids: torch.Tensor | None, attention_mask: torch.T
     shift = labels[:, keep_from + 1:].to(logits.device)
     return torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
                                              shift.reshape(-1), ignore_index=-100, reduction="sum")
+
+
+def check_attention(impl: str | None) -> None:
+    """Refuse an attention implementation transformers does not know (``None`` and Hub kernels ``org/name`` pass).
+
+    Raises:
+        ValueError: An unknown name; the message lists the valid ones.
+    """
+    if impl is None or (isinstance(impl, str) and "/" in impl):
+        return
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    valid = sorted({"eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()} - {"paged|eager"})
+    if impl not in valid:
+        raise ValueError(f"unknown attention implementation {impl!r}; valid: {', '.join(valid)}")
 
 
 @contextlib.contextmanager

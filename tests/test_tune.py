@@ -239,6 +239,11 @@ def test_training_attention_is_chosen_for_training_only(tokenizer, monkeypatch):
     assert model.config._attn_implementation == "sdpa"
     for (n, p), (_, q) in zip(_adapters(own).items(), _adapters(eager).items(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)  # the same maths in other kernels
+    loads: list = []
+    monkeypatch.setattr(tune.lora, "load_causal_lm", lambda *a, **k: loads.append(a))
+    with pytest.raises(ValueError, match="unknown attention implementation 'eagre'; valid: .*eager.*sdpa"):
+        tune.train_lora(model, tokenizer, "00110", attn="eagre", **TRAIN)
+    assert not loads  # refused before the model is copied
 
 
 def test_batch_schedule_epochs_seeds_and_length_groups():

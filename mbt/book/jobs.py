@@ -402,7 +402,6 @@ def pairs_side_by_side(calls: Sequence[Mapping[str, Any]], *, workers: int, prog
     killed for memory), the calls go on here one after the other: finished jobs are up to date by then,
     so none is repeated.
     """
-    calls = [{k: v for k, v in call.items() if k not in ("log", "on_job")} for call in calls]
     if workers > 1 and len(calls) > 1:
         workers = min(workers, len(calls))
         try:

@@ -209,6 +209,7 @@ def train_lora(
     micro = batch_size if micro_batch_size is None else int(micro_batch_size)
     if not 1 <= micro <= batch_size:
         raise ValueError(f"micro_batch_size must be in 1..{batch_size}, got {micro_batch_size}")
+    train.check_attention(attn)
     if tokenizer is None:
         if not isinstance(model_or_path, str | Path):
             raise ValueError("give the tokenizer of a model object")
@@ -271,9 +272,8 @@ def train_lora(
                 total += float(loss.detach())
             return total
 
-        impl = attn
         peft_model.train()
-        with train.attention(peft_model, impl):
+        with train.attention(peft_model, attn):
             if cache_prefix and not gradient_checkpointing:
                 cached = prefix.prefix_cache(peft_model, examples, min(b["layers"]), pad_id=pad_id,
                                              check=plan[0][:micro], device=dev)
@@ -291,7 +291,7 @@ def train_lora(
         "budget_ratio": b["ratio"], "seed": seed, "data_seed": data_seed, "task": task, "n_train": len(examples),
         "steps": steps, "lr": lr, "batch_size": batch_size, "micro_batch_size": micro, "loss_on": loss_on,
         "group_by_length": bool(group_by_length), "prefix_blocks": 0 if cached is None else cached.depth,
-        "attn": impl or str(getattr(config_of(peft_model), "_attn_implementation", "")),
+        "attn": attn or str(getattr(config_of(peft_model), "_attn_implementation", "")),
         "warmup_steps": n_warmup, "schedule": schedule, "max_length": cap, "longest": longest,
         "n_truncated": n_truncated, "truncated_at": truncated_at,
         "loss_curve": [(s, round(v, 5)) for s, v in curve],

@@ -24,8 +24,8 @@ the thread count), so the seeds and masks of a sweep that share ``L0`` compute i
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,6 +33,7 @@ import torch
 
 from mbt import train
 from mbt.trace import resolve_layout
+from mbt.tune.config import config_of
 
 __all__ = ["MAX_CACHE_BYTES", "PrefixCache", "prefix_cache"]
 
@@ -86,13 +87,9 @@ class PrefixCache:
                 layers[i] = block
 
 
-def _get(root: Any, path: str) -> Any:
-    return functools.reduce(getattr, path.split("."), root)
-
-
 def _layers(model: Any) -> torch.nn.ModuleList:
     module = train._unwrap(model)
-    return _get(module, resolve_layout(module).layers)
+    return operator.attrgetter(resolve_layout(module).layers)(module)
 
 
 def _random(blocks: Sequence[torch.nn.Module]) -> bool:
@@ -109,9 +106,8 @@ def _random(blocks: Sequence[torch.nn.Module]) -> bool:
 def _key(model: Any, examples: Sequence[tuple[Sequence[int], int]], depth: int) -> str:
     """What the cached rows depend on: the prefix's weights, the examples, ``depth``, attention, threads."""
     module = train._unwrap(model)
-    layout = resolve_layout(module)
     digest = hashlib.sha256(f"{depth}/{module.config._attn_implementation}/{torch.get_num_threads()}".encode())
-    parts = [_get(module, layout.embed), *list(_layers(model))[:depth]]
+    parts = [module.get_input_embeddings(), *list(_layers(model))[:depth]]
     for part in parts:
         for name, tensor in sorted(part.state_dict().items()):
             digest.update(name.encode())
@@ -177,7 +173,7 @@ def prefix_cache(model: Any, examples: Sequence[tuple[Sequence[int], int]], dept
         return None
     if _random(list(_layers(model))[:depth]):
         return None
-    d = int(getattr(train._unwrap(model).config, "hidden_size", 0) or 0)
+    d = int(config_of(train._unwrap(model)).hidden_size)
     if 4 * d * sum(len(ids) for ids, _ in examples) > MAX_CACHE_BYTES:
         return None
     key = _key(model, examples, depth)
