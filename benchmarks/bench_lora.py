@@ -5,13 +5,16 @@ Trains full-depth LoRA (mask ``11111``) for ``--steps`` steps from the default t
 prints seconds per step and ratios to the baseline:
 
 * ``baseline``: logits for every position and ``OMP_WAIT_POLICY=PASSIVE`` (what the book's
-  kernels and the toy build used before :mod:`mbt.cpu`);
+  kernels and the toy build used before :mod:`mbt.cpu`), the whole batch in one forward pass;
 * ``kept-logits``: the LM head only from the batch's first answer position (``logits_to_keep``),
   still PASSIVE;
-* ``current``: kept logits and the OpenMP wait of :func:`mbt.cpu.omp_environment` (a bounded
-  spin, ``GOMP_SPINCOUNT``); attention by ``sdpa`` (the saved model's own);
-* ``eager``: ``current`` with ``train_lora(attn="eager")`` (an option);
-* ``grouped``: ``current`` plus ``group_by_length=True`` (an option, off by default).
+* ``whole-batch``: kept logits and the OpenMP wait of :func:`mbt.cpu.omp_environment` (a bounded
+  spin, ``GOMP_SPINCOUNT``); attention by ``sdpa`` (the saved model's own); the whole batch in one
+  forward pass;
+* ``current``: ``whole-batch`` with the default pieces (:func:`mbt.tune.lora.micro_batch`: on a CPU
+  two forward passes over the batch's examples sorted by length, each padded to its own longest);
+* ``eager``: ``whole-batch`` with ``train_lora(attn="eager")`` (an option);
+* ``grouped``: ``whole-batch`` plus ``group_by_length=True`` (an option, off by default).
 
 ``11111`` adapts every block, so the frozen-prefix cache (``benchmarks/bench_prefix.py``) plays no part.
 
@@ -20,7 +23,7 @@ sweep (the mean of their seconds per step is reported). Each variant runs ``--re
 variants interleaved; the median and each repeat's ratio to the first variant (``baseline`` unless
 ``--variants`` names others) are reported. Run it on an otherwise idle machine
 (``benchmarks/bench_contention.py`` measures a busy one).
-Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default --variants current,eager]``.
+Usage: ``python benchmarks/bench_lora.py [--steps 30 --repeats 3 --size default --variants whole-batch,current]``.
 """
 
 from __future__ import annotations
@@ -47,22 +50,26 @@ tok = AutoTokenizer.from_pretrained(args["base"])
 model = AutoModelForCausalLM.from_pretrained(args["base"])
 tune.train_lora(model, tok, "11111", steps=2, threads=args["threads"], progress=False)  # warm-up
 _, info = tune.train_lora(model, tok, "11111", steps=args["steps"], threads=args["threads"], progress=False,
-                          group_by_length=args["grouped"], attn=args["attn"], seed=args["seed"])
+                          group_by_length=args["grouped"], attn=args["attn"], seed=args["seed"],
+                          micro_batch_size=args["micro"])
 print("RESULT", json.dumps({"s_per_step": info["train_seconds"] / args["steps"], "loss": info["final_loss"]}))
 """
 
-VARIANTS = {  # name: (keep logits, wait policy, group by length, attention)
-    "baseline": (False, "PASSIVE", False, "sdpa"),
-    "kept-logits": (True, "PASSIVE", False, "sdpa"),
-    "current": (True, "auto", False, "sdpa"),
-    "eager": (True, "auto", False, "eager"),
-    "grouped": (True, "auto", True, "sdpa"),
+WHOLE = 32  # train_lora's batch size: one forward pass per step
+
+VARIANTS = {  # name: (keep logits, wait policy, group by length, attention, examples per forward pass)
+    "baseline": (False, "PASSIVE", False, "sdpa", WHOLE),
+    "kept-logits": (True, "PASSIVE", False, "sdpa", WHOLE),
+    "whole-batch": (True, "auto", False, "sdpa", WHOLE),
+    "current": (True, "auto", False, "sdpa", None),
+    "eager": (True, "auto", False, "eager", WHOLE),
+    "grouped": (True, "auto", True, "sdpa", WHOLE),
 }
 
 
 def run(base: str, name: str, steps: int, threads: int, side_by_side: int = 1) -> dict:
     """One variant in fresh processes: ``side_by_side`` of them at once (seeds 0, 1, …), means reported."""
-    keep, policy, grouped, attn = VARIANTS[name]
+    keep, policy, grouped, attn, micro = VARIANTS[name]
     from mbt import cpu
 
     env = {k: v for k, v in os.environ.items() if k not in cpu.OMP_WAIT_VARIABLES}
@@ -71,7 +78,7 @@ def run(base: str, name: str, steps: int, threads: int, side_by_side: int = 1) -
     policy = " ".join(f"{k}={v}" for k, v in omp.items() if v is not None)
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(
         {"base": base, "keep": keep, "grouped": grouped, "steps": steps, "threads": threads, "attn": attn,
-         "seed": seed})], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+         "seed": seed, "micro": micro})], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for seed in range(side_by_side)]
     results = []
     for proc in procs:

@@ -213,10 +213,37 @@ def test_training_from_a_loaded_pair_leaves_it_intact(save_pair):
 def test_micro_batches_do_not_change_the_update(tokenizer):
     model = make_model("olmo2", n_layers=5, hidden=32)
     kw = {**TRAIN, "steps": 1}
-    full, _ = tune.train_lora(model, tokenizer, "11111", seed=0, **kw)
-    split, _ = tune.train_lora(model, tokenizer, "11111", seed=0, micro_batch_size=1, **kw)
-    for (n, p), (_, q) in zip(_adapters(full).items(), _adapters(split).items(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)
+    full, info = tune.train_lora(model, tokenizer, "11111", seed=0, micro_batch_size=kw["batch_size"], **kw)
+    assert info["micro_batch_size"] == kw["batch_size"]
+    for micro in (1, None):  # one example per pass; the CPU default (two pieces)
+        split, _ = tune.train_lora(model, tokenizer, "11111", seed=0, micro_batch_size=micro, **kw)
+        for (n, p), (_, q) in zip(_adapters(full).items(), _adapters(split).items(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=f"{micro}: {n}")
+
+
+def test_a_cpu_batch_runs_as_length_sorted_pieces_padded_to_their_own_longest(tokenizer, monkeypatch):
+    from mbt.tune.lora import CPU_PIECES, micro_batch, training_examples
+
+    assert micro_batch(32, None, "cpu") == 32 // CPU_PIECES and micro_batch(5, None, torch.device("cpu")) == 3
+    assert micro_batch(32, None, "cuda:0") == 32 and micro_batch(32, 8, "cpu") == 8
+    kw = {**TRAIN, "steps": 2, "batch_size": 8}
+    lengths = sorted(len(ids) for ids, _ in training_examples(tokenizer, "toy-math", n=kw["n_train"]))
+    assert lengths[0] < lengths[-1]  # the pieces can only differ if the lengths do
+    seen: list[list[int]] = []  # real lengths per forward pass
+    real = train.token_loss_sum
+
+    def spy(peft_model, ids, attention_mask, *args, **kwargs):
+        row_lengths = attention_mask.sum(dim=1).tolist()
+        assert ids.shape[1] == max(row_lengths)  # padded to the piece's own longest example
+        seen.append(row_lengths)
+        return real(peft_model, ids, attention_mask, *args, **kwargs)
+
+    monkeypatch.setattr(train, "token_loss_sum", spy)
+    _, info = tune.train_lora(make_model("olmo2", n_layers=5, hidden=32), tokenizer, "11111", seed=0,
+                              cache_prefix=False, **kw)
+    assert info["micro_batch_size"] == 4 and len(seen) == 2 * CPU_PIECES
+    for first, second in zip(seen[::2], seen[1::2], strict=True):  # the two pieces of one step
+        assert len(first) == len(second) == 4 and max(first) <= min(second)
 
 
 def test_training_attention_is_chosen_for_training_only(tokenizer, monkeypatch):

@@ -279,8 +279,9 @@ def sweep(
     n_layers = int(config_of(_peek_config(source)).num_hidden_layers)
     resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
     # version 3: train_lora trains from the cached frozen prefix (mbt.tune.prefix; other float rounding)
+    # version 4: on a CPU a batch runs as two length-sorted pieces (mbt.tune.lora.micro_batch; other rounding)
     settings = {
-        "version": 3, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
+        "version": 4, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
         "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora, "steps": steps, "lr": lr,
         "batch_size": batch_size, "micro_batch_size": micro_batch_size, "n_train": n_train, "loss_on": loss_on,
         "max_length": max_length, "n_test": n_test, "eval_batch_size": eval_batch_size,
