@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 import mbt
 from mbt import pairs, toy
 from mbt.toy import ladder
+from mbt.toy import quality as toy_quality
 
 pytestmark = pytest.mark.slow
 
@@ -65,14 +66,32 @@ def test_a_rung_keeps_the_base_and_weakens_the_sft(cache):
     assert ladder.build_rung(6, size="tiny", progress=False) == rung  # reused, not rebuilt
 
 
-def test_a_full_length_rung_reproduces_the_default_sft_bit_for_bit(cache, tmp_path):
+def test_a_full_length_rung_reproduces_the_default_sft_bit_for_bit(cache, tmp_path, monkeypatch):
     _, base_build, _ = cache
     tiny = toy.SIZES["tiny"]
+    measured = []  # Base quality measurements during the rung build
+    real = toy_quality.base_quality
+    monkeypatch.setattr(toy_quality, "base_quality", lambda *a, **k: measured.append(1) or real(*a, **k))
     out = tmp_path / "full"
     ladder._build_rung_into(out, base_build, cfg=tiny, seed=0, variant="toy", progress=False,
                             settings_hash=toy.settings_hash(size="tiny"))
     expected, got = _weights(base_build, "sft"), _weights(out, "sft")
     assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    # the Base's quality is taken over from its build, and a rung that measures everything itself agrees
+    assert measured == []
+    stored = json.loads((base_build / "manifest.json").read_text())["quality"]
+    assert json.loads((out / "manifest.json").read_text())["quality"] == stored
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with mbt.cpu.pinned_threads(tiny.threads):  # measured afresh on the rung's Base: the same numbers
+        base = AutoModelForCausalLM.from_pretrained(out / "base", dtype=torch.float32).eval()
+        fresh = real(base, AutoTokenizer.from_pretrained(out / "base"), tiny, 0, False)
+    assert fresh == toy_quality.base_part(stored, tiny)
+    manifest = json.loads((base_build / "manifest.json").read_text())
+    assert ladder._known_base_quality(manifest, tiny, 0) == fresh
+    for cfg, seed in ((dataclasses.replace(tiny, eval_batch=tiny.eval_batch + 1), 0),
+                      (dataclasses.replace(tiny, threads=tiny.threads + 1), 0), (tiny, 1)):
+        assert ladder._known_base_quality(manifest, cfg, seed) is None  # measured again
 
 
 def test_the_ladder_is_registered_as_pairs(monkeypatch, tmp_path):

@@ -125,6 +125,20 @@ def build_rung(steps: int, *, seed: int = 0, size: str | ToyConfig = "default", 
     return target
 
 
+def _known_base_quality(base_manifest: dict[str, Any], cfg: ToyConfig, seed: int) -> dict[str, Any] | None:
+    """The Base's own quality numbers from its build's manifest, when they were measured as this rung would.
+
+    A rung's Base is its Base build's, bit for bit; when the seed, the evaluation settings and the
+    thread count are the same (:data:`mbt.toy.quality.EVAL_FIELDS`), measuring again gives the same numbers,
+    so they are taken over (``tests/test_ladder.py`` checks that against a fresh measurement).
+    """
+    stored, built_with = base_manifest.get("quality"), base_manifest.get("config", {})
+    if not stored or base_manifest.get("seed") != seed or any(
+            built_with.get(f) != getattr(cfg, f) for f in toy_quality.EVAL_FIELDS):
+        return None
+    return toy_quality.base_part(stored, cfg)
+
+
 def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int, variant: str, progress: bool,
                      settings_hash: str) -> None:
     import torch
@@ -151,8 +165,9 @@ def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int,
         _write_jsonl(root / "data" / "sft_math.jsonl", math_train)
         _write_jsonl(root / "data" / "sft_mc.jsonl", mc_train)
         _write_jsonl(root / "data" / "eval_math.jsonl", corpus.toy_math("test", seed)[: cfg.eval_n])
-        quality = toy_quality.quality(base, sft, tokenizer, cfg, seed, progress)
-    base_manifest: dict[str, Any] = json.loads((base_build / MANIFEST).read_text())
+        base_manifest: dict[str, Any] = json.loads((base_build / MANIFEST).read_text())
+        quality = toy_quality.quality(base, sft, tokenizer, cfg, seed, progress,
+                                      known_base=_known_base_quality(base_manifest, cfg, seed))
     manifest = {
         "mbt_toy_manifest": 1,
         "settings_hash": settings_hash,

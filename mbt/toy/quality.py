@@ -17,7 +17,7 @@ from mbt import evaluate, metrics
 from mbt.toy import corpus
 from mbt.toy.recipe import ToyConfig
 
-__all__ = ["quality"]
+__all__ = ["EVAL_FIELDS", "base_part", "base_quality", "quality"]
 
 
 def _pooled_states(model, tokenizer, texts: Sequence[str], batch_size: int = 50):
@@ -100,8 +100,17 @@ def _mc_accuracy(model, tokenizer, items: Sequence[dict], shot_items: Sequence[d
     return correct / max(1, len(items))
 
 
-def quality(base, sft, tokenizer, cfg: ToyConfig, seed: int, progress: bool) -> dict[str, Any]:
-    """Held-out quality of a build: toy-math exact match and NLL, toy-mc accuracy, layer CKA, weight change."""
+#: The settings of :class:`~mbt.toy.recipe.ToyConfig` the Base's own numbers depend on (with the seed).
+EVAL_FIELDS = ("eval_n", "eval_shots", "eval_max_new_tokens", "eval_batch", "threads")
+
+
+def base_quality(base, tokenizer, cfg: ToyConfig, seed: int, progress: bool) -> dict[str, Any]:
+    """The Base's own part of :func:`quality`: ``toy_math`` exact match (0- and k-shot) and answer NLL, ``toy_mc``.
+
+    Returns:
+        ``{"toy_math": {"base_0shot", "base_<k>shot", "base_answer_nll", "examples": {…}}, "toy_mc": {…}}``,
+        the entries :func:`quality` reports for the Base under the same keys.
+    """
     test = corpus.toy_math("test", seed)[: cfg.eval_n]
     shots = corpus.toy_math("train", seed)[-cfg.eval_shots:]
     kw = dict(max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch, progress=progress)
@@ -109,22 +118,60 @@ def quality(base, sft, tokenizer, cfg: ToyConfig, seed: int, progress: bool) -> 
         "base_0shot": evaluate.gsm8k_exact_match(base, tokenizer, test, **kw),
         f"base_{cfg.eval_shots}shot": evaluate.gsm8k_exact_match(
             base, tokenizer, test, shots=cfg.eval_shots, shot_items=shots, **kw),
-        "sft_0shot": evaluate.gsm8k_exact_match(sft, tokenizer, test, **kw),
     }
-    math_q: dict[str, Any] = {"n": len(test), "max_new_tokens": cfg.eval_max_new_tokens}
-    math_q.update({k: round(float(df["correct"].mean()), 4) for k, df in acc.items()})
-    best_base = max(v for k, v in math_q.items() if k.startswith("base_"))
-    math_q["gap_points"] = round(100 * (math_q["sft_0shot"] - best_base), 2)
+    math_q: dict[str, Any] = {k: round(float(df["correct"].mean()), 4) for k, df in acc.items()}
     math_q["examples"] = {k: df["generation"].head(3).tolist() for k, df in acc.items()}
-    for name, model in (("base", base), ("sft", sft)):
-        nll = evaluate.answer_nll(model, tokenizer, test, batch_size=cfg.eval_batch)
-        math_q[f"{name}_answer_nll"] = round(float(nll["nll"].mean()), 4)
-
+    nll = evaluate.answer_nll(base, tokenizer, test, batch_size=cfg.eval_batch)
+    math_q["base_answer_nll"] = round(float(nll["nll"].mean()), 4)
     mc_test = corpus.toy_mc("test", seed)[: cfg.eval_n]
     mc_shots = corpus.toy_mc("train", seed)[-cfg.eval_shots:]
-    mc_q = {"n": len(mc_test), "chance": 0.25,
-            "base_0shot": round(_mc_accuracy(base, tokenizer, mc_test), 4),
-            f"base_{cfg.eval_shots}shot": round(_mc_accuracy(base, tokenizer, mc_test, mc_shots), 4),
+    mc_q = {"base_0shot": round(_mc_accuracy(base, tokenizer, mc_test), 4),
+            f"base_{cfg.eval_shots}shot": round(_mc_accuracy(base, tokenizer, mc_test, mc_shots), 4)}
+    return {"toy_math": math_q, "toy_mc": mc_q}
+
+
+def base_part(stored: dict[str, Any], cfg: ToyConfig) -> dict[str, Any]:
+    """:func:`base_quality`'s entries taken from a build's stored ``quality`` (for a build of the same Base)."""
+    k = f"base_{cfg.eval_shots}shot"
+    math_q, mc_q = stored["toy_math"], stored["toy_mc"]
+    return {"toy_math": {"base_0shot": math_q["base_0shot"], k: math_q[k],
+                         "examples": {n: math_q["examples"][n] for n in ("base_0shot", k)},
+                         "base_answer_nll": math_q["base_answer_nll"]},
+            "toy_mc": {"base_0shot": mc_q["base_0shot"], k: mc_q[k]}}
+
+
+def quality(base, sft, tokenizer, cfg: ToyConfig, seed: int, progress: bool, *,
+            known_base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Held-out quality of a build: toy-math exact match and NLL, toy-mc accuracy, layer CKA, weight change.
+
+    Args:
+        base: the Base model.
+        sft: the SFT model.
+        tokenizer: their tokenizer.
+        cfg: the evaluation settings (``eval_*``).
+        seed: the data seed.
+        progress: progress bars.
+        known_base: :func:`base_quality` of this Base with these settings, already measured (a ladder
+            rung takes it from its Base build: same weights, data, settings and thread count, so the
+            same numbers); ``None`` measures it.
+    """
+    own = base_quality(base, tokenizer, cfg, seed, progress) if known_base is None else known_base
+    test = corpus.toy_math("test", seed)[: cfg.eval_n]
+    kw = dict(max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch, progress=progress)
+    k = f"base_{cfg.eval_shots}shot"
+    sft_acc = evaluate.gsm8k_exact_match(sft, tokenizer, test, **kw)
+    math_q: dict[str, Any] = {"n": len(test), "max_new_tokens": cfg.eval_max_new_tokens,
+                              "base_0shot": own["toy_math"]["base_0shot"], k: own["toy_math"][k],
+                              "sft_0shot": round(float(sft_acc["correct"].mean()), 4)}
+    best_base = max(v for key, v in math_q.items() if key.startswith("base_"))
+    math_q["gap_points"] = round(100 * (math_q["sft_0shot"] - best_base), 2)
+    math_q["examples"] = {**own["toy_math"]["examples"], "sft_0shot": sft_acc["generation"].head(3).tolist()}
+    math_q["base_answer_nll"] = own["toy_math"]["base_answer_nll"]
+    nll = evaluate.answer_nll(sft, tokenizer, test, batch_size=cfg.eval_batch)
+    math_q["sft_answer_nll"] = round(float(nll["nll"].mean()), 4)
+
+    mc_test = corpus.toy_mc("test", seed)[: cfg.eval_n]
+    mc_q = {"n": len(mc_test), "chance": 0.25, **own["toy_mc"],
             "sft_0shot": round(_mc_accuracy(sft, tokenizer, mc_test), 4)}
 
     texts = [corpus.format_math(it) for it in test]
