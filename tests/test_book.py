@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -453,6 +454,31 @@ def test_cached_call_keys_on_the_call_itself(tmp_path, monkeypatch, capsys):
     assert len(_CALLS) == 5
     with pytest.raises(TypeError, match="cannot key"):
         book.cached_call(_table, object(), texts)
+
+
+def _first_weight(model, tokenizer, texts: list[str], progress: bool = True) -> pd.DataFrame:
+    _CALLS.append(("model", tokenizer.name_or_path))
+    return pd.DataFrame({"w": [float(next(model.parameters()).detach().double().sum())]})
+
+
+def test_cached_call_keys_a_local_checkpoint_by_its_content_not_its_folder(tmp_path, monkeypatch, save_pair):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("MBT_CACHE", str(tmp_path / "cache"))
+    _CALLS.clear()
+    base, sft = save_pair("olmo2")
+    copy = tmp_path / "copy-of-base"
+    shutil.copytree(base, copy)
+    texts = [f"text {i}" for i in range(12)]
+
+    def call(folder):
+        model = AutoModelForCausalLM.from_pretrained(str(folder))
+        return book.cached_call(_first_weight, model, AutoTokenizer.from_pretrained(str(folder)), texts)
+
+    first = call(base)
+    assert call(copy).equals(first) and len(_CALLS) == 1  # the same bytes elsewhere: reused
+    call(sft)  # other weights: computed again
+    assert len(_CALLS) == 2
 
 
 def test_chapters_6_and_7_share_one_sweep_object():

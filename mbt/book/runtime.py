@@ -26,7 +26,7 @@ from mbt.pairs import ModelPair, load_pair, pair_label
 from mbt.paper.records import slug
 from mbt.paper.store import StoreEntry, contributed_root, store_root, stores
 from mbt.probe import logit_lens
-from mbt.results import cache_root, cached
+from mbt.results import cache_root, cached, weights_fingerprint
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.swap import swap_sweep, token_accuracy
 from mbt.toy import LADDER
@@ -283,8 +283,14 @@ def _identity(value: Any) -> Any:
     if isinstance(value, Sequence):
         return [_identity(v) for v in value]
     if hasattr(value, "_model") or hasattr(value, "named_parameters"):
-        return {"model": model_fingerprint(value)}
+        found = model_fingerprint(value)
+        if "weights" in found:  # a local folder: its content hash says it all, wherever the folder lies
+            found = {k: v for k, v in found.items() if k != "source"}
+        return {"model": found}
     if hasattr(value, "name_or_path") and hasattr(value, "encode"):
+        folder = Path(str(value.name_or_path))
+        if folder.is_dir():  # by content: copies of one checkpoint (e.g. the ladder rungs' Base) share results
+            return {"tokenizer_files": weights_fingerprint(folder), "vocab": len(value)}
         return {"tokenizer": str(value.name_or_path), "vocab": len(value)}
     raise TypeError(f"cannot key a cached result on a {type(value).__name__}; pass plain values, texts, "
                     "a pair, a model or a tokenizer")
@@ -297,8 +303,11 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     """``fn(*args, **kwargs)``, stored and reused: the key is derived from the call itself.
 
     The key holds ``fn``'s module and qualified name and an identity of every argument (a pair or model by
-    its weights' fingerprint, a list of texts by its content fingerprint, plain values as they are;
-    ``progress`` is left out), so no caller writes a key by hand and no argument can be forgotten. The
+    its weights' fingerprint, a model or tokenizer loaded from a local folder by that folder's content
+    alone, a list of texts by its content fingerprint, plain values as they are; ``progress`` is left
+    out), so no caller writes a key by hand and no argument can be forgotten. Two copies of one
+    checkpoint therefore share results: the ladder rungs each hold a copy of the toy Base, and chapter
+    4's fine-tune of the Base runs once for all of them. The
     store is :func:`mbt.results.cached` (``<cache root>/book-<function>/``), with provenance; a hit is
     announced in one line.
 

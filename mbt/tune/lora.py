@@ -28,7 +28,8 @@ from mbt.loading import load_causal_lm
 from mbt.tune import prefix
 from mbt.tune.config import DEFAULT_TARGETS, budget, config_of, lora_config, lora_scale, targets_of
 
-__all__ = ["CPU_PIECES", "DEFAULT_LR", "DEFAULT_STEPS", "micro_batch", "train_lora", "training_examples"]
+__all__ = ["CPU_PIECES", "DEFAULT_LR", "DEFAULT_STEPS", "length_pieces", "micro_batch", "train_lora",
+           "training_examples"]
 
 DEFAULT_STEPS = 240
 DEFAULT_LR = 5e-3
@@ -40,10 +41,11 @@ CPU_PIECES = 2
 
 The batch's examples are sorted by length and cut into this many pieces, each padded only to its
 own longest example. On ``toy-math`` (48–74 tokens, batch 32) two pieces compute ~15 % fewer
-padded positions in the blocks and ~29 % fewer in the LM head than one; a step took 0.77–0.87× the
-time of the whole batch with two runs side by side (``benchmarks/bench_lora.py --variants
-whole-batch,current``). Four pieces were no faster: smaller matrices cost more per token. A GPU gets the
-whole batch in one pass (its kernels are fastest on one large batch)."""
+padded positions in the blocks and ~29 % fewer in the LM head than one. With two runs side by side
+a step took 0.92 of the whole batch's time (median of 4 repeats, 0.84–0.97;
+``benchmarks/bench_lora.py --variants whole-batch,current``). Four pieces were no faster: smaller
+matrices cost more per token. A GPU gets the whole batch in one pass (its kernels are fastest on one
+large batch)."""
 
 
 def micro_batch(batch_size: int, micro_batch_size: int | None, device: Any) -> int:
@@ -187,8 +189,8 @@ def train_lora(
     :data:`CPU_PIECES`); the LM head only runs from a piece's first target position on. ``seed``
     fixes the batches (:func:`mbt.train.batch_schedule`) and, set right before ``get_peft_model``,
     the adapter initialisation (A Kaiming-uniform, B = 0); the set of training records is fixed by
-    ``data_seed``. On CPU the model runs in fp32 and the
-    result is bit-identical for the same seed and thread count.
+    ``data_seed``. On CPU the model runs in fp32 and the result is bit-identical for the same seed
+    and thread count.
 
     Args:
         model_or_path: a causal LM (nnsight wrapper or HF module; deep-copied unless
