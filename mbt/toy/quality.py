@@ -107,6 +107,13 @@ EVAL_FIELDS = ("eval_n", "eval_shots", "eval_max_new_tokens", "eval_batch", "thr
 def base_quality(base, tokenizer, cfg: ToyConfig, seed: int, progress: bool) -> dict[str, Any]:
     """The Base's own part of :func:`quality`: ``toy_math`` exact match (0- and k-shot) and answer NLL, ``toy_mc``.
 
+    Args:
+        base: the Base model.
+        tokenizer: its tokenizer.
+        cfg: the evaluation settings (``eval_*``).
+        seed: the data seed (which test and shot items).
+        progress: progress bars.
+
     Returns:
         ``{"toy_math": {"base_0shot", "base_<k>shot", "base_answer_nll", "examples": {…}}, "toy_mc": {…}}``,
         the entries :func:`quality` reports for the Base under the same keys.
@@ -131,7 +138,12 @@ def base_quality(base, tokenizer, cfg: ToyConfig, seed: int, progress: bool) -> 
 
 
 def base_part(stored: dict[str, Any], cfg: ToyConfig) -> dict[str, Any]:
-    """:func:`base_quality`'s entries taken from a build's stored ``quality`` (for a build of the same Base)."""
+    """:func:`base_quality`'s entries taken from a build's stored ``quality`` (for a build of the same Base).
+
+    Args:
+        stored: a manifest's ``quality`` block, as :func:`quality` wrote it.
+        cfg: the evaluation settings it was measured with (names the k-shot key).
+    """
     k = f"base_{cfg.eval_shots}shot"
     math_q, mc_q = stored["toy_math"], stored["toy_mc"]
     return {"toy_math": {"base_0shot": math_q["base_0shot"], k: math_q[k],
