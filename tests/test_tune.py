@@ -221,6 +221,12 @@ def test_micro_batches_do_not_change_the_update(tokenizer):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=f"{micro}: {n}")
 
 
+def test_a_micro_batch_outside_the_batch_is_refused_before_loading(tokenizer, tmp_path):
+    for bad in (0, TRAIN["batch_size"] + 1):  # the folder does not exist: the check comes first
+        with pytest.raises(ValueError, match=r"micro_batch_size must be in 1\.\.4"):
+            tune.train_lora(str(tmp_path / "missing"), tokenizer, "11111", micro_batch_size=bad, **TRAIN)
+
+
 def test_a_cpu_batch_runs_as_length_sorted_pieces_padded_to_their_own_longest(tokenizer, monkeypatch):
     from mbt.tune.lora import CPU_PIECES, micro_batch, training_examples
 

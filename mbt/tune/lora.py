@@ -253,8 +253,7 @@ def train_lora(
 
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    micro = batch_size if micro_batch_size is None else int(micro_batch_size)  # the CPU default: after loading
-    if not 1 <= micro <= batch_size:
+    if micro_batch_size is not None and not 1 <= int(micro_batch_size) <= batch_size:  # default: after loading
         raise ValueError(f"micro_batch_size must be in 1..{batch_size}, got {micro_batch_size}")
     train.check_attention(attn)
     if tokenizer is None:
