@@ -304,16 +304,21 @@ def pair_identity(pair: ModelPair) -> dict[str, Any]:
 
 
 def model_fingerprint(model: Any) -> dict[str, Any]:
-    """Identify a loaded model's weights: folder content hash, Hub commit, or a parameter checksum."""
+    """Identify a loaded model's weights: folder content hash, Hub commit, or a parameter checksum.
+
+    A model loaded from a local folder is ``{"weights": weights_fingerprint(folder), "dtype": …}``: its
+    content, not where the folder lies, so a copy of a checkpoint (or a moved cache) keys the same results.
+    Otherwise ``{"source", "dtype", "commit"}`` plus, without a commit, ``"params"``: a checksum of every
+    parameter (name, Σw and Σ|w| in float64).
+    """
     module = trace.unwrap(model)
     config = module.config
     source = str(getattr(config, "_name_or_path", "") or "")
+    if source and Path(source).is_dir():
+        return {"weights": weights_fingerprint(source), "dtype": str(module.dtype)}
     commit = getattr(config, "_commit_hash", None)
     info: dict[str, Any] = {"source": source, "dtype": str(module.dtype), "commit": commit}
-    folder = Path(source) if source else None
-    if folder is not None and folder.is_dir():
-        info["weights"] = weights_fingerprint(folder)
-    elif info["commit"] is None:
+    if commit is None:
         digest = hashlib.sha256()
         with torch.no_grad():
             for name, param in module.named_parameters():

@@ -15,7 +15,7 @@ from typing import Any
 
 from mbt.trace import unwrap
 
-__all__ = ["hf_progress_bars", "load_causal_lm"]
+__all__ = ["hf_progress_bars", "load_causal_lm", "path_dtype"]
 
 
 @contextlib.contextmanager
@@ -37,6 +37,18 @@ def hf_progress_bars(enabled: bool) -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def path_dtype(device: str | None) -> Any:
+    """The dtype :func:`load_causal_lm` loads a path in on ``device``: bf16 on a GPU (or ``"auto"``), else fp32.
+
+    Args:
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``, or ``None`` (CUDA when available).
+    """
+    import torch
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.bfloat16 if dev == "auto" or str(dev).startswith("cuda") else torch.float32
+
+
 def load_causal_lm(source: Any, *, device: str | None = None, dtype: Any = None, copy_model: bool = True,
                    revision: str | None = None, progress: bool = True) -> Any:
     """A plain causal LM from a folder / Hub id (loaded) or from a model (deep-copied unless ``copy_model=False``).
@@ -56,8 +68,7 @@ def load_causal_lm(source: Any, *, device: str | None = None, dtype: Any = None,
         from transformers import AutoModelForCausalLM
 
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        on_gpu = dev == "auto" or str(dev).startswith("cuda")
-        kwargs: dict[str, Any] = {"dtype": dtype or (torch.bfloat16 if on_gpu else torch.float32)}
+        kwargs: dict[str, Any] = {"dtype": dtype or path_dtype(dev)}
         if revision is not None:
             kwargs["revision"] = revision
         if dev == "auto":

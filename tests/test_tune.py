@@ -479,6 +479,29 @@ def test_sweep_does_not_resume_from_other_weights_of_the_same_size(tokenizer, tm
     assert calls == [1] and len(tune_sweeps.read_table(out)) == 2
 
 
+def test_sweep_resumes_whichever_way_the_same_base_is_given(base_dir, tokenizer, tmp_path, monkeypatch):
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "s.parquet"
+    tune.sweep(str(base_dir), masks=["10000"], seeds=[0], out=out, **SWEEP)
+    copy = tmp_path / "elsewhere" / "base"  # byte-identical, another path
+    shutil.copytree(base_dir, copy)
+    calls = []
+    real = tune_sweeps.train_lora
+    monkeypatch.setattr(tune_sweeps, "train_lora", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = AutoModelForCausalLM.from_pretrained(copy, dtype=torch.float32)
+    pair = load_pair(base=str(copy), sft=str(base_dir), device="cpu")
+    for given in (str(copy), model, pair):  # the copied folder, a model loaded from it, a pair with it as Base
+        rows = tune.sweep(given, masks=["10000"], seeds=[0], out=out, tokenizer=tokenizer if given is model else None,
+                          **SWEEP)
+        assert len(rows) == 1
+    assert calls == [] and len(tune_sweeps.read_table(out)) == 1  # nothing trained again
+    tune.sweep(model.to(torch.bfloat16), masks=["10000"], seeds=[0], out=out, tokenizer=tokenizer, **SWEEP)
+    assert calls == [1] and len(tune_sweeps.read_table(out)) == 2  # other dtype, other run
+
+
 def test_sweep_validates_everything_before_training(base_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(tune_sweeps, "load_causal_lm", lambda *a, **k: pytest.fail("loaded a model"))
     monkeypatch.setattr(tune_sweeps, "train_lora", lambda *a, **k: pytest.fail("trained"))

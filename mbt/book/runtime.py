@@ -283,10 +283,7 @@ def _identity(value: Any) -> Any:
     if isinstance(value, Sequence):
         return [_identity(v) for v in value]
     if hasattr(value, "_model") or hasattr(value, "named_parameters"):
-        found = model_fingerprint(value)
-        if "weights" in found:  # a local folder: its content hash says it all, wherever the folder lies
-            found = {k: v for k, v in found.items() if k != "source"}
-        return {"model": found}
+        return {"model": model_fingerprint(value)}  # a local folder's model: by content, wherever it lies
     if hasattr(value, "name_or_path") and hasattr(value, "encode"):
         folder = Path(str(value.name_or_path))
         if folder.is_dir():  # by content: copies of one checkpoint (e.g. the ladder rungs' Base) share results

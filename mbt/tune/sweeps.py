@@ -23,7 +23,7 @@ import pandas as pd
 from mbt import data
 from mbt.analysis import model_fingerprint
 from mbt.cpu import pinned_threads
-from mbt.loading import load_causal_lm
+from mbt.loading import load_causal_lm, path_dtype
 from mbt.pairs import PAIRS, ModelPair, resolve_toy
 from mbt.results import atomic_write, file_lock, weights_fingerprint
 from mbt.segments import PAPER_MASKS, resolve_masks
@@ -47,14 +47,19 @@ SWEEP_COLUMNS: tuple[str, ...] = (
 """Columns of the table :func:`sweep` writes and returns."""
 
 
-def _resolve_base(pair_or_base: Any, tokenizer: Any) -> tuple[Any, Any, str, dict[str, Any]]:
-    """``(source, tokenizer, label, fingerprint)``; ``source`` is a folder/Hub id or a model to copy."""
+def _resolve_base(pair_or_base: Any, tokenizer: Any, device: str | None) -> tuple[Any, Any, str, dict[str, Any]]:
+    """``(source, tokenizer, label, fingerprint)``; ``source`` is a folder/Hub id or a model to copy.
+
+    The fingerprint identifies the Base's weights the same way however it is given: a pair, a model
+    loaded from a folder, or the folder itself (then in the dtype :func:`~mbt.loading.load_causal_lm`
+    loads it in on ``device``) all give ``{"weights": content hash, "dtype": …}``
+    (:func:`~mbt.analysis.model_fingerprint`), so a sweep resumes from rows another route wrote.
+    """
     import torch
 
     if isinstance(pair_or_base, ModelPair):
         module = unwrap(pair_or_base.base)
-        return (module, pair_or_base.tokenizer, pair_or_base.spec.name,
-                {"pair": pair_or_base.spec.name, "base": model_fingerprint(module)})
+        return module, pair_or_base.tokenizer, pair_or_base.spec.name, {"base": model_fingerprint(module)}
     if isinstance(pair_or_base, torch.nn.Module) or hasattr(pair_or_base, "_module"):
         if tokenizer is None:
             raise ValueError("give tokenizer= with a model object")
@@ -74,7 +79,7 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any) -> tuple[Any, Any, str, dic
         tokenizer = AutoTokenizer.from_pretrained(base)
     fp: dict[str, Any] = {"base": base}
     if Path(base).is_dir():  # the weights' content, not their file names and sizes
-        fp = {"base": weights_fingerprint(base)}
+        fp = {"base": {"weights": weights_fingerprint(base), "dtype": str(path_dtype(device))}}
     return base, tokenizer, name_label, fp
 
 
@@ -271,7 +276,7 @@ def sweep(
     train_path, test_path = split_paths(task, data_path)
     retention_sets = dict(retention) if retention is not None else default_retention(task)
     check_retention_paths(retention_sets, retention_paths)
-    source, tokenizer, label, fingerprint = _resolve_base(pair_or_base, tokenizer)
+    source, tokenizer, label, fingerprint = _resolve_base(pair_or_base, tokenizer, device)
     shared = source if isinstance(source, str | Path) else _folder_of(pair_or_base)  # what a worker can load
     if workers > 1 and shared is None:
         raise ValueError("workers > 1 needs a pair name, a pair loaded from a local folder in float32, or a model "
