@@ -303,11 +303,20 @@ def pair_identity(pair: ModelPair) -> dict[str, Any]:
     return {"name": pair.spec.name, "base": _fingerprint(pair, "base"), "sft": _fingerprint(pair, "sft")}
 
 
+def folder_fingerprint(folder: str | Path, dtype: Any) -> dict[str, Any]:
+    """A checkpoint folder's weights as a model loaded from it in ``dtype``: ``{"weights": content hash, "dtype"}``.
+
+    The content (:func:`mbt.results.weights_fingerprint`), not the folder's location: what
+    :func:`model_fingerprint` gives for a model loaded from the folder, and a LoRA sweep for the folder itself.
+    """
+    return {"weights": weights_fingerprint(folder), "dtype": str(dtype)}
+
+
 def model_fingerprint(model: Any) -> dict[str, Any]:
     """Identify a loaded model's weights: folder content hash, Hub commit, or a parameter checksum.
 
-    A model loaded from a local folder is ``{"weights": weights_fingerprint(folder), "dtype": …}``: its
-    content, not where the folder lies, so a copy of a checkpoint (or a moved cache) keys the same results.
+    A model loaded from a local folder is :func:`folder_fingerprint` of it: its content, not where the
+    folder lies, so a copy of a checkpoint (or a moved cache) keys the same results.
     Otherwise ``{"source", "dtype", "commit"}`` plus, without a commit, ``"params"``: a checksum of every
     parameter (name, Σw and Σ|w| in float64).
     """
@@ -315,7 +324,7 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
     config = module.config
     source = str(getattr(config, "_name_or_path", "") or "")
     if source and Path(source).is_dir():
-        return {"weights": weights_fingerprint(source), "dtype": str(module.dtype)}
+        return folder_fingerprint(source, module.dtype)
     commit = getattr(config, "_commit_hash", None)
     info: dict[str, Any] = {"source": source, "dtype": str(module.dtype), "commit": commit}
     if commit is None:

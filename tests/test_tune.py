@@ -479,6 +479,15 @@ def test_sweep_does_not_resume_from_other_weights_of_the_same_size(tokenizer, tm
     assert calls == [1] and len(tune_sweeps.read_table(out)) == 2
 
 
+def test_path_dtype_is_what_a_path_loads_in(base_dir):
+    from mbt.loading import load_causal_lm, path_dtype
+
+    assert path_dtype("cpu") is torch.float32
+    assert path_dtype("cuda") is path_dtype("cuda:1") is path_dtype("auto") is torch.bfloat16
+    assert path_dtype(None) is (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    assert load_causal_lm(str(base_dir), device="cpu", progress=False).dtype is path_dtype("cpu")
+
+
 def test_sweep_resumes_whichever_way_the_same_base_is_given(base_dir, tokenizer, tmp_path, monkeypatch):
     import shutil
 

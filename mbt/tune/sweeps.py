@@ -21,11 +21,11 @@ from typing import Any
 import pandas as pd
 
 from mbt import data
-from mbt.analysis import model_fingerprint
+from mbt.analysis import folder_fingerprint, model_fingerprint
 from mbt.cpu import pinned_threads
 from mbt.loading import load_causal_lm, path_dtype
 from mbt.pairs import PAIRS, ModelPair, resolve_toy
-from mbt.results import atomic_write, file_lock, weights_fingerprint
+from mbt.results import atomic_write, file_lock
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.trace import unwrap
 from mbt.tune.config import DEFAULT_TARGETS, check_preset, config_of
@@ -52,8 +52,8 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any, device: str | None) -> tupl
 
     The fingerprint identifies the Base's weights the same way however it is given: a pair, a model
     loaded from a folder, or the folder itself (then in the dtype :func:`~mbt.loading.load_causal_lm`
-    loads it in on ``device``) all give ``{"weights": content hash, "dtype": …}``
-    (:func:`~mbt.analysis.model_fingerprint`), so a sweep resumes from rows another route wrote.
+    loads it in on ``device``) all give :func:`~mbt.analysis.folder_fingerprint`, so a sweep resumes
+    from rows another route wrote.
     """
     import torch
 
@@ -79,7 +79,7 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any, device: str | None) -> tupl
         tokenizer = AutoTokenizer.from_pretrained(base)
     fp: dict[str, Any] = {"base": base}
     if Path(base).is_dir():  # the weights' content, not their file names and sizes
-        fp = {"base": {"weights": weights_fingerprint(base), "dtype": str(path_dtype(device))}}
+        fp = {"base": folder_fingerprint(base, path_dtype(device))}
     return base, tokenizer, name_label, fp
 
 
