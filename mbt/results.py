@@ -46,6 +46,7 @@ __all__ = [
     "make_key",
     "provenance",
     "text_fingerprint",
+    "tree_sha256",
     "weights_fingerprint",
 ]
 
@@ -102,6 +103,31 @@ def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_sha256(path: str | Path, pattern: str = "*") -> str:
+    """SHA-256 over every file matching ``pattern`` below a folder: its path relative to the folder, then its bytes.
+
+    Files are taken in sorted order, so the digest changes with any changed byte, added, removed or renamed
+    file, and not with the folder's location. A single file is hashed as its bytes alone (no name).
+
+    Args:
+        path: A folder or one file.
+        pattern: Glob pattern of the files to include (searched recursively), e.g. ``"*.py"``.
+
+    Returns:
+        64 hexadecimal characters.
+    """
+    root = Path(path)
+    files = sorted(f for f in root.rglob(pattern) if f.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for file in files:
+        if root.is_dir():
+            digest.update(file.relative_to(root).as_posix().encode())
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -31,7 +31,7 @@ def fake_run(tmp_path, monkeypatch):
                     "weight_change": [{"attn_rel": 0.1}, {"attn_rel": 0.3}]}}))
     monkeypatch.setattr(jobs, "resolve_toy", lambda spec, progress=True: dataclasses.replace(
         spec, base=str(build / "base"), sft=str(build / "sft")))
-    monkeypatch.setattr(jobs, "_pair_identity", lambda pair, base, sft: {"pair": pair})
+    monkeypatch.setattr(jobs, "pair_source_key", lambda pair, base=None, sft=None: {"pair": pair})
     calls: list[tuple[str, str]] = []
     fail: set[tuple[str, str]] = set()
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbt import book, cli, pairs, paper, segments, select
+from mbt import book, cli, identity, pairs, paper, segments, select
 from mbt.book import builder as book_build
 from mbt.book import jobs
 
@@ -405,9 +405,7 @@ def test_sizes_datasets_and_masks(tmp_path):
         book.default_datasets(PAIRS["toy"], "other")
     assert segments.single_segment_masks(3) == ("100", "010", "001")
     assert segments.PAPER_MASKS[0] == "00000" and len(segments.PAPER_MASKS) == 10
-    import mbt.tune
 
-    assert tuple(segments.PAPER_MASKS) == tuple(mbt.tune.DEFAULT_MASKS)
 
 
 def test_folder_label(tmp_path):
@@ -443,17 +441,17 @@ def test_cached_call_keys_on_the_call_itself(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MBT_CACHE", str(tmp_path))
     _CALLS.clear()
     texts = [f"text {i}" for i in range(12)]
-    first = book.cached_call(_table, 1, texts)
-    again = book.cached_call(_table, 1, texts, progress=False)  # progress is not part of the key
+    first = identity.cached_call(_table, 1, texts)
+    again = identity.cached_call(_table, 1, texts, progress=False)  # progress is not part of the key
     assert len(_CALLS) == 1 and first.equals(again) and "mbt: cached" in capsys.readouterr().err
-    book.cached_call(_table, 2, texts)  # another argument: computed again
-    book.cached_call(_table, 1, texts[:-1] + ["text 11 changed"])  # other texts: computed again
-    book.cached_call(_table, 1, ["text 0\0text 1", *texts[2:]])  # text boundaries matter
+    identity.cached_call(_table, 2, texts)  # another argument: computed again
+    identity.cached_call(_table, 1, texts[:-1] + ["text 11 changed"])  # other texts: computed again
+    identity.cached_call(_table, 1, ["text 0\0text 1", *texts[2:]])  # text boundaries matter
     assert len(_CALLS) == 4
-    book.cached_call(_table, 1, texts, cache=False)
+    identity.cached_call(_table, 1, texts, cache=False)
     assert len(_CALLS) == 5
     with pytest.raises(TypeError, match="cannot key"):
-        book.cached_call(_table, object(), texts)
+        identity.cached_call(_table, object(), texts)
 
 
 def _first_weight(model, tokenizer, texts: list[str], progress: bool = True) -> pd.DataFrame:
@@ -473,7 +471,7 @@ def test_cached_call_keys_a_local_checkpoint_by_its_content_not_its_folder(tmp_p
 
     def call(folder):
         model = AutoModelForCausalLM.from_pretrained(str(folder))
-        return book.cached_call(_first_weight, model, AutoTokenizer.from_pretrained(str(folder)), texts)
+        return identity.cached_call(_first_weight, model, AutoTokenizer.from_pretrained(str(folder)), texts)
 
     first = call(base)
     assert call(copy).equals(first) and len(_CALLS) == 1  # the same bytes elsewhere: reused
@@ -614,25 +612,3 @@ def test_cli_book_outside_a_checkout_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mbt: error: ") and "pass --root" in err
     assert list(tmp_path.iterdir()) == []
-
-
-def test_old_names_keep_working_with_a_deprecation_warning():
-    import importlib
-    import sys
-
-    from mbt import tune
-
-    with pytest.warns(DeprecationWarning, match="moved to mbt.paper.divergence_findings"):
-        assert book.divergence_findings is paper.divergence_findings
-    with pytest.warns(DeprecationWarning, match="mbt.segments.PAPER_MASKS"):
-        assert book.PAPER_MASKS == segments.PAPER_MASKS
-    with pytest.raises(AttributeError):
-        book.no_such_name  # noqa: B018
-    with pytest.warns(DeprecationWarning, match="counts blocks from 0"):
-        assert tune.segment_bounds(5, 16) == [(0, 3), (3, 6), (6, 9), (9, 12), (12, 16)]
-    sys.modules.pop("mbt.toydata", None)
-    with pytest.warns(DeprecationWarning, match="mbt.toy.corpus"):
-        toydata = importlib.import_module("mbt.toydata")
-    from mbt.toy import corpus
-
-    assert toydata.toy_math is corpus.toy_math

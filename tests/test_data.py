@@ -18,7 +18,6 @@ from mbt.data import (
     PAPER_SAMPLE_SIZES,
     DatasetSpec,
     TextSample,
-    fingerprint,
     format_record,
     get_spec,
     load_records,
@@ -28,6 +27,7 @@ from mbt.data import (
     seeded_order,
     training_split,
 )
+from mbt.results import text_fingerprint
 
 # ------------------------------------------------------------------------------------------------
 # Small records in the Hub schemas
@@ -399,7 +399,7 @@ def test_load_sample_token_texts_are_prefix_of_pooled(tmp_path: Path) -> None:
     assert sample.indices == sample_indices(len(MMLU), 20, 42)
     assert sample.texts == load_texts("mmlu", n=20, seed=42, path=path)
     assert sample.source == f"file:{path}"
-    assert sample.fingerprint == fingerprint(sample.texts)
+    assert sample.fingerprint == text_fingerprint(sample.texts)
     clamped = load_sample("mmlu", n_pooled=4, n_token=100, seed=42, path=path)
     assert clamped.n_token == 4 and clamped.token_texts == clamped.texts
 
@@ -421,16 +421,6 @@ def test_text_sample_validates() -> None:
         TextSample("x", "test", 0, ["a"], 2, [0])
     with pytest.raises(ValueError):
         TextSample("x", "test", 0, ["a"], 1, [0, 1])
-
-
-def test_fingerprint() -> None:
-    fp = fingerprint(["ab", "c"])
-    assert len(fp) == 64 and int(fp, 16) >= 0
-    assert fp == fingerprint(("ab", "c"))
-    assert fp != fingerprint(["a", "bc"])
-    assert fp != fingerprint(["c", "ab"])
-    with pytest.raises(TypeError):
-        fingerprint("abc")
 
 
 # ------------------------------------------------------------------------------------------------

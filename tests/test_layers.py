@@ -23,11 +23,11 @@ LAYERS: dict[str, int] = {
     # 1 data and models (plots draws the segments' middle band and names the intrinsic metrics, so it sits
     # here; the toy tasks' generators are data, read by mbt.data through its registry)
     "mbt.data": 1, "mbt.trace": 1, "mbt.evaluate": 1, "mbt.train": 1, "mbt.loading": 1, "mbt.plots": 1,
-    "mbt.toy.corpus": 1, "mbt.toydata": 1, "mbt.workers": 1,
+    "mbt.toy.corpus": 1, "mbt.workers": 1,
     # 2 toy builder
     "mbt.toy": 2,
-    # 3 pairs
-    "mbt.pairs": 3,
+    # 3 pairs, and the identity of inputs, models, pairs and calls (below every analysis that keys a cache)
+    "mbt.pairs": 3, "mbt.identity": 3,
     # 4 analyses
     "mbt.analysis": 4, "mbt.probe": 4, "mbt.weights": 4, "mbt.swap": 4, "mbt.correlate": 4, "mbt.select": 4,
     "mbt.tune": 4,

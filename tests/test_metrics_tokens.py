@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mbt.metrics as M
-from mbt.analysis import TOKEN_METRICS
+from mbt.metrics.registry import names
 
 
 def _states(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,4 +51,4 @@ def test_bad_input_is_refused_with_the_valid_names() -> None:
 
 
 def test_analysis_token_metrics_are_the_token_level_ones() -> None:
-    assert set(TOKEN_METRICS) == set(M.TOKEN_LEVEL)
+    assert set(names("token")) == set(M.TOKEN_LEVEL)

@@ -414,7 +414,7 @@ def test_lora_power_at_the_papers_sizes_with_three_seeds():
 
 
 def test_single_layer_against_a_band_prediction_interval():
-    from mbt.paper.findings import _single_vs_band
+    from mbt.paper.findings.common import single_vs_band as _single_vs_band
 
     ref = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])  # alternating: lag-1 autocorrelation < 0, clipped to 0
     values = pd.Series(np.r_[9.0, 9.0, ref, 1.5], index=range(0, 9))
@@ -429,7 +429,8 @@ def test_single_layer_against_a_band_prediction_interval():
 
 
 def test_all_of_and_any_of_combine_parts():
-    from mbt.paper.findings import _all_of, _any_of
+    from mbt.paper.findings.common import all_of as _all_of
+    from mbt.paper.findings.common import any_of as _any_of
 
     def part(verdict, effect):
         return V.Decision(verdict, effect, effect - 1, effect + 1, 0.975, f"rule {effect}", 1.0, 3, "seeds")

@@ -14,9 +14,10 @@ from conftest import SWEEP, make_model
 from peft import get_peft_model
 from transformers import MistralConfig, Olmo2Config
 
-from mbt import train, tune
+from mbt import segments, train, tune
 from mbt.pairs import load_pair
-from mbt.tune import DEFAULT_MASKS, budget, lora_config, segment_layers
+from mbt.segments import PAPER_MASKS as DEFAULT_MASKS
+from mbt.tune import budget, lora_config, segment_layers
 from mbt.tune import sweeps as tune_sweeps
 from mbt.workers import slots as workers_slots
 
@@ -41,7 +42,7 @@ def test_segment_layers_examples():
 @pytest.mark.parametrize("n_layers", [10, 16, 40, 64])
 @pytest.mark.parametrize("n_segments", [3, 5, 10])
 def test_single_segment_family_partitions_the_layers(n_segments, n_layers):
-    family = tune.single_segment_masks(n_segments)
+    family = segments.single_segment_masks(n_segments)
     assert len(family) == n_segments and all(m.count("1") == 1 for m in family)
     seen = collections.Counter(b for m in family for b in segment_layers(m, n_layers))
     assert sorted(seen) == list(range(n_layers))
@@ -51,7 +52,7 @@ def test_single_segment_family_partitions_the_layers(n_segments, n_layers):
     for m in family:  # each segment is contiguous
         layers = segment_layers(m, n_layers)
         assert layers == list(range(layers[0], layers[-1] + 1))
-    named = tune.MASK_FAMILIES.get(f"segments{n_segments}")
+    named = segments.MASK_FAMILIES.get(f"segments{n_segments}")
     if named is not None:
         assert set(family) <= set(named) and named[0] == "0" * n_segments and named[1] == "1" * n_segments
 
@@ -75,11 +76,11 @@ def test_invalid_masks_raise(mask, n_layers, message):
 
 
 def test_resolve_masks():
-    assert tune.resolve_masks("default") == list(DEFAULT_MASKS)
-    assert tune.resolve_masks("01100, 00110,01100") == ["01100", "00110"]
-    assert tune.resolve_masks("segments3") == ["000", "111", "100", "010", "001"]
+    assert segments.resolve_masks("default") == list(DEFAULT_MASKS)
+    assert segments.resolve_masks("01100, 00110,01100") == ["01100", "00110"]
+    assert segments.resolve_masks("segments3") == ["000", "111", "100", "010", "001"]
     with pytest.raises(ValueError, match="families"):
-        tune.resolve_masks("nonsense")
+        segments.resolve_masks("nonsense")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,17 +282,17 @@ def test_training_attention_is_chosen_for_training_only(tokenizer, monkeypatch):
 
 def test_batch_schedule_epochs_seeds_and_length_groups():
     rng = torch.Generator().manual_seed(0)
-    lengths = torch.randint(10, 90, (tune.LENGTH_GROUP * 4 * 3,), generator=rng).tolist()  # 3 groups of batch 4
+    lengths = torch.randint(10, 90, (train.LENGTH_GROUP * 4 * 3,), generator=rng).tolist()  # 3 groups of batch 4
     n, b = len(lengths), 4
     for grouped in (False, True):
-        plan = tune.batch_schedule(lengths, b, 2 * n // b, seed=0, group_by_length=grouped)
+        plan = train.batch_schedule(lengths, b, 2 * n // b, seed=0, group_by_length=grouped)
         assert len(plan) == 2 * n // b and all(len(x) == b for x in plan)
         counts = collections.Counter(i for x in plan for i in x)
         assert set(counts) == set(range(n)) and set(counts.values()) == {2}  # two whole epochs
-        assert plan == tune.batch_schedule(lengths, b, 2 * n // b, seed=0, group_by_length=grouped)
-        assert plan != tune.batch_schedule(lengths, b, 2 * n // b, seed=1, group_by_length=grouped)
-    plain = tune.batch_schedule(lengths, b, 3 * tune.LENGTH_GROUP, seed=0, group_by_length=False)
-    grouped = tune.batch_schedule(lengths, b, 3 * tune.LENGTH_GROUP, seed=0, group_by_length=True)
+        assert plan == train.batch_schedule(lengths, b, 2 * n // b, seed=0, group_by_length=grouped)
+        assert plan != train.batch_schedule(lengths, b, 2 * n // b, seed=1, group_by_length=grouped)
+    plain = train.batch_schedule(lengths, b, 3 * train.LENGTH_GROUP, seed=0, group_by_length=False)
+    grouped = train.batch_schedule(lengths, b, 3 * train.LENGTH_GROUP, seed=0, group_by_length=True)
 
     def padding(plan):
         return sum(max(lengths[i] for i in x) * len(x) - sum(lengths[i] for i in x) for x in plan)
@@ -301,7 +302,7 @@ def test_batch_schedule_epochs_seeds_and_length_groups():
     stream = [i for x in plain for i in x]
     assert sorted(stream[:n]) == list(range(n))
     with pytest.raises(ValueError, match="no examples"):
-        tune.batch_schedule([], 4, 1, seed=0)
+        train.batch_schedule([], 4, 1, seed=0)
 
 
 @pytest.mark.parametrize("arch", ["olmo2", "gpt_neox"])
@@ -314,12 +315,12 @@ def test_token_loss_sum_with_kept_logits_equals_the_full_loss(arch, tokenizer):
                                                   labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
     first = min(n_prompt for _, n_prompt in examples)
     assert first > 5  # the prompt is long: most positions need no logits
-    kept = tune.token_loss_sum(model, ids, mask, labels, first_target=first)
-    full = tune.token_loss_sum(model, ids, mask, labels)
+    kept = train.token_loss_sum(model, ids, mask, labels, first_target=first)
+    full = train.token_loss_sum(model, ids, mask, labels)
     torch.testing.assert_close(kept, reference, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(full, reference, rtol=1e-5, atol=1e-5)
     # a first target past the real one would drop targets: the loss must then be smaller
-    assert tune.token_loss_sum(model, ids, mask, labels, first_target=first + 3) < reference
+    assert train.token_loss_sum(model, ids, mask, labels, first_target=first + 3) < reference
 
 
 def test_loss_on_answer_masks_the_prompt(tokenizer):

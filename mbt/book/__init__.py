@@ -28,7 +28,6 @@ from mbt.book.runtime import (
     LoraSweep,
     analyze_datasets,
     analyze_halves,
-    cached_call,
     comparison_stores,
     default_comparison,
     default_datasets,
@@ -38,7 +37,6 @@ from mbt.book.runtime import (
     lora_sweep,
     metric_table,
     open_pair,
-    pair_fingerprint,
     quick_size,
     run_sweep,
     setup_notebook,
@@ -66,7 +64,6 @@ __all__ = [
     "batch",
     "batch_summary",
     "build",
-    "cached_call",
     "comparison_stores",
     "default_comparison",
     "default_datasets",
@@ -77,7 +74,6 @@ __all__ = [
     "lora_sweep",
     "metric_table",
     "open_pair",
-    "pair_fingerprint",
     "pair_label",
     "parameter_names",
     "quick_size",
@@ -88,30 +84,3 @@ __all__ = [
     "sweep_path",
     "weights_curve",
 ]
-
-
-_MOVED = {
-    **{name: ("mbt.paper", name) for name in (
-        "HEADLINES", "Finding", "Headline", "RECORDS_ENV", "chapter_of", "collect_records", "compare_conventions",
-        "conventions_markdown", "conventions_sentence", "convergence_findings", "correlation_findings",
-        "divergence_findings", "lora_findings", "paper_vs_ours_markdown", "probing_findings", "read_records",
-        "record", "records_root", "report", "swap_findings", "sweep_columns", "weights_findings")},
-    "PAPER_MASKS": ("mbt.segments", "PAPER_MASKS"),
-    "single_segment_masks": ("mbt.segments", "single_segment_masks"),
-    "folder_label": ("mbt.pairs", "folder_label"),
-    "evidence_curves": ("mbt.select", "evidence_curves"),
-    "CONVERGENCE_METRICS": ("mbt.metrics", "INTRINSIC_METRICS"),
-}
-"""Names that lived in the one-module ``mbt.book`` before the reproduction layer moved to :mod:`mbt.paper`."""
-
-
-def __getattr__(name: str) -> object:
-    """Old names keep working for one release, with a ``DeprecationWarning`` naming their new home."""
-    if name in _MOVED:
-        import importlib
-        import warnings
-
-        module, attr = _MOVED[name]
-        warnings.warn(f"mbt.book.{name} moved to {module}.{attr}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'mbt.book' has no attribute {name!r}")

@@ -35,8 +35,6 @@ from mbt.book.chapters import (
 from mbt.book.jobs import (
     BatchJob,
     ChapterRun,
-    _pair_identity,
-    _sources_digest,
     across_pairs,
     batch,
     batch_summary,
@@ -44,9 +42,11 @@ from mbt.book.jobs import (
     fold_injected_parameters,
     pairs_side_by_side,
     run_chapter,
+    sources_digest,
     strongest_first,
     toy_summary,
 )
+from mbt.identity import pair_source_key
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
 from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import slug
@@ -294,8 +294,8 @@ def build(
             own = [c for c in wanted if c in BESIDE_THE_LADDER] if spec is not None and spec.source == "toy" else []
             done = _ladder_and_own(others, own, label=label, params={**common, **extra}, root=root, stage=stage,
                                    quick=quick, force=force, kernel_name=kernel_name, timeout=timeout, log=log)
-    identity = _pair_identity(None if base else pair, base, sft)
-    digest = _sources_digest()
+    identity = pair_source_key(None if base else pair, base, sft)
+    digest = sources_digest()
 
     failed = False
     for name in CHAPTERS:

@@ -2,8 +2,8 @@ r"""The chapter runtime: what every chapter notebook calls, so that notebooks ho
 
 * set-up and the pair: :func:`setup_notebook`, :func:`open_pair`, :func:`default_datasets`;
 * one quick-mode rule: :data:`QUICK`, :func:`quick_size`, :func:`sizes`, :data:`QUICK_SWEEP`;
-* experiments with stored results, keyed by the call itself (:func:`cached_call`): :func:`analyze_datasets`,
-  :func:`analyze_halves`, :func:`logit_lens_table`;
+* experiments with stored results, keyed by the call itself (:func:`mbt.identity.cached_call`):
+  :func:`analyze_datasets`, :func:`analyze_halves`, :func:`logit_lens_table`;
 * the LoRA sweep chapters 6 and 7 share (:func:`lora_sweep`, :class:`LoraSweep`).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,14 @@ from typing import Any
 import pandas as pd
 
 from mbt import plots
-from mbt.analysis import analyze, model_fingerprint, pair_identity
-from mbt.data import fingerprint, load_sample
-from mbt.pairs import ModelPair, load_pair, pair_label
+from mbt.analysis import analyze
+from mbt.data import load_sample
+from mbt.identity import cached_call
+from mbt.pairs import load_pair, pair_label
 from mbt.paper.records import slug
 from mbt.paper.store import StoreEntry, contributed_root, store_root, stores
 from mbt.probe import logit_lens
-from mbt.results import cache_root, cached, weights_fingerprint
+from mbt.results import cache_root
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.swap import swap_sweep, token_accuracy
 from mbt.toy import LADDER
@@ -40,7 +41,6 @@ __all__ = [
     "LoraSweep",
     "analyze_datasets",
     "analyze_halves",
-    "cached_call",
     "comparison_stores",
     "default_comparison",
     "default_datasets",
@@ -50,7 +50,6 @@ __all__ = [
     "lora_sweep",
     "metric_table",
     "open_pair",
-    "pair_fingerprint",
     "quick_size",
     "run_sweep",
     "setup_notebook",
@@ -173,7 +172,7 @@ def logit_lens_table(pair: Any, texts: Sequence[str], *, positions: str = "all",
 
     Returns:
         The four tables stacked with a ``model`` column (``"base"``/``"sft"``); the library's ``paper``
-        column tells the lens variants apart. Cached (:func:`cached_call`).
+        column tells the lens variants apart. Cached (:func:`mbt.identity.cached_call`).
     """
     def compute(pair: Any, texts: Sequence[str], positions: str, max_length: int) -> pd.DataFrame:
         parts = []
@@ -263,63 +262,6 @@ def _is_toy_folder(path: str) -> bool:
         return manifest.is_file() and "mbt_toy_manifest" in json.loads(manifest.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-
-
-def pair_fingerprint(pair: Any) -> dict[str, Any]:
-    """What identifies a pair's weights, for cache keys (:func:`mbt.analysis.pair_identity`; loads no model)."""
-    return pair_identity(pair)
-
-
-def _identity(value: Any) -> Any:
-    """A JSON-able identity of one argument of a cached call (see :func:`cached_call`)."""
-    if isinstance(value, ModelPair):
-        return {"pair": pair_fingerprint(value)}
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _identity(v) for k, v in sorted(value.items())}
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value) and len(value) > 8:
-        return {"texts": fingerprint(list(value))}
-    if isinstance(value, Sequence):
-        return [_identity(v) for v in value]
-    if hasattr(value, "_model") or hasattr(value, "named_parameters"):
-        return {"model": model_fingerprint(value)}  # a local folder's model: by content, wherever it lies
-    if hasattr(value, "name_or_path") and hasattr(value, "encode"):
-        folder = Path(str(value.name_or_path))
-        if folder.is_dir():  # by content: copies of one checkpoint (e.g. the ladder rungs' Base) share results
-            return {"tokenizer_files": weights_fingerprint(folder), "vocab": len(value)}
-        return {"tokenizer": str(value.name_or_path), "vocab": len(value)}
-    raise TypeError(f"cannot key a cached result on a {type(value).__name__}; pass plain values, texts, "
-                    "a pair, a model or a tokenizer")
-
-
-_NOT_KEYED = ("progress",)
-
-
-def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True, **kwargs: Any) -> pd.DataFrame:
-    """``fn(*args, **kwargs)``, stored and reused: the key is derived from the call itself.
-
-    The key holds ``fn``'s module and qualified name and an identity of every argument (a pair or model by
-    its weights' fingerprint, a model or tokenizer loaded from a local folder by that folder's content
-    alone, a list of texts by its content fingerprint, plain values as they are; ``progress`` is left
-    out), so no caller writes a key by hand and no argument can be forgotten. Two copies of one
-    checkpoint therefore share results: the ladder rungs each hold a copy of the toy Base, and chapter
-    4's fine-tune of the Base runs once for all of them. The
-    store is :func:`mbt.results.cached` (``<cache root>/book-<function>/``), with provenance; a hit is
-    announced in one line.
-
-    Args:
-        fn: A function returning a DataFrame.
-        *args: Its positional arguments.
-        cache: ``False`` always recomputes (and stores nothing).
-        **kwargs: Its keyword arguments.
-    """
-    if not cache:
-        return fn(*args, **kwargs)
-    qualname = str(getattr(fn, "__qualname__", "call")).replace("<", "").replace(">", "")
-    settings = {"fn": f"{getattr(fn, '__module__', '')}.{qualname}", "args": [_identity(a) for a in args],
-                "kwargs": {k: _identity(v) for k, v in sorted(kwargs.items()) if k not in _NOT_KEYED}}
-    return cached(f"book-{qualname}", settings, lambda: fn(*args, **kwargs))
 
 
 def lens_curve(lens: pd.DataFrame) -> pd.DataFrame:

@@ -56,7 +56,6 @@ from mbt.data.registry import (
 from mbt.data.sampling import (
     TextSample,
     check_distinct_sources,
-    fingerprint,
     load_sample,
     load_texts,
     sample_indices,
@@ -90,7 +89,6 @@ __all__ = [
     "HubSplitError",
     "TextSample",
     "check_distinct_sources",
-    "fingerprint",
     "format_record",
     "get_spec",
     "load_records",

@@ -21,11 +21,11 @@ from typing import Any
 import pandas as pd
 
 from mbt import data
-from mbt.analysis import folder_fingerprint, model_fingerprint
 from mbt.cpu import pinned_threads
+from mbt.identity import folder_fingerprint, model_fingerprint
 from mbt.loading import load_causal_lm, path_dtype
 from mbt.pairs import PAIRS, ModelPair, resolve_toy
-from mbt.results import atomic_write, file_lock
+from mbt.results import atomic_write, file_lock, tree_sha256
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.trace import unwrap
 from mbt.tune.config import DEFAULT_TARGETS, check_preset, config_of
@@ -52,7 +52,7 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any, device: str | None) -> tupl
 
     The fingerprint identifies the Base's weights the same way however it is given: a pair, a model
     loaded from a folder, or the folder itself (then in the dtype :func:`~mbt.loading.load_causal_lm`
-    loads it in on ``device``) all give :func:`~mbt.analysis.folder_fingerprint`, so a sweep resumes
+    loads it in on ``device``) all give :func:`~mbt.identity.folder_fingerprint`, so a sweep resumes
     from rows another route wrote.
     """
     import torch
@@ -121,13 +121,7 @@ def _file_digest(path: str | Path | None) -> Any:
     """What identifies a local data path's content for the settings key (``None`` stays ``None``)."""
     if path is None:
         return None
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(p).as_posix().encode() if p.is_dir() else b"")
-        digest.update(f.read_bytes())
-    return {"path": str(p.resolve()), "sha256": digest.hexdigest()}
+    return {"path": str(Path(path).resolve()), "sha256": tree_sha256(path)}
 
 
 def read_table(out: Path) -> pd.DataFrame:
