@@ -128,7 +128,7 @@ def _params(items: Sequence[str] | None) -> dict[str, object]:
 
 def _chapters(only: str | None) -> list[str] | None:
     """``--only 01,05_swapping`` as chapter names (a number stands for the chapter it starts)."""
-    from mbt.paper.headlines import CHAPTERS
+    from mbt.book.chapters import CHAPTERS
 
     if not only:
         return None
@@ -137,14 +137,14 @@ def _chapters(only: str | None) -> list[str] | None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from mbt.book import builder
+    from mbt.book import jobs as book_jobs
     from mbt.workers import check_workers
 
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
-    jobs = builder.batch(pairs, chapters=_chapters(args.chapters), parameters=_params(args.param), quick=args.quick,
+    jobs = book_jobs.batch(pairs, chapters=_chapters(args.chapters), parameters=_params(args.param), quick=args.quick,
                          root=args.root, force=args.force, timeout=args.timeout,
                          workers=check_workers(args.workers, name="--workers"))
-    print(builder.batch_summary(jobs))
+    print(book_jobs.batch_summary(jobs))
     return 0 if all(job.run.status != "failed" for job in jobs) else 1
 
 

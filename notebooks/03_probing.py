@@ -71,11 +71,12 @@ import mbt
 import mbt.plots as mp
 from mbt.identity import cached_call
 from mbt.metrics.registry import label as metric_label
+from mbt.pairs import pair_label
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 dataset = dataset or book.default_datasets(P, "probing")[0]
 n_samples = book.quick_size("n_samples", n_samples, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 texts = mbt.load_texts(dataset, n=n_samples, seed=seed)
 print(f"{label}: L = {P.n_layers}; {len(texts)} texts of {dataset}, e.g.\n{texts[0]}")
 

@@ -83,6 +83,7 @@ from IPython.display import display
 import mbt
 import mbt.plots as mp
 from mbt.identity import cached_call
+from mbt.pairs import pair_label
 from mbt.weights import block_series
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
@@ -90,7 +91,7 @@ datasets = list(datasets) or book.default_datasets(P)
 n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
 finetune_texts = book.quick_size("finetune_texts", finetune_texts, quick)
 finetune_steps = book.quick_size("finetune_steps", finetune_steps, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 
 # %% [markdown]
 # ## Fig. 4: how far each block moved

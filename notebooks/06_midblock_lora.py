@@ -83,13 +83,14 @@ from IPython.display import display
 
 import mbt
 import mbt.plots as mp
+from mbt.pairs import pair_label
 from mbt.segments import single_segment_masks
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 S = book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps, n_test=n_test,
                     threads=threads, workers=workers, quick=quick)  # chapter 7 builds the same object
 appendix_a = appendix_a and not quick
-label = book.pair_label(P)
+label = pair_label(P)
 print(f"{label}: L = {P.n_layers}; {S.describe()}")
 
 # %% [markdown]

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from mbt import cli, paper
-from mbt.book import builder, jobs
+from mbt.book import builder, chapters
+from mbt.book import jobs as book_jobs
 from mbt.paper import store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +30,9 @@ def fake_run(tmp_path, monkeypatch):
         "data": {"sft_compute": {"ratio": 0.2, "sft_tokens": 2.0, "pretrain_tokens": 10.0}},
         "quality": {"toy_math": {"base_0shot": 0.0, "base_3shot": 0.01, "sft_0shot": 0.4},
                     "weight_change": [{"attn_rel": 0.1}, {"attn_rel": 0.3}]}}))
-    monkeypatch.setattr(jobs, "resolve_toy", lambda spec, progress=True: dataclasses.replace(
+    monkeypatch.setattr(book_jobs, "resolve_toy", lambda spec, progress=True: dataclasses.replace(
         spec, base=str(build / "base"), sft=str(build / "sft")))
-    monkeypatch.setattr(jobs, "pair_source_key", lambda pair, base=None, sft=None: {"pair": pair})
+    monkeypatch.setattr(book_jobs, "pair_source_key", lambda pair, base=None, sft=None: {"pair": pair})
     calls: list[tuple[str, str]] = []
     fail: set[tuple[str, str]] = set()
 
@@ -48,7 +49,7 @@ def fake_run(tmp_path, monkeypatch):
         pd.DataFrame({"layer": [1], "value": [1.0]}).to_csv(tables / f"{chapter}.csv", index=False)
         out.write_text("{}")
 
-    monkeypatch.setattr(jobs, "_execute", execute)
+    monkeypatch.setattr(book_jobs, "_execute", execute)
     return calls, fail
 
 
@@ -60,15 +61,15 @@ def test_batch_runs_every_job_isolates_failures_and_resumes(fake_run, tmp_path):
     calls, fail = fake_run
     fail.add(("toy-seen", "01_divergence"))
     stage = tmp_path / "stage"
-    jobs = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
+    jobs = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
                          log=lambda _: None)
     assert _status(jobs) == {("toy", "01_divergence"): "executed", ("toy", "02_convergence"): "executed",
                              ("toy-seen", "01_divergence"): "failed", ("toy-seen", "02_convergence"): "executed"}
-    summary = builder.batch_summary(jobs)
+    summary = book_jobs.batch_summary(jobs)
     assert "3 executed" in summary and "1 failed" in summary and "FAILED toy-seen / 01_divergence" in summary
     fail.clear()
     calls.clear()
-    again = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
+    again = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
                           log=lambda _: None)
     assert calls == [("toy-seen", "01_divergence")]  # no finished job repeated
     assert set(_status(again).values()) == {"up to date", "executed"}
@@ -86,13 +87,13 @@ def test_batch_side_by_side_splits_by_pair_and_falls_back_when_a_worker_dies(fak
     dispatched: list[dict] = []
 
     def here(fn, calls_, *, workers, threads, **_):  # the worker processes, run in this process
-        assert fn is jobs.pair_chapters and workers == 2 and threads >= 1
+        assert fn is book_jobs.pair_chapters and workers == 2 and threads >= 1
         dispatched.extend(calls_)
         return [fn(**kwargs) for kwargs in calls_]
 
-    monkeypatch.setattr(jobs, "side_by_side", here)
+    monkeypatch.setattr(book_jobs, "side_by_side", here)
     stage = tmp_path / "stage"
-    got = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=2,
+    got = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=2,
                         log=lambda _: None)
     assert [c["name"] for c in dispatched] == ["toy", "toy-seen"]  # one pair per worker, chapters in order
     assert all(c["chapters"] == CHAPTERS and c["stage"] == stage and "log" not in c for c in dispatched)
@@ -102,28 +103,28 @@ def test_batch_side_by_side_splits_by_pair_and_falls_back_when_a_worker_dies(fak
     def dies(*_a, **_k):
         raise RuntimeError("A process in the process pool was terminated abruptly")
 
-    monkeypatch.setattr(jobs, "side_by_side", dies)
+    monkeypatch.setattr(book_jobs, "side_by_side", dies)
     fail.clear()
     calls.clear()
     messages: list[str] = []
-    monkeypatch.setattr(jobs, "slots", lambda threads, *, jobs: 2)  # workers=0: as many as fit (here 2)
-    again = builder.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=0,
+    monkeypatch.setattr(book_jobs, "slots", lambda threads, *, jobs: 2)  # workers=0: as many as fit (here 2)
+    again = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=0,
                           log=messages.append)
     assert any("one pair at a time" in m for m in messages)
     assert calls == [("toy-seen", "01_divergence")]  # the fallback repeats no finished job
     assert set(_status(again).values()) == {"up to date", "executed"}
     with pytest.raises(ValueError, match="whole number"):
-        builder.batch(["toy"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=-1)
+        book_jobs.batch(["toy"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=-1)
 
 
 def test_batch_refuses_bad_input_before_running(fake_run, tmp_path):
     calls, _ = fake_run
     with pytest.raises(ValueError, match="unknown pair"):
-        builder.batch(["toy", "olmo9"], chapters=CHAPTERS, root=ROOT, stage=tmp_path, progress=False)
+        book_jobs.batch(["toy", "olmo9"], chapters=CHAPTERS, root=ROOT, stage=tmp_path, progress=False)
     with pytest.raises(ValueError, match="unknown chapters"):
-        builder.batch(["toy"], chapters=["99_x"], root=ROOT, stage=tmp_path, progress=False)
+        book_jobs.batch(["toy"], chapters=["99_x"], root=ROOT, stage=tmp_path, progress=False)
     with pytest.raises(ValueError, match="valid names"):
-        builder.batch(["toy"], chapters=CHAPTERS, parameters={"nope": 1}, root=ROOT, stage=tmp_path,
+        book_jobs.batch(["toy"], chapters=CHAPTERS, parameters={"nope": 1}, root=ROOT, stage=tmp_path,
                       progress=False)
     assert calls == []
 
@@ -175,9 +176,9 @@ def test_save_table_writes_only_inside_a_build(tmp_path, monkeypatch):
 def test_the_cross_pair_chapter_runs_the_ladder_only_for_a_toy_book():
     from mbt import toy
 
-    assert builder.across_pairs("toy", []) == list(toy.LADDER)
-    assert builder.across_pairs("olmo2-1b", []) == []  # compares whatever already has results
-    assert builder.across_pairs("b vs s", ["olmo2-1b", "toy"]) == ["olmo2-1b", "toy"]
+    assert book_jobs.across_pairs("toy", []) == list(toy.LADDER)
+    assert book_jobs.across_pairs("olmo2-1b", []) == []  # compares whatever already has results
+    assert book_jobs.across_pairs("b vs s", ["olmo2-1b", "toy"]) == ["olmo2-1b", "toy"]
 
 
 def test_default_comparison_lists_stored_pairs_with_the_books_pair_first(tmp_path, monkeypatch):
@@ -198,9 +199,9 @@ def test_batch_side_by_side_starts_the_strongest_ladder_rungs_first(fake_run, tm
         order.extend(c["name"] for c in calls_)
         return [fn(**kwargs) for kwargs in calls_]
 
-    monkeypatch.setattr(jobs, "side_by_side", here)
+    monkeypatch.setattr(book_jobs, "side_by_side", here)
     pairs = ["toy-sft10", "toy", "toy-sft150", "toy-seen"]
-    got = builder.batch(pairs, chapters=CHAPTERS[:1], root=ROOT, stage=tmp_path / "stage", progress=False,
+    got = book_jobs.batch(pairs, chapters=CHAPTERS[:1], root=ROOT, stage=tmp_path / "stage", progress=False,
                         workers=2, log=lambda _: None)
     assert order == ["toy-sft150", "toy-sft10", "toy", "toy-seen"]  # longest first, stable otherwise
     assert [j.pair for j in got] == pairs  # the jobs come back in the order asked for
@@ -213,15 +214,15 @@ def test_a_toy_book_runs_its_own_chapters_beside_the_ladder_once(fake_run, tmp_p
     dispatched: list[dict] = []
 
     def here(fn, calls_, *, workers, threads, **_):  # the worker processes, run in this process
-        assert fn is jobs.pair_chapters and workers == 2
+        assert fn is book_jobs.pair_chapters and workers == 2
         dispatched.extend(calls_)
         return [fn(**kwargs) for kwargs in calls_]
 
-    monkeypatch.setattr(jobs, "side_by_side", here)
+    monkeypatch.setattr(book_jobs, "side_by_side", here)
     monkeypatch.setattr(builder, "slots", lambda threads, *, jobs: min(2, jobs))
-    monkeypatch.setattr(builder, "resolve_toy", jobs.resolve_toy)  # the fake build, not a real one
+    monkeypatch.setattr(builder, "resolve_toy", book_jobs.resolve_toy)  # the fake build, not a real one
     stage = tmp_path / "stage"
-    wanted = ["01_divergence", "05_swapping", "07_beyond", builder.ACROSS]
+    wanted = ["01_divergence", "05_swapping", "07_beyond", chapters.ACROSS]
     args = dict(pair="toy", chapters=wanted, root=ROOT, stage=stage, output=tmp_path / "out", html=False,
                 log=lambda _: None)
     fail.add(("toy", "05_swapping"))
@@ -236,12 +237,12 @@ def test_a_toy_book_runs_its_own_chapters_beside_the_ladder_once(fake_run, tmp_p
     assert calls.count(("toy", "01_divergence")) == 1  # executed once, in the pool, not again by the build
     status = {c.name: c.status for c in report.chapters}
     assert status["01_divergence"] == "executed" and status["05_swapping"] == "failed"
-    assert status["07_beyond"] == "skipped" and status[builder.ACROSS] == "skipped"  # nothing after a failure
+    assert status["07_beyond"] == "skipped" and status[chapters.ACROSS] == "skipped"  # nothing after a failure
     assert (stage / "notebooks" / "01_divergence.ipynb").exists()
 
     fail.clear()
     calls.clear()
     again = builder.build(**args)
     own_runs = [c for c in calls if c[0] == "toy"]
-    assert own_runs == [("toy", "05_swapping"), ("toy", "07_beyond"), ("toy", builder.ACROSS)]  # the rest resumes
+    assert own_runs == [("toy", "05_swapping"), ("toy", "07_beyond"), ("toy", chapters.ACROSS)]  # the rest resumes
     assert again.ok and {c.name: c.status for c in again.chapters}["01_divergence"] == "up to date"

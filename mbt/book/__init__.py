@@ -2,6 +2,8 @@
 
 * :mod:`mbt.book.runtime` — set-up, the pair, one quick-mode rule, stored experiments keyed by the call,
   the LoRA sweep chapters 6 and 7 share;
+* :mod:`mbt.book.chapters` — the one list of the book's chapters (:data:`TOC`), reading a chapter;
+* :mod:`mbt.book.jobs` — one ``(pair, chapter)`` job with papermill, and :func:`batch` (``mbt batch``);
 * :mod:`mbt.book.builder` — :func:`build`, behind ``mbt book``.
 
 The paper's claims, the verdicts and their tables live in :mod:`mbt.paper`.
@@ -9,19 +11,19 @@ The paper's claims, the verdicts and their tables live in :mod:`mbt.paper`.
 
 from __future__ import annotations
 
-from mbt.book.builder import (
+from mbt.book.builder import PROSE, TABLE_MARKER, BuildReport, build
+from mbt.book.chapters import (
     ACROSS,
+    BESIDE_THE_LADDER,
+    CHAPTERS,
     LADDER_CHAPTERS,
-    PROSE,
-    TABLE_MARKER,
-    BuildReport,
-    ChapterRun,
-    batch,
-    batch_summary,
-    build,
+    TITLES,
+    TOC,
+    Chapter,
     find_root,
     parameter_names,
 )
+from mbt.book.jobs import ChapterRun, batch, batch_summary
 from mbt.book.runtime import (
     QUICK,
     QUICK_SWEEP,
@@ -45,17 +47,19 @@ from mbt.book.runtime import (
     sweep_path,
     weights_curve,
 )
-from mbt.pairs import pair_label
-from mbt.paper.headlines import CHAPTERS
 
 __all__ = [
     "ACROSS",
+    "BESIDE_THE_LADDER",
     "CHAPTERS",
+    "Chapter",
     "LADDER_CHAPTERS",
     "PROSE",
     "QUICK",
     "QUICK_SWEEP",
     "TABLE_MARKER",
+    "TITLES",
+    "TOC",
     "BuildReport",
     "ChapterRun",
     "LoraSweep",
@@ -74,7 +78,6 @@ __all__ = [
     "lora_sweep",
     "metric_table",
     "open_pair",
-    "pair_label",
     "parameter_names",
     "quick_size",
     "run_sweep",

@@ -25,60 +25,38 @@ from typing import Any
 from mbt.book.chapters import (
     ACROSS,
     BESIDE_THE_LADDER,
+    CHAPTERS,
     LADDER_CHAPTERS,
+    TITLES,
     check_parameters,
     find_root,
-    parameter_names,
     parameter_types,
     read_notebook,
 )
 from mbt.book.jobs import (
-    BatchJob,
     ChapterRun,
     across_pairs,
-    batch,
-    batch_summary,
     describe_pair,
-    fold_injected_parameters,
     pairs_side_by_side,
     run_chapter,
     sources_digest,
     strongest_first,
-    toy_summary,
 )
 from mbt.identity import pair_source_key
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
-from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import slug
 from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown
 from mbt.paper.store import collect_records, contributed_root, store_folder
 from mbt.workers import slots
 
 __all__ = [
-    "ACROSS",
-    "BESIDE_THE_LADDER",
-    "LADDER_CHAPTERS",
     "MARKERS",
     "PROSE",
     "TABLE_MARKER",
-    "across_pairs",
-    "batch",
-    "batch_summary",
-    "BatchJob",
-    "build",
     "BuildReport",
-    "ChapterRun",
-    "check_parameters",
-    "describe_pair",
+    "build",
     "fill_markers",
-    "find_root",
-    "fold_injected_parameters",
-    "parameter_names",
-    "parameter_types",
-    "read_notebook",
-    "run_chapter",
     "stage_sources",
-    "toy_summary",
     "write_paper_vs_ours",
 ]
 
@@ -164,7 +142,7 @@ def write_paper_vs_ours(stage: Path, current: str, *, roots: Sequence[Path] = ()
     """Replace :data:`TABLE_MARKER` in the staged ``book/paper_vs_ours.md`` with the generated table."""
     page = stage / "book" / "paper_vs_ours.md"
     text = page.read_text()
-    table = paper_vs_ours_markdown(collect_records(current, roots=roots))
+    table = paper_vs_ours_markdown(collect_records(current, roots=roots), titles=TITLES)
     if TABLE_MARKER not in text:
         raise ValueError(f"{page} has no line {TABLE_MARKER!r} to replace with the table")
     new = text.replace(TABLE_MARKER, table)

@@ -23,6 +23,7 @@ from typing import Any
 from mbt import __version__, cpu, toy
 from mbt.book.chapters import (
     ACROSS,
+    CHAPTERS,
     check_parameters,
     find_root,
     parameter_names,
@@ -31,7 +32,6 @@ from mbt.book.chapters import (
 )
 from mbt.identity import pair_source_key
 from mbt.pairs import get_pair, resolve_toy
-from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import RECORDS_ENV, slug
 from mbt.paper.store import store_folder, update_meta
 from mbt.results import atomic_write, file_lock, tree_sha256
@@ -110,7 +110,7 @@ def run_chapter(name: str, *, root: Path, out: Path, params: Mapping[str, Any], 
     parameters it declares, the ``mbt`` sources, the pair's identity and its store folder.
 
     Args:
-        name: Chapter (:data:`~mbt.paper.headlines.CHAPTERS`).
+        name: Chapter (:data:`~mbt.book.chapters.CHAPTERS`).
         root: Book root (``notebooks/<name>.py`` is read from it).
         out: Executed notebook to write.
         params: Parameters; each is passed only if the chapter declares it.

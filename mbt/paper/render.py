@@ -15,7 +15,7 @@ import pandas as pd
 
 from mbt.metrics.conventions import PRESETS, Conventions
 from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
-from mbt.paper.headlines import BY_ID, HEADLINES, TITLES
+from mbt.paper.headlines import BY_ID, HEADLINES
 from mbt.paper.records import record
 from mbt.paper.verdicts import Verdict, verdict_label
 
@@ -108,7 +108,8 @@ def _record_interval(f: Mapping[str, Any]) -> str:
     return interval_text(f.get("effect"), f.get("ci_low"), f.get("ci_high"), f.get("level") or 0.95)
 
 
-def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]], *,
+                           titles: Mapping[str, str] | None = None) -> str:
     """The book's "Paper vs ours" table: every headline, the paper's value and ours for each recorded pair.
 
     Each cell holds our value, the effect with its interval and the verdict as a word (**holds**,
@@ -117,6 +118,8 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
 
     Args:
         records: ``{pair label: {headline id: finding dict}}`` (see :func:`read_records`).
+        titles: Chapter titles by chapter name for the links (:data:`mbt.book.chapters.TITLES`); default:
+            the chapter names.
 
     Returns:
         A Markdown table (MyST) with one row per :data:`HEADLINES` entry.
@@ -142,7 +145,8 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
                 elif "agrees" in f:
                     text += " (record from before calibrated verdicts: rebuild)"
                 cells.append(_md_cell(text))
-        cells.append(f"[{TITLES[h.chapter]}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
+        title = (titles or {}).get(h.chapter, h.chapter)
+        cells.append(f"[{title}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
         lines.append("| " + " | ".join(cells) + " |")
     legend = ("**holds**: the 95 % interval of the effect lies entirely on the side the paper claims; "
               "**contradicted**: entirely on the other side; **inconclusive**: the interval straddles the "
