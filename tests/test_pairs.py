@@ -108,3 +108,13 @@ def test_hub_revisions_are_recorded(save_pair):
     assert spec.base_revision is None
     pair = mbt.load_pair(base=str(base_dir), sft=str(sft_dir), device="cpu", sft_revision="main")
     assert pair.spec.sft_revision == "main" and pair.spec.base_revision is None
+
+
+def test_folder_label(tmp_path):
+    (tmp_path / "toy-tiny-seed0-abc" / "base").mkdir(parents=True)
+    (tmp_path / "toy-tiny-seed0-abc" / "sft").mkdir()
+    build = tmp_path / "toy-tiny-seed0-abc"
+    assert pairs.folder_label(str(build / "base"), str(build / "sft")) == "toy-tiny-seed0-abc"
+    assert pairs.folder_label("/a/base-model", "/b/sft-model") == "base-model vs sft-model"
+    hub = pairs.folder_label("allenai/OLMo-2-0425-1B", "allenai/OLMo-2-0425-1B-SFT")
+    assert hub == "OLMo-2-0425-1B vs OLMo-2-0425-1B-SFT"

@@ -50,7 +50,6 @@ from mbt.data.registry import (
     TURN_SEPARATOR,
     DatasetSpec,
     get_spec,
-    required_fields,
     training_split,
 )
 from mbt.data.sampling import (
@@ -94,7 +93,6 @@ __all__ = [
     "load_records",
     "load_sample",
     "load_texts",
-    "required_fields",
     "sample_indices",
     "seeded_order",
     "source_of",

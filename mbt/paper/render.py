@@ -226,10 +226,3 @@ def conventions_markdown() -> str:
         meaning = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", meanings.get(f.name, "")).replace("``", "`")
         lines.append(f"| `{f.name}` | `{a!r}` | `{b!r}`{flag} | {_md_cell(meaning)} |")
     return "\n".join(lines) + "\n"
-
-
-def inspect_doc(obj: Any) -> str:
-    """``obj``'s docstring with its indentation normalised."""
-    import inspect
-
-    return inspect.getdoc(obj) or ""

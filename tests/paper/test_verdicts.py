@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mbt.paper import verdicts as v
-from mbt.paper.verdicts import Claim, Decision, Interval, Verdict
+from mbt.paper.verdicts import Decision, Interval, Verdict
 
 LEVEL = 0.95
 
@@ -416,31 +416,12 @@ def test_calibration_curve_correlation_power():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_claim_decide_labels_the_decision():
-    claim = Claim("lora_gain_01000", "GSM8K accuracy, mask 01000 − 11111", "seed_contrast", side=1, unit="seeds",
-                  paper=("0.375 vs 0.28",), scale="accuracy")
-    d = claim.decide([0.37, 0.38, 0.375], [0.28, 0.285, 0.275])
-    assert d.verdict == Verdict.HOLDS and d.key == "lora_gain_01000" and d.sources == ("lora_gain_01000",)
-    assert d.paper == ("0.375 vs 0.28",)
-    eq = Claim("swap_first", "token accuracy change", "equivalence", threshold=0.01, scale="accuracy points")
-    assert eq.decide(_iv(-0.001, -0.004, 0.002)).verdict == Verdict.HOLDS
-    shape = Claim("weight_j", "relative weight change, last 20 % ÷ middle − 1", "band_contrast", threshold=0.2,
-                  unit="layers", scale="middle-band geometric mean")
-    w = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 6.0, 6.0]) * np.exp(np.tile([0.01, -0.01], 5))
-    d = shape.decide(w, DEPTH10, statistic="ratio")
-    assert d.unit == "layers" and d.effect == pytest.approx(2.0, rel=0.05) and d.verdict == Verdict.HOLDS
-    with pytest.raises(ValueError):
-        Claim("x", "q", "sign")
-    with pytest.raises(ValueError):
-        Claim("x", "q", "equivalence")
-
-
 def _row(key: str, verdict: Verdict, paper: str, effect: float = 0.1) -> Decision:
     return Decision(verdict, effect, effect - 0.05, effect + 0.05, LEVEL, "rule", 0.07, 3, "seeds", key=key,
                     sources=(paper,), paper=(paper,))
 
 
-def test_collapse_and_summary_count_distinct_comparisons():
+def test_collapse_counts_each_comparison_once():
     rows = [_row("mid_vs_full:01000", Verdict.HOLDS, "7B 0.375"), _row("mid_vs_full:01000", Verdict.HOLDS, "13B 0.30"),
             _row("edge_vs_full:10000", Verdict.CONTRADICTED, "13B 0.22", -0.1),
             _row("edge_vs_full:10000", Verdict.CONTRADICTED, "32B 0.25", -0.1),
@@ -448,12 +429,8 @@ def test_collapse_and_summary_count_distinct_comparisons():
     merged = v.collapse(rows)
     assert [r.key for r in merged] == ["mid_vs_full:01000", "edge_vs_full:10000", "edge_vs_full:00001"]
     assert merged[0].paper == ("7B 0.375", "13B 0.30") and merged[1].sources == ("13B 0.22", "32B 0.25")
-    assert v.summary_sentence(rows) == "1 hold, 1 contradicted, 1 inconclusive (of 3 distinct comparisons)"
     with pytest.raises(ValueError):
         v.collapse([rows[0], _row("mid_vs_full:01000", Verdict.HOLDS, "other", 0.2)])
-    table = v.to_frame(rows)
-    assert len(table) == 3 and table.loc[0, "paper"] == "7B 0.375; 13B 0.30"
-    assert set(table["verdict"]) == {"holds", "contradicted", "inconclusive"}
 
 
 def test_rendering():
@@ -462,6 +439,3 @@ def test_rendering():
     assert v.effect_text(_iv(0.5, float("nan"), float("nan"))) == "+0.500 (no interval)"
     assert [v.verdict_label(x) for x in Verdict] == ["holds", "contradicted", "inconclusive"]
     assert v.verdict_label("contradicted") == "contradicted"
-    md = v.markdown_table([d, _row("k", Verdict.HOLDS, "q", 0.012)]).splitlines()
-    assert len(md) == 3  # header, rule, one collapsed row
-    assert md[2] == "| k (p, q) | p; q | +0.012 [−0.038, +0.062] (95%) | 0.070 | 3 seeds | **holds** | rule |"

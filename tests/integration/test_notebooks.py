@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO
 
 from mbt import book, paper
 from mbt.book import builder as book_build
+from mbt.book import chapters as book_chapters
+from mbt.book import jobs as book_jobs
 from mbt.book.repository import repository_url
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOKS = REPO / "notebooks"
 REQUIRED_PARAMETERS = ("pair", "base", "sft", "device_map", "quick")
 
 
@@ -50,7 +51,7 @@ def test_text_source_and_ipynb_agree(name):
 @pytest.mark.parametrize("name", book.CHAPTERS)
 def test_chapter_structure(name):
     """Each chapter: a title, an install-and-device first code cell, a `parameters` cell, a paper-vs-ours report."""
-    nb = book_build.read_notebook(NOTEBOOKS / f"{name}.py")
+    nb = book_chapters.read_notebook(NOTEBOOKS / f"{name}.py")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     first = code[0].source
@@ -73,14 +74,14 @@ def test_chapter_structure(name):
 
 
 def test_toc_lists_every_chapter_and_prose_page():
-    toc = (ROOT / "_toc.yml").read_text()
+    toc = (REPO / "_toc.yml").read_text()
     for name in book.CHAPTERS:
         assert f"file: notebooks/{name}\n" in toc
     for page in book.PROSE:
-        assert (ROOT / "book" / f"{page}.md").exists()
+        assert (REPO / "book" / f"{page}.md").exists()
         assert f"book/{page}" in toc
-    assert book.TABLE_MARKER in (ROOT / "book" / "paper_vs_ours.md").read_text()
-    config = (ROOT / "_config.yml").read_text()
+    assert book.TABLE_MARKER in (REPO / "book" / "paper_vs_ours.md").read_text()
+    config = (REPO / "_config.yml").read_text()
     assert 'execute_notebooks: "off"' in config and "colab_url" in config
 
 
@@ -93,7 +94,7 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     monkeypatch.delenv("MPLBACKEND", raising=False)
     pair_dir = toy.build(tmp_path / "tiny", size="tiny", progress=False)
     stage, output = tmp_path / "stage", tmp_path / "out"
-    args = dict(base=str(pair_dir / "base"), sft=str(pair_dir / "sft"), quick=True, root=ROOT, stage=stage,
+    args = dict(base=str(pair_dir / "base"), sft=str(pair_dir / "sft"), quick=True, root=REPO, stage=stage,
                 output=output, strict=True, parameters={"threads": 1, "pairs": ["tiny"]}, log=lambda _: None)
 
     start = time.perf_counter()
@@ -116,7 +117,7 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
 
     html = output / "_build" / "html"
     assert (html / "index.html").exists()
-    repo = repository_url(ROOT).removeprefix("https://github.com/")  # the Colab buttons follow pyproject
+    repo = repository_url(REPO).removeprefix("https://github.com/")  # the Colab buttons follow pyproject
     for name in book.CHAPTERS:
         page = (html / "notebooks" / f"{name}.html").read_text()
         assert re.search(r'<img [^>]*src="\.\./_images/[^"]+\.png"', page), f"{name}: no figure in the page"
@@ -156,7 +157,7 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     shutil.copytree(store.store_folder("tiny", quick=True), contributed)
     meta = json.loads((contributed / "store.json").read_text())
     (contributed / "store.json").write_text(json.dumps({**meta, "pair": "tiny-gpu", "quick": False}))
-    builder.stage_sources(ROOT, stage)  # the staged page with its marker again
+    builder.stage_sources(REPO, stage)  # the staged page with its marker again
     page = builder.write_paper_vs_ours(stage, "tiny-quick", roots=[tmp_path / "results"])
     assert "ours: `tiny-gpu`" in page.read_text()
     entries, missing = book.comparison_stores(["tiny-gpu", "nowhere"], extra=[tmp_path / "results"])
@@ -169,14 +170,14 @@ def test_injected_parameters_are_folded_and_the_stylesheet_is_staged(tmp_path):
     ])
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
-    book_build.fold_injected_parameters(path)
-    book_build.fold_injected_parameters(path)  # idempotent
+    book_jobs.fold_injected_parameters(path)
+    book_jobs.fold_injected_parameters(path)  # idempotent
     tags = [c.metadata.tags for c in nbformat.read(path, as_version=4).cells]
     assert tags == [["parameters"], ["injected-parameters", "hide-input"]]
 
     stage = tmp_path / "stage"
-    book_build.stage_sources(ROOT, stage)
-    assert (stage / "book" / "_static" / "mbt.css").read_text() == (ROOT / "book" / "_static" / "mbt.css").read_text()
+    book_build.stage_sources(REPO, stage)
+    assert (stage / "book" / "_static" / "mbt.css").read_text() == (REPO / "book" / "_static" / "mbt.css").read_text()
     assert not (stage / "book" / "_executed").exists()
-    config = (ROOT / "_config.yml").read_text()
+    config = (REPO / "_config.yml").read_text()
     assert "- sphinx-mathjax-offline" in config and 'html_css_files: ["mbt.css"]' in config

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REPO
 
 from mbt import cli, paper
 from mbt.book import builder, chapters
 from mbt.book import jobs as book_jobs
 from mbt.paper import store
 
-ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ["01_divergence", "02_convergence"]
 
 
@@ -61,7 +60,7 @@ def test_batch_runs_every_job_isolates_failures_and_resumes(fake_run, tmp_path):
     calls, fail = fake_run
     fail.add(("toy-seen", "01_divergence"))
     stage = tmp_path / "stage"
-    jobs = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
+    jobs = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=REPO, stage=stage, progress=False,
                          log=lambda _: None)
     assert _status(jobs) == {("toy", "01_divergence"): "executed", ("toy", "02_convergence"): "executed",
                              ("toy-seen", "01_divergence"): "failed", ("toy-seen", "02_convergence"): "executed"}
@@ -69,7 +68,7 @@ def test_batch_runs_every_job_isolates_failures_and_resumes(fake_run, tmp_path):
     assert "3 executed" in summary and "1 failed" in summary and "FAILED toy-seen / 01_divergence" in summary
     fail.clear()
     calls.clear()
-    again = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False,
+    again = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=REPO, stage=stage, progress=False,
                           log=lambda _: None)
     assert calls == [("toy-seen", "01_divergence")]  # no finished job repeated
     assert set(_status(again).values()) == {"up to date", "executed"}
@@ -93,7 +92,7 @@ def test_batch_side_by_side_splits_by_pair_and_falls_back_when_a_worker_dies(fak
 
     monkeypatch.setattr(book_jobs, "side_by_side", here)
     stage = tmp_path / "stage"
-    got = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=2,
+    got = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=REPO, stage=stage, progress=False, workers=2,
                         log=lambda _: None)
     assert [c["name"] for c in dispatched] == ["toy", "toy-seen"]  # one pair per worker, chapters in order
     assert all(c["chapters"] == CHAPTERS and c["stage"] == stage and "log" not in c for c in dispatched)
@@ -108,23 +107,23 @@ def test_batch_side_by_side_splits_by_pair_and_falls_back_when_a_worker_dies(fak
     calls.clear()
     messages: list[str] = []
     monkeypatch.setattr(book_jobs, "slots", lambda threads, *, jobs: 2)  # workers=0: as many as fit (here 2)
-    again = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=0,
+    again = book_jobs.batch(["toy", "toy-seen"], chapters=CHAPTERS, root=REPO, stage=stage, progress=False, workers=0,
                           log=messages.append)
     assert any("one pair at a time" in m for m in messages)
     assert calls == [("toy-seen", "01_divergence")]  # the fallback repeats no finished job
     assert set(_status(again).values()) == {"up to date", "executed"}
     with pytest.raises(ValueError, match="whole number"):
-        book_jobs.batch(["toy"], chapters=CHAPTERS, root=ROOT, stage=stage, progress=False, workers=-1)
+        book_jobs.batch(["toy"], chapters=CHAPTERS, root=REPO, stage=stage, progress=False, workers=-1)
 
 
 def test_batch_refuses_bad_input_before_running(fake_run, tmp_path):
     calls, _ = fake_run
     with pytest.raises(ValueError, match="unknown pair"):
-        book_jobs.batch(["toy", "olmo9"], chapters=CHAPTERS, root=ROOT, stage=tmp_path, progress=False)
+        book_jobs.batch(["toy", "olmo9"], chapters=CHAPTERS, root=REPO, stage=tmp_path, progress=False)
     with pytest.raises(ValueError, match="unknown chapters"):
-        book_jobs.batch(["toy"], chapters=["99_x"], root=ROOT, stage=tmp_path, progress=False)
+        book_jobs.batch(["toy"], chapters=["99_x"], root=REPO, stage=tmp_path, progress=False)
     with pytest.raises(ValueError, match="valid names"):
-        book_jobs.batch(["toy"], chapters=CHAPTERS, parameters={"nope": 1}, root=ROOT, stage=tmp_path,
+        book_jobs.batch(["toy"], chapters=CHAPTERS, parameters={"nope": 1}, root=REPO, stage=tmp_path,
                       progress=False)
     assert calls == []
 
@@ -132,7 +131,7 @@ def test_batch_refuses_bad_input_before_running(fake_run, tmp_path):
 def test_cli_batch_exit_status(fake_run, capsys):
     calls, fail = fake_run
     fail.add(("toy", "02_convergence"))
-    code = cli.main(["batch", "--pairs", "toy", "--chapters", "01,02", "--root", str(ROOT)])
+    code = cli.main(["batch", "--pairs", "toy", "--chapters", "01,02", "--root", str(REPO)])
     out = capsys.readouterr().out
     assert code == 1 and "FAILED toy / 02_convergence" in out and calls[0] == ("toy", "01_divergence")
 
@@ -201,7 +200,7 @@ def test_batch_side_by_side_starts_the_strongest_ladder_rungs_first(fake_run, tm
 
     monkeypatch.setattr(book_jobs, "side_by_side", here)
     pairs = ["toy-sft10", "toy", "toy-sft150", "toy-seen"]
-    got = book_jobs.batch(pairs, chapters=CHAPTERS[:1], root=ROOT, stage=tmp_path / "stage", progress=False,
+    got = book_jobs.batch(pairs, chapters=CHAPTERS[:1], root=REPO, stage=tmp_path / "stage", progress=False,
                         workers=2, log=lambda _: None)
     assert order == ["toy-sft150", "toy-sft10", "toy", "toy-seen"]  # longest first, stable otherwise
     assert [j.pair for j in got] == pairs  # the jobs come back in the order asked for
@@ -223,7 +222,7 @@ def test_a_toy_book_runs_its_own_chapters_beside_the_ladder_once(fake_run, tmp_p
     monkeypatch.setattr(builder, "resolve_toy", book_jobs.resolve_toy)  # the fake build, not a real one
     stage = tmp_path / "stage"
     wanted = ["01_divergence", "05_swapping", "07_beyond", chapters.ACROSS]
-    args = dict(pair="toy", chapters=wanted, root=ROOT, stage=stage, output=tmp_path / "out", html=False,
+    args = dict(pair="toy", chapters=wanted, root=REPO, stage=stage, output=tmp_path / "out", html=False,
                 log=lambda _: None)
     fail.add(("toy", "05_swapping"))
     report = builder.build(**args)

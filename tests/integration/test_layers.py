@@ -13,8 +13,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-PACKAGE = Path(__file__).resolve().parent.parent / "mbt"
+PACKAGE = REPO / "mbt"
 
 LAYERS: dict[str, int] = {
     # 0 foundation: imports no other mbt module

@@ -413,39 +413,6 @@ def test_lora_power_at_the_papers_sizes_with_three_seeds():
 # the helpers behind compound claims
 
 
-def test_single_layer_against_a_band_prediction_interval():
-    from mbt.paper.findings.common import single_vs_band as _single_vs_band
-
-    ref = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])  # alternating: lag-1 autocorrelation < 0, clipped to 0
-    values = pd.Series(np.r_[9.0, 9.0, ref, 1.5], index=range(0, 9))
-    d = _single_vs_band(values, 8, 1, (0.2, 0.9), side=1, level=0.95)
-    s = ref.std(ddof=1)
-    se = s * math.sqrt(1 + 1 / ref.size)
-    assert d.effect == pytest.approx(9.0 - ref.mean())
-    half = V.t_quantile(0.975, ref.size - 1) * se
-    assert (d.ci_low, d.ci_high) == pytest.approx((d.effect - half, d.effect + half))
-    assert d.verdict == HOLDS and d.n == ref.size
-    assert _single_vs_band(values, 8, 20, (0.2, 0.9), side=1, level=0.95).verdict == INCONCLUSIVE
-
-
-def test_all_of_and_any_of_combine_parts():
-    from mbt.paper.findings.common import all_of as _all_of
-    from mbt.paper.findings.common import any_of as _any_of
-
-    def part(verdict, effect):
-        return V.Decision(verdict, effect, effect - 1, effect + 1, 0.975, f"rule {effect}", 1.0, 3, "seeds")
-
-    h, c, i = part(HOLDS, 3.0), part(CONTRADICTED, -3.0), part(INCONCLUSIVE, 0.5)
-    assert _all_of([h, h], "x").verdict == HOLDS
-    assert _all_of([h, i], "x").verdict == INCONCLUSIVE and "rule 0.5" in _all_of([h, i], "x").rule
-    assert _all_of([h, i, c], "x").verdict == CONTRADICTED and _all_of([h, i, c], "x").effect == -3.0
-    assert "Bonferroni over 3" in _all_of([h, i, c], "x").rule
-    assert _any_of([c, i, h], "y").verdict == HOLDS and _any_of([c, i, h], "y").effect == 3.0
-    assert _any_of([c, i], "y").verdict == INCONCLUSIVE and _any_of([c, i], "y").effect == 0.5
-    assert _any_of([c, c], "y").verdict == CONTRADICTED
-    assert _all_of([], "z").verdict == INCONCLUSIVE
-
-
 def test_level_as_a_percentage():
     assert V.pct(0.95) == "95%" and V.pct(1 - 0.05 / 6) == "99.17%" and V.pct(1 - 0.05 / 12) == "99.58%"
     d = V.direction(V.Interval(0.1, 0.05, 0.15, 1 - 0.05 / 12, 0.02, 3, "seeds"), side=1)

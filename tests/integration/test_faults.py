@@ -12,7 +12,7 @@ import multiprocessing
 
 import pandas as pd
 import pytest
-from conftest import SWEEP
+from conftest import REPO, SWEEP
 
 from mbt.results import ResultCache, cached, locked_update, make_key
 
@@ -181,24 +181,6 @@ def test_swap_scores_refuse_nan_logits_and_name_the_configuration(poisoned, toke
         swap_sweep(pair, score, n_segments=3, progress=False, n_bootstrap=0)
 
 
-def test_require_finite_counts_and_passes():
-    import numpy as np
-    import torch
-
-    from mbt.checks import NonFiniteError, require_finite
-
-    require_finite(torch.ones(3, dtype=torch.bfloat16), "ok")
-    require_finite(np.arange(3), "integers")
-    require_finite(1.5, "a number")
-    with pytest.raises(NonFiniteError, match=r"^here: 1 NaN and 2 infinite value\(s\) among 5"):
-        require_finite(torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 0.0]), "here")
-    with pytest.raises(NonFiniteError, match="1 NaN"):
-        require_finite(np.array([np.nan, 1.0], dtype=np.float64), "array")
-    with pytest.raises(NonFiniteError, match="0 NaN and 1 infinite"):
-        require_finite(torch.tensor([1e308, float("inf")], dtype=torch.float64), "float64")
-    assert issubclass(NonFiniteError, ValueError)
-
-
 def test_lens_divergence_names_the_model_and_layer(poisoned):
     from conftest import TEXTS
 
@@ -304,7 +286,6 @@ def test_a_non_finite_signal_names_its_blocks():
 # interrupted work resumes: nothing lost, nothing duplicated, nothing redone
 
 
-
 def test_a_sweep_interrupted_mid_way_resumes_without_losing_or_duplicating_rows(sweep_base, tmp_path, monkeypatch,
                                                                                  capsys):
     from mbt import tune
@@ -373,7 +354,7 @@ def test_a_book_build_interrupted_at_chapter_3_resumes_there(tmp_path, monkeypat
     import nbformat
 
     from mbt import book
-    from mbt.book import builder, jobs
+    from mbt.book import jobs
 
     ran: list[str] = []
     fail_at = {book.CHAPTERS[2]}
@@ -385,7 +366,7 @@ def test_a_book_build_interrupted_at_chapter_3_resumes_there(tmp_path, monkeypat
         nbformat.write(nb, out)
 
     monkeypatch.setattr(jobs, "_execute", fake_execute)
-    root = builder.Path(__file__).resolve().parents[1]
+    root = REPO
     args = dict(base="b", sft="s", quick=True, root=root, stage=tmp_path / "stage", output=tmp_path / "out",
                 html=False, log=lambda _: None)
     first = book.build(**args)
@@ -460,7 +441,6 @@ def test_a_sweep_killed_with_sigkill_leaves_a_readable_table_that_resumes(sweep_
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     from mbt import tune
     from mbt.tune import sweeps
@@ -469,7 +449,7 @@ def test_a_sweep_killed_with_sigkill_leaves_a_readable_table_that_resumes(sweep_
     masks = ["00000", "10000", "01000", "00100"]
     script = ("import sys; from mbt import tune; "
               f"tune.sweep(sys.argv[1], masks={masks!r}, seeds=[0], out=sys.argv[2], **{SWEEP!r})")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     child = subprocess.Popen([sys.executable, "-c", script, str(sweep_base), str(out)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO
 from hub_fixture import COMMIT, MODEL_REPOS, MODEL_SHAPE
 
 import mbt
 from mbt import book, data
 from mbt.pairs import PAIRS
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_registry_names_the_fixture_repositories() -> None:
@@ -69,7 +68,7 @@ def test_every_chapter_runs_on_the_real_pair_in_quick_mode(offline_models: tuple
     monkeypatch.delenv("MPLBACKEND", raising=False)
     stage = tmp_path / "stage"
     start = time.perf_counter()
-    report = book.build("olmo2-1b", quick=True, root=ROOT, stage=stage, output=tmp_path / "out", html=False,
+    report = book.build("olmo2-1b", quick=True, root=REPO, stage=stage, output=tmp_path / "out", html=False,
                         parameters={"threads": 1}, log=lambda _: None)
     print("\n" + report.summary() + f"\n{time.perf_counter() - start:.1f} s")
     assert report.ok, report.summary()

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import jupytext
 import pytest
+from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 from mbt.book import repository
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # What a current Colab runtime ships, as assumed here (they cannot be looked up from this offline test
 # machine; update them when Colab moves on): torch 2.8/2.9 with CUDA, transformers 5.x, numpy 2.x.
@@ -39,10 +38,10 @@ COLAB = {"torch": ["2.8.0+cu126", "2.9.0+cu126"], "transformers": ["5.0.0", "5.2
 
 def _tracked_files() -> list[Path]:
     try:
-        names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+        names = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
-    return [ROOT / n for n in names.decode().split("\0") if n and (ROOT / n).is_file()]
+    return [REPO / n for n in names.decode().split("\0") if n and (REPO / n).is_file()]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -51,22 +50,22 @@ def _tracked_files() -> list[Path]:
 
 
 def test_every_mention_of_the_repository_follows_pyproject() -> None:
-    url = repository.repository_url(ROOT)
+    url = repository.repository_url(REPO)
     assert url.startswith("https://github.com/")
-    assert repository.mismatches(ROOT) == []
-    config = (ROOT / "_config.yml").read_text()
+    assert repository.mismatches(REPO) == []
+    config = (REPO / "_config.yml").read_text()
     assert f"repository:\n  url: {url}\n" in config
-    for source in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
+    for source in sorted((REPO / "notebooks").glob("[0-9]*.py")):
         for path in (source, source.with_suffix(".ipynb")):
             assert f"git+{url}" in path.read_text(), f"{path.name}: the install cell does not follow pyproject"
-    assert f"git clone {url}" in (ROOT / "book" / "running_at_scale.md").read_text()
-    assert f"git+{url}" in (ROOT / "book" / "running_at_scale.md").read_text()
+    assert f"git clone {url}" in (REPO / "book" / "running_at_scale.md").read_text()
+    assert f"git+{url}" in (REPO / "book" / "running_at_scale.md").read_text()
 
 
 def _copy_followers(dst: Path) -> None:
-    shutil.copy(ROOT / "pyproject.toml", dst / "pyproject.toml")
-    for path in repository.follower_files(ROOT):
-        target = dst / path.relative_to(ROOT)
+    shutil.copy(REPO / "pyproject.toml", dst / "pyproject.toml")
+    for path in repository.follower_files(REPO):
+        target = dst / path.relative_to(REPO)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
 
@@ -99,7 +98,7 @@ def test_a_disagreeing_mention_is_found_and_set_repository_moves_everything(tmp_
 
 def test_the_command_line_checks_and_sets(tmp_path: Path) -> None:
     _copy_followers(tmp_path)
-    script = ROOT / "mbt" / "book" / "repository.py"
+    script = REPO / "mbt" / "book" / "repository.py"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = [sys.executable, str(script), "--root", str(tmp_path)]  # standard library only: runs before installs
     assert subprocess.run(run, env=env, capture_output=True).returncode == 0
@@ -110,7 +109,7 @@ def test_the_command_line_checks_and_sets(tmp_path: Path) -> None:
 
 
 def test_the_pages_workflow_uses_its_own_repository_and_pytorch_index_for_torch() -> None:
-    workflow = (ROOT / ".github" / "workflows" / "book.yml").read_text()
+    workflow = (REPO / ".github" / "workflows" / "book.yml").read_text()
     steps = workflow.index("steps:")
     set_url = workflow.index('mbt/book/repository.py --set "https://github.com/${{ github.repository }}"')
     torch = workflow.index("--index-url https://download.pytorch.org/whl/cpu")
@@ -133,7 +132,7 @@ def test_no_tracked_file_names_the_package_index_host() -> None:
             text = path.read_text(encoding="utf-8").lower()
         except UnicodeDecodeError:
             continue
-        offenders += [f"{path.relative_to(ROOT)}: {host}" for host in hosts if host in text]
+        offenders += [f"{path.relative_to(REPO)}: {host}" for host in hosts if host in text]
     assert offenders == []
 
 
@@ -147,8 +146,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built offline from a copy of the sources (no build folders in the checkout)."""
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "mbt", src / "mbt", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "mbt", src / "mbt", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "-w", str(out), str(src)], check=True, capture_output=True)
@@ -174,13 +173,13 @@ def test_the_wheel_declares_ranges_that_accept_a_colab_runtime_and_the_pins(whee
             assert by_name[name].specifier.contains(Version(version), prereleases=True), (
                 f"{by_name[name]} refuses {name} {version} (a Colab runtime's)")
     pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in (REPO / "requirements.txt").read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, version = line.split("==")
             pins[name.strip().lower()] = version.strip()
     for name, req in by_name.items():
         assert req.specifier.contains(Version(pins[name])), f"{req} refuses the pinned {name}=={pins[name]}"
-    assert meta["Project-URL"] == f"Repository, {repository.repository_url(ROOT)}"
+    assert meta["Project-URL"] == f"Repository, {repository.repository_url(REPO)}"
 
 
 @pytest.mark.slow
@@ -210,10 +209,10 @@ def test_the_wheel_installed_into_a_fresh_environment_runs_a_chapter(wheel: Path
     book = tmp_path / "book-root"  # the book sources; the staging copy lands under it, not in the checkout
     book.mkdir()
     for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, book / name)
-    shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("_*"))
+        shutil.copy(REPO / name, book / name)
+    shutil.copytree(REPO / "book", book / "book", ignore=shutil.ignore_patterns("_*"))
     (book / "notebooks").mkdir()
-    shutil.copy(ROOT / "notebooks" / "01_divergence.py", book / "notebooks")
+    shutil.copy(REPO / "notebooks" / "01_divergence.py", book / "notebooks")
     base, sft = save_pair("olmo2")
     done = subprocess.run([str(venv / "bin" / "mbt"), "book", "--base", str(base), "--sft", str(sft), "--quick",
                            "--only", "01", "--no-html", "--param", "datasets=['toy-math']", "--param",
