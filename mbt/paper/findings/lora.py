@@ -88,7 +88,9 @@ def lora_findings(table: pd.DataFrame) -> list[Finding]:
       segments 1 and 10, and 10 below 1 (Bonferroni, all must hold);
     * ``appB_middle_best``: per seed ``|r_m − r_00000| − |r_00110 − r_00000| > 0`` for every other tuned
       mask ``m`` on the first retention column (Bonferroni, all must hold);
-    * single-segment scores and retention values: scale only.
+    * single-segment scores and retention values: scale only;
+    * ``lora_mistral``: no verdict from one sweep (the claim is about another architecture; the same rows on a
+      Mistral pair answer it).
 
     Returns:
         One finding per distinct comparison the table can answer.
@@ -120,6 +122,8 @@ def lora_findings(table: pd.DataFrame) -> list[Finding]:
         out.append(judged(d.sources[0], f"{m} {_mask_text(piv, m)}; effect: {m} − {full}, paired by seed", d,
                            note=f"{'above' if m[0] == '0' and m[-1] == '0' else 'below'} 11111 claimed; paired by seed",
                            value=float(piv[m].mean()), also=d.sources[1:]))
+    out.append(Finding("lora_mistral", "a per-pair claim: this sweep's rows are the comparison on its own pair", None,
+                       "the same masks on a Mistral-architecture pair answer it (e.g. `mbt batch --pairs mistral-7b`)"))
     five = sorted(m for m in masks if len(m) == 5 and m not in ("00000", full))
     middles = [m for m in five if m[0] == "0" and m[-1] == "0"]
     edges = [m for m in ("10000", "00001") if m in masks]

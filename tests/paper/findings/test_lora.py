@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
-from paper_fakes import CONTRADICTED, HOLDS, INCONCLUSIVE, _by_id  # noqa: F401
+from paper_fakes import CONTRADICTED, HOLDS, INCONCLUSIVE, _by_id, _sweep_table  # noqa: F401
 
 from mbt import paper, segments
-
-
-def _sweep_table(scores: dict[str, float], seeds=(0, 1, 2), retention=True, noise=0.005) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    rows = []
-    for mask, score in scores.items():
-        for s in seeds:
-            acc = score + rng.normal(0, noise)
-            row = dict(mask=mask, seed=s, accuracy=acc, accuracy_ci_low=acc - 0.05, accuracy_ci_high=acc + 0.05,
-                       answer_nll=1 - acc)
-            if retention:
-                row.update(ppl_instruct=10 + abs(score - 0.3) * (mask != "00000") + rng.normal(0, 0.001),
-                           ppl_text=20 + score * (mask != "00000"))
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def test_lora_findings_middle_beats_full_depth():

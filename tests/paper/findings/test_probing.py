@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
-from paper_fakes import CONTRADICTED, HOLDS, INCONCLUSIVE, L, _by_id  # noqa: F401
+from paper_fakes import CONTRADICTED, HOLDS, INCONCLUSIVE, L, _by_id, _lens  # noqa: F401
 
 from mbt import paper
-
-
-def _lens(final_once: float, final_twice: float, penultimate: float = 0.6, ci: float = 0.005) -> pd.DataFrame:
-    rows = []
-    for paper_ in (False, True):
-        for layer in range(1, L + 1):
-            acc = 0.0 if layer < 8 else {8: 0.3, 9: penultimate, 10: final_twice if paper_ else final_once}[layer]
-            rows.append(dict(model="sft", paper=paper_, layer=layer, depth=layer / L, metric="top1_acc", value=acc,
-                             pooled=acc, pooled_ci_low=acc - ci, pooled_ci_high=acc + ci))
-    return pd.DataFrame(rows)
 
 
 def test_probing_findings_separate_the_double_norm_dip():

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
-from paper_fakes import CONTRADICTED, HOLDS, INCONCLUSIVE, _by_id  # noqa: F401
+from paper_fakes import CONTRADICTED, HOLDS, INCONCLUSIVE, _by_id, _swap  # noqa: F401
 
 from mbt import paper
-
-
-def _swap(diffs, width=0.004):
-    rows = [dict(kind="swap", receiver="base", head="receiver", segment=i, diff=d, diff_ci_low=d - width / 2,
-                 diff_ci_high=d + width / 2, diff_ci_width=width, n=50) for i, d in enumerate(diffs)]
-    rows.append(dict(kind="swap", receiver="base", head="donor", segment=0, diff=1.0, diff_ci_low=0.9,
-                     diff_ci_high=1.1, diff_ci_width=0.2, n=50))
-    return pd.DataFrame(rows)
 
 
 def test_swap_findings_use_the_paired_interval():
