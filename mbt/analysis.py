@@ -563,13 +563,13 @@ def analyze(
     token_metrics = [m for m in chosen if METRICS[m].level == "token"] if n_token > 0 else []
     keep_pooled = any(METRICS[m].level != "token" for m in chosen)
 
-    store = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
-    if store is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
+    results = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
+    if results is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
         key, settings = analyze_key(pair, texts, chosen=chosen, conventions=conv, n_token=n_token,
                                     max_length=max_length, n_bootstrap=n_bootstrap, seed=seed)
-        hit = store.load(key)
+        hit = results.load(key)
         if hit is not None:
-            store.announce(key)
+            results.announce(key)
             return hit
 
     ids = _encode_checked(pair, texts, _effective_max_length(pair, texts, max_length))
@@ -595,6 +595,6 @@ def analyze(
         )
         pair.release(role)
     frame = _tabulate(states, chosen, conv, pair.n_layers, n_bootstrap, seed)
-    if store is not None:
-        store.save(key, frame, settings, seconds=round(time.perf_counter() - start, 3))
+    if results is not None:
+        results.save(key, frame, settings, seconds=round(time.perf_counter() - start, 3))
     return frame

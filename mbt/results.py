@@ -6,7 +6,8 @@ This is the foundation layer of every cache in ``mbt`` and imports no other ``mb
 * what identifies inputs: :func:`text_fingerprint` (an ordered list of texts),
   :func:`weights_fingerprint` (a checkpoint's bytes, hashed once and remembered), :func:`make_key`;
 * how several writers share a file: :func:`file_lock`, :func:`locked_update`, :func:`atomic_write`;
-* the result store itself: :class:`ResultCache` and :func:`cached`.
+* the result cache itself: :class:`ResultCache` and :func:`cached` (the *results store* of the book, one
+  folder of findings per pair, is :mod:`mbt.paper.store`).
 
 A result is stored as ``<root>/<kind>/<key>.parquet`` plus ``<key>.json``. The key is a hash of
 the *settings* (pair ids and revisions or weight fingerprints, dataset fingerprint, sample counts,
@@ -332,7 +333,7 @@ def _check_manifest(meta: Any) -> dict[str, Any]:
 
 
 class ResultCache:
-    """Parquet + JSON-manifest store for one kind of result (e.g. ``"analyze"``).
+    """The result cache of one kind of result (e.g. ``"analyze"``): Parquet tables with JSON manifests.
 
     Args:
         root: Cache root (default :func:`cache_root`).
@@ -419,7 +420,7 @@ def cached(
 ) -> pd.DataFrame:
     """Return the stored table for ``settings`` or compute, store and return it.
 
-    The store is ``ResultCache(root, kind)`` (``<cache_root()>/<kind>/``), the key
+    The cache is ``ResultCache(root, kind)`` (``<cache_root()>/<kind>/``), the key
     :func:`make_key` ``(settings)``: put everything that determines the result in ``settings``
     (model identities, e.g. :func:`weights_fingerprint`, :func:`text_fingerprint` of the inputs,
     sizes, seeds). A corrupt entry is warned about and recomputed. The compute time is recorded in
@@ -443,16 +444,16 @@ def cached(
 
     if not cache:
         return compute()
-    store = ResultCache(root, kind=kind)
+    results = ResultCache(root, kind=kind)
     key = make_key(settings)
-    hit = store.load(key)
+    hit = results.load(key)
     if hit is not None:
         if announce:
-            store.announce(key)
+            results.announce(key)
         return hit
     start = time.perf_counter()
     table = compute()
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"compute() must return a pandas DataFrame, got {type(table).__name__}")
-    store.save(key, table, settings, seconds=round(time.perf_counter() - start, 3))
+    results.save(key, table, settings, seconds=round(time.perf_counter() - start, 3))
     return table

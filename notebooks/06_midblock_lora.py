@@ -148,8 +148,7 @@ display(summary.round(4))
 extra = None
 if appendix_a:
     families = [single_segment_masks(n) for n in (3, 10) if n <= P.n_layers]
-    extra = pd.concat([book.run_sweep(P, masks=family, seeds=S.seeds[:1], task=S.task, **S.options)
-                       for family in families], ignore_index=True)
+    extra = pd.concat([S.run(P, masks=family, seeds=S.seeds[:1]) for family in families], ignore_index=True)
     for family in families:
         part = extra[extra["mask"].astype(str).isin(family)]
         fig = mp.mask_figure(part, [c for c in (score, nll) if c], order=family, ylabels=ylabels,
@@ -182,4 +181,4 @@ if retention:
 # %%
 both = table if extra is None else pd.concat([table, extra], ignore_index=True)
 findings = paper.lora_findings(both)
-display(paper.report(findings, pair=label, settings={"task": S.task, "seeds": list(S.seeds), **S.options}))
+display(paper.report(findings, pair=label, settings=S.record()))

@@ -31,7 +31,7 @@ from mbt.results import cache_root
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.swap import swap_sweep, token_accuracy
 from mbt.toy import LADDER
-from mbt.tune import sweep
+from mbt.tune import LoraSettings, sweep
 from mbt.weights import block_series
 from mbt.workers import check_workers
 
@@ -51,7 +51,6 @@ __all__ = [
     "metric_table",
     "open_pair",
     "quick_size",
-    "run_sweep",
     "setup_notebook",
     "sizes",
     "swap_table",
@@ -345,22 +344,37 @@ class LoraSweep:
         task: Training and test task.
         masks: Segment masks.
         seeds: Training seeds.
-        options: Every other :func:`mbt.tune.sweep` argument (``preset``, ``steps``, ``n_test``, ...).
+        settings: The adapter and training recipe of every run (:class:`~mbt.tune.settings.LoraSettings`).
+        options: The other :func:`mbt.tune.sweep` arguments (``n_test``, ``threads``, ``workers``, ...).
     """
 
     task: str
     masks: tuple[str, ...]
     seeds: tuple[int, ...]
+    settings: LoraSettings
     options: Mapping[str, Any]
 
-    def run(self, pair: Any) -> pd.DataFrame:
-        """Run, resume or just read the sweep for ``pair`` (:func:`mbt.tune.sweep` in :func:`sweep_path`)."""
-        options = {"out": sweep_path(pair), "task": self.task, "progress": False, **self.options}
-        return sweep(pair, list(self.masks), list(self.seeds), **options)
+    def run(self, pair: Any, masks: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+        """Run, resume or just read the sweep for ``pair`` (:func:`mbt.tune.sweep` in :func:`sweep_path`).
+
+        ``masks``/``seeds`` run other masks or seeds with the same settings into the same table (e.g. the
+        3- and 10-segment families of Appendix A); default: this sweep's own.
+        """
+        masks = list(self.masks if masks is None else masks)
+        seeds = [int(s) for s in (self.seeds if seeds is None else seeds)]
+        return sweep(pair, masks, seeds, out=sweep_path(pair), task=self.task, settings=self.settings,
+                     progress=False, **self.options)
+
+    def record(self) -> dict[str, Any]:
+        """What produced the sweep's findings, for the chapter's records: task, seeds, LoRA settings, options."""
+        return {"task": self.task, "seeds": list(self.seeds), "lora": self.settings.as_dict(), **self.options}
 
     def describe(self) -> str:
-        """One line: task, masks × seeds, options."""
-        return f"task {self.task}; {len(self.masks)} masks × {len(self.seeds)} seeds; options {dict(self.options)}"
+        """One line: task, masks × seeds, the settings that differ from the defaults, options."""
+        default = LoraSettings().as_dict()
+        changed = {k: v for k, v in self.settings.as_dict().items() if v != default[k]}
+        return (f"task {self.task}; {len(self.masks)} masks × {len(self.seeds)} seeds; LoRA settings "
+                f"{changed or 'default'}; options {dict(self.options)}")
 
 
 def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: Sequence[int] = (0, 1, 2),
@@ -373,7 +387,7 @@ def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: S
         task: Training and test task.
         masks: 5-segment masks (empty: the paper's ten, :data:`mbt.segments.PAPER_MASKS`).
         seeds: Seeds per mask.
-        preset: ``"standard"`` (constant α/r) or ``"paper"``.
+        preset: The LoRA preset: ``"standard"`` (constant α/r) or ``"paper"``.
         rank: Full-depth LoRA rank that sets the budget (0: the library's default).
         steps: Optimiser steps per run (0: the library's default).
         n_test: Held-out problems per run.
@@ -387,24 +401,12 @@ def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: S
     seed_list = tuple(int(s) for s in seeds)
     if not seed_list:
         raise ValueError("give at least one seed")
-    options: dict[str, Any] = {"preset": preset, "n_test": int(n_test), "threads": threads,
-                               "workers": check_workers(workers)}
-    if rank:
-        options["rank"] = int(rank)
-    if steps:
-        options["steps"] = int(steps)
+    knobs = LoraSettings.of(preset=preset, **({"rank": int(rank)} if rank else {}),
+                            **({"steps": int(steps)} if steps else {}))
+    options: dict[str, Any] = {"n_test": int(n_test), "threads": threads, "workers": check_workers(workers)}
     if quick:
         q = dict(QUICK_SWEEP)
         mask_list, seed_list = tuple(q.pop("masks")), seed_list[: q.pop("n_seeds")]
+        knobs = LoraSettings.of(knobs, **{k: q.pop(k) for k in ("steps", "n_train", "batch_size")})
         options.update(q)
-    return LoraSweep(task=task, masks=mask_list, seeds=seed_list, options=options)
-
-
-def run_sweep(pair: Any, *, masks: Sequence[str], seeds: Sequence[int], **options: Any) -> pd.DataFrame:
-    """Run (or resume, or just read) a segment-LoRA sweep with :func:`mbt.tune.sweep` in :func:`sweep_path`.
-
-    :func:`mbt.tune.sweep` skips every ``(mask, seed)`` it already holds for the same settings, so a
-    rebuild of the book — and chapter 7, which grades the selector against this sweep — costs nothing.
-    """
-    options.setdefault("out", sweep_path(pair))
-    return sweep(pair, list(masks), [int(s) for s in seeds], **options)
+    return LoraSweep(task=task, masks=mask_list, seeds=seed_list, settings=knobs, options=options)

@@ -22,7 +22,7 @@ and return Python floats. Every function accepts ``conventions="standard"`` (tex
 from __future__ import annotations
 
 from mbt.metrics import registry
-from mbt.metrics.conventions import PRESETS, Conventions, resolve_conventions
+from mbt.metrics.conventions import CONVENTION_PRESETS, Conventions, resolve_conventions
 from mbt.metrics.geometry import curvature, sparsity
 from mbt.metrics.registry import METRICS, Metric, metric
 from mbt.metrics.similarity import cka, cosine_similarity, mean_shift
@@ -43,7 +43,7 @@ from mbt.metrics.tokens import TOKEN_LEVEL, token_metrics
 __all__ = [
     "INTRINSIC_METRICS",
     "METRICS",
-    "PRESETS",
+    "CONVENTION_PRESETS",
     "TOKEN_LEVEL",
     "Conventions",
     "Metric",

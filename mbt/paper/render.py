@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from mbt.metrics.conventions import PRESETS, Conventions
+from mbt.metrics.conventions import CONVENTION_PRESETS, Conventions
 from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
 from mbt.paper.headlines import BY_ID, HEADLINES
 from mbt.paper.records import record
@@ -216,7 +216,7 @@ def conventions_markdown() -> str:
             meanings[current] = m.group(2).strip()
         elif current and line.startswith(" " * 8):
             meanings[current] += " " + line.strip()
-    std, pap = PRESETS["standard"], PRESETS["paper"]
+    std, pap = CONVENTION_PRESETS["standard"], CONVENTION_PRESETS["paper"]
     lines = ["| field | `standard` | `paper` | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(Conventions):
         if f.name == "name":

@@ -8,6 +8,8 @@ LoRA scale α/r varied too), ``rank_pattern`` keys were integers that match no m
 
 * masks and blocks live in :mod:`mbt.segments`; ``segment_layers`` (PEFT's 0-based
   ``layers_to_transform`` of a mask) is part of this package's public interface too;
+* :mod:`mbt.tune.settings` — :class:`LoraSettings`, the knobs every run of a sweep shares (one object for
+  the config, the training, the sweep, the book and the CLI);
 * :mod:`mbt.tune.config` — budget-matched ``LoraConfig`` (:func:`lora_config`, :func:`budget`);
 * :mod:`mbt.tune.lora` — :func:`train_lora` on the one training loop of :mod:`mbt.train`;
 * :mod:`mbt.tune.prefix` — the frozen blocks below the first adapted one, computed once per example;
@@ -18,20 +20,10 @@ LoRA scale α/r varied too), ``rank_pattern`` keys were integers that match no m
 from __future__ import annotations
 
 from mbt.segments import segment_layers
-from mbt.tune.config import (
-    DEFAULT_TARGETS,
-    MLP_TARGETS,
-    PAPER_ALPHA,
-    PAPER_DROPOUT,
-    PAPER_RANK,
-    PRESETS,
-    budget,
-    lora_config,
-    lora_scale,
-    target_dims,
-)
-from mbt.tune.lora import DEFAULT_LR, DEFAULT_STEPS, train_lora, training_examples
+from mbt.tune.config import PAPER_ALPHA, PAPER_DROPOUT, PAPER_RANK, budget, lora_config, lora_scale, target_dims
+from mbt.tune.lora import train_lora, training_examples
 from mbt.tune.scoring import default_retention, evaluate_tuned
+from mbt.tune.settings import DEFAULT_LR, DEFAULT_STEPS, DEFAULT_TARGETS, LORA_PRESETS, MLP_TARGETS, LoraSettings
 from mbt.tune.sweeps import SWEEP_COLUMNS, summarize_sweep, sweep
 
 __all__ = [
@@ -42,8 +34,9 @@ __all__ = [
     "PAPER_ALPHA",
     "PAPER_DROPOUT",
     "PAPER_RANK",
-    "PRESETS",
+    "LORA_PRESETS",
     "SWEEP_COLUMNS",
+    "LoraSettings",
     "budget",
     "default_retention",
     "evaluate_tuned",

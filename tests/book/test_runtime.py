@@ -59,6 +59,7 @@ def test_chapters_6_and_7_share_one_sweep_object():
 
     a = book.lora_sweep(PAIRS["toy"], **{k: v for k, v in cells["06_midblock_lora"].items()})
     b = book.lora_sweep(PAIRS["toy"], **{**cells["07_beyond"], "steps": 7})
-    assert a.task == "toy-math" and a.masks == segments.PAPER_MASKS and a != b and b.options["steps"] == 7
+    assert a.task == "toy-math" and a.masks == segments.PAPER_MASKS and a != b and b.settings.steps == 7
     quick = book.lora_sweep(PAIRS["toy"], quick=True)
-    assert quick.masks == tuple(book.QUICK_SWEEP["masks"]) and len(quick.seeds) == 1 and quick.options["steps"] == 2
+    assert quick.masks == tuple(book.QUICK_SWEEP["masks"]) and len(quick.seeds) == 1 and quick.settings.steps == 2
+    assert quick.options["n_test"] == book.QUICK_SWEEP["n_test"] and "steps" not in quick.options

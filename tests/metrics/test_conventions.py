@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import mbt.metrics as M
-from mbt.metrics import PRESETS, Conventions, resolve_conventions
+from mbt.metrics import CONVENTION_PRESETS, Conventions, resolve_conventions
 
 
 def randn(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -243,8 +243,8 @@ def test_alignment_metrics_paper() -> None:
 
 
 def test_presets_record_their_choices() -> None:
-    paper = PRESETS["paper"]
-    standard = PRESETS["standard"]
+    paper = CONVENTION_PRESETS["paper"]
+    standard = CONVENTION_PRESETS["standard"]
     assert paper.name == "paper" and standard.name == "standard"
     assert (paper.center, paper.erank_power, paper.rank_tol, paper.curvature_clip) == (False, 2, 0.01, 0.999)
     assert (standard.center, standard.erank_power, standard.rank_tol) == (True, 1, "dtype")
