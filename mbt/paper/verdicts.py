@@ -9,7 +9,7 @@ the effect and decides it with one of the functions here. The verdict is three-v
 * **inconclusive** — otherwise: this sample cannot tell.
 
 Under no true effect, "holds" and "contradicted" together occur at most at ``1 − level`` (5 % by
-default); ``tests/test_verdicts.py`` checks this by simulation for every decision function, and that
+default); ``tests/paper/test_verdicts.py`` checks this by simulation for every decision function, and that
 an effect of the paper's size at a realistic sample size is found to hold at least 80 % of the time.
 
 Every decision (:class:`Decision`) carries the effect, its interval, the rule in words, the number of
