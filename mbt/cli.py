@@ -387,9 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="execute chapters for several pairs into the results store (resumable; one job per pair and chapter)",
         description="Execute the chosen chapters for every pair with papermill. Findings and small tables go to each "
-        "pair's folder of the results store ($MBT_CACHE/store/<pair>); a rerun executes only what is not up to date; "
-        "one failed job never stops the others. On a cluster, run one `mbt batch --pairs <pair>` per job (e.g. a "
-        "Slurm array) on a shared MBT_CACHE.",
+        "pair's folder of the results store ($MBT_CACHE/store/<pair>); a rerun executes only what is missing, altered "
+        "or made from other inputs; one failed job never stops the others; two batches never run the same job at once; "
+        "stopping it (Ctrl-C, kill) ends its workers and their kernels. On a cluster, run one "
+        "`mbt batch --pairs <pair>` per job (e.g. a Slurm array) on a shared MBT_CACHE.",
     )
     p.add_argument("--pairs", required=True, help="comma-separated pair names, e.g. toy,toy-seen")
     p.add_argument("--chapters", default=None, help="chapters, e.g. '01,02' (default: every chapter but 08)")

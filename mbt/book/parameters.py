@@ -8,7 +8,8 @@ opens its pair. Both follow :data:`RULES`:
 
 * booleans from ``true``/``false`` (also ``yes``/``no``, ``1``/``0``, any case); never from a number;
 * whole numbers from integers or digit strings, never from ``2.7``; real numbers must be finite;
-* lists from lists, JSON (``'["toy-math"]'``), or comma lists (``toy-math,toy-mc``; empty text is ``[]``);
+* lists from lists, JSON (``'["toy-math"]'``), or comma lists (``toy-math,toy-mc``; empty text is ``[]``; one
+  whole number is a one-item list of whole numbers);
 * ranges (``n_pooled ≥ 2``, ``batch_size ≥ 1`` …) and choices (``conventions``: ``standard`` or ``paper``);
 * together: ``n_token ≤ n_pooled`` (the token-level texts are the first ``n_token`` of the pooled ones).
 
@@ -134,6 +135,8 @@ def _real(name: str, value: Any, rule: Rule, annotation: str) -> float:
 def _items(name: str, value: Any, rule: Rule, annotation: str) -> list[Any]:
     if isinstance(value, list | tuple):
         return list(value)
+    if isinstance(value, int) and not isinstance(value, bool):  # papermill's ``-p seeds 0``, ``-p masks 11111``
+        return [value if rule.item == "int" else str(value)]  # arrive as numbers: one-item lists
     if not isinstance(value, str):
         raise _refuse(name, value, rule.describe(), annotation)
     text = value.strip()

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbt.pairs import PAIRS
 from mbt.paper.manifests import unclaimed_files, verified_jobs
 from mbt.paper.records import RECORDS_ENV, check_finding, read_records_file, slug
 from mbt.results import atomic_write, cache_root, file_lock
@@ -239,8 +240,6 @@ def load_store(folder: str | Path) -> StoreEntry:
             that cannot be shown (a verdict that is none of the three, a number that is text or infinite, a
             decided verdict without its interval), naming the file.
     """
-    from mbt.pairs import PAIRS
-
     folder = Path(folder)
     path = folder / META
     if not path.exists():
