@@ -94,6 +94,7 @@ def test_2_killing_mbt_batch_ends_its_workers_and_kernels_within_seconds(tmp_pat
         left = [pid for pid in spawned if _alive(pid)]
         assert gone, f"{len(left)} processes of the batch outlived it by {LIMIT:.0f} s (signal {how.name})"
         assert time.monotonic() - killed <= LIMIT
+        print(f"{how.name}, {workers} worker(s): {len(spawned)} processes gone {time.monotonic() - killed:.1f} s after")
         sizes = [(pids / f"{p}.beat").stat().st_size for p in pairs]
         time.sleep(1.0)
         assert sizes == [(pids / f"{p}.beat").stat().st_size for p in pairs], "something still writes"
