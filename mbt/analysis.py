@@ -49,6 +49,7 @@ from mbt.results import ResultCache, make_key, text_fingerprint
 __all__ = [
     "ALL_METRICS",
     "COLUMNS",
+    "MIN_TOKENS",
     "analyze",
     "analyze_key",
     "check_settings",
@@ -170,6 +171,59 @@ def _check_texts(texts: Sequence[str]) -> None:
             f"the {len(texts)} texts hold fewer than 2 distinct texts: pooled metrics (ranks, entropies, "
             "CKA) are undefined on identical samples; pass at least 2 different texts"
         )
+
+
+MIN_TOKENS: int = 3
+"""Tokens a text needs for every token-level metric to be defined on it: curvature is the angle between two
+consecutive steps of the token trajectory (three positions), and the entropy of one or two token states is
+degenerate (undefined for one, the same value for every two-token text)."""
+
+
+def _preview(text: str, width: int = 40) -> str:
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def _check_token_texts(tokenizer: Any, texts: Sequence[str], n_token: int, max_length: int) -> None:
+    """Refuse a token-level subset in which no text has :data:`MIN_TOKENS` tokens; warn naming shorter ones.
+
+    Tokenizes the first ``n_token`` texts only (no model is needed).
+
+    Raises:
+        ValueError: Every token-level text has fewer than :data:`MIN_TOKENS` tokens (naming them).
+    """
+    if n_token <= 0:
+        return
+    lengths = [len(ids) for ids in trace.encode(tokenizer, texts[:n_token], max_length=max_length)]
+    short = [i for i, n in enumerate(lengths) if n < MIN_TOKENS]
+    if not short:
+        return
+    named = "; ".join(f"text {i} {_preview(texts[i])}: {lengths[i]} token{'s' if lengths[i] != 1 else ''}"
+                      for i in short[:5]) + (f"; and {len(short) - 5} more" if len(short) > 5 else "")
+    if len(short) == len(lengths):
+        cut = f" (max_length={max_length} cuts every text to {max_length})" if max_length < MIN_TOKENS else ""
+        raise ValueError(
+            f"every token-level text has fewer than {MIN_TOKENS} tokens{cut}, so the token-level metrics are "
+            f"undefined on all of them: {named}. Use longer texts, or n_token=0 for the pooled metrics only")
+    warnings.warn(
+        f"{len(short)} of {len(lengths)} token-level texts have fewer than {MIN_TOKENS} tokens; token-level metrics "
+        f"are undefined or degenerate on them (curvature leaves them out of its mean; the n column counts the texts "
+        f"used): {named}", stacklevel=3)
+
+
+def _warn_undefined(frame: pd.DataFrame) -> None:
+    """Warn, naming metric, model and layers, about every value of the table that is NaN or infinite."""
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    bad = frame[~np.isfinite(values.to_numpy(dtype=float))]
+    if bad.empty:
+        return
+    parts = [f"{metric} ({model}) at layer{'s' if len(rows) > 1 else ''} "
+             f"{', '.join(str(int(x)) for x in sorted(rows['layer'].unique())[:8])}"
+             f"{' …' if rows['layer'].nunique() > 8 else ''}"
+             for (metric, model), rows in bad.groupby(["metric", "model"], sort=False)]
+    warnings.warn(
+        f"{len(bad)} of {len(frame)} values are undefined (NaN or infinite) on these texts: {'; '.join(parts)}. "
+        "They are left as NaN/inf in the table; do not read them as results (too few distinct texts or tokens, "
+        "or a rank-deficient pooled matrix)", stacklevel=3)
 
 
 @dataclasses.dataclass
@@ -501,14 +555,17 @@ def analyze(
         ValueError: Invalid settings (unknown metric names, ``batch_size`` or ``max_length`` not
             positive, ``n_token`` outside ``0..len(texts)``, token-level metrics named with
             ``n_token=0``, unknown conventions), an empty or whitespace-only text (named by index),
-            or fewer than 2 distinct texts. All checked before any model work.
+            fewer than 2 distinct texts, or token-level texts that all have fewer than
+            :data:`MIN_TOKENS` tokens (named). All checked before any model work.
         PairMismatchError: If Base and SFT would see different token ids.
         NonFiniteError: If a model produces NaN or infinite hidden states (names the model and layer).
 
     Notes:
         With ``n_token=0`` (pooled-only datasets) ``metrics="all"`` leaves out the token-level
-        metrics. ``max_length`` is capped at the models' ``max_position_embeddings``, with one
-        warning saying how many texts that truncated. A cache hit is announced on stderr in one
+        metrics. Token-level texts shorter than :data:`MIN_TOKENS` tokens are named in a warning; any value
+        of the table that is NaN or infinite is named in a warning too (never silently). ``max_length``
+        is capped at the models' ``max_position_embeddings``, with one warning saying how many texts
+        that truncated. A cache hit is announced on stderr in one
         line; the key (:func:`analyze_key`) is computed from the pair's identity
         (:func:`mbt.identity.pair_identity`), so a hit on a sequential pair loads no weights.
     """
@@ -522,6 +579,8 @@ def analyze(
         pair = load_pair(pair, progress=progress, sequential=True)
     token_metrics = [m for m in chosen if METRICS[m].level == "token"] if n_token > 0 else []
     keep_pooled = any(METRICS[m].level != "token" for m in chosen)
+    if token_metrics:  # degenerate texts are refused (or named) before any model work
+        _check_token_texts(pair.tokenizer, texts, n_token, max_length)
 
     results = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
     if results is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
@@ -530,6 +589,7 @@ def analyze(
         hit = results.load(key)
         if hit is not None:
             results.announce(key)
+            _warn_undefined(hit)
             return hit
 
     ids = _encode_checked(pair, texts, _effective_max_length(pair, texts, max_length))
@@ -557,4 +617,5 @@ def analyze(
     frame = _tabulate(states, chosen, conv, pair.n_layers, n_bootstrap, seed)
     if results is not None:
         results.save(key, frame, settings, seconds=round(time.perf_counter() - start, 3))
+    _warn_undefined(frame)
     return frame

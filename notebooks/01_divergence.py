@@ -74,6 +74,8 @@ max_length: int = 512
 quick: bool = False  # smoke run: a handful of texts
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 

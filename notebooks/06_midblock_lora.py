@@ -77,6 +77,8 @@ workers: int = 0  # runs side by side on the CPU (0: as many as the CPUs fit); r
 quick: bool = False  # smoke run: three masks, one seed, two steps
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display

@@ -77,6 +77,8 @@ n_calibration: int = 200  # texts the selector reads (no labels are used)
 quick: bool = False  # smoke run
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display

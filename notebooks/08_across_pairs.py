@@ -73,6 +73,8 @@ stores: list = []  # more folders holding results stores (the local store and re
 quick: bool = False  # smoke run: read the quick-mode stores
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
@@ -83,6 +85,7 @@ names = list(pairs) or book.default_comparison(pair, quick=quick, extra=stores)
 entries, missing = book.comparison_stores(names, quick=quick, extra=stores)
 if missing:
     print(f"no results yet for {', '.join(missing)}: run `mbt batch --pairs {','.join(missing)}`")
+display(book.store_problems_note(extra=stores))  # stores left out, and why (as under the "Paper vs ours" table)
 tables = {name: entry.tables for name, entry in entries.items()}
 metas = {name: entry.meta for name, entry in entries.items()}
 rungs = sig.rung_table(metas)

@@ -3,6 +3,7 @@
 * :mod:`mbt.book.runtime` — set-up, the pair, one quick-mode rule, stored experiments keyed by the call,
   the LoRA sweep chapters 6 and 7 share;
 * :mod:`mbt.book.chapters` — the one list of the book's chapters (:data:`TOC`), reading a chapter;
+* :mod:`mbt.book.parameters` — every chapter parameter's type and range, checked before any work;
 * :mod:`mbt.book.jobs` — one ``(pair, chapter)`` job with papermill, and :func:`batch` (``mbt batch``);
 * :mod:`mbt.book.builder` — :func:`build`, behind ``mbt book``.
 
@@ -21,9 +22,9 @@ from mbt.book.chapters import (
     TOC,
     Chapter,
     find_root,
-    parameter_names,
 )
 from mbt.book.jobs import ChapterRun, batch, batch_summary
+from mbt.book.parameters import check_notebook_parameters
 from mbt.book.runtime import (
     QUICK,
     QUICK_SWEEP,
@@ -42,6 +43,7 @@ from mbt.book.runtime import (
     quick_size,
     setup_notebook,
     sizes,
+    store_problems_note,
     swap_table,
     sweep_path,
     weights_curve,
@@ -67,6 +69,7 @@ __all__ = [
     "batch",
     "batch_summary",
     "build",
+    "check_notebook_parameters",
     "comparison_stores",
     "default_comparison",
     "default_datasets",
@@ -77,10 +80,10 @@ __all__ = [
     "lora_sweep",
     "metric_table",
     "open_pair",
-    "parameter_names",
     "quick_size",
     "setup_notebook",
     "sizes",
+    "store_problems_note",
     "swap_table",
     "sweep_path",
     "weights_curve",

@@ -30,6 +30,7 @@ from mbt.book.chapters import (
     TITLES,
     check_parameters,
     find_root,
+    parameter_defaults,
     parameter_types,
     read_notebook,
 )
@@ -37,16 +38,16 @@ from mbt.book.jobs import (
     ChapterRun,
     across_pairs,
     describe_pair,
+    job_pair_key,
     pairs_side_by_side,
     run_chapter,
     sources_digest,
     strongest_first,
 )
-from mbt.identity import pair_source_key
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
 from mbt.paper.records import slug
-from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown
-from mbt.paper.store import collect_records, contributed_root, store_folder
+from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, store_problems_markdown
+from mbt.paper.store import collect_records, contributed_root, store_folder, store_problems, store_root
 from mbt.workers import slots
 
 __all__ = [
@@ -143,6 +144,8 @@ def write_paper_vs_ours(stage: Path, current: str, *, roots: Sequence[Path] = ()
     page = stage / "book" / "paper_vs_ours.md"
     text = page.read_text()
     table = paper_vs_ours_markdown(collect_records(current, roots=roots), titles=TITLES)
+    problems = store_problems_markdown(store_problems([store_root(), *roots]))  # the same list as chapter 8's
+    table += ("\n" + problems) if problems else ""
     if TABLE_MARKER not in text:
         raise ValueError(f"{page} has no line {TABLE_MARKER!r} to replace with the table")
     new = text.replace(TABLE_MARKER, table)
@@ -247,9 +250,10 @@ def build(
     if unknown:
         raise ValueError(f"unknown chapters {unknown}; valid: {', '.join(CHAPTERS)}")
     extra = dict(parameters or {})
-    if extra:
-        check_parameters(extra, {name: parameter_types(read_notebook(root / "notebooks" / f"{name}.py"))
-                                 for name in wanted})
+    if extra:  # parsed once, with their types, before a toy pair is built or a chapter runs
+        notebooks = {name: read_notebook(root / "notebooks" / f"{name}.py") for name in wanted}
+        extra = check_parameters(extra, {name: parameter_types(nb) for name, nb in notebooks.items()},
+                                 {name: parameter_defaults(nb) for name, nb in notebooks.items()})
     stage = Path(stage) if stage is not None else root / "book" / "_executed"
     output = Path(output) if output is not None else root
     stage.mkdir(parents=True, exist_ok=True)
@@ -261,8 +265,9 @@ def build(
     (stage / "notebooks").mkdir(exist_ok=True)
     folder = store_folder(label, quick=quick)
     common = {"pair": str(pair or ""), "base": str(base or ""), "sft": str(sft or ""), "quick": bool(quick)}
+    identity = job_pair_key(None if base else pair, base, sft) if execute else {}
     if execute and any(name in wanted for name in CHAPTERS):
-        describe_pair(folder, label, spec, base=base, sft=sft, quick=quick)
+        describe_pair(folder, label, spec, base=base, sft=sft, quick=quick, source=identity)
     done: dict[str, ChapterRun] = {}  # chapters of the book's own pair already run beside the ladder
     if execute and ACROSS in wanted:
         needed = across_pairs(label, extra.get("pairs") or [])
@@ -272,7 +277,6 @@ def build(
             own = [c for c in wanted if c in BESIDE_THE_LADDER] if spec is not None and spec.source == "toy" else []
             done = _ladder_and_own(others, own, label=label, params={**common, **extra}, root=root, stage=stage,
                                    quick=quick, force=force, kernel_name=kernel_name, timeout=timeout, log=log)
-    identity = pair_source_key(None if base else pair, base, sft)
     digest = sources_digest()
 
     failed = False

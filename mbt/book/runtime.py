@@ -25,7 +25,8 @@ from mbt.data import load_sample
 from mbt.identity import cached_call
 from mbt.pairs import load_pair, pair_label
 from mbt.paper.records import slug
-from mbt.paper.store import StoreEntry, contributed_root, store_root, stores
+from mbt.paper.render import store_problems_markdown
+from mbt.paper.store import StoreEntry, contributed_root, store_problems, store_root, stores
 from mbt.probe import logit_lens
 from mbt.results import cache_root
 from mbt.segments import PAPER_MASKS, resolve_masks
@@ -305,6 +306,20 @@ def comparison_stores(names: Sequence[str], *, quick: bool = False,
     """
     found = stores(_store_roots(extra), quick=quick)
     return {n: found[n] for n in names if n in found}, [n for n in names if n not in found]
+
+
+def store_problems_note(*, extra: Sequence[str | Path] = ()) -> Any:
+    """The stores left out, shown in part or under another label, and why: Markdown for a chapter to display.
+
+    The same list, read the same way (:func:`mbt.paper.store.store_problems`), as under the collected "Paper vs
+    ours" table, so the two pages agree on what exists; empty when every store is fine.
+    """
+    text = store_problems_markdown(store_problems(_store_roots(extra)))
+    try:
+        from IPython.display import Markdown
+    except ImportError:  # pragma: no cover - IPython ships with the notebook stack
+        return text
+    return Markdown(text)
 
 
 def default_comparison(pair: str, *, quick: bool = False, extra: Sequence[str | Path] = ()) -> list[str]:

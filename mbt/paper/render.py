@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,8 +17,8 @@ import pandas as pd
 from mbt.metrics.conventions import CONVENTION_PRESETS, Conventions
 from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
 from mbt.paper.headlines import BY_ID, HEADLINES
-from mbt.paper.records import record
-from mbt.paper.verdicts import Verdict, verdict_label
+from mbt.paper.records import check_finding, record
+from mbt.paper.verdicts import Verdict, pct, verdict_label
 
 __all__ = [
     "compare_conventions",
@@ -25,6 +26,7 @@ __all__ = [
     "conventions_sentence",
     "paper_vs_ours_markdown",
     "report",
+    "store_problems_markdown",
 ]
 
 
@@ -101,11 +103,38 @@ def report(findings: Sequence[Finding], *, pair: str = "", settings: Mapping[str
     return Markdown(text)
 
 
+_LARGE = 1e6
+"""Numbers at least this large (in absolute value) are written in scientific notation, never with all digits."""
+
+
 def _record_interval(f: Mapping[str, Any]) -> str:
     """The effect and interval of a stored finding (``""`` for a scale row)."""
     if f.get("effect") is None:
         return ""
-    return interval_text(f.get("effect"), f.get("ci_low"), f.get("ci_high"), f.get("level") or 0.95)
+    effect, low, high, level = f.get("effect"), f.get("ci_low"), f.get("ci_high"), f.get("level") or 0.95
+    numbers = [abs(float(x)) for x in (effect, low, high) if x is not None and math.isfinite(float(x))]
+    if numbers and max(numbers) >= _LARGE:
+        def sci(x: Any) -> str:
+            return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):+.4g}".replace("-", "−")
+
+        if low is None or high is None or not (math.isfinite(float(low)) and math.isfinite(float(high))):
+            return f"{sci(effect)} (no interval)"
+        return f"{sci(effect)} [{sci(low)}, {sci(high)}] ({pct(float(level))})"
+    return interval_text(effect, low, high, level)
+
+
+def store_problems_markdown(problems: Sequence[Any]) -> str:
+    """The stores left out (or shown in part, or under another label) as a Markdown list; ``""`` when none.
+
+    Args:
+        problems: :class:`mbt.paper.store.StoreProblem` items (``folder``, ``reason``), each listed once.
+    """
+    lines = list(dict.fromkeys(f"- `{p.folder}`: {_md_cell(p.reason)}" for p in problems))
+    if not lines:
+        return ""
+    return (f"**Results stores not shown as they are** ({len(lines)}): each was checked before it was shown "
+            "(format version, its job manifests, the models it claims, every value and verdict).\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]], *,
@@ -136,6 +165,8 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
                 cells.append("not run")
             elif f.get("same_as") and f["same_as"] in number:
                 cells.append(_md_cell(f"same comparison as #{number[f['same_as']]}"))
+            elif (wrong := check_finding(f)) is not None:
+                cells.append(_md_cell(f"left out: the stored finding cannot be shown ({wrong})"))
             else:
                 verdict = f.get("verdict")
                 interval = _record_interval(f)

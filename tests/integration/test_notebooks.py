@@ -58,7 +58,7 @@ def test_chapter_structure(name):
     assert 'find_spec("mbt") is None' in first and '"pip", "install"' in first, "installs mbt on a fresh runtime"
     assert "setup_notebook()" in first, "picks the GPU when there is one"
     assert "parameters" in code[1].metadata.get("tags", []), "the second code cell is the papermill parameters cell"
-    names = book.parameter_names(nb)
+    names = list(book_chapters.parameter_types(nb))
     if name == book.ACROSS:  # compares stored results of several pairs: it loads no pair and samples nothing
         assert {"pair", "pairs", "stores", "quick"} <= set(names)
     else:
