@@ -2,14 +2,23 @@
 
 * :mod:`mbt.book.runtime` — set-up, the pair, one quick-mode rule, stored experiments keyed by the call,
   the LoRA sweep chapters 6 and 7 share;
-* :mod:`mbt.book.builder` — :func:`build`, behind ``mbt book``.
+* :mod:`mbt.book.downloads` — a chapter's tables and provenance, offered for download at its end;
+* :mod:`mbt.book.figures` — figures with alt text, from the kernel to the rendered page;
+* :mod:`mbt.book.builder` — :func:`build`, behind ``mbt book``;
+* :mod:`mbt.book.check` — the built book checked in a real browser (``make check-book``).
 
 The paper's claims, the verdicts and their tables live in :mod:`mbt.paper`.
 """
 
 from __future__ import annotations
 
-from mbt.book.builder import (
+import warnings
+
+# tqdm warns at import time, from inside its own package, that notebook widgets are missing; a chapter's
+# first cell imports this package, and that warning (with the build machine's file path) would be its output
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+from mbt.book.builder import (  # noqa: E402 - after the filter above
     ACROSS,
     LADDER_CHAPTERS,
     PROSE,
@@ -22,7 +31,8 @@ from mbt.book.builder import (
     find_root,
     parameter_names,
 )
-from mbt.book.runtime import (
+from mbt.book.downloads import downloads, provenance  # noqa: E402
+from mbt.book.runtime import (  # noqa: E402
     QUICK,
     QUICK_SWEEP,
     LoraSweep,
@@ -47,8 +57,8 @@ from mbt.book.runtime import (
     sweep_path,
     weights_curve,
 )
-from mbt.pairs import pair_label
-from mbt.paper.headlines import CHAPTERS
+from mbt.pairs import pair_label  # noqa: E402
+from mbt.paper.headlines import CHAPTERS  # noqa: E402
 
 __all__ = [
     "ACROSS",
@@ -71,6 +81,7 @@ __all__ = [
     "default_comparison",
     "default_datasets",
     "device_name",
+    "downloads",
     "lens_curve",
     "find_root",
     "logit_lens_table",
@@ -80,6 +91,7 @@ __all__ = [
     "pair_fingerprint",
     "pair_label",
     "parameter_names",
+    "provenance",
     "quick_size",
     "run_sweep",
     "setup_notebook",

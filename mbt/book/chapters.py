@@ -13,6 +13,7 @@ __all__ = [
     "LADDER_CHAPTERS",
     "check_parameters",
     "find_root",
+    "parameter_defaults",
     "parameter_names",
     "parameter_types",
     "read_notebook",
@@ -65,6 +66,27 @@ def parameter_names(notebook: Any) -> list[str]:
                 names += [t.id for t in targets if isinstance(t, ast.Name)]
             return names
     return []
+
+
+def parameter_defaults(notebook: Any) -> dict[str, Any]:
+    """``{name: default}`` of a notebook's ``parameters`` cell, for values written as Python literals.
+
+    A default that is not a literal (an expression) is left out; so is everything when the notebook has no
+    ``parameters`` cell.
+    """
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            out: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
+                target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                    node.target if isinstance(node, ast.AnnAssign) else None)
+                if isinstance(target, ast.Name) and node.value is not None:
+                    try:
+                        out[target.id] = ast.literal_eval(node.value)
+                    except (ValueError, SyntaxError, TypeError):
+                        continue
+            return out
+    return {}
 
 
 _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),

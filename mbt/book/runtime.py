@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pandas as pd
 
 from mbt import plots
 from mbt.analysis import analyze, model_fingerprint, pair_identity
+from mbt.book.figures import describe_figures
 from mbt.data import fingerprint, load_sample
 from mbt.pairs import ModelPair, load_pair, pair_label
 from mbt.paper.records import slug
@@ -52,6 +54,7 @@ __all__ = [
     "open_pair",
     "pair_fingerprint",
     "quick_size",
+    "reader_notes",
     "run_sweep",
     "setup_notebook",
     "sizes",
@@ -64,14 +67,19 @@ __all__ = [
 def setup_notebook(*, quiet: bool = True) -> str:
     """First call of every chapter: the book's figure style, quiet progress bars, and the device in use.
 
-    Applies :func:`mbt.plots.use_style`, hides tqdm's "IProgress not found" warning and the
-    checkpoint-loading progress bars (they would land in the book as stderr blocks), prints the
-    device and returns ``"cuda"`` when a GPU is visible, else ``"cpu"``. It does not choose a
+    Applies :func:`mbt.plots.use_style`; makes every figure carry its description as alt text
+    (:func:`mbt.book.figures.describe_figures`); hides tqdm's "IProgress not found" warning and the
+    checkpoint-loading progress bars; and turns warnings into what a reader of the page needs
+    (:func:`reader_notes`): a warning from ``mbt`` or from the chapter becomes a sentence ("Note: …")
+    without the file path of the machine that ran it, and a library's internal warning is left out.
+    Prints the device and returns ``"cuda"`` when a GPU is visible, else ``"cpu"``. It does not choose a
     matplotlib backend.
     """
     plots.use_style()
+    describe_figures()
     if quiet:
         warnings.filterwarnings("ignore", message="IProgress not found")
+        reader_notes()
         with contextlib.suppress(ImportError):
             from transformers.utils import logging as hf_logging
 
@@ -86,6 +94,33 @@ def setup_notebook(*, quiet: bool = True) -> str:
     else:
         print("device: cpu (no GPU visible; the toy pair runs in minutes, real pairs need a GPU)")
     return device
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # the mbt package
+
+
+def _note(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+          line: str | None = None) -> None:
+    """:func:`warnings.showwarning` for the book's pages (see :func:`reader_notes`)."""
+    if not issubclass(category, UserWarning) or issubclass(category, DeprecationWarning | FutureWarning):
+        return
+    origin = Path(str(filename))
+    ours = _PACKAGE in origin.resolve().parents if origin.is_absolute() else False
+    from_chapter = "ipykernel" in str(filename) or str(filename).startswith("<")  # a notebook cell
+    if ours or from_chapter:
+        text = " ".join(str(message).split())
+        print(f"Note: {text[0].upper() + text[1:] if text else text}", file=file or sys.stdout)
+
+
+def reader_notes() -> None:
+    """Show warnings as a page reader needs them, for the rest of this process.
+
+    A :class:`UserWarning` raised by ``mbt`` or by the chapter's own code is printed to standard output as
+    one sentence, ``"Note: <message>"`` (e.g. that some texts were truncated to the models' positions),
+    without the file and line that Python's default format adds; every other warning (a library's
+    deprecation notices, tqdm's missing widgets, …) is left out of the page.
+    """
+    warnings.showwarning = _note
 
 
 def device_name() -> str:
