@@ -198,7 +198,7 @@ def alt_text(fig: Any, *, limit: int = 600) -> str:
             if entry and entry not in entries:
                 entries.append(entry)
     if entries:
-        parts.append("Legend: " + ", ".join(entries) + ".")
+        parts.append("Legend: " + "; ".join(entries) + ".")
     text = " ".join(parts) or "Figure."
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 

@@ -2,7 +2,7 @@
 
 * :mod:`mbt.book.runtime` — set-up, the pair, one quick-mode rule, stored experiments keyed by the call,
   the LoRA sweep chapters 6 and 7 share;
-* :mod:`mbt.book.downloads` — a chapter's tables and provenance, offered for download at its end;
+* :mod:`mbt.book.provenance` — a chapter's tables and their provenance, offered for download at its end;
 * :mod:`mbt.book.figures` — figures with alt text, from the kernel to the rendered page;
 * :mod:`mbt.book.builder` — :func:`build`, behind ``mbt book``;
 * :mod:`mbt.book.check` — the built book checked in a real browser (``make check-book``).
@@ -31,7 +31,7 @@ from mbt.book.builder import (  # noqa: E402 - after the filter above
     find_root,
     parameter_names,
 )
-from mbt.book.downloads import downloads, provenance  # noqa: E402
+from mbt.book.provenance import downloads  # noqa: E402
 from mbt.book.runtime import (  # noqa: E402
     QUICK,
     QUICK_SWEEP,
@@ -91,7 +91,6 @@ __all__ = [
     "pair_fingerprint",
     "pair_label",
     "parameter_names",
-    "provenance",
     "quick_size",
     "run_sweep",
     "setup_notebook",

@@ -32,7 +32,6 @@ from mbt.book.chapters import (
     parameter_types,
     read_notebook,
 )
-from mbt.book.downloads import FOLDER, downloads_markdown, provenance, source_commit, write_downloads
 from mbt.book.jobs import (
     BatchJob,
     ChapterRun,
@@ -49,6 +48,7 @@ from mbt.book.jobs import (
     strongest_first,
     toy_summary,
 )
+from mbt.book.provenance import FOLDER, downloads_markdown, provenance, source_commit, write_downloads
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
 from mbt.paper.export import records_frame
 from mbt.paper.headlines import CHAPTERS

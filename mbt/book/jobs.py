@@ -30,7 +30,7 @@ from mbt.book.chapters import (
     parameter_types,
     read_notebook,
 )
-from mbt.book.downloads import CONTEXT_ENV, build_context
+from mbt.book.provenance import CONTEXT_ENV, build_context
 from mbt.pairs import PairSpec, get_pair, resolve_toy
 from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import RECORDS_ENV, slug
@@ -524,7 +524,7 @@ def _execute(nb: Any, out: Path, params: Mapping[str, Any], *, kernel_name: str,
     records.mkdir(parents=True, exist_ok=True)
     # the kernel inherits this environment: never Agg (figures would vanish), records folder for report(),
     # and OpenMP's bounded spin, fast on idle and busy CPUs alike (mbt.cpu; scheduling only); the chapter's
-    # name, parameters and commit for its downloads' provenance (mbt.book.downloads)
+    # name, parameters and commit for its downloads' provenance (mbt.book.provenance)
     omp = cpu.omp_environment(os.cpu_count() or 1)
     context = json.dumps(build_context(out.stem, {**parameter_defaults(nb), **params}, cwd), default=str)
     with _environment(MPLBACKEND=None, **omp, **{RECORDS_ENV: str(records), CONTEXT_ENV: context}), \
