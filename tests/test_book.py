@@ -340,7 +340,7 @@ def test_one_comparison_standing_for_two_claims_is_recorded_and_counted_once(tmp
     assert records["lora_32b_10000"]["same_as"] == "lora_13b_10000"
     md = paper.paper_vs_ours_markdown({"toy": records})
     number = 1 + [h.id for h in paper.HEADLINES].index("lora_13b_10000")
-    row = next(line for line in md[md.index("### Details"):].splitlines()
+    row = next(line for line in md[md.index("## Details"):].splitlines()
                if paper.BY_ID["lora_32b_10000"].claim in line and "OLMo2-32B" in line)
     assert f"same comparison as #{number}" in row
     with pytest.raises(ValueError, match="unknown headline"):
@@ -354,7 +354,7 @@ def test_paper_vs_ours_table_lists_every_headline():
                                               "cka_plateau": {"ours": "y", "verdict": "inconclusive", "effect": 0.0,
                                                               "ci_low": -0.1, "ci_high": 0.1, "level": 0.95}},
                                       "olmo2-1b": {}})
-    details = md[md.index("### Details"):]
+    details = md[md.index("## Details"):]
     lines = [line for line in details.splitlines() if line.startswith("| ") and not line.startswith("| #")]
     assert len(lines) == len(paper.HEADLINES)  # every headline once in the details
     assert "ours: `toy`" in details and "ours: `olmo2-1b`" not in details  # a pair shows where it ran

@@ -139,7 +139,8 @@ def stage_sources(root: Path, stage: Path) -> None:
     Unchanged files are left alone (their modification times too), so Sphinx rebuilds only what changed.
     """
     for name in BOOK_FILES:
-        _copy_if_changed(root / name, stage / name)
+        if (root / name).is_file():  # a book without citations has no references.bib
+            _copy_if_changed(root / name, stage / name)
     book = root / "book"
     for src in sorted(book.rglob("*")):
         rel = src.relative_to(book)

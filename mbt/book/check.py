@@ -279,6 +279,15 @@ def parse_page(html: str) -> Page:
     return parser.page
 
 
+def _describes(alt: str | None, src: str) -> bool:
+    """``alt`` is a description, not empty and not the file name (what Sphinx writes when there is none)."""
+    text = (alt or "").strip()
+    if not text:
+        return False
+    name = src.rsplit("/", 1)[-1]
+    return text not in (src, name) and not text.endswith("/" + name)
+
+
 def book_pages(html_dir: str | Path) -> list[str]:
     """Every built page: the ``*.html`` files under ``html_dir``, outside Sphinx's ``_``-folders; relative, sorted."""
     root = Path(html_dir)
@@ -389,7 +398,7 @@ def check_static(html_dir: str | Path, *, repository: str | None = None,
                 if blank_cache[target]:
                     problems.append(Problem(page, "empty figure", f"{url} is empty or one colour throughout"))
         for src, alt in info.figures:
-            if not (alt or "").strip():
+            if not _describes(alt, src):
                 problems.append(Problem(page, "figure without alt text", src or "<img> without src"))
         for text in info.outputs:
             for line in path_warnings(text):
@@ -533,8 +542,9 @@ def _chromium(binary: str, *, width: int = 1280, height: int = 900) -> Iterator[
 
 _VISIBLE_TEXT_JS = """(() => {
   const clone = document.body.cloneNode(true);
+  // typeset formulas (MathJax's own output) and code go; a formula MathJax left alone keeps its raw TeX
   clone.querySelectorAll('pre, code, script, style, noscript, textarea, svg, math, mjx-container, mjx-assistive-mml,'
-    + ' .MathJax, .MathJax_Preview, .math, .search, #searchbox, .headerlink').forEach(e => e.remove());
+    + ' .MathJax, .MathJax_Preview, .MathJax_Display, .headerlink').forEach(e => e.remove());
   return clone.textContent;
 })()"""
 

@@ -51,8 +51,8 @@ def figure_formatter(inner: Any, mime_type: str = "image/png") -> Any:
 def describe_figures(shell: Any = None) -> bool:
     """Make every figure the running IPython kernel displays carry its description (see the module docstring).
 
-    Wraps the formatters that the inline backend registered for matplotlib figures; call it after the
-    backend is active (importing :mod:`matplotlib.pyplot` in a kernel activates it). Safe to call twice.
+    Loads pyplot's backend (in a kernel the inline backend registers its figure formatters as it loads),
+    then wraps the formatters registered for matplotlib figures. Safe to call twice.
 
     Args:
         shell: The IPython shell (default: the running one).
@@ -68,7 +68,14 @@ def describe_figures(shell: Any = None) -> bool:
         shell = get_ipython()
     if shell is None:
         return False
+    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
+
+    # pyplot loads its backend, and with the inline backend IPython's figure formatters, only when first
+    # needed (the first figure): load it now, so that there is a formatter to wrap
+    load_backend = getattr(plt, "_get_backend_mod", None)
+    if load_backend is not None:
+        load_backend()
 
     done = False
     for mime_type in _IMAGE_TYPES:

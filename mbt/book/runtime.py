@@ -39,6 +39,8 @@ from mbt.workers import check_workers
 __all__ = [
     "QUICK",
     "QUICK_SWEEP",
+    "CLI_NOTES",
+    "DropLines",
     "LoraSweep",
     "analyze_datasets",
     "analyze_halves",
@@ -71,7 +73,9 @@ def setup_notebook(*, quiet: bool = True) -> str:
     (:func:`mbt.book.figures.describe_figures`); hides tqdm's "IProgress not found" warning and the
     checkpoint-loading progress bars; and turns warnings into what a reader of the page needs
     (:func:`reader_notes`): a warning from ``mbt`` or from the chapter becomes a sentence ("Note: …")
-    without the file path of the machine that ran it, and a library's internal warning is left out.
+    without the file path of the machine that ran it, and a library's internal warning is left out; and
+    drops from standard error the one-line notes meant for the command line (:data:`CLI_NOTES`: a result
+    served from the cache, a sweep already done), which name the machine's cache folders.
     Prints the device and returns ``"cuda"`` when a GPU is visible, else ``"cpu"``. It does not choose a
     matplotlib backend.
     """
@@ -80,6 +84,8 @@ def setup_notebook(*, quiet: bool = True) -> str:
     if quiet:
         warnings.filterwarnings("ignore", message="IProgress not found")
         reader_notes()
+        if not isinstance(sys.stderr, DropLines):  # the command line's cache notes name the machine's folders
+            sys.stderr = DropLines(sys.stderr, CLI_NOTES)
         with contextlib.suppress(ImportError):
             from transformers.utils import logging as hf_logging
 
@@ -97,6 +103,48 @@ def setup_notebook(*, quiet: bool = True) -> str:
 
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # the mbt package
+
+CLI_NOTES: tuple[str, ...] = ("mbt: cached ", "mbt: sweep: ")
+"""Starts of the lines ``mbt`` prints to standard error for a command-line user (cache hits, a resumed sweep)."""
+
+
+class DropLines:
+    """A text stream that passes everything on to ``stream`` except whole lines starting with ``prefixes``.
+
+    Text is passed on line by line (a partial line waits for its end, or for :meth:`flush` when it cannot
+    become one of the dropped lines), so a dropped line is recognised even when written in pieces.
+    """
+
+    def __init__(self, stream: Any, prefixes: Sequence[str]) -> None:
+        self._stream = stream
+        self._prefixes = tuple(prefixes)
+        self._pending = ""
+
+    def _drops(self, line: str) -> bool:
+        return line.startswith(self._prefixes)
+
+    def _may_become_dropped(self, partial: str) -> bool:
+        return any(p.startswith(partial) or partial.startswith(p) for p in self._prefixes)
+
+    def write(self, text: str) -> int:
+        """Pass on the complete lines of ``text`` (with what was pending) that are not dropped."""
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        kept = [line for line in lines if not self._drops(line)]
+        if kept:
+            self._stream.write("\n".join(kept) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        """Pass on a pending partial line unless it may still become a dropped one; flush the stream."""
+        if self._pending and not self._may_become_dropped(self._pending):
+            self._stream.write(self._pending)
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
 
 
 def _note(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,

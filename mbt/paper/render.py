@@ -193,7 +193,7 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
     number = {h.id: i for i, h in enumerate(HEADLINES, start=1)}
     ran = {p: _chapters_run(records[p]) for p in pairs}
     chapters = list(dict.fromkeys(h.chapter for h in HEADLINES))
-    out = ["### Counts per pair", "",
+    out = ["## Counts per pair", "",
            "| pair | chapters run | ✓ holds | ✗ contradicted | ? inconclusive | ○ scale only |",
            "|---|---|---|---|---|---|"]
     for p in pairs:
@@ -201,26 +201,26 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
         out.append(f"| `{_md_cell(p)}` | {_chapter_numbers(ran[p])} | {c['holds']} | {c['contradicted']} | "
                    f"{c['inconclusive']} | {c['scale']} |")
     out += ["", "Each count is of distinct comparisons, each decided at the 95 % level.", "",
-            "### At a glance", "",
+            "## At a glance", "",
             "Marks: ✓ holds · ✗ contradicted · ? inconclusive · ○ shown for scale only · = #k the same comparison "
             "as row k · – not computed. Point at a mark for our value, the effect and its 95 % "
             "interval; the details below list them all. A pair appears under the chapters it ran."]
     for chapter in chapters:
         heads = [h for h in HEADLINES if h.chapter == chapter]
         here = [p for p in pairs if chapter in ran[p]]
-        out += ["", f"#### {TITLES[chapter]}", ""]
+        out += ["", f"### {TITLES[chapter]}", ""]
         if not here:
             out.append("No pair has run this chapter yet.")
             continue
         out.append("| # | claim (paper's model) | " + " | ".join(f"`{_md_cell(p)}`" for p in here) + " |")
-        out.append("|---|---|" + "---|" * len(here))
+        out.append("|---|---|" + ":---:|" * len(here))  # marks centred under their pair
         for h in heads:
             marks = [_mark(records[p].get(h.id), number) for p in here]
             out.append(f"| {number[h.id]} | {_md_cell(h.claim)} ({_md_cell(h.model)}) | " + " | ".join(marks) + " |")
         absent = [p for p in pairs if p not in here]
         if absent:
             out += ["", "Not run for this chapter: " + ", ".join(f"`{p}`" for p in absent) + "."]
-    out += ["", "### Details", ""]
+    out += ["", "## Details", ""]
     for chapter in chapters:
         heads = [h for h in HEADLINES if h.chapter == chapter]
         here = [p for p in pairs if chapter in ran[p]]

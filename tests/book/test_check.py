@@ -99,19 +99,21 @@ def test_static_check_finds_every_kind_of_problem(tmp_path):
                       '<img src="_images/missing.png" alt="m">',
         "other.html": '<div class="cell_output docutils container">'
                       '<pre>/v/lib/python3.11/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found</pre>'
-                      '<img src="_images/blank.png"></div>'
+                      '<img src="_images/blank.png"><img alt="_images/f.png" src="_images/f.png"></div>'
                       '<script type="text/x-thebe-config">{ binderOptions: { repo: "binder-examples/'
                       'jupyter-stacks-datascience", ref: "master" } }</script>'
                       '<a href="https://mybinder.org/v2/gh/someone/else/main">binder</a>',
     })
     _png(html / "_images" / "blank.png", blank=True)
+    _png(html / "_images" / "f.png", blank=False)
     (tmp_path / "outside.html").write_text("<html></html>")
     problems = check.check_static(html, repository=REPO)
     assert _kinds(problems) == sorted([
         ("index.html", "broken link"), ("index.html", "broken link"), ("index.html", "broken link"),
         ("index.html", "broken link"), ("index.html", "external request"), ("index.html", "external request"),
         ("index.html", "missing file"),
-        ("other.html", "empty figure"), ("other.html", "figure without alt text"), ("other.html", "path warning"),
+        ("other.html", "empty figure"), ("other.html", "figure without alt text"),
+        ("other.html", "figure without alt text"), ("other.html", "path warning"),
         ("other.html", "live-code configuration"), ("other.html", "live-code configuration"),
     ])
     assert any("outside the book" in p.detail for p in problems)

@@ -72,3 +72,20 @@ def test_the_plugin_is_registered_with_myst_nb():
 
     load_mime_renders.cache_clear()
     assert figures.AltText in load_mime_renders(), "reinstall mbt (make venv) to register its entry points"
+
+
+@pytest.mark.slow
+def test_a_kernel_shows_figures_with_their_description(tmp_path):
+    """End to end in a real kernel: pyplot's backend loads lazily, so the wrapping must load it first."""
+    import nbformat
+    import papermill
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from mbt.book.figures import describe_figures\nassert describe_figures()"),
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1])\n"
+                                  "ax.set_title('a line')\nax.set_xlabel('layer l')\nplt.show()"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(nb, str(out), kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    (image,) = [o for o in nbformat.read(out, as_version=4).cells[1].outputs if "image/png" in o.get("data", {})]
+    assert image.metadata["image/png"]["alt"] == "Panel: a line (x: layer l)."

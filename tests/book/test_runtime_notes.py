@@ -49,3 +49,19 @@ def test_warnings_raised_in_mbt_reach_the_reader_as_notes(notes, capsys):
         warnings.showwarning = notes
         warnings.warn_explicit("3 of 8 texts have no scored token", UserWarning, str(MBT / "probe.py"), 273)
     assert capsys.readouterr().out == "Note: 3 of 8 texts have no scored token\n"
+
+
+def test_drop_lines_removes_the_command_lines_cache_notes_and_passes_the_rest():
+    out = io.StringIO()
+    stream = runtime.DropLines(out, runtime.CLI_NOTES)
+    print("mbt: cached analyze result 1234 (computed 2026-12-07; /root/.cache/mbt/analyze)", file=stream)
+    print("mbt: sweep: 3 of 3 runs already in /root/.cache/mbt/book/sweeps/toy.parquet, nothing to run", file=stream)
+    stream.write("mbt: cach")  # a dropped line written in pieces
+    stream.flush()
+    stream.write("ed x\nkept line\npartial")
+    assert out.getvalue() == "kept line\n"
+    stream.flush()  # a partial line that cannot become a dropped one goes out on flush
+    assert out.getvalue() == "kept line\npartial"
+    print(" end", file=stream)
+    assert out.getvalue() == "kept line\npartial end\n"
+    assert stream.getvalue() == out.getvalue()  # everything else is the wrapped stream's

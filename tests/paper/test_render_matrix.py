@@ -38,20 +38,20 @@ def _table_rows(text):
 
 def test_counts_per_pair_count_distinct_comparisons_and_name_the_chapters_run():
     md = paper.paper_vs_ours_markdown(RECORDS)
-    counts = _section(md, "### Counts per pair", "### At a glance")
+    counts = _section(md, "## Counts per pair", "## At a glance")
     assert "| `toy` | 1, 6 | 1 | 1 | 1 | 1 |" in counts  # the same_as row is not counted again
     assert "| `toy-sft10` | 1 | 1 | 0 | 1 | 0 |" in counts
 
 
 def test_the_matrix_folds_away_the_columns_of_chapters_a_pair_did_not_run():
     md = paper.paper_vs_ours_markdown(RECORDS)
-    glance = _section(md, "### At a glance", "### Details")
-    divergence = _section(glance, f"#### {TITLES['01_divergence']}", "####")
-    lora = _section(glance, f"#### {TITLES['06_midblock_lora']}")  # the last chapter with headlines
+    glance = _section(md, "## At a glance", "## Details")
+    divergence = _section(glance, f"### {TITLES['01_divergence']}", "###")
+    lora = _section(glance, f"### {TITLES['06_midblock_lora']}")  # the last chapter with headlines
     assert "| # | claim (paper's model) | `toy` | `toy-sft10` |" in divergence
     assert "| # | claim (paper's model) | `toy` |" in lora and "`toy-sft10` |" not in lora.split("\n\n")[1]
     assert "Not run for this chapter: `toy-sft10`." in lora
-    assert "No pair has run this chapter yet." in _section(glance, f"#### {TITLES['05_swapping']}", "####")
+    assert "No pair has run this chapter yet." in _section(glance, f"### {TITLES['05_swapping']}", "###")
     rows = _table_rows(divergence)
     assert len(rows) == sum(h.chapter == "01_divergence" for h in HEADLINES)
     stable = next(r for r in rows if BY_ID["middle_stable"].claim in r)
@@ -71,7 +71,7 @@ def test_the_matrix_folds_away_the_columns_of_chapters_a_pair_did_not_run():
 
 def test_the_details_fold_each_chapter_and_list_every_headline_once():
     md = paper.paper_vs_ours_markdown(RECORDS)
-    details = _section(md, "### Details")
+    details = _section(md, "## Details")
     assert details.count("<details>") == details.count("</details>") == len({h.chapter for h in HEADLINES})
     rows = _table_rows(details)
     assert len(rows) == len(HEADLINES)
