@@ -161,9 +161,10 @@ def _clean(text: str) -> str:
 def alt_text(fig: Any, *, limit: int = 600) -> str:
     """A figure described in words from its own labels: the caption a reader who cannot see it gets.
 
-    ``"<suptitle>. <n> panels: <panel title> (x: <label>, y: <label>); …. Legend: <entries>."`` — the
-    figure's title, each visible panel's title and axis labels, and the legend's entries (figure-level and
-    per panel), deduplicated, cut at ``limit`` characters. Colour bars are left out.
+    ``"<suptitle>. <n> panels, x: <shared x label>: <panel title> (y: <label>); …. Legend: <a>; <b>."`` —
+    the figure's title, each visible panel's title and axis labels (an x label all panels share is said
+    once, a y label that repeats the panel's title is left out), and the legend's entries (figure-level and
+    per panel), deduplicated, cut at ``limit`` characters. Colour bars and secondary axes are left out.
 
     Args:
         fig: A matplotlib figure.
@@ -178,17 +179,21 @@ def alt_text(fig: Any, *, limit: int = 600) -> str:
         parts.append(_clean(suptitle.get_text()).rstrip(".") + ".")
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"
             and not any(ax in getattr(other, "child_axes", ()) for other in fig.axes)]
+    xlabels = {_clean(ax.get_xlabel()) for ax in axes}
+    shared_x = xlabels.pop() if len(xlabels) == 1 else ""
     panels = []
     for ax in axes:
-        title = _clean(ax.get_title())
-        labels = [f"{name}: {_clean(text)}" for name, text in (("x", ax.get_xlabel()), ("y", ax.get_ylabel()))
-                  if _clean(text)]
+        title, x, y = _clean(ax.get_title()), _clean(ax.get_xlabel()), _clean(ax.get_ylabel())
+        labels = [f"{name}: {text}" for name, text in (("x", "" if shared_x else x), ("y", "" if y == title else y))
+                  if text]
         panel = title + (f" ({', '.join(labels)})" if labels else "") if title else ", ".join(labels)
         if panel and panel not in panels:
             panels.append(panel)
+    head = (f"{len(panels)} panels" if len(panels) > 1 else "Panel") + (f", x: {shared_x}" if shared_x else "")
     if panels:
-        head = f"{len(panels)} panels: " if len(panels) > 1 else "Panel: "
-        parts.append(head + "; ".join(panels) + ".")
+        parts.append(f"{head}: " + "; ".join(panels) + ".")
+    elif shared_x:
+        parts.append(f"{head}.")
     entries: list[str] = []
     for legend in [*getattr(fig, "legends", []), *(ax.get_legend() for ax in axes)]:
         if legend is None:

@@ -84,7 +84,7 @@ def test_figures_have_an_opaque_white_plate():
 def test_alt_text_describes_a_figure_from_its_own_labels():
     fig = plots.divergence_figure(_frame(), metrics=("cka",), title="Fig. 1 on toy: Base vs SFT per layer")
     text = plots.alt_text(fig)
-    assert text.startswith("Fig. 1 on toy: Base vs SFT per layer. Panel: ")
+    assert text.startswith("Fig. 1 on toy: Base vs SFT per layer. Panel, x: layer l: ")
     assert plots.metric_label("cka") in text and "x: layer l" in text
     assert "Legend: toy-math; toy-mc; toy-text." in text
     assert "relative depth" not in text  # the secondary axis is not a panel of its own
@@ -94,3 +94,16 @@ def test_alt_text_describes_a_figure_from_its_own_labels():
     assert plots.alt_text(empty) == "Figure."
     long = plots.alt_text(fig, limit=30)
     assert len(long) == 30 and long.endswith("…")
+
+
+def test_alt_text_says_a_shared_x_label_once_and_skips_a_y_label_that_repeats_the_title():
+    fig, (a, b) = plt.subplots(1, 2)
+    for ax, title in ((a, "cka"), (b, "cosine")):
+        ax.plot([0, 1])
+        ax.set_title(title)
+        ax.set_xlabel("layer l")
+        ax.set_ylabel(title)
+    assert plots.alt_text(fig) == "2 panels, x: layer l: cka; cosine."
+    b.set_xlabel("block l")
+    b.set_ylabel("value")
+    assert plots.alt_text(fig) == "2 panels: cka (x: layer l); cosine (x: block l, y: value)."

@@ -42,6 +42,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from mbt.book.repository import repository_url
+
 __all__ = [
     "CHROMIUM_HELP",
     "THEMES",
@@ -60,6 +62,9 @@ __all__ = [
 
 THEMES: tuple[str, ...] = ("light", "dark")
 """The colour modes every page is opened in."""
+
+VIEWPORT: tuple[int, int] = (1280, 900)
+"""The browser window, CSS pixels: a laptop screen."""
 
 CHROMIUM_HELP = ("Chromium was not found. On Debian or Ubuntu: `sudo apt-get install chromium` (Ubuntu's "
                  "`chromium-browser` or Google Chrome work too); or point $CHROMIUM at a Chrome/Chromium binary. "
@@ -507,7 +512,7 @@ class _DevTools:
 
 
 @contextlib.contextmanager
-def _chromium(binary: str, *, width: int = 1280, height: int = 900) -> Iterator[_DevTools]:
+def _chromium(binary: str, *, width: int = VIEWPORT[0], height: int = VIEWPORT[1]) -> Iterator[_DevTools]:
     """Start headless Chromium with a throw-away profile; yields a client connected to the browser."""
     with tempfile.TemporaryDirectory(prefix="mbt-chromium-") as profile:
         args = [binary, "--headless=new", "--remote-debugging-port=0", f"--user-data-dir={profile}",
@@ -654,8 +659,8 @@ def check_browser(html_dir: str | Path, out: str | Path, *, chromium: str | None
         for method in ("Page.enable", "Runtime.enable", "Log.enable"):
             browser.send(method, session=session)
         browser.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]}, session=session)
-        browser.send("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1,
-                                                            "mobile": False}, session=session)
+        browser.send("Emulation.setDeviceMetricsOverride", {"width": VIEWPORT[0], "height": VIEWPORT[1],
+                                                            "deviceScaleFactor": 1, "mobile": False}, session=session)
         for theme in themes:
             remember = f"localStorage.setItem('mode', '{theme}'); localStorage.setItem('theme', '{theme}');"
             script = browser.send("Page.addScriptToEvaluateOnNewDocument",
@@ -682,6 +687,33 @@ def _evaluate(browser: _DevTools, session: str, expression: str, timeout: float 
     if "exceptionDetails" in result:
         raise RuntimeError(f"evaluating a check failed: {result['exceptionDetails'].get('text')}")
     return result.get("result", {}).get("value")
+
+
+def _content_height(browser: _DevTools, session: str) -> int:
+    metrics = browser.send("Page.getLayoutMetrics", session=session)
+    size = metrics.get("cssContentSize") or metrics.get("contentSize") or {}
+    return int(size.get("height", VIEWPORT[1])) or VIEWPORT[1]
+
+
+def _screenshot(browser: _DevTools, session: str, shot: Path, *, max_height: int) -> None:
+    """The whole page (up to ``max_height``) as the reader's browser lays it out, then the viewport restored.
+
+    The viewport is grown to the page's height and the page captured as it is then laid out (Chromium's own
+    "beyond the viewport" capture skips the re-layout, and the theme's fixed sidebars land in the wrong place).
+    """
+    height = VIEWPORT[1]
+    for _ in range(3):  # growing the viewport may reflow the page to another height
+        wanted = min(_content_height(browser, session), max_height)
+        if wanted == height:
+            break
+        height = wanted
+        browser.send("Emulation.setDeviceMetricsOverride", {"width": VIEWPORT[0], "height": height,
+                                                            "deviceScaleFactor": 1, "mobile": False}, session=session)
+        browser.pump(0.4)
+    data = browser.send("Page.captureScreenshot", {"format": "png"}, session=session, timeout=60)["data"]
+    shot.write_bytes(base64.b64decode(data))
+    browser.send("Emulation.setDeviceMetricsOverride", {"width": VIEWPORT[0], "height": VIEWPORT[1],
+                                                        "deviceScaleFactor": 1, "mobile": False}, session=session)
 
 
 def _open(browser: _DevTools, session: str, url: str, shot: Path, *,
@@ -718,14 +750,7 @@ def _open(browser: _DevTools, session: str, url: str, shot: Path, *,
         found.append(("mathjax error", f"{status['errors']} formulas failed to typeset"))
     for fragment in untypeset_tex(_evaluate(browser, session, _VISIBLE_TEXT_JS) or ""):
         found.append(("untypeset TeX", fragment))
-    metrics = browser.send("Page.getLayoutMetrics", session=session)
-    size = metrics.get("cssContentSize") or metrics.get("contentSize") or {}
-    width = int(size.get("width", 1280)) or 1280
-    height = min(int(size.get("height", 900)) or 900, max_height)
-    shot_data = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                        "clip": {"x": 0, "y": 0, "width": width, "height": height,
-                                                                 "scale": 1}}, session=session, timeout=60)["data"]
-    shot.write_bytes(base64.b64decode(shot_data))
+    _screenshot(browser, session, shot, max_height=max_height)
     themed = bool(status.get("theme") or status.get("mode"))
     return (str(status.get("theme", "")) if themed else None), found
 
@@ -781,8 +806,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _repository_of(html: Path) -> str | None:
     """The repository URL of the checkout that holds ``html`` (its ``pyproject.toml``), if there is one."""
-    from mbt.book.repository import repository_url
-
     for folder in [html.resolve(), *html.resolve().parents]:
         if (folder / "pyproject.toml").is_file():
             with contextlib.suppress(KeyError, OSError, ValueError):

@@ -43,7 +43,7 @@ def test_describe_figures_wraps_the_kernels_figure_formatter_once(fig):
     assert figures.describe_figures(shell)  # idempotent: wrapped once
     data, meta = formatter.format(fig, include={"image/png"})
     assert data == {"image/png": "PNGDATA"}
-    assert meta == {"image/png": {"alt": "Fig. 1 on toy. Panel: CKA per layer (x: layer l). Legend: SFT."}}
+    assert meta == {"image/png": {"alt": "Fig. 1 on toy. Panel, x: layer l: CKA per layer. Legend: SFT."}}
     assert not figures.describe_figures(SimpleNamespace(display_formatter=DisplayFormatter()))  # no figure formatter
     assert figures.describe_figures(None) in (False, True)  # outside IPython: nothing to do
 
@@ -88,4 +88,4 @@ def test_a_kernel_shows_figures_with_their_description(tmp_path):
     out = tmp_path / "out.ipynb"
     papermill.execute_notebook(nb, str(out), kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
     (image,) = [o for o in nbformat.read(out, as_version=4).cells[1].outputs if "image/png" in o.get("data", {})]
-    assert image.metadata["image/png"]["alt"] == "Panel: a line (x: layer l)."
+    assert image.metadata["image/png"]["alt"] == "Panel, x: layer l: a line."
