@@ -1,16 +1,30 @@
 r"""A Sphinx extension the book's build loads (``_config.yml``: ``sphinx: extra_extensions``).
 
-Jupyter Book 1 adds the live-code extension (sphinx-thebe) to every book, and that extension declares its
-inline configuration script (``const THEBE_JS_URL = …``) once per read phase, so every page carried it
-twice and the browser raised ``SyntaxError: Identifier 'THEBE_JS_URL' has already been declared`` on every
-page. :func:`unique_scripts` drops a script that a page already loads, keeping the first.
+* Jupyter Book 1 adds the live-code extension (sphinx-thebe) to every book, and that extension declares its
+  inline configuration script (``const THEBE_JS_URL = …``) twice, so the browser raised ``SyntaxError:
+  Identifier 'THEBE_JS_URL' has already been declared`` on every page. :func:`unique_scripts` drops a
+  script that a page already loads, keeping the first.
+* Figures get their alt text from :class:`mbt.book.figures.AltText`, which MyST-NB finds through an entry
+  point of the installed ``mbt``; :func:`alt_text_plugin_registered` says whether it will, and the build
+  warns when not (an ``mbt`` installed before the entry point existed: reinstall it, ``make venv``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["setup", "unique_scripts"]
+from mbt.book.figures import AltText
+
+__all__ = ["alt_text_plugin_registered", "setup", "unique_scripts"]
+
+
+def alt_text_plugin_registered() -> bool:
+    """Whether MyST-NB will render figures through :class:`~mbt.book.figures.AltText` (its entry point)."""
+    try:
+        from myst_nb.core.render import load_mime_renders
+    except ImportError:  # no MyST-NB: no notebooks to render
+        return False
+    return AltText in load_mime_renders()
 
 
 def _key(script: Any) -> tuple[Any, ...]:
@@ -45,4 +59,9 @@ def setup(app: Any) -> dict[str, Any]:
     late handler may never run.
     """
     app.connect("html-page-context", unique_scripts, priority=100)
+    if not alt_text_plugin_registered():
+        from sphinx.util import logging
+
+        logging.getLogger(__name__).warning("mbt's MyST-NB plugin (mbt.book.figures:AltText) is not registered: "
+                                            "figures get no alt text; reinstall mbt (make venv)")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -31,3 +31,15 @@ def test_setup_connects_early_and_is_parallel_safe():
     app = SimpleNamespace(connect=lambda *args, **kw: calls.append((args, kw)))
     assert sphinx_ext.setup(app) == {"parallel_read_safe": True, "parallel_write_safe": True}
     assert calls == [(("html-page-context", sphinx_ext.unique_scripts), {"priority": 100})]
+
+
+def test_the_alt_text_plugin_is_found_by_myst_nb_and_its_absence_is_warned(monkeypatch, caplog):
+    assert sphinx_ext.alt_text_plugin_registered()
+    from myst_nb.core import render
+
+    monkeypatch.setattr(render, "load_mime_renders", lambda: [])
+    assert not sphinx_ext.alt_text_plugin_registered()
+    app = SimpleNamespace(connect=lambda *args, **kw: None)
+    with caplog.at_level("WARNING"):
+        sphinx_ext.setup(app)
+    assert "figures get no alt text" in caplog.text

@@ -11,7 +11,7 @@ import yaml
 
 from mbt.book.repository import repository_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted(ROOT.glob("book/*.md")) + sorted(ROOT.glob("notebooks/*.py"))
 
 # a work, as the text names it -> its key in references.bib (regexes are matched on prose, not code)
