@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint book check-book clean
+.PHONY: venv test test-fast lint book check-book clean
 
 venv: $(STAMP)
 
@@ -25,7 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# the quick tier: every test not marked slow (see tests/conftest.py SLOW_FILES), about a minute on 2 cores
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --durations=10
 
 book: $(STAMP)
 	$(BIN)/mbt book --pair $(PAIR)

@@ -20,7 +20,6 @@ The table follows the paper's three aggregation modes (§3.5):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import operator
 import time
@@ -36,37 +35,24 @@ import torch
 from mbt import metrics as M
 from mbt import trace
 from mbt.checks import require_finite
+from mbt.identity import loaded_dtype, pair_identity
+from mbt.metrics.registry import METRICS, names
 from mbt.pairs import ModelPair, PairMismatchError, load_pair
-from mbt.results import ResultCache, make_key, text_fingerprint, weights_fingerprint
+from mbt.results import ResultCache, make_key, text_fingerprint
 from mbt.stats import bootstrap_mean_ci
 
 __all__ = [
     "ALL_METRICS",
     "COLUMNS",
-    "PAIR_METRICS",
-    "POOLED_METRICS",
-    "TOKEN_METRICS",
     "analyze",
     "analyze_key",
     "check_settings",
-    "pair_identity",
     "relative_mean_shift",
 ]
 
-TOKEN_METRICS: dict[str, Callable[..., torch.Tensor]] = {
-    "prompt_entropy": M.prompt_entropy,
-    "curvature": M.curvature,
-    "sparsity": M.sparsity,
-}
-POOLED_METRICS: dict[str, Callable[..., float]] = {
-    "dataset_entropy": M.dataset_entropy,
-    "effective_rank": M.effective_rank,
-    "rank_deficiency": M.rank_deficiency,
-    "condition_number": M.condition_number,
-    "spectral_norm": M.spectral_norm,
-}
-PAIR_METRICS: tuple[str, ...] = ("cka", "cka_debiased", "cosine_similarity", "mean_shift", "relative_mean_shift")
-ALL_METRICS: tuple[str, ...] = (*TOKEN_METRICS, *POOLED_METRICS, *PAIR_METRICS)
+ALL_METRICS: tuple[str, ...] = (*names("token"), *names("pooled"), *names("pair"))
+"""Every metric :func:`analyze` computes: the registry's token, pooled and pair levels (:mod:`mbt.metrics.registry`)."""
+
 COLUMNS: tuple[str, ...] = (
     "model",
     "layer",
@@ -92,14 +78,14 @@ def _select_metrics(metrics: str | Iterable[str], n_token: int | None = None) ->
     if unknown or not chosen:
         raise ValueError(f"unknown metrics {unknown}; valid: 'all' or any of {', '.join(ALL_METRICS)}")
     if n_token == 0:
-        token = [m for m in chosen if m in TOKEN_METRICS]
+        token = [m for m in chosen if METRICS[m].level == "token"]
         if token and not everything:
             raise ValueError(
                 f"token-level metrics {token} need token-level samples, but n_token is 0 (pooled-only "
                 "datasets such as humaneval, mt_bench, toxigen and toy-instruct have none); drop them "
                 "or pass n_token > 0"
             )
-        chosen = [m for m in chosen if m not in TOKEN_METRICS]
+        chosen = [m for m in chosen if METRICS[m].level != "token"]
     return chosen
 
 
@@ -244,100 +230,6 @@ def _encode_checked(pair: ModelPair, texts: Sequence[str], max_length: int) -> l
     return ids
 
 
-def _hub_commit(ident: str, revision: str | None) -> str | None:
-    """The commit of a Hub model in the local Hugging Face cache (no network), or ``None``."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - a transformers dependency
-        return None
-    try:
-        found = try_to_load_from_cache(ident, "config.json", revision=revision)
-    except (ValueError, OSError):
-        return None
-    return Path(found).parent.name if isinstance(found, str) else None
-
-
-def _source_identity(ident: str, revision: str | None) -> dict[str, Any] | None:
-    """Identity of a model source without loading it: folder content hash or cached Hub commit."""
-    if Path(ident).expanduser().is_dir():
-        return {"weights": weights_fingerprint(ident)}
-    commit = _hub_commit(ident, revision)
-    if commit is not None:
-        return {"source": ident, "commit": commit}
-    return None
-
-
-def _fingerprint(pair: ModelPair, role: str) -> dict[str, Any]:
-    """Identify a model's weights for the cache key without loading it when possible."""
-    ident = getattr(pair.spec, role)
-    revision = getattr(pair.spec, f"{role}_revision")
-    info = _source_identity(ident, revision)
-    if info is not None:
-        dtype = pair.dtype if pair.dtype is not None or not pair.is_loaded(role) else _loaded_dtype(pair.model(role))
-        return {**info, "dtype": str(dtype)}
-    if pair.is_loaded(role):
-        return model_fingerprint(pair.model(role))
-    return {"source": ident, "revision": revision, "dtype": str(pair.dtype)}
-
-
-def _loaded_dtype(model: Any) -> torch.dtype | None:
-    try:
-        return trace.unwrap(model).dtype
-    except AttributeError:  # e.g. a remote model without local parameters
-        return None
-
-
-def pair_identity(pair: ModelPair) -> dict[str, Any]:
-    """What identifies a pair's weights in cache keys, computed without loading a model when possible.
-
-    For a checkpoint folder: :func:`mbt.results.weights_fingerprint` of its files (content, not
-    path); for a Hub id in the local Hugging Face cache: its commit; for a loaded model without
-    either: a checksum of its parameters. The pair's name and dtype are part of it.
-
-    Args:
-        pair: A loaded or sequential :class:`~mbt.pairs.ModelPair`.
-
-    Returns:
-        A JSON-serialisable dict.
-    """
-    return {"name": pair.spec.name, "base": _fingerprint(pair, "base"), "sft": _fingerprint(pair, "sft")}
-
-
-def folder_fingerprint(folder: str | Path, dtype: Any) -> dict[str, Any]:
-    """A checkpoint folder's weights as a model loaded from it in ``dtype``: ``{"weights": content hash, "dtype"}``.
-
-    The content (:func:`mbt.results.weights_fingerprint`), not the folder's location: what
-    :func:`model_fingerprint` gives for a model loaded from the folder, and a LoRA sweep for the folder itself.
-    """
-    return {"weights": weights_fingerprint(folder), "dtype": str(dtype)}
-
-
-def model_fingerprint(model: Any) -> dict[str, Any]:
-    """Identify a loaded model's weights: folder content hash, Hub commit, or a parameter checksum.
-
-    A model loaded from a local folder is :func:`folder_fingerprint` of it: its content, not where the
-    folder lies, so a copy of a checkpoint (or a moved cache) keys the same results.
-    Otherwise ``{"source", "dtype", "commit"}`` plus, without a commit, ``"params"``: a checksum of every
-    parameter (name, Σw and Σ|w| in float64).
-    """
-    module = trace.unwrap(model)
-    config = module.config
-    source = str(getattr(config, "_name_or_path", "") or "")
-    if source and Path(source).is_dir():
-        return folder_fingerprint(source, module.dtype)
-    commit = getattr(config, "_commit_hash", None)
-    info: dict[str, Any] = {"source": source, "dtype": str(module.dtype), "commit": commit}
-    if commit is None:
-        digest = hashlib.sha256()
-        with torch.no_grad():
-            for name, param in module.named_parameters():
-                digest.update(name.encode())
-                digest.update(repr(float(param.double().sum())).encode())
-                digest.update(repr(float(param.double().abs().sum())).encode())
-        info["params"] = digest.hexdigest()
-    return info
-
-
 def _max_positions(pair: ModelPair) -> int | None:
     """The smaller of the two models' position limits (from loaded models or their configs), if any."""
     limits = []
@@ -437,7 +329,7 @@ def _run_model(
     role: str = "model",
 ) -> _ModelStates:
     reducer = _Reducer(len(ids), n_token, n_layers, token_metrics, conv, keep_pooled, role)
-    reducer.states.dtype = _loaded_dtype(model)
+    reducer.states.dtype = loaded_dtype(model)
     pad_id = getattr(getattr(model, "tokenizer", None), "pad_token_id", None)
     trace.stream_layers(
         model, ids, reducer, batch_size=batch_size, padding_side=padding_side, pad_id=pad_id, progress=progress,
@@ -462,18 +354,19 @@ def _row(model: str, layer: int, n_layers: int, metric: str, value: float, low: 
     }
 
 
-def _pooled_metrics(X: torch.Tensor, names: list[str], conv: M.Conventions,
+def _pooled_metrics(X: torch.Tensor, chosen: list[str], conv: M.Conventions,
                     source_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Pooled-matrix metrics; the rank-type ones share one eigendecomposition.
+    """Pooled-matrix metrics of the registry; the ``spectral`` ones share one singular spectrum.
 
     ``source_dtype`` is the model's dtype: the pooled matrix is float32 whatever the model computed
     in, and ``rank_tol="dtype"`` must use the epsilon of the model's dtype.
     """
-    shared = tuple(n for n in names if n != "dataset_entropy")
+    shared = tuple(n for n in chosen if METRICS[n].spectral)
     out = M.spectral_summary(X, metrics=shared, conventions=conv, source_dtype=source_dtype) if shared else {}
-    if "dataset_entropy" in names:
-        out["dataset_entropy"] = M.dataset_entropy(X, conventions=conv)
-    return out
+    for name in chosen:
+        if not METRICS[name].spectral:
+            out[name] = METRICS[name].compute(X, conventions=conv)
+    return {name: out[name] for name in chosen}
 
 
 def relative_mean_shift(
@@ -533,6 +426,30 @@ def relative_mean_shift(
     return value, float(low), float(high)
 
 
+_PAIR_INTERVALS: dict[str, Callable[..., tuple[float, float, float]]] = {"relative_mean_shift": relative_mean_shift}
+"""Dataset-level pair metrics with a paired bootstrap interval over texts: ``fn(X, Y, n_boot=, seed=)``."""
+
+
+def _pair_value(name: str, X: torch.Tensor, Y: torch.Tensor, conv: M.Conventions, n_bootstrap: int,
+                seed: int) -> tuple[float, float, float]:
+    """One pair metric of the registry at one layer: ``(value, ci_low, ci_high)``.
+
+    A metric with one value per text (e.g. cosine similarity) gets the mean and its bootstrap interval over
+    texts; a dataset-level one its value (with the paired bootstrap of :data:`_PAIR_INTERVALS` where there is
+    one); a metric undefined on so few texts (its ``min_rows``) is NaN.
+    """
+    nan = float("nan")
+    spec = METRICS[name]
+    if X.shape[0] < spec.min_rows:
+        return nan, nan, nan
+    if name in _PAIR_INTERVALS:
+        return _PAIR_INTERVALS[name](X, Y, n_boot=n_bootstrap, seed=seed)
+    value = spec.compute(X, Y, conventions=conv)
+    if isinstance(value, torch.Tensor) and value.ndim == 1:
+        return bootstrap_mean_ci(value, n_boot=n_bootstrap, seed=seed)
+    return float(value), nan, nan
+
+
 def _tabulate(
     states: dict[str, _ModelStates],
     chosen: list[str],
@@ -543,12 +460,15 @@ def _tabulate(
 ) -> pd.DataFrame:
     nan = float("nan")
     rows: list[dict[str, Any]] = []
+    token = [m for m in chosen if METRICS[m].level == "token"]
+    pooled_names = [m for m in chosen if METRICS[m].level == "pooled"]
+    pair_names = [m for m in names("pair") if m in chosen]
 
     def add(layer: int, model: str, metric: str, value: float, low: float, high: float, n: int, agg: str) -> None:
         rows.append(_row(model, layer, n_layers, metric, value, low, high, n, agg, conv.name))
 
     for layer in range(n_layers + 1):
-        for name in (m for m in chosen if m in TOKEN_METRICS):
+        for name in token:
             per_model = {role: states[role].token[name][layer] for role in _ROLES}
             for role, values in per_model.items():
                 mean, low, high = bootstrap_mean_ci(values, n_boot=n_bootstrap, seed=seed)
@@ -558,29 +478,16 @@ def _tabulate(
             add(layer, "pair", f"delta_{name}", mean, low, high, int(torch.isfinite(delta).sum()), "sample_delta")
         pooled = {role: states[role].pooled.get(layer) for role in _ROLES}
         n = 0 if pooled["base"] is None else pooled["base"].shape[0]
-        names = [m for m in chosen if m in POOLED_METRICS]
-        if names:
-            values = {role: _pooled_metrics(pooled[role], names, conv, states[role].dtype) for role in _ROLES}
-        for name in names:
+        if pooled_names:
+            values = {role: _pooled_metrics(pooled[role], pooled_names, conv, states[role].dtype) for role in _ROLES}
+        for name in pooled_names:
             for role in _ROLES:
                 add(layer, role, name, values[role][name], nan, nan, n, "dataset")
             add(layer, "pair", f"delta_{name}", values["sft"][name] - values["base"][name], nan, nan, n,
                 "dataset_delta")
-        if "cka" in chosen:
-            add(layer, "pair", "cka", M.cka(pooled["base"], pooled["sft"], conventions=conv), nan, nan, n, "alignment")
-        if "cka_debiased" in chosen:
-            value = M.cka(pooled["base"], pooled["sft"], debiased=True, conventions=conv) if n >= 4 else nan
-            add(layer, "pair", "cka_debiased", value, nan, nan, n, "alignment")
-        if "cosine_similarity" in chosen:
-            cos = M.cosine_similarity(pooled["base"], pooled["sft"], conventions=conv)
-            mean, low, high = bootstrap_mean_ci(cos, n_boot=n_bootstrap, seed=seed)
-            add(layer, "pair", "cosine_similarity", mean, low, high, n, "alignment")
-        if "mean_shift" in chosen:
-            add(layer, "pair", "mean_shift", M.mean_shift(pooled["base"], pooled["sft"], conventions=conv), nan, nan, n,
-                "alignment")
-        if "relative_mean_shift" in chosen:
-            value, low, high = relative_mean_shift(pooled["base"], pooled["sft"], n_boot=n_bootstrap, seed=seed)
-            add(layer, "pair", "relative_mean_shift", value, low, high, n, "alignment")
+        for name in pair_names:
+            value, low, high = _pair_value(name, pooled["base"], pooled["sft"], conv, n_bootstrap, seed)
+            add(layer, "pair", name, value, low, high, n, "alignment")
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -643,7 +550,7 @@ def analyze(
         metrics. ``max_length`` is capped at the models' ``max_position_embeddings``, with one
         warning saying how many texts that truncated. A cache hit is announced on stderr in one
         line; the key (:func:`analyze_key`) is computed from the pair's identity
-        (:func:`pair_identity`), so a hit on a sequential pair loads no weights.
+        (:func:`mbt.identity.pair_identity`), so a hit on a sequential pair loads no weights.
     """
     _check_texts(texts)
     n_token = len(texts) if n_token is None else _integer("n_token", n_token)
@@ -653,16 +560,16 @@ def analyze(
     )
     if isinstance(pair, str):
         pair = load_pair(pair, progress=progress, sequential=True)
-    token_metrics = [m for m in chosen if m in TOKEN_METRICS] if n_token > 0 else []
-    keep_pooled = any(m in POOLED_METRICS or m in PAIR_METRICS for m in chosen)
+    token_metrics = [m for m in chosen if METRICS[m].level == "token"] if n_token > 0 else []
+    keep_pooled = any(METRICS[m].level != "token" for m in chosen)
 
-    store = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
-    if store is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
+    results = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
+    if results is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
         key, settings = analyze_key(pair, texts, chosen=chosen, conventions=conv, n_token=n_token,
                                     max_length=max_length, n_bootstrap=n_bootstrap, seed=seed)
-        hit = store.load(key)
+        hit = results.load(key)
         if hit is not None:
-            store.announce(key)
+            results.announce(key)
             return hit
 
     ids = _encode_checked(pair, texts, _effective_max_length(pair, texts, max_length))
@@ -688,6 +595,6 @@ def analyze(
         )
         pair.release(role)
     frame = _tabulate(states, chosen, conv, pair.n_layers, n_bootstrap, seed)
-    if store is not None:
-        store.save(key, frame, settings, seconds=round(time.perf_counter() - start, 3))
+    if results is not None:
+        results.save(key, frame, settings, seconds=round(time.perf_counter() - start, 3))
     return frame

@@ -128,7 +128,7 @@ def _params(items: Sequence[str] | None) -> dict[str, object]:
 
 def _chapters(only: str | None) -> list[str] | None:
     """``--only 01,05_swapping`` as chapter names (a number stands for the chapter it starts)."""
-    from mbt.paper.headlines import CHAPTERS
+    from mbt.book.chapters import CHAPTERS
 
     if not only:
         return None
@@ -137,14 +137,14 @@ def _chapters(only: str | None) -> list[str] | None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from mbt.book import builder
+    from mbt.book import jobs as book_jobs
     from mbt.workers import check_workers
 
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
-    jobs = builder.batch(pairs, chapters=_chapters(args.chapters), parameters=_params(args.param), quick=args.quick,
+    jobs = book_jobs.batch(pairs, chapters=_chapters(args.chapters), parameters=_params(args.param), quick=args.quick,
                          root=args.root, force=args.force, timeout=args.timeout,
                          workers=check_workers(args.workers, name="--workers"))
-    print(builder.batch_summary(jobs))
+    print(book_jobs.batch_summary(jobs))
     return 0 if all(job.run.status != "failed" for job in jobs) else 1
 
 
@@ -183,7 +183,7 @@ def _cmd_tune_sweep(args: argparse.Namespace) -> int:
     from mbt.data import get_spec
     from mbt.pairs import get_pair
     from mbt.segments import resolve_masks
-    from mbt.tune import summarize_sweep, sweep
+    from mbt.tune import LoraSettings, summarize_sweep, sweep
     from mbt.workers import check_workers
 
     # every argument that needs no model is checked before one is built, loaded or trained
@@ -205,15 +205,14 @@ def _cmd_tune_sweep(args: argparse.Namespace) -> int:
         if not (math.isfinite(number) and number > 0):
             raise ValueError(f"{flag} must be a positive number, got {number}")
     get_spec(args.task)
+    settings = LoraSettings(rank=args.rank, preset=args.preset, mlp=args.mlp, alpha_over_r=args.alpha_over_r,
+                            rslora=args.rslora, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                            micro_batch_size=args.micro_batch_size, n_train=args.n_train, loss_on=args.loss_on,
+                            max_length=args.max_length)
     base = args.base if args.base else (args.pair or "toy")
-    frame = sweep(
-        base, masks=args.masks, seeds=seeds, out=args.out, task=args.task, rank=args.rank, preset=args.preset,
-        mlp=args.mlp, alpha_over_r=args.alpha_over_r, rslora=args.rslora, steps=args.steps, lr=args.lr,
-        batch_size=args.batch_size, micro_batch_size=args.micro_batch_size, n_train=args.n_train,
-        loss_on=args.loss_on, max_length=args.max_length, n_test=args.n_test, n_retention=args.n_retention,
-        threads=args.threads, workers=args.workers, device=args.device, data_path=_data_path(args.data_path),
-        progress=True,
-    )
+    frame = sweep(base, masks=args.masks, seeds=seeds, out=args.out, task=args.task, settings=settings,
+                  n_test=args.n_test, n_retention=args.n_retention, threads=args.threads, workers=args.workers,
+                  device=args.device, data_path=_data_path(args.data_path), progress=True)
     summary = summarize_sweep(frame)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -264,7 +263,9 @@ def _cmd_tune_suggest(args: argparse.Namespace) -> int:
 def _add_tune(subparsers: Any) -> None:
     """``mbt tune sweep`` and ``mbt tune suggest``."""
     from mbt.segments import MASK_FAMILIES
-    from mbt.tune import DEFAULT_LR, DEFAULT_STEPS, PRESETS
+    from mbt.tune import LORA_PRESETS, LoraSettings
+
+    lora = LoraSettings()  # the flags' defaults are the settings' own
 
     tune = subparsers.add_parser("tune", help="segment-restricted LoRA (Mid-Block Efficient Tuning)")
     sub = tune.add_subparsers(dest="tune_command", required=True)
@@ -277,18 +278,20 @@ def _add_tune(subparsers: Any) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--out", required=True, help="results table (.parquet or .csv); rerun to resume")
     p.add_argument("--task", default="toy-math", help="training/evaluation task (toy-math, gsm8k, ...)")
-    p.add_argument("--rank", type=int, default=None, help="full-depth baseline rank (default 8; paper 64)")
-    p.add_argument("--preset", default="standard", choices=list(PRESETS))
-    p.add_argument("--alpha-over-r", type=float, default=2.0, help="constant LoRA scale (standard preset)")
+    p.add_argument("--rank", type=int, default=lora.rank, help="full-depth baseline rank (default 8; paper 64)")
+    p.add_argument("--preset", default=lora.preset, choices=list(LORA_PRESETS), help="the LoRA preset")
+    p.add_argument("--alpha-over-r", type=float, default=lora.alpha_over_r,
+                   help="constant LoRA scale (standard preset)")
     p.add_argument("--rslora", action="store_true", help="rsLoRA scaling alpha/sqrt(r)")
     p.add_argument("--mlp", action="store_true", help="also adapt gate/up/down projections")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--lr", type=float, default=DEFAULT_LR)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--micro-batch-size", type=int, default=None)
-    p.add_argument("--n-train", type=int, default=4000)
-    p.add_argument("--loss-on", default="answer", choices=["answer", "all"])
-    p.add_argument("--max-length", type=int, default=None, help="truncate training examples (default: never)")
+    p.add_argument("--steps", type=int, default=lora.steps)
+    p.add_argument("--lr", type=float, default=lora.lr)
+    p.add_argument("--batch-size", type=int, default=lora.batch_size)
+    p.add_argument("--micro-batch-size", type=int, default=lora.micro_batch_size)
+    p.add_argument("--n-train", type=int, default=lora.n_train)
+    p.add_argument("--loss-on", default=lora.loss_on, choices=["answer", "all"])
+    p.add_argument("--max-length", type=int, default=lora.max_length,
+                   help="truncate training examples (default: never)")
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--n-retention", type=int, default=100)
     p.add_argument("--data-path", default=None,

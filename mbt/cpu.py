@@ -38,11 +38,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 
-__all__ = ["SPINCOUNT", "busy_cpus", "configure", "needs_child", "omp_environment", "pinned_threads", "wait_policy"]
+__all__ = ["SPINCOUNT", "configure", "needs_child", "omp_environment", "pinned_threads"]
 
 #: Spin iterations before a waiting OpenMP thread sleeps (libgomp's default: 300,000).
 SPINCOUNT = 3_000
@@ -88,31 +87,6 @@ def _cpu_times(stat: Path) -> tuple[int, int] | None:
     return total - idle, total
 
 
-def busy_cpus(interval: float = 0.25, *, stat: str | os.PathLike = "/proc/stat") -> float | None:
-    """How many CPUs all processes keep busy, averaged over ``interval`` seconds (a diagnostic).
-
-    ``busy = n_cpus · Δbusy_jiffies / Δtotal_jiffies`` between two reads of ``/proc/stat``. No
-    setting depends on it any more: a reading at start-up says nothing about the rest of a run.
-
-    Args:
-        interval: seconds between the two reads.
-        stat: the file to read (a test can point it elsewhere).
-
-    Returns:
-        Busy CPUs (``0.0`` = idle), or ``None`` where ``/proc/stat`` does not exist (macOS, Windows).
-    """
-    path = Path(stat)
-    first = _cpu_times(path)
-    if first is None:
-        return None
-    time.sleep(interval)
-    second = _cpu_times(path)
-    if second is None or second[1] <= first[1]:
-        return None
-    share = (second[0] - first[0]) / (second[1] - first[1])
-    return share * (os.cpu_count() or 1)
-
-
 def _user_setting(environ: Mapping[str, str]) -> dict[str, str | None] | None:
     """The user's own wait variables (unset ones as ``None``), or ``None`` when they set neither."""
     if not any(environ.get(k) for k in OMP_WAIT_VARIABLES):
@@ -143,20 +117,6 @@ def omp_environment(threads: int, *, environ: Mapping[str, str] | None = None) -
     if user is not None:
         return user
     return {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": str(SPINCOUNT)}
-
-
-def wait_policy(threads: int, *, environ: Mapping[str, str] | None = None) -> str | None:
-    """The ``OMP_WAIT_POLICY`` to give a child process that will compute with ``threads`` threads.
-
-    Kept for callers that set only this variable: the user's own policy, else ``None`` (leave it
-    unset: the bounded spin of :func:`configure`, inherited through the environment, does the
-    work). Never ``"PASSIVE"`` from a guess at how busy the machine is.
-
-    Args:
-        threads: torch threads the child will use.
-        environ: the parent's environment (default ``os.environ``).
-    """
-    return omp_environment(threads, environ=environ)["OMP_WAIT_POLICY"]
 
 
 def configure(environ: MutableMapping[str, str] | None = None) -> bool:

@@ -1,7 +1,7 @@
 r"""Prompt formats: the one definition of how a record becomes text, for training, evaluation and analysis.
 
 Fine-tuning (:func:`mbt.tune.training_examples`), task scoring (:mod:`mbt.evaluate`), the hidden-state
-analysis (:func:`mbt.data.format_record`) and the toy pipeline (:mod:`mbt.toydata`) all build their text
+analysis (:func:`mbt.data.format_record`) and the toy pipeline (:mod:`mbt.toy.corpus`) all build their text
 here, so the prompt a model is trained on, scored on and analysed on is the same string. The formats are
 the paper's (no chat template; the SFT model gets exactly the Base model's text):
 

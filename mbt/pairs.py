@@ -68,6 +68,19 @@ class PairSpec:
     toy_variant: str | None = None
     toy_sft_steps: int | None = None
 
+    def __post_init__(self) -> None:
+        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
+            raise ValueError(f"a pair's name must be a plain label (no path separators, not '.' or '..'), "
+                             f"got {self.name!r}")
+        if not self.base or not self.sft:
+            raise ValueError(f"pair {self.name!r} needs both a Base and an SFT model")
+        if not self.family:
+            raise ValueError(f"pair {self.name!r} needs a family (e.g. 'olmo2', 'mistral', 'custom')")
+        if self.source not in ("hub", "toy"):
+            raise ValueError(f"pair {self.name!r}: source must be 'hub' or 'toy', got {self.source!r}")
+        if self.source == "toy" and self.toy_variant is None:
+            raise ValueError(f"toy pair {self.name!r} needs a toy_variant")
+
     def stage(self, stage: str) -> PairSpec:
         """Return the pair Base vs a later stage (e.g. ``"dpo"``) instead of Base vs SFT.
 

@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 
 from mbt.metrics import INTRINSIC_METRICS
+from mbt.metrics.registry import is_log_scale
+from mbt.metrics.registry import label as metric_label
 from mbt.segments import MIDDLE
 
 __all__ = [
     "BASE",
-    "LABELS",
     "MARKERS",
     "OKABE_ITO",
     "PAIR",
@@ -59,7 +60,6 @@ __all__ = [
     "divergence_figure",
     "layer_axis",
     "mask_figure",
-    "metric_label",
     "plot_layers",
     "probe_figure",
     "selector_figure",
@@ -116,38 +116,6 @@ STYLE: dict[str, Any] = {
     "lines.linewidth": 1.6,
     "lines.markersize": 3.5,
 }
-
-LABELS: dict[str, str] = {
-    "cka": "linear CKA (Base, SFT)",
-    "cka_debiased": "debiased CKA",
-    "cosine_similarity": "cosine similarity",
-    "mean_shift": "mean shift ‖μ_SFT − μ_Base‖",
-    "relative_mean_shift": "relative mean shift ‖μ_SFT − μ_Base‖ / ‖μ_Base‖",
-    "prompt_entropy": "prompt entropy",
-    "dataset_entropy": "dataset entropy",
-    "effective_rank": "effective rank",
-    "rank_deficiency": "rank deficiency",
-    "condition_number": "condition number",
-    "spectral_norm": "spectral norm σ_max",
-    "curvature": "curvature",
-    "sparsity": "sparsity",
-    "top1_acc": "logit-lens top-1 accuracy",
-    "top5_acc": "logit-lens top-5 accuracy",
-    "cross_entropy": "logit-lens cross-entropy (nats)",
-    "entropy": "lens entropy (nats)",
-    "kl_to_final": "KL(output ‖ lens) (nats)",
-    "kl_sft_base": "KL(SFT lens ‖ Base lens)",
-    "top1_agreement": "top-1 agreement SFT/Base",
-}
-_LOG_METRICS = frozenset({"condition_number", "spectral_norm"})
-
-
-def metric_label(metric: str) -> str:
-    """Human label of a metric name (``delta_x`` becomes ``"Δ x (SFT − Base)"``)."""
-    if metric.startswith("delta_"):
-        return f"Δ {LABELS.get(metric[6:], metric[6:])} (SFT − Base)"
-    return LABELS.get(metric, metric.replace("_", " "))
-
 
 def use_style() -> None:
     """Apply :data:`STYLE` to matplotlib's global settings (once per notebook)."""
@@ -315,7 +283,7 @@ def plot_layers(
                 if ok.any():
                     ax.fill_between(rows["layer"].to_numpy()[ok], low[ok], high[ok], color=kw["color"], alpha=0.15,
                                     lw=0)
-    if metric in _LOG_METRICS:
+    if is_log_scale(metric):
         values = sel["value"].to_numpy(float)
         if np.all(values[np.isfinite(values)] > 0):
             ax.set_yscale("log")
@@ -372,13 +340,11 @@ def divergence_figure(
     return fig
 
 
-CONVERGENCE_METRICS = INTRINSIC_METRICS
-"""The metrics of the convergence figure (:data:`mbt.metrics.INTRINSIC_METRICS`)."""
 
 
 def convergence_figure(
     frame: pd.DataFrame,
-    metrics: Sequence[str] = CONVERGENCE_METRICS,
+    metrics: Sequence[str] = INTRINSIC_METRICS,
     *,
     hue: str | None = "dataset",
     ncols: int = 4,

@@ -6,7 +6,8 @@ This is the foundation layer of every cache in ``mbt`` and imports no other ``mb
 * what identifies inputs: :func:`text_fingerprint` (an ordered list of texts),
   :func:`weights_fingerprint` (a checkpoint's bytes, hashed once and remembered), :func:`make_key`;
 * how several writers share a file: :func:`file_lock`, :func:`locked_update`, :func:`atomic_write`;
-* the result store itself: :class:`ResultCache` and :func:`cached`.
+* the result cache itself: :class:`ResultCache` and :func:`cached` (the *results store* of the book, one
+  folder of findings per pair, is :mod:`mbt.paper.store`).
 
 A result is stored as ``<root>/<kind>/<key>.parquet`` plus ``<key>.json``. The key is a hash of
 the *settings* (pair ids and revisions or weight fingerprints, dataset fingerprint, sample counts,
@@ -46,6 +47,7 @@ __all__ = [
     "make_key",
     "provenance",
     "text_fingerprint",
+    "tree_sha256",
     "weights_fingerprint",
 ]
 
@@ -102,6 +104,31 @@ def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_sha256(path: str | Path, pattern: str = "*") -> str:
+    """SHA-256 over every file matching ``pattern`` below a folder: its path relative to the folder, then its bytes.
+
+    Files are taken in sorted order, so the digest changes with any changed byte, added, removed or renamed
+    file, and not with the folder's location. A single file is hashed as its bytes alone (no name).
+
+    Args:
+        path: A folder or one file.
+        pattern: Glob pattern of the files to include (searched recursively), e.g. ``"*.py"``.
+
+    Returns:
+        64 hexadecimal characters.
+    """
+    root = Path(path)
+    files = sorted(f for f in root.rglob(pattern) if f.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for file in files:
+        if root.is_dir():
+            digest.update(file.relative_to(root).as_posix().encode())
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -306,7 +333,7 @@ def _check_manifest(meta: Any) -> dict[str, Any]:
 
 
 class ResultCache:
-    """Parquet + JSON-manifest store for one kind of result (e.g. ``"analyze"``).
+    """The result cache of one kind of result (e.g. ``"analyze"``): Parquet tables with JSON manifests.
 
     Args:
         root: Cache root (default :func:`cache_root`).
@@ -393,7 +420,7 @@ def cached(
 ) -> pd.DataFrame:
     """Return the stored table for ``settings`` or compute, store and return it.
 
-    The store is ``ResultCache(root, kind)`` (``<cache_root()>/<kind>/``), the key
+    The cache is ``ResultCache(root, kind)`` (``<cache_root()>/<kind>/``), the key
     :func:`make_key` ``(settings)``: put everything that determines the result in ``settings``
     (model identities, e.g. :func:`weights_fingerprint`, :func:`text_fingerprint` of the inputs,
     sizes, seeds). A corrupt entry is warned about and recomputed. The compute time is recorded in
@@ -417,16 +444,16 @@ def cached(
 
     if not cache:
         return compute()
-    store = ResultCache(root, kind=kind)
+    results = ResultCache(root, kind=kind)
     key = make_key(settings)
-    hit = store.load(key)
+    hit = results.load(key)
     if hit is not None:
         if announce:
-            store.announce(key)
+            results.announce(key)
         return hit
     start = time.perf_counter()
     table = compute()
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"compute() must return a pandas DataFrame, got {type(table).__name__}")
-    store.save(key, table, settings, seconds=round(time.perf_counter() - start, 3))
+    results.save(key, table, settings, seconds=round(time.perf_counter() - start, 3))
     return table

@@ -78,11 +78,12 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 import mbt.plots as mp
+from mbt.pairs import pair_label
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 datasets = list(datasets) or book.default_datasets(P)
 n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 print(f"{label}: L = {P.n_layers} blocks, D = {P.hidden_size}; datasets {datasets}; "
       f"{n_pooled} pooled / {n_token} token-level texts; conventions {conventions!r}")
 

@@ -81,11 +81,12 @@ from IPython.display import display
 
 import mbt.plots as mp
 from mbt.metrics import INTRINSIC_METRICS
+from mbt.pairs import pair_label
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 datasets = list(datasets) or book.default_datasets(P)
 n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 frame = book.analyze_datasets(P, datasets, n_pooled=n_pooled, n_token=n_token, seed=seed, conventions=conventions,
                               batch_size=batch_size, max_length=max_length)
 print(f"{label}: L = {P.n_layers}; datasets {datasets}; {n_pooled} pooled / {n_token} token-level texts; "

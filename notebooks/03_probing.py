@@ -74,11 +74,14 @@ from IPython.display import display
 
 import mbt
 import mbt.plots as mp
+from mbt.identity import cached_call
+from mbt.metrics.registry import label as metric_label
+from mbt.pairs import pair_label
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 dataset = dataset or book.default_datasets(P, "probing")[0]
 n_samples = book.quick_size("n_samples", n_samples, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 texts = mbt.load_texts(dataset, n=n_samples, seed=seed)
 print(f"{label}: L = {P.n_layers}; {len(texts)} texts of {dataset}, e.g.\n{texts[0]}")
 
@@ -121,13 +124,13 @@ answer_acc.pivot_table(index="layer", columns="model", values="pooled").round(4)
 # with its own head), and how often the two lenses agree on the top-1 token.
 
 # %%
-divergence = book.cached_call(mbt.probe.lens_divergence, P, texts, batch_size=batch_size, max_length=max_length,
+divergence = cached_call(mbt.probe.lens_divergence, P, texts, batch_size=batch_size, max_length=max_length,
                              progress=False)
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), layout="constrained")
 for ax, metric in zip(axes, ["kl_sft_base", "top1_agreement"], strict=True):
     rows = divergence[divergence["metric"] == metric]
     ax.plot(rows["layer"], rows["pooled"], marker="o", color=mp.PAIR["color"])
-    ax.set_ylabel(mp.metric_label(metric))
+    ax.set_ylabel(metric_label(metric))
     mp.layer_axis(ax, P.n_layers)
 plt.show()
 

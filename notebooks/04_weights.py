@@ -89,6 +89,8 @@ from IPython.display import display
 
 import mbt
 import mbt.plots as mp
+from mbt.identity import cached_call
+from mbt.pairs import pair_label
 from mbt.weights import block_series
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
@@ -96,16 +98,16 @@ datasets = list(datasets) or book.default_datasets(P)
 n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
 finetune_texts = book.quick_size("finetune_texts", finetune_texts, quick)
 finetune_steps = book.quick_size("finetune_steps", finetune_steps, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 
 # %% [markdown]
 # ## Fig. 4: how far each block moved
 
 # %%
-diff = book.cached_call(mbt.weights.weight_change, P)
+diff = cached_call(mbt.weights.weight_change, P)
 ft_data = finetune_dataset or book.default_datasets(P, "finetune")[0]
 ft_texts = mbt.load_texts(ft_data, n=finetune_texts, seed=seed, split=mbt.data.training_split(ft_data))
-own = book.cached_call(mbt.weights.finetune_weight_change, P.base, P.tokenizer, ft_texts, steps=finetune_steps,
+own = cached_call(mbt.weights.finetune_weight_change, P.base, P.tokenizer, ft_texts, steps=finetune_steps,
                        lr=finetune_lr, batch_size=batch_size, max_length=max_length, seed=seed, progress=False)
 series = {
     "Eq. 1: Σ‖ΔW‖_F over q, k, v, o": block_series(diff, kind="eq1", column="delta_fro"),

@@ -76,11 +76,12 @@ from IPython.display import display
 
 import mbt
 import mbt.plots as mp
+from mbt.pairs import pair_label
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 dataset = dataset or book.default_datasets(P, "swapping")[0]
 n_samples = book.quick_size("n_samples", n_samples, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 texts = mbt.load_texts(dataset, n=n_samples, seed=seed)
 segments = mbt.swap.segment_blocks(P.n_layers, n_segments, depth=swap_depth or None)
 print(f"{label}: {len(texts)} texts of {dataset}; blocks swapped per segment: {segments}")

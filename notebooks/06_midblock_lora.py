@@ -84,13 +84,14 @@ from IPython.display import display
 
 import mbt
 import mbt.plots as mp
+from mbt.pairs import pair_label
 from mbt.segments import single_segment_masks
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 S = book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps, n_test=n_test,
                     threads=threads, workers=workers, quick=quick)  # chapter 7 builds the same object
 appendix_a = appendix_a and not quick
-label = book.pair_label(P)
+label = pair_label(P)
 print(f"{label}: L = {P.n_layers}; {S.describe()}")
 
 # %% [markdown]
@@ -148,8 +149,7 @@ display(summary.round(4))
 extra = None
 if appendix_a:
     families = [single_segment_masks(n) for n in (3, 10) if n <= P.n_layers]
-    extra = pd.concat([book.run_sweep(P, masks=family, seeds=S.seeds[:1], task=S.task, **S.options)
-                       for family in families], ignore_index=True)
+    extra = pd.concat([S.run(P, masks=family, seeds=S.seeds[:1]) for family in families], ignore_index=True)
     for family in families:
         part = extra[extra["mask"].astype(str).isin(family)]
         fig = mp.mask_figure(part, [c for c in (score, nll) if c], order=family, ylabels=ylabels,
@@ -182,7 +182,7 @@ if retention:
 # %%
 both = table if extra is None else pd.concat([table, extra], ignore_index=True)
 findings = paper.lora_findings(both)
-display(paper.report(findings, pair=label, settings={"task": S.task, "seeds": list(S.seeds), **S.options}))
+display(paper.report(findings, pair=label, settings=S.record()))
 
 # %% [markdown]
 # ## Download the numbers

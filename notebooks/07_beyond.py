@@ -92,6 +92,7 @@ from IPython.display import Markdown, display
 import mbt
 import mbt.plots as mp
 from mbt import select
+from mbt.pairs import pair_label
 
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 datasets = list(datasets) or book.default_datasets(P)
@@ -99,7 +100,7 @@ n_pooled, n_token = book.sizes(n_pooled, n_token, quick)
 S = book.lora_sweep(P, task=task, masks=masks, seeds=seeds, preset=preset, rank=rank, steps=steps, n_test=n_test,
                     threads=threads, workers=workers, quick=quick)  # chapter 6's sweep: its stored table is reused
 n_calibration = book.quick_size("n_calibration", n_calibration, quick)
-label = book.pair_label(P)
+label = pair_label(P)
 calibration = mbt.load_texts(S.task, n=n_calibration, seed=seed)
 
 # %% [markdown]

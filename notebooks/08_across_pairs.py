@@ -70,7 +70,7 @@ DEVICE = book.setup_notebook()  # the book's figure style, quiet progress bars; 
 # %% tags=["parameters"]
 pair: str = "toy"  # the pair the book is built for
 pairs: list = []  # pairs to compare (empty: the SFT ladder for a toy pair, else every pair with stored results)
-stores: list = []  # more folders holding result stores (the local store and results/ are always read)
+stores: list = []  # more folders holding results stores (the local store and results/ are always read)
 quick: bool = False  # smoke run: read the quick-mode stores
 
 # %%

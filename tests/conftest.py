@@ -20,6 +20,22 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(2)
 
+REPO = Path(__file__).resolve().parent.parent
+"""The repository root (tests live in tests/ and its subfolders, so no test computes it from its own path)."""
+
+SLOW_FILES = ("integration/", "paper/findings/test_calibration.py", "tune/test_sweeps.py", "toy/", "test_workers.py")
+"""Test files (relative to tests/) whose every test carries the ``slow`` mark: the notebooks, packaging, faults
+and calibration suites, real sweeps, toy builds and worker processes. ``make test-fast`` runs the rest."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of :data:`SLOW_FILES` ``slow`` (tests elsewhere may carry the mark themselves)."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(tests).as_posix()
+        if any(rel == f or (f.endswith("/") and rel.startswith(f)) for f in SLOW_FILES):
+            item.add_marker(pytest.mark.slow)
+
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
     "Question: Tom has 3 apples and buys 4 more. How many apples does he have?",
@@ -180,3 +196,9 @@ def sweep_base(tmp_path_factory, tokenizer):
     make_model("olmo2", n_layers=5, hidden=32).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def base_dir(sweep_base):
+    """The shared 5-block Base folder (:func:`sweep_base`), under the name the LoRA and loading tests use."""
+    return sweep_base

@@ -9,8 +9,9 @@ import torch
 from conftest import TEXTS, make_tokenizer
 
 import mbt
-from mbt import analysis, trace
+from mbt import analysis, identity, trace
 from mbt import metrics as M
+from mbt.metrics.registry import names
 from mbt.pairs import ModelPair, PairMismatchError, PairSpec
 
 
@@ -30,9 +31,9 @@ def test_covers_every_layer_model_and_metric(pair):
     assert sorted(frame.layer.unique()) == list(range(pair.n_layers + 1))
     np.testing.assert_allclose(frame.depth, frame.layer / pair.n_layers)
     per_model = frame.groupby("model").metric.unique().to_dict()
-    intrinsic = set(analysis.TOKEN_METRICS) | set(analysis.POOLED_METRICS)
+    intrinsic = set(names("token")) | set(names("pooled"))
     assert set(per_model["base"]) == intrinsic == set(per_model["sft"])
-    expected_pair = set(analysis.PAIR_METRICS) | {f"delta_{m}" for m in intrinsic}
+    expected_pair = set(names("pair")) | {f"delta_{m}" for m in intrinsic}
     assert set(per_model["pair"]) == expected_pair
     assert len(frame) == (pair.n_layers + 1) * (2 * len(intrinsic) + len(expected_pair))
     assert (frame.conventions == "standard").all()
@@ -146,7 +147,7 @@ def _unloadable(pair):
 
 def test_n_token_zero_skips_token_metrics_and_refuses_them_by_name(pair):
     frame = mbt.analyze(pair, TEXTS, n_token=0, cache=False, progress=False, n_bootstrap=10)
-    assert not set(analysis.TOKEN_METRICS) & set(frame.metric)
+    assert not set(names("token")) & set(frame.metric)
     assert {"cka", "effective_rank", "delta_effective_rank"} <= set(frame.metric)
     with pytest.raises(ValueError, match="n_token is 0"):
         mbt.analyze(pair, TEXTS, n_token=0, metrics=["cka", "prompt_entropy"], cache=False, progress=False)
@@ -215,7 +216,7 @@ def test_cache_hit_is_announced_and_needs_no_weights(pair, save_pair, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mbt: cached analyze result")
     # an eager pair of the same folders has the same identity, hence the same key
-    assert analysis.pair_identity(pair) == analysis.pair_identity(lazy)
+    assert identity.pair_identity(pair) == identity.pair_identity(lazy)
 
 
 def test_texts_joined_differently_get_different_keys(pair, tmp_path):

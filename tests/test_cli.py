@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import REPO
 
 from mbt import cli
 
@@ -158,9 +159,8 @@ def test_subprocess_error_is_one_line(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-m", "mbt.cli", "analyze", "--base", str(tmp_path / "nowhere"),
                            "--sft", str(tmp_path / "nowhere"), "--dataset", "gsm8k", "--path",
                            str(_gsm8k_file(tmp_path)), "--out", str(tmp_path / "o.csv")],

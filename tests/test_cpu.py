@@ -31,27 +31,6 @@ def _stat(user: int, idle: int, iowait: int = 0) -> str:
     return f"cpu  {user} 0 0 {idle} {iowait} 0 0 0 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
 
 
-@pytest.mark.parametrize(("busy_share", "iowait"), [(0.0, 0), (0.5, 0), (1.0, 0), (0.25, 100)])
-def test_busy_cpus_reads_the_change_in_proc_stat(tmp_path, monkeypatch, busy_share, iowait):
-    stat = tmp_path / "stat"
-    stat.write_text(_stat(1000, 5000))
-    delta = 400
-    busy = round(delta * busy_share)
-
-    def tick(_seconds):  # the machine runs for a while: `busy` of `delta` jiffies were spent working
-        stat.write_text(_stat(1000 + busy, 5000 + delta - busy - iowait, iowait))
-
-    monkeypatch.setattr(cpu.time, "sleep", tick)
-    expected = (os.cpu_count() or 1) * busy / delta
-    assert cpu.busy_cpus(stat=stat) == pytest.approx(expected)
-
-
-def test_busy_cpus_without_proc_stat(tmp_path):
-    assert cpu.busy_cpus(interval=0, stat=tmp_path / "missing") is None
-    (tmp_path / "odd").write_text("intr 1 2 3\n")
-    assert cpu.busy_cpus(interval=0, stat=tmp_path / "odd") is None
-
-
 @pytest.mark.parametrize("threads", [1, 2, 16])
 def test_omp_environment_without_a_user_setting_is_the_bounded_spin(threads):
     env = cpu.omp_environment(threads, environ={"PATH": "/bin"})
@@ -72,17 +51,8 @@ def test_omp_environment_without_a_user_setting_is_the_bounded_spin(threads):
 )
 def test_a_users_wait_setting_wins(user, expected):
     assert cpu.omp_environment(2, environ=user) == expected
-    assert cpu.wait_policy(2, environ=user) == expected["OMP_WAIT_POLICY"]
     environ = dict(user)
     assert cpu.configure(environ) is False and environ == user  # nothing added
-
-
-def test_wait_policy_never_guesses_passive(monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
-    assert cpu.wait_policy(2) is None  # leave it unset: the inherited bounded spin does the work
-    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
-    assert cpu.wait_policy(2) == "passive"
 
 
 def test_configure_sets_the_bounded_spin_once():

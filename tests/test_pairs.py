@@ -108,3 +108,26 @@ def test_hub_revisions_are_recorded(save_pair):
     assert spec.base_revision is None
     pair = mbt.load_pair(base=str(base_dir), sft=str(sft_dir), device="cpu", sft_revision="main")
     assert pair.spec.sft_revision == "main" and pair.spec.base_revision is None
+
+
+def test_folder_label(tmp_path):
+    (tmp_path / "toy-tiny-seed0-abc" / "base").mkdir(parents=True)
+    (tmp_path / "toy-tiny-seed0-abc" / "sft").mkdir()
+    build = tmp_path / "toy-tiny-seed0-abc"
+    assert pairs.folder_label(str(build / "base"), str(build / "sft")) == "toy-tiny-seed0-abc"
+    assert pairs.folder_label("/a/base-model", "/b/sft-model") == "base-model vs sft-model"
+    hub = pairs.folder_label("allenai/OLMo-2-0425-1B", "allenai/OLMo-2-0425-1B-SFT")
+    assert hub == "OLMo-2-0425-1B vs OLMo-2-0425-1B-SFT"
+
+
+def test_every_registered_pair_is_listed_and_a_bad_entry_is_refused(capsys):
+    from mbt import cli
+
+    assert cli.main(["pairs"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == list(mbt.PAIRS)
+    assert all(name == spec.name and spec.description for name, spec in mbt.PAIRS.items())
+    for bad, match in (({"name": "../x"}, "plain label"), ({"sft": ""}, "both a Base and an SFT"),
+                       ({"family": ""}, "needs a family"), ({"source": "ftp"}, "source must be")):
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(mbt.PAIRS["olmo2-1b"], **bad)

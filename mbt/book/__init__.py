@@ -2,6 +2,8 @@
 
 * :mod:`mbt.book.runtime` — set-up, the pair, one quick-mode rule, stored experiments keyed by the call,
   the LoRA sweep chapters 6 and 7 share;
+* :mod:`mbt.book.chapters` — the one list of the book's chapters (:data:`TOC`), reading a chapter;
+* :mod:`mbt.book.jobs` — one ``(pair, chapter)`` job with papermill, and :func:`batch` (``mbt batch``);
 * :mod:`mbt.book.provenance` — a chapter's tables and their provenance, offered for download at its end;
 * :mod:`mbt.book.figures` — figures with alt text, from the kernel to the rendered page;
 * :mod:`mbt.book.builder` — :func:`build`, behind ``mbt book``;
@@ -18,19 +20,19 @@ import warnings
 # first cell imports this package, and that warning (with the build machine's file path) would be its output
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from mbt.book.builder import (  # noqa: E402 - after the filter above
+from mbt.book.builder import PROSE, TABLE_MARKER, BuildReport, build  # noqa: E402 - after the filter above
+from mbt.book.chapters import (  # noqa: E402
     ACROSS,
+    BESIDE_THE_LADDER,
+    CHAPTERS,
     LADDER_CHAPTERS,
-    PROSE,
-    TABLE_MARKER,
-    BuildReport,
-    ChapterRun,
-    batch,
-    batch_summary,
-    build,
+    TITLES,
+    TOC,
+    Chapter,
     find_root,
     parameter_names,
 )
+from mbt.book.jobs import ChapterRun, batch, batch_summary  # noqa: E402
 from mbt.book.provenance import downloads  # noqa: E402
 from mbt.book.runtime import (  # noqa: E402
     QUICK,
@@ -38,7 +40,6 @@ from mbt.book.runtime import (  # noqa: E402
     LoraSweep,
     analyze_datasets,
     analyze_halves,
-    cached_call,
     comparison_stores,
     default_comparison,
     default_datasets,
@@ -48,26 +49,26 @@ from mbt.book.runtime import (  # noqa: E402
     lora_sweep,
     metric_table,
     open_pair,
-    pair_fingerprint,
     quick_size,
-    run_sweep,
     setup_notebook,
     sizes,
     swap_table,
     sweep_path,
     weights_curve,
 )
-from mbt.pairs import pair_label  # noqa: E402
-from mbt.paper.headlines import CHAPTERS  # noqa: E402
 
 __all__ = [
     "ACROSS",
+    "BESIDE_THE_LADDER",
     "CHAPTERS",
+    "Chapter",
     "LADDER_CHAPTERS",
     "PROSE",
     "QUICK",
     "QUICK_SWEEP",
     "TABLE_MARKER",
+    "TITLES",
+    "TOC",
     "BuildReport",
     "ChapterRun",
     "LoraSweep",
@@ -76,7 +77,6 @@ __all__ = [
     "batch",
     "batch_summary",
     "build",
-    "cached_call",
     "comparison_stores",
     "default_comparison",
     "default_datasets",
@@ -88,41 +88,11 @@ __all__ = [
     "lora_sweep",
     "metric_table",
     "open_pair",
-    "pair_fingerprint",
-    "pair_label",
     "parameter_names",
     "quick_size",
-    "run_sweep",
     "setup_notebook",
     "sizes",
     "swap_table",
     "sweep_path",
     "weights_curve",
 ]
-
-
-_MOVED = {
-    **{name: ("mbt.paper", name) for name in (
-        "HEADLINES", "Finding", "Headline", "RECORDS_ENV", "chapter_of", "collect_records", "compare_conventions",
-        "conventions_markdown", "conventions_sentence", "convergence_findings", "correlation_findings",
-        "divergence_findings", "lora_findings", "paper_vs_ours_markdown", "probing_findings", "read_records",
-        "record", "records_root", "report", "swap_findings", "sweep_columns", "weights_findings")},
-    "PAPER_MASKS": ("mbt.segments", "PAPER_MASKS"),
-    "single_segment_masks": ("mbt.segments", "single_segment_masks"),
-    "folder_label": ("mbt.pairs", "folder_label"),
-    "evidence_curves": ("mbt.select", "evidence_curves"),
-    "CONVERGENCE_METRICS": ("mbt.metrics", "INTRINSIC_METRICS"),
-}
-"""Names that lived in the one-module ``mbt.book`` before the reproduction layer moved to :mod:`mbt.paper`."""
-
-
-def __getattr__(name: str) -> object:
-    """Old names keep working for one release, with a ``DeprecationWarning`` naming their new home."""
-    if name in _MOVED:
-        import importlib
-        import warnings
-
-        module, attr = _MOVED[name]
-        warnings.warn(f"mbt.book.{name} moved to {module}.{attr}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'mbt.book' has no attribute {name!r}")

@@ -25,63 +25,41 @@ from typing import Any
 from mbt.book.chapters import (
     ACROSS,
     BESIDE_THE_LADDER,
+    CHAPTERS,
     LADDER_CHAPTERS,
+    TITLES,
     check_parameters,
     find_root,
-    parameter_names,
     parameter_types,
     read_notebook,
 )
 from mbt.book.jobs import (
-    BatchJob,
     ChapterRun,
-    _pair_identity,
-    _sources_digest,
     across_pairs,
-    batch,
-    batch_summary,
     cell_timeout,
     describe_pair,
-    fold_injected_parameters,
     pairs_side_by_side,
     run_chapter,
+    sources_digest,
     strongest_first,
-    toy_summary,
 )
 from mbt.book.provenance import FOLDER, downloads_markdown, provenance, source_commit, write_downloads
+from mbt.identity import pair_source_key
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
 from mbt.paper.export import records_frame
-from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import slug
 from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown
 from mbt.paper.store import collect_records, contributed_root, store_folder
 from mbt.workers import slots
 
 __all__ = [
-    "ACROSS",
-    "BESIDE_THE_LADDER",
-    "LADDER_CHAPTERS",
     "MARKERS",
     "PROSE",
     "TABLE_MARKER",
-    "across_pairs",
-    "batch",
-    "batch_summary",
-    "BatchJob",
-    "build",
     "BuildReport",
-    "ChapterRun",
-    "check_parameters",
-    "describe_pair",
+    "build",
     "fill_markers",
-    "find_root",
-    "fold_injected_parameters",
-    "parameter_names",
-    "parameter_types",
-    "read_notebook",
-    "run_chapter",
     "stage_sources",
-    "toy_summary",
     "write_paper_vs_ours",
 ]
 
@@ -178,7 +156,7 @@ def write_paper_vs_ours(stage: Path, current: str, *, roots: Sequence[Path] = ()
     page = stage / "book" / "paper_vs_ours.md"
     text = page.read_text()
     records = collect_records(current, roots=roots)
-    table = paper_vs_ours_markdown(records)
+    table = paper_vs_ours_markdown(records, titles=TITLES)
     if TABLE_MARKER not in text:
         raise ValueError(f"{page} has no line {TABLE_MARKER!r} to replace with the table")
     info = provenance(chapter="paper_vs_ours", parameters={"pairs": list(records)},
@@ -317,8 +295,8 @@ def build(
             own = [c for c in wanted if c in BESIDE_THE_LADDER] if spec is not None and spec.source == "toy" else []
             done = _ladder_and_own(others, own, label=label, params={**common, **extra}, root=root, stage=stage,
                                    quick=quick, force=force, kernel_name=kernel_name, timeout=timeout, log=log)
-    identity = _pair_identity(None if base else pair, base, sft)
-    digest = _sources_digest()
+    identity = pair_source_key(None if base else pair, base, sft)
+    digest = sources_digest()
 
     failed = False
     for name in CHAPTERS:

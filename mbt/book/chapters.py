@@ -1,16 +1,21 @@
-r"""The chapter notebooks: where the book root is, how a chapter is read, which parameters it declares."""
+r"""The chapter notebooks: the one list of them, where the book root is, how a chapter is read, its parameters."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ACROSS",
     "BESIDE_THE_LADDER",
+    "CHAPTERS",
+    "Chapter",
     "LADDER_CHAPTERS",
+    "TITLES",
+    "TOC",
     "check_parameters",
     "find_root",
     "parameter_defaults",
@@ -20,15 +25,69 @@ __all__ = [
 ]
 
 
-ACROSS = "08_across_pairs"
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter notebook of the book (``notebooks/<name>.py``).
+
+    Attributes:
+        name: ``NN_topic``: the notebook's file name and the key every record, stamp and table uses.
+        title: The title in tables and links, e.g. ``"1 · Divergence"`` (the notebook's own heading starts
+            with it).
+        paper: The part of the paper it reproduces, e.g. ``"§4.2, Fig. 1"`` (``"—"`` for our own chapters).
+        shows: What it shows, in a few words (the notebooks' README table).
+        ladder: Run for every rung of the SFT-intensity ladder before the cross-pair chapter compares them.
+        beside_ladder: For the toy pair, run in the same pool as the ladder's rungs (one thread each).
+        across: Compares several pairs from their stored results (it loads no pair itself).
+    """
+
+    name: str
+    title: str
+    paper: str
+    shows: str
+    ladder: bool = False
+    beside_ladder: bool = False
+    across: bool = False
+
+
+TOC: tuple[Chapter, ...] = (
+    Chapter("01_divergence", "1 · Divergence", "§4.2, Fig. 1",
+            "Base-vs-SFT CKA, cosine similarity, mean shift per layer; robustness to the sample",
+            ladder=True, beside_ladder=True),
+    Chapter("02_convergence", "2 · Convergence", "§4.2, Fig. 2",
+            "each model's entropies, effective rank, condition number, spectral norm, curvature, sparsity",
+            ladder=True, beside_ladder=True),
+    Chapter("03_probing", "3 · Probing", "§4.3, Fig. 3",
+            "logit lens per layer, with the authors' doubled final norm at the last layer", ladder=True,
+            beside_ladder=True),
+    Chapter("04_weights", "4 · Weight change", "§4.3, Figs. 4–5",
+            "weight change per block (checkpoint diff and own fine-tune); correlations raw and depth-controlled",
+            ladder=True, beside_ladder=True),
+    Chapter("05_swapping", "5 · Swapping", "§4.3, Fig. 6",
+            "SFT↔Base segment swaps, both heads, placebo, paired intervals", beside_ladder=True),
+    Chapter("06_midblock_lora", "6 · Mid-Block Efficient Tuning", "§4.4, Fig. 7, App. A–B",
+            "segment LoRA sweep (masks × seeds), accuracy, answer NLL, retention"),
+    Chapter("07_beyond", "7 · Beyond the paper", "future work",
+            "the training-free block selector against the sweep; `paper` vs `standard` conventions"),
+    Chapter("08_across_pairs", "8 · Across pairs: when does the pattern appear?", "—",
+            "the SFT-intensity ladder (or any pairs with stored results) on one relative-depth axis", across=True),
+)
+"""The book's chapters, in execution and reading order: the one list that ``_toc.yml``, ``notebooks/README.md``,
+the build, the batch runner and the collected "Paper vs ours" table follow (``tests/book/test_chapters.py``
+checks them against it). To add a chapter, see CONTRIBUTING.md, "Add a chapter"."""
+
+CHAPTERS: tuple[str, ...] = tuple(c.name for c in TOC)
+"""The chapters' names, in order."""
+
+TITLES: dict[str, str] = {c.name: c.title for c in TOC}
+"""Each chapter's title by name."""
+
+ACROSS: str = next(c.name for c in TOC if c.across)
 """The cross-pair chapter: it compares the pairs in its ``pairs`` parameter (default: the SFT ladder)."""
 
-
-LADDER_CHAPTERS: tuple[str, ...] = ("01_divergence", "02_convergence", "03_probing", "04_weights")
+LADDER_CHAPTERS: tuple[str, ...] = tuple(c.name for c in TOC if c.ladder)
 """The chapters run for the other pairs the cross-pair chapter compares (LoRA is too costly for every rung)."""
 
-
-BESIDE_THE_LADDER: tuple[str, ...] = (*LADDER_CHAPTERS, "05_swapping")
+BESIDE_THE_LADDER: tuple[str, ...] = tuple(c.name for c in TOC if c.beside_ladder)
 """The toy book's own chapters that run side by side with the ladder's rungs, one thread each, before the
 LoRA chapters (which spread their own runs over the CPUs). Running them in the same pool as the rungs fills
 the CPU that the last rung would otherwise leave idle."""

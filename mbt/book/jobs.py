@@ -23,6 +23,7 @@ from typing import Any
 from mbt import __version__, cpu, toy
 from mbt.book.chapters import (
     ACROSS,
+    CHAPTERS,
     check_parameters,
     find_root,
     parameter_defaults,
@@ -31,11 +32,11 @@ from mbt.book.chapters import (
     read_notebook,
 )
 from mbt.book.provenance import CONTEXT_ENV, build_context
+from mbt.identity import pair_source_key
 from mbt.pairs import PairSpec, get_pair, resolve_toy
-from mbt.paper.headlines import CHAPTERS
 from mbt.paper.records import RECORDS_ENV, slug
 from mbt.paper.store import store_folder, update_meta
-from mbt.results import atomic_write, file_lock
+from mbt.results import atomic_write, file_lock, tree_sha256
 from mbt.workers import available_cpus, check_workers, side_by_side, slots
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "pair_chapters",
     "pairs_side_by_side",
     "run_chapter",
+    "sources_digest",
     "strongest_first",
     "toy_summary",
 ]
@@ -99,31 +101,9 @@ class ChapterRun:
     error: str = ""
 
 
-def _sources_digest() -> str:
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent.parent  # the whole mbt package
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _pair_identity(pair: str | None, base: str | None, sft: str | None) -> dict[str, Any]:
-    """Identify the pair a build runs on without loading it (folder stats, toy settings, Hub ids)."""
-    def folder(path: str) -> Any:
-        p = Path(path)
-        if not p.is_dir():
-            return path
-        return sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir() if f.is_file())
-
-    if base or sft:
-        return {"base": str(base), "sft": str(sft), "files": [folder(str(base)), folder(str(sft))]}
-    spec = get_pair(str(pair))
-    info: dict[str, Any] = dataclasses.asdict(spec)
-    if spec.source == "toy":
-        size = toy.ladder.rung_config(spec.toy_sft_steps) if spec.toy_sft_steps else "default"
-        info["toy"] = toy.settings_hash(variant=spec.toy_variant or "toy", size=size)
-    return info
+def sources_digest() -> str:
+    """Hash of the ``mbt`` package's sources (every ``*.py``): part of each chapter's stamp."""
+    return tree_sha256(Path(__file__).resolve().parent.parent, "*.py")
 
 
 @contextlib.contextmanager
@@ -166,7 +146,7 @@ def run_chapter(name: str, *, root: Path, out: Path, params: Mapping[str, Any], 
     parameters it declares, the ``mbt`` sources, the pair's identity and its store folder.
 
     Args:
-        name: Chapter (:data:`~mbt.paper.headlines.CHAPTERS`).
+        name: Chapter (:data:`~mbt.book.chapters.CHAPTERS`).
         root: Book root (``notebooks/<name>.py`` is read from it).
         out: Executed notebook to write.
         params: Parameters; each is passed only if the chapter declares it.
@@ -413,7 +393,7 @@ def pair_chapters(
     jobs: list[BatchJob] = []
     try:
         describe_pair(folder, spec.name, spec, quick=quick)
-        identity = _pair_identity(name, None, None)
+        identity = pair_source_key(name)
     except Exception as exc:  # a pair that cannot be prepared fails its jobs, not the batch
         say(f"could not be prepared: {_short_error(exc)}")
         jobs = [BatchJob(name, c, ChapterRun(c, "failed", error=_short_error(exc))) for c in chapters]
@@ -421,7 +401,7 @@ def pair_chapters(
             if on_job is not None:
                 on_job(job)
         return jobs
-    digest = _sources_digest()
+    digest = sources_digest()
     for chapter in chapters:
         run = run_chapter(chapter, root=root, out=out_dir / f"{chapter}.ipynb", params=params, folder=folder,
                           identity=identity, digest=digest, force=force, kernel_name=kernel_name, timeout=timeout,

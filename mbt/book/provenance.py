@@ -28,7 +28,8 @@ from typing import Any
 import pandas as pd
 
 from mbt import __version__
-from mbt.book.runtime import device_name, pair_fingerprint
+from mbt.book.runtime import device_name
+from mbt.identity import pair_identity
 from mbt.pairs import pair_label
 from mbt.paper.export import findings_frame
 from mbt.paper.findings import Finding
@@ -106,7 +107,7 @@ def _pair_info(pair: Any) -> dict[str, Any] | None:
         value = getattr(spec, key, None)
         info[key] = _portable(value) if key in ("base", "sft") else value
     if hasattr(pair, "spec") and hasattr(pair, "tokenizer"):
-        info["weights"] = pair_fingerprint(pair)
+        info["weights"] = pair_identity(pair)
     return info
 
 

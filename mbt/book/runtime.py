@@ -2,8 +2,8 @@ r"""The chapter runtime: what every chapter notebook calls, so that notebooks ho
 
 * set-up and the pair: :func:`setup_notebook`, :func:`open_pair`, :func:`default_datasets`;
 * one quick-mode rule: :data:`QUICK`, :func:`quick_size`, :func:`sizes`, :data:`QUICK_SWEEP`;
-* experiments with stored results, keyed by the call itself (:func:`cached_call`): :func:`analyze_datasets`,
-  :func:`analyze_halves`, :func:`logit_lens_table`;
+* experiments with stored results, keyed by the call itself (:func:`mbt.identity.cached_call`):
+  :func:`analyze_datasets`, :func:`analyze_halves`, :func:`logit_lens_table`;
 * the LoRA sweep chapters 6 and 7 share (:func:`lora_sweep`, :class:`LoraSweep`).
 """
 
@@ -13,7 +13,7 @@ import contextlib
 import json
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +21,19 @@ from typing import Any
 import pandas as pd
 
 from mbt import plots
-from mbt.analysis import analyze, model_fingerprint, pair_identity
+from mbt.analysis import analyze
 from mbt.book.figures import describe_figures
-from mbt.data import fingerprint, load_sample
-from mbt.pairs import ModelPair, load_pair, pair_label
+from mbt.data import load_sample
+from mbt.identity import cached_call
+from mbt.pairs import load_pair, pair_label
 from mbt.paper.records import slug
 from mbt.paper.store import StoreEntry, contributed_root, store_root, stores
 from mbt.probe import logit_lens
-from mbt.results import cache_root, cached, weights_fingerprint
+from mbt.results import cache_root
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.swap import swap_sweep, token_accuracy
 from mbt.toy import LADDER
-from mbt.tune import sweep
+from mbt.tune import LoraSettings, sweep
 from mbt.weights import block_series
 from mbt.workers import check_workers
 
@@ -44,7 +45,6 @@ __all__ = [
     "LoraSweep",
     "analyze_datasets",
     "analyze_halves",
-    "cached_call",
     "comparison_stores",
     "default_comparison",
     "default_datasets",
@@ -54,10 +54,8 @@ __all__ = [
     "lora_sweep",
     "metric_table",
     "open_pair",
-    "pair_fingerprint",
     "quick_size",
     "reader_notes",
-    "run_sweep",
     "setup_notebook",
     "sizes",
     "swap_table",
@@ -256,7 +254,7 @@ def logit_lens_table(pair: Any, texts: Sequence[str], *, positions: str = "all",
 
     Returns:
         The four tables stacked with a ``model`` column (``"base"``/``"sft"``); the library's ``paper``
-        column tells the lens variants apart. Cached (:func:`cached_call`).
+        column tells the lens variants apart. Cached (:func:`mbt.identity.cached_call`).
     """
     def compute(pair: Any, texts: Sequence[str], positions: str, max_length: int) -> pd.DataFrame:
         parts = []
@@ -348,63 +346,6 @@ def _is_toy_folder(path: str) -> bool:
         return False
 
 
-def pair_fingerprint(pair: Any) -> dict[str, Any]:
-    """What identifies a pair's weights, for cache keys (:func:`mbt.analysis.pair_identity`; loads no model)."""
-    return pair_identity(pair)
-
-
-def _identity(value: Any) -> Any:
-    """A JSON-able identity of one argument of a cached call (see :func:`cached_call`)."""
-    if isinstance(value, ModelPair):
-        return {"pair": pair_fingerprint(value)}
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _identity(v) for k, v in sorted(value.items())}
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value) and len(value) > 8:
-        return {"texts": fingerprint(list(value))}
-    if isinstance(value, Sequence):
-        return [_identity(v) for v in value]
-    if hasattr(value, "_model") or hasattr(value, "named_parameters"):
-        return {"model": model_fingerprint(value)}  # a local folder's model: by content, wherever it lies
-    if hasattr(value, "name_or_path") and hasattr(value, "encode"):
-        folder = Path(str(value.name_or_path))
-        if folder.is_dir():  # by content: copies of one checkpoint (e.g. the ladder rungs' Base) share results
-            return {"tokenizer_files": weights_fingerprint(folder), "vocab": len(value)}
-        return {"tokenizer": str(value.name_or_path), "vocab": len(value)}
-    raise TypeError(f"cannot key a cached result on a {type(value).__name__}; pass plain values, texts, "
-                    "a pair, a model or a tokenizer")
-
-
-_NOT_KEYED = ("progress",)
-
-
-def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True, **kwargs: Any) -> pd.DataFrame:
-    """``fn(*args, **kwargs)``, stored and reused: the key is derived from the call itself.
-
-    The key holds ``fn``'s module and qualified name and an identity of every argument (a pair or model by
-    its weights' fingerprint, a model or tokenizer loaded from a local folder by that folder's content
-    alone, a list of texts by its content fingerprint, plain values as they are; ``progress`` is left
-    out), so no caller writes a key by hand and no argument can be forgotten. Two copies of one
-    checkpoint therefore share results: the ladder rungs each hold a copy of the toy Base, and chapter
-    4's fine-tune of the Base runs once for all of them. The
-    store is :func:`mbt.results.cached` (``<cache root>/book-<function>/``), with provenance; a hit is
-    announced in one line.
-
-    Args:
-        fn: A function returning a DataFrame.
-        *args: Its positional arguments.
-        cache: ``False`` always recomputes (and stores nothing).
-        **kwargs: Its keyword arguments.
-    """
-    if not cache:
-        return fn(*args, **kwargs)
-    qualname = str(getattr(fn, "__qualname__", "call")).replace("<", "").replace(">", "")
-    settings = {"fn": f"{getattr(fn, '__module__', '')}.{qualname}", "args": [_identity(a) for a in args],
-                "kwargs": {k: _identity(v) for k, v in sorted(kwargs.items()) if k not in _NOT_KEYED}}
-    return cached(f"book-{qualname}", settings, lambda: fn(*args, **kwargs))
-
-
 def lens_curve(lens: pd.DataFrame) -> pd.DataFrame:
     """Per-layer logit-lens top-1 accuracy of both models, final norm once: ``model, layer, depth, value``.
 
@@ -486,22 +427,37 @@ class LoraSweep:
         task: Training and test task.
         masks: Segment masks.
         seeds: Training seeds.
-        options: Every other :func:`mbt.tune.sweep` argument (``preset``, ``steps``, ``n_test``, ...).
+        settings: The adapter and training recipe of every run (:class:`~mbt.tune.settings.LoraSettings`).
+        options: The other :func:`mbt.tune.sweep` arguments (``n_test``, ``threads``, ``workers``, ...).
     """
 
     task: str
     masks: tuple[str, ...]
     seeds: tuple[int, ...]
+    settings: LoraSettings
     options: Mapping[str, Any]
 
-    def run(self, pair: Any) -> pd.DataFrame:
-        """Run, resume or just read the sweep for ``pair`` (:func:`mbt.tune.sweep` in :func:`sweep_path`)."""
-        options = {"out": sweep_path(pair), "task": self.task, "progress": False, **self.options}
-        return sweep(pair, list(self.masks), list(self.seeds), **options)
+    def run(self, pair: Any, masks: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+        """Run, resume or just read the sweep for ``pair`` (:func:`mbt.tune.sweep` in :func:`sweep_path`).
+
+        ``masks``/``seeds`` run other masks or seeds with the same settings into the same table (e.g. the
+        3- and 10-segment families of Appendix A); default: this sweep's own.
+        """
+        masks = list(self.masks if masks is None else masks)
+        seeds = [int(s) for s in (self.seeds if seeds is None else seeds)]
+        return sweep(pair, masks, seeds, out=sweep_path(pair), task=self.task, settings=self.settings,
+                     progress=False, **self.options)
+
+    def record(self) -> dict[str, Any]:
+        """What produced the sweep's findings, for the chapter's records: task, seeds, LoRA settings, options."""
+        return {"task": self.task, "seeds": list(self.seeds), "lora": self.settings.as_dict(), **self.options}
 
     def describe(self) -> str:
-        """One line: task, masks × seeds, options."""
-        return f"task {self.task}; {len(self.masks)} masks × {len(self.seeds)} seeds; options {dict(self.options)}"
+        """One line: task, masks × seeds, the settings that differ from the defaults, options."""
+        default = LoraSettings().as_dict()
+        changed = {k: v for k, v in self.settings.as_dict().items() if v != default[k]}
+        return (f"task {self.task}; {len(self.masks)} masks × {len(self.seeds)} seeds; LoRA settings "
+                f"{changed or 'default'}; options {dict(self.options)}")
 
 
 def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: Sequence[int] = (0, 1, 2),
@@ -514,7 +470,7 @@ def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: S
         task: Training and test task.
         masks: 5-segment masks (empty: the paper's ten, :data:`mbt.segments.PAPER_MASKS`).
         seeds: Seeds per mask.
-        preset: ``"standard"`` (constant α/r) or ``"paper"``.
+        preset: The LoRA preset: ``"standard"`` (constant α/r) or ``"paper"``.
         rank: Full-depth LoRA rank that sets the budget (0: the library's default).
         steps: Optimiser steps per run (0: the library's default).
         n_test: Held-out problems per run.
@@ -528,24 +484,12 @@ def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: S
     seed_list = tuple(int(s) for s in seeds)
     if not seed_list:
         raise ValueError("give at least one seed")
-    options: dict[str, Any] = {"preset": preset, "n_test": int(n_test), "threads": threads,
-                               "workers": check_workers(workers)}
-    if rank:
-        options["rank"] = int(rank)
-    if steps:
-        options["steps"] = int(steps)
+    knobs = LoraSettings.of(preset=preset, **({"rank": int(rank)} if rank else {}),
+                            **({"steps": int(steps)} if steps else {}))
+    options: dict[str, Any] = {"n_test": int(n_test), "threads": threads, "workers": check_workers(workers)}
     if quick:
         q = dict(QUICK_SWEEP)
         mask_list, seed_list = tuple(q.pop("masks")), seed_list[: q.pop("n_seeds")]
+        knobs = LoraSettings.of(knobs, **{k: q.pop(k) for k in ("steps", "n_train", "batch_size")})
         options.update(q)
-    return LoraSweep(task=task, masks=mask_list, seeds=seed_list, options=options)
-
-
-def run_sweep(pair: Any, *, masks: Sequence[str], seeds: Sequence[int], **options: Any) -> pd.DataFrame:
-    """Run (or resume, or just read) a segment-LoRA sweep with :func:`mbt.tune.sweep` in :func:`sweep_path`.
-
-    :func:`mbt.tune.sweep` skips every ``(mask, seed)`` it already holds for the same settings, so a
-    rebuild of the book — and chapter 7, which grades the selector against this sweep — costs nothing.
-    """
-    options.setdefault("out", sweep_path(pair))
-    return sweep(pair, list(masks), [int(s) for s in seeds], **options)
+    return LoraSweep(task=task, masks=mask_list, seeds=seed_list, settings=knobs, options=options)

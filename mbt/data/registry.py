@@ -47,8 +47,6 @@ LOCAL_SUFFIXES: tuple[str, ...] = (".jsonl", ".jsonl.gz", ".json", ".parquet", "
 """Local data files :func:`load_records` reads with ``path=`` (UTF-8 text; ``.csv`` values are strings)."""
 
 
-
-
 @dataclass(frozen=True)
 class DatasetSpec:
     """One dataset of the analysis: where it lives and how its records become text.
@@ -233,15 +231,3 @@ def training_split(dataset: str | DatasetSpec) -> str:
             f"{spec.notes}".strip()
         )
     return spec.train_split
-
-
-def required_fields(dataset: str | DatasetSpec) -> tuple[str, ...]:
-    """Return the record fields a dataset's format needs (``"a|b"`` means either field).
-
-    Args:
-        dataset: Name or spec.
-
-    Returns:
-        Field names, e.g. ``("question", "choices", "answer")`` for MMLU.
-    """
-    return _KIND_FIELDS[get_spec(dataset).kind]

@@ -184,8 +184,8 @@ class TextSample:
 
     @property
     def fingerprint(self) -> str:
-        """:func:`fingerprint` of the pooled texts."""
-        return fingerprint(self.texts)
+        """:func:`mbt.results.text_fingerprint` of the pooled texts."""
+        return text_fingerprint(self.texts)
 
 
 def load_sample(
@@ -251,24 +251,6 @@ def load_sample(
         revision=provenance.get("resolved_revision") if provenance.get("kind") == "hub" else None,
         provenance=provenance,
     )
-
-
-def fingerprint(texts: Sequence[str]) -> str:
-    """Return a SHA-256 hex digest identifying an ordered list of texts (for result-cache keys).
-
-    The same as :func:`mbt.results.text_fingerprint`: the texts are hashed as a JSON list, so
-    boundaries between texts matter (``["ab", "c"]`` and ``["a", "bc"]`` differ) and so does order.
-
-    Args:
-        texts: The texts.
-
-    Returns:
-        64 hexadecimal characters.
-
-    Raises:
-        TypeError: For a single string or a non-string element.
-    """
-    return text_fingerprint(texts)
 
 
 def source_of(

@@ -9,7 +9,9 @@ Three families, each computed in float64 on the input's device:
 * similarity (:mod:`mbt.metrics.similarity`): :func:`cka`, :func:`cosine_similarity`,
   :func:`mean_shift` (Base vs SFT, paired rows);
 * :func:`token_metrics` (:mod:`mbt.metrics.tokens`): several token-level metrics of the same states,
-  validated once.
+  validated once;
+* the registry (:mod:`mbt.metrics.registry`): every metric's name, level, function, label and scale, read
+  by everything that handles metrics by name (:data:`METRICS`, :func:`metric`).
 
 Token-level functions take ``H`` of shape ``(N, T, D)`` and a mask ``(N, T)`` and return ``(N,)``
 float64 tensors; padded positions never enter a value. Matrix functions take ``X`` of shape ``(N, D)``
@@ -19,8 +21,10 @@ and return Python floats. Every function accepts ``conventions="standard"`` (tex
 
 from __future__ import annotations
 
-from mbt.metrics.conventions import PRESETS, Conventions, resolve_conventions
+from mbt.metrics import registry
+from mbt.metrics.conventions import CONVENTION_PRESETS, Conventions, resolve_conventions
 from mbt.metrics.geometry import curvature, sparsity
+from mbt.metrics.registry import METRICS, Metric, metric
 from mbt.metrics.similarity import cka, cosine_similarity, mean_shift
 from mbt.metrics.spectra import (
     condition_number,
@@ -38,9 +42,11 @@ from mbt.metrics.tokens import TOKEN_LEVEL, token_metrics
 
 __all__ = [
     "INTRINSIC_METRICS",
-    "PRESETS",
+    "METRICS",
+    "CONVENTION_PRESETS",
     "TOKEN_LEVEL",
     "Conventions",
+    "Metric",
     "cka",
     "condition_number",
     "cosine_similarity",
@@ -50,6 +56,7 @@ __all__ = [
     "gram_eigenvalues",
     "matrix_entropy",
     "mean_shift",
+    "metric",
     "prompt_entropy",
     "rank_deficiency",
     "resolve_conventions",
@@ -60,8 +67,5 @@ __all__ = [
     "token_metrics",
 ]
 
-INTRINSIC_METRICS: tuple[str, ...] = (
-    "prompt_entropy", "dataset_entropy", "effective_rank", "rank_deficiency", "condition_number", "spectral_norm",
-    "curvature", "sparsity",
-)
-"""Each model's own (intrinsic) metrics, in the order of the paper's Fig. 2."""
+INTRINSIC_METRICS: tuple[str, ...] = registry.names(intrinsic=True)
+"""Each model's own (intrinsic) metrics, in the order of the paper's Fig. 2 (from the registry)."""

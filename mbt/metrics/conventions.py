@@ -156,7 +156,7 @@ class Conventions:
 
         Examples: ``"standard"``, ``"paper"``, ``"standard+alpha=2.0,center=False"``.
         """
-        base = PRESETS.get(self.name)
+        base = CONVENTION_PRESETS.get(self.name)
         if base is None:
             return self.name + "+" + ",".join(f"{k}={v!r}" for k, v in self.as_dict().items() if k != "name")
         diffs = [
@@ -182,7 +182,7 @@ def _check_nonnegative(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
-PRESETS: dict[str, Conventions] = {
+CONVENTION_PRESETS: dict[str, Conventions] = {
     "standard": Conventions(),
     "paper": Conventions(
         name="paper",
@@ -218,7 +218,7 @@ def resolve_conventions(conventions: str | Conventions = "standard", **overrides
     """Turn a preset name or instance plus field overrides into a :class:`Conventions`.
 
     Args:
-        conventions: A preset name (a key of :data:`PRESETS`) or a :class:`Conventions` instance.
+        conventions: A preset name (a key of :data:`CONVENTION_PRESETS`) or a :class:`Conventions` instance.
         **overrides: Field values that replace the preset's (via :func:`dataclasses.replace`); the
             ``name`` field is kept so results still record which preset they started from.
 
@@ -232,14 +232,14 @@ def resolve_conventions(conventions: str | Conventions = "standard", **overrides
     if isinstance(conventions, Conventions):
         base = conventions
     elif isinstance(conventions, str):
-        if conventions not in PRESETS:
+        if conventions not in CONVENTION_PRESETS:
             raise ValueError(
-                f"unknown conventions preset {conventions!r}; valid presets: {sorted(PRESETS)}"
+                f"unknown conventions preset {conventions!r}; valid presets: {sorted(CONVENTION_PRESETS)}"
             )
-        base = PRESETS[conventions]
+        base = CONVENTION_PRESETS[conventions]
     else:
         raise ValueError(
-            f"conventions must be a preset name {sorted(PRESETS)} or a Conventions instance, "
+            f"conventions must be a preset name {sorted(CONVENTION_PRESETS)} or a Conventions instance, "
             f"got {type(conventions).__name__}"
         )
     if not overrides:

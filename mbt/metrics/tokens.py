@@ -17,20 +17,15 @@ from torch import Tensor
 
 from mbt.metrics._inputs import check_tokens
 from mbt.metrics.conventions import Conventions, resolve_conventions
-from mbt.metrics.geometry import _curvature, _sparsity
-from mbt.metrics.spectra import _token_entropies
+from mbt.metrics.registry import METRICS, names
 
 __all__ = ["TOKEN_LEVEL", "token_metrics"]
 
-#: Token-level metric name → its computation on validated ``(H64, mask, conventions)``.
-_KERNELS: dict[str, Callable[[Tensor, Tensor, Conventions], Tensor]] = {
-    "prompt_entropy": _token_entropies,
-    "curvature": _curvature,
-    "sparsity": _sparsity,
-}
+#: The token-level metrics of the registry (:mod:`mbt.metrics.registry`), in their canonical order.
+TOKEN_LEVEL: tuple[str, ...] = names("token")
 
-#: The token-level metrics, in their canonical order.
-TOKEN_LEVEL: tuple[str, ...] = tuple(_KERNELS)
+#: Token-level metric name → its computation on validated ``(H64, mask, conventions)``.
+_KERNELS: dict[str, Callable[[Tensor, Tensor, Conventions], Tensor]] = {k: METRICS[k].kernel for k in TOKEN_LEVEL}
 
 
 def token_metrics(

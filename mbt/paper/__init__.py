@@ -22,7 +22,7 @@ from mbt.paper.findings import (
     sweep_columns,
     weights_findings,
 )
-from mbt.paper.headlines import BY_ID, CHAPTERS, HEADLINES, TITLES, Headline, chapter_of
+from mbt.paper.headlines import BY_ID, HEADLINES, Headline, chapter_of
 from mbt.paper.records import RECORDS_ENV, read_records, record
 from mbt.paper.render import (
     compare_conventions,
@@ -46,12 +46,10 @@ from mbt.paper.verdicts import Verdict
 
 __all__ = [
     "BY_ID",
-    "CHAPTERS",
     "HEADLINES",
     "RECORDS_ENV",
     "RETENTION_COLUMNS",
     "STORE_VERSION",
-    "TITLES",
     "Verdict",
     "Finding",
     "Headline",

@@ -1,38 +1,16 @@
 r"""The paper's headline numbers as data: what it claims, where, for which model, and which chapter checks it.
 
 :data:`HEADLINES` lists every headline number (or qualitative claim) of the paper with the chapter of the
-book that computes our counterpart; :data:`CHAPTERS` and :data:`TITLES` name those chapters.
+book that computes our counterpart (a name of :data:`mbt.book.chapters.TOC`) and how. The computation itself
+is the chapter's findings module (:mod:`mbt.paper.findings`); a test checks that every headline is produced
+by one of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BY_ID", "CHAPTERS", "HEADLINES", "TITLES", "Headline", "chapter_of"]
-
-CHAPTERS: tuple[str, ...] = (
-    "01_divergence",
-    "02_convergence",
-    "03_probing",
-    "04_weights",
-    "05_swapping",
-    "06_midblock_lora",
-    "07_beyond",
-    "08_across_pairs",
-)
-"""Chapter notebooks (``notebooks/<name>.py``, jupytext py:percent), in execution order."""
-
-TITLES: dict[str, str] = {
-    "01_divergence": "1 · Divergence",
-    "02_convergence": "2 · Convergence",
-    "03_probing": "3 · Probing",
-    "04_weights": "4 · Weight change",
-    "05_swapping": "5 · Swapping",
-    "06_midblock_lora": "6 · Mid-Block LoRA",
-    "07_beyond": "7 · Beyond the paper",
-    "08_across_pairs": "8 · Across pairs: when does the pattern appear?",
-}
-
+__all__ = ["BY_ID", "HEADLINES", "Headline", "chapter_of"]
 
 @dataclass(frozen=True)
 class Headline:
@@ -40,7 +18,7 @@ class Headline:
 
     Attributes:
         id: Stable key, e.g. ``"cka_final"``.
-        chapter: Chapter notebook that computes our counterpart.
+        chapter: Chapter notebook that computes our counterpart (a name in :data:`mbt.book.chapters.CHAPTERS`).
         claim: The claim, in the paper's terms.
         model: The paper's model (and dataset) for this number.
         paper: The paper's value; ``[lost]`` where the text extraction removed it.

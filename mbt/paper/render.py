@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from mbt.metrics.conventions import PRESETS, Conventions
+from mbt.metrics.conventions import CONVENTION_PRESETS, Conventions
 from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
-from mbt.paper.headlines import BY_ID, HEADLINES, TITLES
+from mbt.paper.headlines import BY_ID, HEADLINES
 from mbt.paper.records import record
 from mbt.paper.verdicts import Verdict, verdict_label
 
@@ -170,7 +170,8 @@ def _chapter_numbers(chapters: Sequence[str]) -> str:
     return ", ".join(c.split("_", 1)[0].lstrip("0") for c in chapters) or "none"
 
 
-def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]], *,
+                           titles: Mapping[str, str] | None = None) -> str:
     """The book's "Paper vs ours" page body: a matrix to take in at a glance, the counts, then the details.
 
     1. **Counts per pair**: the chapters it ran and its distinct comparisons by verdict.
@@ -185,12 +186,15 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
 
     Args:
         records: ``{pair label: {headline id: finding dict}}`` (see :func:`read_records`).
+        titles: Chapter titles by chapter name for the links (:data:`mbt.book.chapters.TITLES`); default:
+            the chapter names.
 
     Returns:
         MyST Markdown (tables, and inline HTML for the marks and the folded sections).
     """
     pairs = list(records)
     number = {h.id: i for i, h in enumerate(HEADLINES, start=1)}
+    title = {h.chapter: (titles or {}).get(h.chapter, h.chapter) for h in HEADLINES}
     ran = {p: _chapters_run(records[p]) for p in pairs}
     chapters = list(dict.fromkeys(h.chapter for h in HEADLINES))
     out = ["## Counts per pair", "",
@@ -208,7 +212,7 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
     for chapter in chapters:
         heads = [h for h in HEADLINES if h.chapter == chapter]
         here = [p for p in pairs if chapter in ran[p]]
-        out += ["", f"### {TITLES[chapter]}", ""]
+        out += ["", f"### {title[chapter]}", ""]
         if not here:
             out.append("No pair has run this chapter yet.")
             continue
@@ -224,7 +228,7 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
     for chapter in chapters:
         heads = [h for h in HEADLINES if h.chapter == chapter]
         here = [p for p in pairs if chapter in ran[p]]
-        out += ["<details>", f"<summary>{html.escape(TITLES[chapter])}: the paper's values and ours, with effects, "
+        out += ["<details>", f"<summary>{html.escape(title[chapter])}: the paper's values and ours, with effects, "
                 "intervals and verdicts</summary>", ""]
         head = ["#", "claim", "paper", "paper's model", *[f"ours: `{p}`" for p in here], "how ours is computed"]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -244,7 +248,7 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
                     elif "agrees" in f:
                         text += " (record from before calibrated verdicts: rebuild)"
                     cells.append(_md_cell(text))
-            cells.append(f"[{TITLES[h.chapter]}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
+            cells.append(f"[{title[h.chapter]}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
             out.append("| " + " | ".join(cells) + " |")
         out += ["", "</details>", ""]
     legend = ("**holds**: the 95 % interval of the effect lies entirely on the side the paper claims; "
@@ -316,7 +320,7 @@ def conventions_markdown() -> str:
             meanings[current] = m.group(2).strip()
         elif current and line.startswith(" " * 8):
             meanings[current] += " " + line.strip()
-    std, pap = PRESETS["standard"], PRESETS["paper"]
+    std, pap = CONVENTION_PRESETS["standard"], CONVENTION_PRESETS["paper"]
     lines = ["| field | `standard` | `paper` | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(Conventions):
         if f.name == "name":
@@ -326,10 +330,3 @@ def conventions_markdown() -> str:
         meaning = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", meanings.get(f.name, "")).replace("``", "`")
         lines.append(f"| `{f.name}` | `{a!r}` | `{b!r}`{flag} | {_md_cell(meaning)} |")
     return "\n".join(lines) + "\n"
-
-
-def inspect_doc(obj: Any) -> str:
-    """``obj``'s docstring with its indentation normalised."""
-    import inspect
-
-    return inspect.getdoc(obj) or ""

@@ -1,14 +1,15 @@
 r"""The verdict model: every claim of the paper is decided by an interval or a test, never by a sign.
 
-A claim is data (:class:`Claim`): the quantity, the comparison, the unit of replication and the
-paper's values. Its verdict is three-valued (:class:`Verdict`):
+A claim of the paper is a headline (:data:`mbt.paper.headlines.HEADLINES`: the claim, the paper's value, how
+ours is computed) and a function of its chapter's findings module (:mod:`mbt.paper.findings`) that computes
+the effect and decides it with one of the functions here. The verdict is three-valued (:class:`Verdict`):
 
 * **holds** — the interval (or test) at the stated level lies entirely on the claimed side;
 * **contradicted** — it lies entirely on the other side;
 * **inconclusive** — otherwise: this sample cannot tell.
 
 Under no true effect, "holds" and "contradicted" together occur at most at ``1 − level`` (5 % by
-default); ``tests/test_verdicts.py`` checks this by simulation for every decision function, and that
+default); ``tests/paper/test_verdicts.py`` checks this by simulation for every decision function, and that
 an effect of the paper's size at a realistic sample size is found to hold at least 80 % of the time.
 
 Every decision (:class:`Decision`) carries the effect, its interval, the rule in words, the number of
@@ -51,7 +52,6 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mbt.paper.intervals import (
     POWER,
@@ -70,9 +70,7 @@ from mbt.paper.intervals import (
 
 __all__ = [
     "BANDS",
-    "COMPARISONS",
     "POWER",
-    "Claim",
     "Decision",
     "Interval",
     "Verdict",
@@ -85,27 +83,20 @@ __all__ = [
     "effect_text",
     "equivalence",
     "interval_from_summary",
-    "markdown_table",
     "mde",
     "normal_quantile",
     "pct",
     "seed_contrast",
     "sign_flip_pvalue",
-    "summary_sentence",
     "t_cdf",
     "t_interval",
     "t_quantile",
-    "to_frame",
     "verdict_label",
 ]
 
 BANDS: dict[str, tuple[float, float]] = {"early": (-1.0, 0.2), "middle": (0.2, 0.8), "last": (0.8, 1.0)}
 """Depth bands of the paper as half-open intervals ``(lo, hi]`` of relative depth ``l / L``
 (``lo < 0`` so that the embedding output, depth 0, belongs to the early band)."""
-
-COMPARISONS: tuple[str, ...] = ("direction", "equivalence", "band_contrast", "curve_correlation", "seed_contrast")
-"""Comparison kinds of a :class:`Claim`, one per decision function of this module."""
-
 
 class Verdict(StrEnum):
     """Three-valued verdict of a claim (its string value is the word shown in tables)."""
@@ -116,73 +107,8 @@ class Verdict(StrEnum):
 
 
 # ==============================================================================================
-# Claims and decisions
+# Decisions
 # ==============================================================================================
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One comparison of the paper, as data.
-
-    Attributes:
-        id: Stable key of the comparison (e.g. ``"lora_middle_vs_full_01000"``).
-        quantity: What is measured, in words, with its unit (e.g. ``"token accuracy, swapped − unswapped"``).
-        comparison: One of :data:`COMPARISONS`.
-        side: Claimed direction: ``+1`` the effect exceeds ``threshold``, ``−1`` it is below it.
-            Ignored by ``"equivalence"``.
-        threshold: Direction threshold, or the equivalence margin (``|effect| < threshold``).
-        scale: What ``threshold`` is relative to (e.g. ``"accuracy points"``, ``"Base centroid norm"``).
-        unit: Unit of replication: ``"texts"``, ``"seeds"`` or ``"layers"``.
-        paper: The paper's values this comparison stands for (several after :func:`collapse`).
-        sources: The paper headline ids it stands for (default: ``(id,)``).
-        level: Confidence level of the decision.
-    """
-
-    id: str
-    quantity: str
-    comparison: str
-    side: int = 1
-    threshold: float = 0.0
-    scale: str = ""
-    unit: str = "texts"
-    paper: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-    level: float = 0.95
-
-    def __post_init__(self) -> None:
-        if self.comparison not in COMPARISONS:
-            raise ValueError(f"comparison must be one of {COMPARISONS}, got {self.comparison!r}")
-        if self.side not in (-1, 1):
-            raise ValueError(f"side must be +1 or -1, got {self.side}")
-        if self.comparison == "equivalence" and not self.threshold > 0:
-            raise ValueError("an equivalence claim needs a margin threshold > 0")
-        check_level(self.level)
-        if not self.sources:
-            object.__setattr__(self, "sources", (self.id,))
-
-    def decide(self, *args: Any, **kwargs: Any) -> Decision:
-        """Apply this claim's decision function to data and label the decision with the claim.
-
-        Positional and keyword arguments are the data arguments of the function named by
-        ``comparison`` (:func:`direction`, :func:`equivalence`, :func:`band_contrast`,
-        :func:`curve_correlation`, :func:`seed_contrast`); the claim supplies ``side``,
-        ``threshold`` (``margin`` for equivalence; unused by curve correlations, whose threshold is 0),
-        ``level`` and, for band contrasts, ``unit`` (unless given).
-        """
-        rule: dict[str, Any] = {"level": self.level}
-        if self.comparison == "equivalence":
-            rule["margin"] = self.threshold
-        elif self.comparison == "curve_correlation":
-            rule["side"] = self.side
-        else:
-            rule.update(side=self.side, threshold=self.threshold)
-        if self.comparison == "band_contrast" and "unit" not in kwargs:
-            rule["unit"] = self.unit
-        fn = {"direction": direction, "equivalence": equivalence, "band_contrast": band_contrast,
-              "curve_correlation": curve_correlation, "seed_contrast": seed_contrast}[self.comparison]
-        decision = fn(*args, **rule, **kwargs)
-        return replace(decision, key=self.id, sources=self.sources, paper=self.paper, quantity=self.quantity,
-                       scale=self.scale)
 
 
 @dataclass(frozen=True)
@@ -200,7 +126,7 @@ class Decision:
         n: Number of units of replication.
         unit: What ``n`` counts.
         p: p-value of the test when there is one (NaN otherwise).
-        key: Identity of the comparison (the :class:`Claim` id); rows with the same key are one comparison.
+        key: Identity of the comparison; rows with the same key are one comparison (:func:`collapse`).
         sources: Paper headline ids this comparison stands for.
         paper: The paper's values it stands for.
         quantity: The quantity, in words.
@@ -737,15 +663,6 @@ def collapse(rows: Iterable[Decision]) -> list[Decision]:
     return [merged[r] if isinstance(r, str) else r for r in out]
 
 
-def summary_sentence(rows: Iterable[Decision]) -> str:
-    """``"k hold, m contradicted, n inconclusive (of N distinct comparisons)"`` after :func:`collapse`."""
-    distinct = collapse(rows)
-    counts = {v: sum(1 for d in distinct if d.verdict == v) for v in Verdict}
-    total = len(distinct)
-    return (f"{counts[Verdict.HOLDS]} hold, {counts[Verdict.CONTRADICTED]} contradicted, "
-            f"{counts[Verdict.INCONCLUSIVE]} inconclusive (of {total} distinct comparison{'s' if total != 1 else ''})")
-
-
 def verdict_label(verdict: Verdict | str) -> str:
     """The verdict as a word: ``"holds"``, ``"contradicted"`` or ``"inconclusive"`` (never a tick or a cross)."""
     return Verdict(verdict).value
@@ -760,30 +677,3 @@ def effect_text(decision: Decision | Interval, digits: int = 3) -> str:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return f"{_fmt(est, digits)} (no interval)"
     return f"{_fmt(est, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}] ({pct(level)})"
-
-
-def markdown_table(rows: Iterable[Decision], digits: int = 3) -> str:
-    """A Markdown table, one row per distinct comparison: claim, paper, ours ± interval, MDE, n, verdict, rule.
-
-    The verdict is the bold word (``**holds**``, ``**contradicted**``, ``**inconclusive**``), never a symbol.
-    """
-
-    def cell(text: Any) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| claim | paper | ours (interval) | MDE | n | verdict | rule |", "|---|---|---|---|---|---|---|"]
-    for d in collapse(rows):
-        claim = d.quantity or d.key
-        lines.append("| " + " | ".join(cell(c) for c in (
-            f"{claim} ({', '.join(d.sources)})" if d.sources else claim, "; ".join(d.paper) or "—",
-            effect_text(d, digits), _fmt(d.mde, digits).lstrip("+"), f"{d.n} {d.unit}",
-            f"**{verdict_label(d.verdict)}**", d.rule)) + " |")
-    return "\n".join(lines)
-
-
-def to_frame(rows: Iterable[Decision]) -> pd.DataFrame:
-    """One table row per distinct comparison (:func:`collapse`, then :meth:`Decision.as_row`)."""
-    distinct = collapse(rows)
-    columns = ["key", "sources", "quantity", "paper", "effect", "ci_low", "ci_high", "level", "interval", "mde", "n",
-               "unit", "p", "verdict", "rule", "scale"]
-    return pd.DataFrame([d.as_row() for d in distinct], columns=columns)

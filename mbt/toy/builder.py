@@ -55,7 +55,7 @@ from typing import Any
 
 from mbt import cpu, train
 from mbt.loading import hf_progress_bars
-from mbt.results import cache_root
+from mbt.results import cache_root, file_sha256
 from mbt.toy import corpus
 from mbt.toy import quality as toy_quality
 from mbt.toy.recipe import (
@@ -92,19 +92,11 @@ def default_dir(*, seed: int = 0, size: str | ToyConfig = "default", variant: st
     return cache_root() / "toy" / f"{variant}-{cfg.name}-seed{seed}-{h}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _file_hashes(root: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            out[p.relative_to(root).as_posix()] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            out[p.relative_to(root).as_posix()] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
     return out
 
 
@@ -145,7 +137,7 @@ def check_build(path: str | os.PathLike, *, expected_hash: str | None = None) ->
             return f"{p} is missing"
         if p.stat().st_size != meta["bytes"]:
             return f"{p} has {p.stat().st_size} bytes, manifest says {meta['bytes']} (truncated?)"
-        if _sha256(p) != meta["sha256"]:
+        if file_sha256(p) != meta["sha256"]:
             return f"{p} does not match its sha256 in the manifest"
     return None
 

@@ -130,7 +130,7 @@ def _known_base_quality(base_manifest: dict[str, Any], cfg: ToyConfig, seed: int
 
     A rung's Base is its Base build's, bit for bit; when the seed, the evaluation settings and the
     thread count are the same (:data:`mbt.toy.quality.EVAL_FIELDS`), measuring again gives the same numbers,
-    so they are taken over (``tests/test_ladder.py`` checks that against a fresh measurement).
+    so they are taken over (``tests/toy/test_ladder.py`` checks that against a fresh measurement).
     """
     stored, built_with = base_manifest.get("quality"), base_manifest.get("config", {})
     if not stored or base_manifest.get("seed") != seed or any(

@@ -6,8 +6,10 @@ book's appendix "The released code"): ``lora_alpha`` was fixed at 128 while the 
 LoRA scale α/r varied too), ``rank_pattern`` keys were integers that match no module, answers were cut at
 128 tokens, 32–100 test items, one unseeded run. Here the package is split by job:
 
-* masks and blocks live in :mod:`mbt.segments` (``segment_layers`` is re-exported here: PEFT's
-  0-based ``layers_to_transform``);
+* masks and blocks live in :mod:`mbt.segments`; ``segment_layers`` (PEFT's 0-based
+  ``layers_to_transform`` of a mask) is part of this package's public interface too;
+* :mod:`mbt.tune.settings` — :class:`LoraSettings`, the knobs every run of a sweep shares (one object for
+  the config, the training, the sweep, the book and the CLI);
 * :mod:`mbt.tune.config` — budget-matched ``LoraConfig`` (:func:`lora_config`, :func:`budget`);
 * :mod:`mbt.tune.lora` — :func:`train_lora` on the one training loop of :mod:`mbt.train`;
 * :mod:`mbt.tune.prefix` — the frozen blocks below the first adapted one, computed once per example;
@@ -17,70 +19,33 @@ LoRA scale α/r varied too), ``rank_pattern`` keys were integers that match no m
 
 from __future__ import annotations
 
-import warnings
-
-from mbt.segments import (
-    MASK_FAMILIES,
-    PAPER_MASKS,
-    resolve_masks,
-    segment_blocks,
-    segment_layers,
-    single_segment_masks,
-)
-from mbt.train import LENGTH_GROUP, batch_schedule, token_loss_sum
-from mbt.tune.config import (
-    DEFAULT_TARGETS,
-    MLP_TARGETS,
-    PAPER_ALPHA,
-    PAPER_DROPOUT,
-    PAPER_RANK,
-    PRESETS,
-    budget,
-    lora_config,
-    lora_scale,
-    target_dims,
-)
-from mbt.tune.lora import DEFAULT_LR, DEFAULT_STEPS, train_lora, training_examples
+from mbt.segments import segment_layers
+from mbt.tune.config import PAPER_ALPHA, PAPER_DROPOUT, PAPER_RANK, budget, lora_config, lora_scale, target_dims
+from mbt.tune.lora import train_lora, training_examples
 from mbt.tune.scoring import default_retention, evaluate_tuned
+from mbt.tune.settings import DEFAULT_LR, DEFAULT_STEPS, DEFAULT_TARGETS, LORA_PRESETS, MLP_TARGETS, LoraSettings
 from mbt.tune.sweeps import SWEEP_COLUMNS, summarize_sweep, sweep
 
 __all__ = [
     "DEFAULT_LR",
-    "DEFAULT_MASKS",
     "DEFAULT_STEPS",
     "DEFAULT_TARGETS",
-    "LENGTH_GROUP",
-    "MASK_FAMILIES",
     "MLP_TARGETS",
     "PAPER_ALPHA",
     "PAPER_DROPOUT",
     "PAPER_RANK",
-    "PRESETS",
+    "LORA_PRESETS",
     "SWEEP_COLUMNS",
-    "batch_schedule",
+    "LoraSettings",
     "budget",
     "default_retention",
     "evaluate_tuned",
     "lora_config",
     "lora_scale",
-    "resolve_masks",
     "segment_layers",
-    "single_segment_masks",
     "summarize_sweep",
     "sweep",
     "target_dims",
-    "token_loss_sum",
     "train_lora",
     "training_examples",
 ]
-
-DEFAULT_MASKS = PAPER_MASKS
-"""The paper's Fig. 7 masks (the same tuple as :data:`mbt.segments.PAPER_MASKS`)."""
-
-
-def segment_bounds(n_segments: int, n_layers: int) -> list[tuple[int, int]]:
-    """Deprecated: 0-based ``[start, end)`` block ranges; use :func:`mbt.segments.segment_blocks` (blocks 1..L)."""
-    warnings.warn("mbt.tune.segment_bounds is deprecated and counts blocks from 0; use "
-                  "mbt.segments.segment_blocks (blocks 1..L)", DeprecationWarning, stacklevel=2)
-    return [(blocks[0] - 1, blocks[-1]) for blocks in segment_blocks(n_layers, n_segments)]
-

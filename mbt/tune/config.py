@@ -23,14 +23,12 @@ from typing import Any
 
 from mbt.segments import segment_layers
 from mbt.trace import resolve_layout, unwrap
+from mbt.tune.settings import DEFAULT_TARGETS, LORA_PRESETS, MLP_TARGETS, LoraSettings
 
 __all__ = [
-    "DEFAULT_TARGETS",
-    "MLP_TARGETS",
     "PAPER_ALPHA",
     "PAPER_DROPOUT",
     "PAPER_RANK",
-    "PRESETS",
     "budget",
     "check_preset",
     "config_of",
@@ -39,15 +37,6 @@ __all__ = [
     "target_dims",
     "targets_of",
 ]
-
-DEFAULT_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-"""Attention projections adapted by default (the released code's targets; OLMo2 has no PEFT default)."""
-
-MLP_TARGETS: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
-"""MLP projections added with ``mlp=True`` (Llama-style names, as in OLMo2 and Mistral)."""
-
-PRESETS: tuple[str, ...] = ("standard", "paper")
-"""``standard``: constant α/r (or rsLoRA), nearest-integer rank; ``paper``: the released code's settings."""
 
 PAPER_ALPHA = 128
 PAPER_RANK = 64
@@ -108,9 +97,9 @@ def target_dims(source: Any, targets: Sequence[str] = DEFAULT_TARGETS) -> dict[s
 
 
 def check_preset(preset: str) -> None:
-    """Raise ``ValueError`` listing :data:`PRESETS` for an unknown preset."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choices: {', '.join(PRESETS)}")
+    """Raise ``ValueError`` listing :data:`~mbt.tune.settings.LORA_PRESETS` for an unknown LoRA preset."""
+    if preset not in LORA_PRESETS:
+        raise ValueError(f"unknown LoRA preset {preset!r}; choices: {', '.join(LORA_PRESETS)}")
 
 
 def targets_of(targets: Sequence[str], mlp: bool) -> list[str]:
@@ -184,15 +173,10 @@ def lora_config(
     mask: str,
     n_layers: int,
     *,
-    rank: int | None = None,
-    preset: str = "standard",
-    targets: Sequence[str] = DEFAULT_TARGETS,
-    mlp: bool = False,
-    alpha_over_r: float = 2.0,
-    rslora: bool = False,
-    dropout: float | None = None,
+    settings: LoraSettings | None = None,
     model_dims: Any = None,
     layers_pattern: str | None = None,
+    **changes: Any,
 ):
     """A budget-matched ``peft.LoraConfig`` that adapts only the blocks a mask switches on.
 
@@ -213,16 +197,14 @@ def lora_config(
     Args:
         mask: segment mask (at least one ``"1"``).
         n_layers: number of blocks ``L``.
-        rank: baseline (full-depth) rank; default 8 (``standard``) or 64 (``paper``).
-        preset: ``"standard"`` or ``"paper"``.
-        targets: adapted module names.
-        mlp: also adapt the MLP projections.
-        alpha_over_r: the constant LoRA scale of the ``standard`` preset.
-        rslora: use rsLoRA scaling (``standard`` only).
-        dropout: LoRA dropout; default 0 (``standard``) or 0.05 (``paper``).
+        settings: the run's :class:`~mbt.tune.settings.LoraSettings`; its adapter fields are read (``rank``:
+            baseline rank, default 8 or 64 with the paper preset; ``preset``; ``targets``; ``mlp``;
+            ``alpha_over_r``; ``rslora``, standard preset only; ``dropout``, default 0 or 0.05 with the paper
+            preset).
         model_dims: shapes for the parameter count (see :func:`budget`); the rank does not depend on them.
         layers_pattern: name of the block list (PEFT's ``layers_pattern``) for models whose module
             paths have other numbered parts before the block index; ``None`` = PEFT's default.
+        **changes: fields of ``settings`` to change, e.g. ``rank=8, preset="paper"``.
 
     Returns:
         The ``LoraConfig`` (``task_type="CAUSAL_LM"``, ``bias="none"``).
@@ -233,17 +215,18 @@ def lora_config(
     """
     from peft import LoraConfig
 
-    check_preset(preset)
+    knobs = LoraSettings.of(settings, **changes)
+    rank, preset, rslora, dropout = knobs.rank, knobs.preset, knobs.rslora, knobs.dropout
     if preset == "paper" and rslora:
         raise ValueError("the paper preset has a fixed lora_alpha=128 without rsLoRA; use preset='standard'")
-    names = targets_of(targets, mlp)
+    names = targets_of(knobs.targets, knobs.mlp)
     b = budget(mask, n_layers, rank, model_dims, targets=names, preset=preset)
     r = b["rank"]
     if preset == "paper":
         alpha: float = PAPER_ALPHA
         dropout = PAPER_DROPOUT if dropout is None else dropout
     else:
-        alpha = alpha_over_r * math.sqrt(b["baseline_rank"]) if rslora else alpha_over_r * r
+        alpha = knobs.alpha_over_r * math.sqrt(b["baseline_rank"]) if rslora else knobs.alpha_over_r * r
         dropout = 0.0 if dropout is None else dropout
     return LoraConfig(
         task_type="CAUSAL_LM",

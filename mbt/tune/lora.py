@@ -26,15 +26,10 @@ from mbt.checks import require_finite_parameters
 from mbt.cpu import pinned_threads
 from mbt.loading import load_causal_lm
 from mbt.tune import prefix
-from mbt.tune.config import DEFAULT_TARGETS, budget, config_of, lora_config, lora_scale, targets_of
+from mbt.tune.config import budget, config_of, lora_config, lora_scale, targets_of
+from mbt.tune.settings import LoraSettings
 
-__all__ = ["CPU_PIECES", "DEFAULT_LR", "DEFAULT_STEPS", "length_pieces", "micro_batch", "train_lora",
-           "training_examples"]
-
-DEFAULT_STEPS = 240
-DEFAULT_LR = 5e-3
-"""Default steps and peak learning rate (batch 32): on the default toy pair a full-depth run trains
-in under a minute on 2 CPU cores (``benchmarks/bench_lora.py``)."""
+__all__ = ["CPU_PIECES", "length_pieces", "micro_batch", "train_lora", "training_examples"]
 
 CPU_PIECES = 2
 """Forward passes per optimiser step on a CPU when the caller sets no ``micro_batch_size``.
@@ -146,26 +141,9 @@ def train_lora(
     tokenizer: Any = None,
     mask: str = "11111",
     *,
+    settings: LoraSettings | None = None,
     task: str = "toy-math",
-    n_train: int | None = 4000,
-    steps: int = DEFAULT_STEPS,
-    lr: float = DEFAULT_LR,
-    batch_size: int = 32,
-    micro_batch_size: int | None = None,
-    rank: int | None = None,
-    preset: str = "standard",
-    targets: Sequence[str] = DEFAULT_TARGETS,
-    mlp: bool = False,
-    alpha_over_r: float = 2.0,
-    rslora: bool = False,
-    dropout: float | None = None,
     seed: int = 0,
-    loss_on: str = "answer",
-    max_length: int | None = None,
-    warmup: float = 0.05,
-    schedule: str = "linear",
-    weight_decay: float = 0.0,
-    max_grad_norm: float = 1.0,
     data_seed: int = 0,
     data_path: str | Path | None = None,
     threads: int | None = None,
@@ -177,11 +155,12 @@ def train_lora(
     cache_prefix: bool = True,
     copy_model: bool = True,
     progress: bool = True,
+    **changes: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Train segment-restricted LoRA on a task's training split; return the PEFT model and a record.
 
-    Recipe: AdamW (betas 0.9/0.999), ``warmup`` (fraction of ``steps``, or a step count if ≥ 1) of
-    linear warmup then ``schedule`` decay, gradient clipping at ``max_grad_norm``, batches of
+    Recipe (the fields of ``settings``): AdamW (betas 0.9/0.999), ``warmup`` (fraction of ``steps``, or a step
+    count if ≥ 1) of linear warmup then ``schedule`` decay, gradient clipping at ``max_grad_norm``, batches of
     ``batch_size`` examples drawn without replacement from reshuffled epochs. The loss is the
     token-weighted mean cross-entropy over the batch's target tokens, so cutting a batch into pieces of
     ``micro_batch_size`` examples changes the float rounding only. The pieces hold the batch's examples
@@ -190,35 +169,17 @@ def train_lora(
     fixes the batches (:func:`mbt.train.batch_schedule`) and, set right before ``get_peft_model``,
     the adapter initialisation (A Kaiming-uniform, B = 0); the set of training records is fixed by
     ``data_seed``. On CPU the model runs in fp32 and the result is bit-identical for the same seed
-    and thread count.
+    and thread count. With ``loss_on="answer"`` prompt tokens get label −100; ``max_length=None`` cuts
+    nothing, and the record reports how many examples a cap of 128/256/512/1024 would cut.
 
     Args:
         model_or_path: a causal LM (nnsight wrapper or HF module; deep-copied unless
             ``copy_model=False``, since PEFT replaces modules in place), or a folder / Hub id.
         tokenizer: its tokenizer (loaded from ``model_or_path`` when that is a path).
         mask: segment mask with at least one ``"1"``.
+        settings: the adapter and the recipe (:class:`~mbt.tune.settings.LoraSettings`; default: its defaults).
         task: training dataset (question/answer tasks for ``loss_on="answer"``).
-        n_train: number of training records (``None`` = the whole split).
-        steps: optimiser steps.
-        lr: peak learning rate.
-        batch_size: examples per optimiser step.
-        micro_batch_size: examples per forward pass (gradient accumulation); default :func:`micro_batch`
-            (half the batch on a CPU, the whole batch elsewhere).
-        rank: full-depth baseline rank (see :func:`lora_config`).
-        preset: ``"standard"`` or ``"paper"`` (see :func:`lora_config`).
-        targets: adapted module names.
-        mlp: also adapt the MLP projections.
-        alpha_over_r: constant LoRA scale of the standard preset.
-        rslora: rsLoRA scaling.
-        dropout: LoRA dropout (default 0; 0.05 with the paper preset).
         seed: data order and adapter initialisation.
-        loss_on: ``"answer"`` (prompt tokens get label −100) or ``"all"``.
-        max_length: truncate examples to this many tokens; ``None`` = the longest example (nothing
-            is cut). The record reports how many examples a cap of 128/256/512/1024 would cut.
-        warmup: warmup fraction of ``steps`` (< 1) or number of steps (≥ 1).
-        schedule: ``"linear"`` (to 0, the HF default), ``"cosine"`` or ``"constant"`` after warmup.
-        weight_decay: AdamW weight decay on the adapter weights.
-        max_grad_norm: gradient clipping (``0`` = none).
         data_seed: which records form the training set.
         data_path: local copy of the dataset.
         threads: ``torch.set_num_threads`` during training (restored after); recorded either way.
@@ -237,6 +198,7 @@ def train_lora(
             loss). The record's ``prefix_blocks`` says how many blocks were cached (0: none).
         copy_model: deep-copy a model object before adding adapters.
         progress: tqdm bar with the running loss.
+        **changes: fields of ``settings`` to change, e.g. ``steps=60, rank=4``.
 
     Returns:
         ``(peft_model, info)``: the trained ``PeftModel`` in eval mode, and a dict with the mask,
@@ -251,10 +213,8 @@ def train_lora(
     import torch
     from peft import get_peft_model
 
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    if micro_batch_size is not None and not 1 <= int(micro_batch_size) <= batch_size:  # default: after loading
-        raise ValueError(f"micro_batch_size must be in 1..{batch_size}, got {micro_batch_size}")
+    knobs = LoraSettings.of(settings, **changes)  # every setting checked before anything loads
+    steps, batch_size, lr = knobs.steps, knobs.batch_size, knobs.lr
     train.check_attention(attn)
     if tokenizer is None:
         if not isinstance(model_or_path, str | Path):
@@ -268,18 +228,18 @@ def train_lora(
         model = load_causal_lm(model_or_path, device=device, dtype=dtype, copy_model=copy_model, progress=progress)
         require_finite_parameters(model, f"train_lora {mask}: the model to tune")
         n_layers = int(config_of(model).num_hidden_layers)
-        config = lora_config(mask, n_layers, rank=rank, preset=preset, targets=targets, mlp=mlp,
-                             alpha_over_r=alpha_over_r, rslora=rslora, dropout=dropout)
-        b = budget(mask, n_layers, rank, model, targets=targets_of(targets, mlp), preset=preset)
+        config = lora_config(mask, n_layers, settings=knobs)
+        b = budget(mask, n_layers, knobs.rank, model, targets=targets_of(knobs.targets, knobs.mlp),
+                   preset=knobs.preset)
 
-        examples = training_examples(tokenizer, task, n=n_train, loss_on=loss_on, data_seed=data_seed,
+        examples = training_examples(tokenizer, task, n=knobs.n_train, loss_on=knobs.loss_on, data_seed=data_seed,
                                      path=data_path)
         lengths = [len(ids) for ids, _ in examples]
         longest = max(lengths)
         truncated_at = {cap: sum(x > cap for x in lengths) for cap in (128, 256, 512, 1024)}
-        cap = longest if max_length is None else int(max_length)
+        cap = longest if knobs.max_length is None else int(knobs.max_length)
         n_truncated = sum(x > cap for x in lengths)
-        if max_length is not None:
+        if knobs.max_length is not None:
             examples = [(ids[:cap], min(n_prompt, cap)) for ids, n_prompt in examples]
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
@@ -292,13 +252,13 @@ def train_lora(
             peft_model = get_peft_model(model, config)
         params = [p for p in peft_model.parameters() if p.requires_grad]
         trainable = sum(p.numel() for p in params)
-        optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay)
-        n_warmup = int(warmup) if warmup >= 1 else round(warmup * steps)
-        schedule_ = train.scheduler(optimizer, steps, n_warmup, schedule)
+        optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=knobs.weight_decay)
+        n_warmup = int(knobs.warmup) if knobs.warmup >= 1 else round(knobs.warmup * steps)
+        schedule_ = train.scheduler(optimizer, steps, n_warmup, knobs.schedule)
         plan = train.batch_schedule([len(ids) for ids, _ in examples], batch_size, steps, seed,
                                     group_by_length=group_by_length)
         dev = peft_model.get_input_embeddings().weight.device
-        micro = micro_batch(batch_size, micro_batch_size, dev)
+        micro = micro_batch(batch_size, knobs.micro_batch_size, dev)
 
         cached: prefix.PrefixCache | None = None
 
@@ -326,20 +286,21 @@ def train_lora(
                                              check=plan[0][:micro], device=dev)
             with cached.skipping(peft_model) if cached is not None else contextlib.nullcontext():
                 losses, curve = train.run_steps(step_loss, optimizer, schedule_, steps=steps, clip=params,
-                                                max_grad_norm=max_grad_norm, stage=f"LoRA {mask}",
+                                                max_grad_norm=knobs.max_grad_norm, stage=f"LoRA {mask}",
                                                 progress=progress)
         peft_model.eval()
         seconds = time.perf_counter() - start
     info = {
         "mask": mask, "n_segments": len(mask), "layers": b["layers"], "n_layers_tuned": b["n_layers_tuned"],
-        "preset": preset, "rank": config.r, "alpha": float(config.lora_alpha), "scale": lora_scale(config),
-        "rslora": bool(rslora), "dropout": float(config.lora_dropout), "targets": targets_of(targets, mlp),
+        "preset": knobs.preset, "rank": config.r, "alpha": float(config.lora_alpha), "scale": lora_scale(config),
+        "rslora": bool(knobs.rslora), "dropout": float(config.lora_dropout),
+        "targets": targets_of(knobs.targets, knobs.mlp),
         "trainable_params": trainable, "budget_params": b["trainable"], "baseline_params": b["baseline"],
         "budget_ratio": b["ratio"], "seed": seed, "data_seed": data_seed, "task": task, "n_train": len(examples),
-        "steps": steps, "lr": lr, "batch_size": batch_size, "micro_batch_size": micro, "loss_on": loss_on,
+        "steps": steps, "lr": lr, "batch_size": batch_size, "micro_batch_size": micro, "loss_on": knobs.loss_on,
         "group_by_length": bool(group_by_length), "prefix_blocks": 0 if cached is None else cached.depth,
         "attn": attn or str(getattr(config_of(peft_model), "_attn_implementation", "")),
-        "warmup_steps": n_warmup, "schedule": schedule, "max_length": cap, "longest": longest,
+        "warmup_steps": n_warmup, "schedule": knobs.schedule, "max_length": cap, "longest": longest,
         "n_truncated": n_truncated, "truncated_at": truncated_at,
         "loss_curve": [(s, round(v, 5)) for s, v in curve],
         "final_loss": float(sum(losses[-10:]) / len(losses[-10:])), "train_seconds": seconds,

@@ -8,8 +8,6 @@ to one row per mask.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
 import time
@@ -21,16 +19,17 @@ from typing import Any
 import pandas as pd
 
 from mbt import data
-from mbt.analysis import folder_fingerprint, model_fingerprint
 from mbt.cpu import pinned_threads
+from mbt.identity import folder_fingerprint, model_fingerprint
 from mbt.loading import load_causal_lm, path_dtype
 from mbt.pairs import PAIRS, ModelPair, resolve_toy
-from mbt.results import atomic_write, file_lock
+from mbt.results import atomic_write, file_lock, make_key, tree_sha256
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.trace import unwrap
-from mbt.tune.config import DEFAULT_TARGETS, check_preset, config_of
-from mbt.tune.lora import DEFAULT_LR, DEFAULT_STEPS, train_lora
+from mbt.tune.config import config_of
+from mbt.tune.lora import train_lora
 from mbt.tune.scoring import check_retention_paths, default_retention, evaluate_tuned
+from mbt.tune.settings import LoraSettings
 from mbt.workers import check_workers, side_by_side, slots
 
 __all__ = ["SIDE_BY_SIDE_PARAMS", "SWEEP_COLUMNS", "read_table", "split_paths", "summarize_sweep", "sweep",
@@ -52,7 +51,7 @@ def _resolve_base(pair_or_base: Any, tokenizer: Any, device: str | None) -> tupl
 
     The fingerprint identifies the Base's weights the same way however it is given: a pair, a model
     loaded from a folder, or the folder itself (then in the dtype :func:`~mbt.loading.load_causal_lm`
-    loads it in on ``device``) all give :func:`~mbt.analysis.folder_fingerprint`, so a sweep resumes
+    loads it in on ``device``) all give :func:`~mbt.identity.folder_fingerprint`, so a sweep resumes
     from rows another route wrote.
     """
     import torch
@@ -121,13 +120,7 @@ def _file_digest(path: str | Path | None) -> Any:
     """What identifies a local data path's content for the settings key (``None`` stays ``None``)."""
     if path is None:
         return None
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(p).as_posix().encode() if p.is_dir() else b"")
-        digest.update(f.read_bytes())
-    return {"path": str(p.resolve()), "sha256": digest.hexdigest()}
+    return {"path": str(Path(path).resolve()), "sha256": tree_sha256(path)}
 
 
 def read_table(out: Path) -> pd.DataFrame:
@@ -168,21 +161,9 @@ def sweep(
     seeds: Iterable[int] = (0, 1, 2),
     *,
     out: str | Path,
+    settings: LoraSettings | None = None,
     tokenizer: Any = None,
     task: str = "toy-math",
-    rank: int | None = None,
-    preset: str = "standard",
-    targets: Sequence[str] = DEFAULT_TARGETS,
-    mlp: bool = False,
-    alpha_over_r: float = 2.0,
-    rslora: bool = False,
-    steps: int = DEFAULT_STEPS,
-    lr: float = DEFAULT_LR,
-    batch_size: int = 32,
-    micro_batch_size: int | None = None,
-    n_train: int | None = 4000,
-    loss_on: str = "answer",
-    max_length: int | None = None,
     n_test: int = 200,
     eval_batch_size: int = 50,
     retention: Mapping[str, str] | None = None,
@@ -193,6 +174,7 @@ def sweep(
     data_path: DataPath = None,
     retention_paths: Mapping[str, str | Path] | None = None,
     progress: bool = True,
+    **changes: Any,
 ) -> pd.DataFrame:
     """Train and evaluate every mask × seed; resumable; returns the tidy table of this configuration.
 
@@ -220,20 +202,8 @@ def sweep(
         seeds: training seeds (data order and adapter init).
         out: results table, ``.parquet`` or ``.csv``.
         tokenizer: tokenizer of a model object (loaded from the folder otherwise).
+        settings: the adapter and training recipe of every run (:class:`~mbt.tune.settings.LoraSettings`).
         task: training and evaluation task.
-        rank: full-depth baseline rank (see :func:`lora_config`).
-        preset: ``"standard"`` or ``"paper"``.
-        targets: adapted module names.
-        mlp: also adapt the MLP projections.
-        alpha_over_r: constant LoRA scale of the standard preset.
-        rslora: rsLoRA scaling.
-        steps: optimiser steps per run (see :func:`train_lora`).
-        lr: peak learning rate.
-        batch_size: examples per optimiser step.
-        micro_batch_size: examples per forward pass.
-        n_train: training records.
-        loss_on: ``"answer"`` or ``"all"``.
-        max_length: truncation of training examples (``None``: none).
         n_test: held-out items for accuracy and answer NLL.
         eval_batch_size: batch size of the evaluation.
         retention: ``{name: dataset}`` for the retention perplexities (see :func:`evaluate_tuned`).
@@ -254,6 +224,7 @@ def sweep(
         retention_paths: ``{name: path}`` local copies of retention sets by retention name (see
             :func:`evaluate_tuned`).
         progress: progress bars.
+        **changes: fields of ``settings`` to change, e.g. ``steps=60, preset="paper"``.
 
     Returns:
         DataFrame with columns :data:`SWEEP_COLUMNS`, one row per requested ``(mask, seed)`` of
@@ -268,10 +239,8 @@ def sweep(
     seed_list = [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("no seeds given")
-    check_preset(preset)
-    _check_counts(steps=steps, batch_size=batch_size, n_test=n_test, eval_batch_size=eval_batch_size,
-                  n_retention=n_retention, rank=rank, micro_batch_size=micro_batch_size, n_train=n_train,
-                  max_length=max_length, threads=threads)
+    knobs = LoraSettings.of(settings, **changes)
+    _check_counts(n_test=n_test, eval_batch_size=eval_batch_size, n_retention=n_retention, threads=threads)
     check_workers(workers)
     train_path, test_path = split_paths(task, data_path)
     retention_sets = dict(retention) if retention is not None else default_retention(task)
@@ -285,18 +254,17 @@ def sweep(
     resolve_masks(mask_list, n_layers=n_layers)  # every mask fits this depth, before anything trains
     # version 3: train_lora trains from the cached frozen prefix (mbt.tune.prefix; other float rounding)
     # version 4: on a CPU a batch runs as two length-sorted pieces (mbt.tune.lora.micro_batch; other rounding)
-    settings = {
-        "version": 4, "base": fingerprint, "task": task, "rank": rank, "preset": preset, "targets": list(targets),
-        "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora, "steps": steps, "lr": lr,
-        "batch_size": batch_size, "micro_batch_size": micro_batch_size, "n_train": n_train, "loss_on": loss_on,
-        "max_length": max_length, "n_test": n_test, "eval_batch_size": eval_batch_size,
-        "retention": retention_sets, "n_retention": n_retention, "threads": threads, "device": device,
+    # version 5: every LoRA setting (mbt.tune.settings.LoraSettings) is part of the key, by mbt.results.make_key
+    key_settings = {
+        "version": 5, "base": fingerprint, "task": task, "lora": knobs.as_dict(), "n_test": n_test,
+        "eval_batch_size": eval_batch_size, "retention": retention_sets, "n_retention": n_retention,
+        "threads": threads, "device": device,
     }
     local = {"train": _file_digest(train_path), "test": _file_digest(test_path),
              **{f"retention_{k}": _file_digest(v) for k, v in sorted((retention_paths or {}).items())}}
-    if any(v is not None for v in local.values()):  # keys of sweeps without local data stay as they were
-        settings["local_data"] = local
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    if any(v is not None for v in local.values()):
+        key_settings["local_data"] = local
+    key = make_key(key_settings)
 
     def finished() -> tuple[pd.DataFrame, set[tuple[str, int]]]:
         """The table as it is now (other writers included) and the runs of this configuration it holds."""
@@ -330,8 +298,8 @@ def sweep(
             del model
         return base_row
 
-    common = {"base": label, "task": task, "preset": preset, "steps": steps, "lr": lr, "batch_size": batch_size,
-              "n_train": n_train, "loss_on": loss_on, "settings_key": key}
+    common = {"base": label, "task": task, "preset": knobs.preset, "steps": knobs.steps, "lr": knobs.lr,
+              "batch_size": knobs.batch_size, "n_train": knobs.n_train, "loss_on": knobs.loss_on, "settings_key": key}
 
     def keep(row: dict[str, Any]) -> None:
         nonlocal table
@@ -344,7 +312,7 @@ def sweep(
             start = time.perf_counter()
             metrics = base_eval()
             keep({"layers": "", "n_layers_tuned": 0, "rank": 0, "alpha": math.nan, "scale": math.nan,
-                  "rslora": rslora, "trainable_params": 0, "baseline_params": math.nan, "budget_ratio": 0.0,
+                  "rslora": knobs.rslora, "trainable_params": 0, "baseline_params": math.nan, "budget_ratio": 0.0,
                   "final_loss": math.nan, "train_seconds": 0.0, "device": device or "",
                   **{k: metrics.get(k) for k in _METRIC_KEYS}, **common, "mask": mask, "n_segments": len(mask),
                   "seed": seed, "seconds": time.perf_counter() - start, "threads": n_threads,
@@ -358,11 +326,7 @@ def sweep(
                 "out": out, "key": key, "source": source if n_workers == 1 else shared, "tokenizer": tokenizer,
                 "before": base_eval(),
                 "common": common, "threads": n_threads,
-                "train": {"task": task, "n_train": n_train, "steps": steps, "lr": lr, "batch_size": batch_size,
-                          "micro_batch_size": micro_batch_size, "rank": rank, "preset": preset,
-                          "targets": targets, "mlp": mlp, "alpha_over_r": alpha_over_r, "rslora": rslora,
-                          "loss_on": loss_on, "max_length": max_length, "device": device,
-                          "data_path": train_path},
+                "train": {"settings": knobs, "task": task, "device": device, "data_path": train_path},
                 "score": {"n_test": n_test, "batch_size": eval_batch_size, "retention": retention,
                           "n_retention": n_retention, "data_path": test_path, "retention_paths": retention_paths},
                 "progress": progress and n_workers == 1,
@@ -397,7 +361,7 @@ def _train_and_score(*, mask: str, seed: int, out: Path, key: str, source: Any, 
     metrics = evaluate_tuned(model, tokenizer, train["task"], before=before, progress=progress, **score)
     del model
     return {"layers": ",".join(map(str, info["layers"])), "n_layers_tuned": info["n_layers_tuned"],
-            "rank": info["rank"], "alpha": info["alpha"], "scale": info["scale"], "rslora": train["rslora"],
+            "rank": info["rank"], "alpha": info["alpha"], "scale": info["scale"], "rslora": info["rslora"],
             "trainable_params": info["trainable_params"], "baseline_params": info["baseline_params"],
             "budget_ratio": info["trainable_params"] / info["baseline_params"], "final_loss": info["final_loss"],
             "train_seconds": info["train_seconds"], "device": info["device"],

@@ -57,7 +57,7 @@ def test_a_chapter_that_runs_too_long_fails_with_its_cell_and_the_batch_goes_on(
     (build / "manifest.json").write_text(json.dumps({"config": {"sft_steps": 300}, "quality": {}}))
     monkeypatch.setattr(jobs, "resolve_toy", lambda spec, progress=True: dataclasses.replace(
         spec, base=str(build / "base"), sft=str(build / "sft")))
-    monkeypatch.setattr(jobs, "_pair_identity", lambda pair, base, sft: {"pair": pair})
+    monkeypatch.setattr(jobs, "pair_source_key", lambda pair, base=None, sft=None: {"pair": pair})
     messages: list[str] = []
     with pytest.raises(ValueError, match="timeout"):
         jobs.batch(["toy"], chapters=["01_divergence"], root=root, timeout=-5, progress=False, log=messages.append)

@@ -6,7 +6,8 @@ import html
 import re
 
 from mbt import paper
-from mbt.paper.headlines import BY_ID, HEADLINES, TITLES
+from mbt.book.chapters import TITLES
+from mbt.paper.headlines import BY_ID, HEADLINES
 
 NUMBER = {h.id: i for i, h in enumerate(HEADLINES, start=1)}
 
@@ -37,14 +38,14 @@ def _table_rows(text):
 
 
 def test_counts_per_pair_count_distinct_comparisons_and_name_the_chapters_run():
-    md = paper.paper_vs_ours_markdown(RECORDS)
+    md = paper.paper_vs_ours_markdown(RECORDS, titles=TITLES)
     counts = _section(md, "## Counts per pair", "## At a glance")
     assert "| `toy` | 1, 6 | 1 | 1 | 1 | 1 |" in counts  # the same_as row is not counted again
     assert "| `toy-sft10` | 1 | 1 | 0 | 1 | 0 |" in counts
 
 
 def test_the_matrix_folds_away_the_columns_of_chapters_a_pair_did_not_run():
-    md = paper.paper_vs_ours_markdown(RECORDS)
+    md = paper.paper_vs_ours_markdown(RECORDS, titles=TITLES)
     glance = _section(md, "## At a glance", "## Details")
     divergence = _section(glance, f"### {TITLES['01_divergence']}", "###")
     lora = _section(glance, f"### {TITLES['06_midblock_lora']}")  # the last chapter with headlines
@@ -70,7 +71,7 @@ def test_the_matrix_folds_away_the_columns_of_chapters_a_pair_did_not_run():
 
 
 def test_the_details_fold_each_chapter_and_list_every_headline_once():
-    md = paper.paper_vs_ours_markdown(RECORDS)
+    md = paper.paper_vs_ours_markdown(RECORDS, titles=TITLES)
     details = _section(md, "## Details")
     assert details.count("<details>") == details.count("</details>") == len({h.chapter for h in HEADLINES})
     rows = _table_rows(details)
