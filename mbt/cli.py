@@ -82,8 +82,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     frame.insert(0, "dataset", sample.dataset)
     frame.insert(0, "pair", pair.spec.name)
-    if out.suffix == ".csv":
-        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    if out.suffix == ".csv":  # one number per cell: the bootstrap replicates stay in the Parquet form only
+        atomic_write(out, lambda tmp: frame.drop(columns="replicates").to_csv(tmp, index=False))
     else:
         atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
     print(f"{len(frame)} rows -> {out}")

@@ -86,6 +86,9 @@ def pair_folder() -> Path | None:
 def save_table(name: str, frame: pd.DataFrame) -> Path | None:
     """Keep a small table in the running chapter's store folder (``tables/<name>.csv``); a no-op outside a build.
 
+    A ``replicates`` column (the bootstrap replicates of an :func:`mbt.analyze` table) is left out: the store
+    keeps one number per cell.
+
     Args:
         name: Table name (letters, digits, ``_-``), e.g. ``"pair_metrics"``.
         frame: The table; keep it small (per-layer or per-mask rows).
@@ -99,7 +102,8 @@ def save_table(name: str, frame: pd.DataFrame) -> Path | None:
     if folder is None:
         return None
     path = folder / "tables" / f"{name}.csv"
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    flat = frame.drop(columns=["replicates"], errors="ignore")
+    atomic_write(path, lambda tmp: flat.to_csv(tmp, index=False))
     return path
 
 
