@@ -381,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="execute every chapter even if it is up to date")
     p.add_argument("--no-execute", action="store_true", help="only rebuild the HTML from executed notebooks")
     p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not run Jupyter Book")
-    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="per-cell time limit in seconds; a chapter whose cell runs longer fails, naming the cell "
+                   "(default: 3600 for a toy pair, 28800 for any other; 0: no limit)")
     p.add_argument("--root", default=None, help="repository root, the book root (default: the working directory)")
     p.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     p.set_defaults(func=_cmd_book)
@@ -400,7 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra notebook parameter (repeatable)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny samples")
     p.add_argument("--force", action="store_true", help="execute every job even if it is up to date")
-    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="per-cell time limit in seconds; a chapter whose cell runs longer fails, naming the cell "
+                   "(default: 3600 for a toy pair, 28800 for any other; 0: no limit)")
     p.add_argument("--workers", type=int, default=1,
                    help="pairs side by side, each in its own process sharing the CPUs (0: one pair per CPU)")
     p.add_argument("--root", default=None, help="repository root (default: the working directory)")

@@ -125,11 +125,23 @@ def parameter_types(notebook: Any) -> dict[str, str]:
 
 
 def parameter_defaults(notebook: Any) -> dict[str, Any]:
-    """``{name: default}`` of a notebook's ``parameters`` cell (each value a Python literal)."""
+    """``{name: default}`` of a notebook's ``parameters`` cell, for values written as Python literals.
+
+    A default that is not a literal (an expression) is left out; so is everything when the notebook has no
+    ``parameters`` cell.
+    """
     for cell in notebook.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            return {node.target.id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
-                    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value}
+            out: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
+                target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                    node.target if isinstance(node, ast.AnnAssign) else None)
+                if isinstance(target, ast.Name) and node.value is not None:
+                    try:
+                        out[target.id] = ast.literal_eval(node.value)
+                    except (ValueError, SyntaxError, TypeError):
+                        continue
+            return out
     return {}
 
 

@@ -38,8 +38,9 @@ from mbt.book.chapters import (
     parameter_types,
     read_notebook,
 )
+from mbt.book.provenance import CONTEXT_ENV, build_context
 from mbt.identity import pair_source_key
-from mbt.pairs import get_pair, resolve_toy
+from mbt.pairs import PairSpec, get_pair, resolve_toy
 from mbt.paper.manifests import (
     clear_staging,
     is_current,
@@ -56,10 +57,13 @@ from mbt.results import atomic_write, file_lock, file_sha256, tree_sha256, weigh
 from mbt.workers import available_cpus, check_workers, side_by_side, slots
 
 __all__ = [
+    "PAIR_TIMEOUT",
+    "TOY_TIMEOUT",
     "across_pairs",
     "batch",
     "batch_summary",
     "BatchJob",
+    "cell_timeout",
     "ChapterRun",
     "describe_pair",
     "chapter_parameters",
@@ -73,6 +77,37 @@ __all__ = [
     "strongest_first",
     "toy_summary",
 ]
+
+
+TOY_TIMEOUT = 3600
+"""Default per-cell limit (seconds) for a toy pair. The slowest cell of the book is chapter 6's LoRA sweep:
+20–21 minutes on 2 CPU cores in ordinary hours and about 26 in the slowest measured (``benchmarks/RESULTS.md``),
+so one hour leaves more than twice the slowest time, while a hung kernel stops the build within the hour."""
+
+PAIR_TIMEOUT = 8 * 3600
+"""Default per-cell limit (seconds) for any other pair: a real pair's LoRA sweep or a 32B analysis runs for hours
+on a GPU, so the limit only catches a kernel that hangs, within a working day."""
+
+
+def cell_timeout(timeout: int | None, spec: PairSpec | None = None) -> int | None:
+    """The per-cell time limit a chapter runs under: the one given, or the default for its pair.
+
+    Args:
+        timeout: Seconds (``--timeout``); ``None``: the default for the pair (:data:`TOY_TIMEOUT` for a toy
+            pair, :data:`PAIR_TIMEOUT` for any other, including one given as folders); ``0``: no limit.
+        spec: The pair (``None``: a pair given as folders or Hub ids).
+
+    Returns:
+        Seconds, or ``None`` for no limit.
+
+    Raises:
+        ValueError: A negative or non-integer ``timeout``.
+    """
+    if timeout is None:
+        return TOY_TIMEOUT if spec is not None and spec.source == "toy" else PAIR_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        raise ValueError(f"timeout must be a whole number of seconds >= 0 (0: no limit), got {timeout!r}")
+    return timeout or None
 
 
 @dataclass
@@ -225,7 +260,8 @@ def run_chapter(name: str, *, root: Path, out: Path, params: Mapping[str, Any], 
         digest: Hash of the ``mbt`` sources.
         force: Execute even when up to date.
         kernel_name: Jupyter kernel.
-        timeout: Per-cell timeout in seconds.
+        timeout: Per-cell limit in seconds (``None``: none; :func:`cell_timeout` gives the defaults). A cell
+            that runs longer fails the chapter with a message naming the chapter, the cell and its first line.
         log: Progress messages.
     """
     source = root / "notebooks" / f"{name}.py"
@@ -262,8 +298,10 @@ def run_chapter(name: str, *, root: Path, out: Path, params: Mapping[str, Any], 
             if executed.is_file():
                 _copy(executed, out)
             shutil.rmtree(staging, ignore_errors=True)
-            log(f"{name}: FAILED after {seconds:.1f} s — see {out}")
-            return ChapterRun(name, "failed", seconds, out, _short_error(exc))
+            timed_out = isinstance(exc, TimeoutError)
+            error = _timeout_error(exc, nb, timeout) if timed_out else _short_error(exc)
+            log(f"{name}: FAILED after {seconds:.1f} s — " + (error if timed_out else f"see {out}"))
+            return ChapterRun(name, "failed", seconds, out, error)
         seconds = time.perf_counter() - start
         manifest = publish(folder, name, staging, key=key, inputs=inputs, seconds=seconds)
         _copy(executed, out)
@@ -387,7 +425,8 @@ def batch(
         stage: Folder for executed notebooks (default ``<root>/book/_executed``).
         force: Execute every job even when up to date.
         kernel_name: Jupyter kernel.
-        timeout: Per-cell timeout in seconds.
+        timeout: Per-cell limit in seconds (``None``: the pair's default, :func:`cell_timeout`; ``0``: none).
+            A chapter whose cell runs longer is recorded as failed, naming the cell; the other jobs go on.
         workers: Pairs side by side, each in its own process (:func:`mbt.workers.side_by_side`) whose
             kernels share ``cpus // workers`` threads; ``0``: one pair per CPU. A pair's chapters always
             run in order (a later chapter may read an earlier one's results). Messages then come from
@@ -404,6 +443,7 @@ def batch(
     names = [str(p) for p in pairs]
     if not names:
         raise ValueError("give at least one pair")
+    cell_timeout(timeout)  # a bad --timeout is refused before anything runs
     for name in names:
         get_pair(name)  # an unknown name is refused (with the valid ones) before anything runs
     root = find_root(root)
@@ -475,7 +515,7 @@ def pair_chapters(
         parameters: Extra parameters for every chapter (each chapter takes those it declares).
         force: Execute even when up to date.
         kernel_name: Jupyter kernel.
-        timeout: Per-cell timeout in seconds.
+        timeout: Per-cell limit in seconds (``None``: the pair's default, :func:`cell_timeout`; ``0``: none).
         out_dir: Folder for the executed notebooks instead (the book's own ``<stage>/notebooks``).
         params: Parameters instead of ``{"pair": name, "quick": quick, **parameters}`` (the book's own).
         log: Progress messages (prefixed with the pair's name).
@@ -483,6 +523,7 @@ def pair_chapters(
     """
     spec = get_pair(name)
     folder = store_folder(spec.name, quick=quick)
+    timeout = cell_timeout(timeout, spec)
     say = functools.partial(_prefixed, log, name)
     out_dir = out_dir if out_dir is not None else stage / "batch" / slug(spec.name + ("-quick" if quick else ""))
     params = dict(params) if params is not None else {"pair": name, "quick": bool(quick), **(parameters or {})}
@@ -549,6 +590,26 @@ def batch_summary(jobs: Sequence[BatchJob]) -> str:
     return "\n".join(lines)
 
 
+def _timeout_error(exc: BaseException, nb: Any, timeout: int | None) -> str:
+    """``"timed out after 3600 s in code cell 7 of 12: `S = book.lora_sweep(…)`"`` from nbclient's timeout error.
+
+    nbclient's message previews the cell's source; the cell is found by that preview among the chapter's
+    code cells (numbered from 1, the parameters cell included, papermill's injected cell not).
+    """
+    text = str(exc)
+    preview = text.split("-------------------")[1].strip() if text.count("-------------------") >= 2 else ""
+    code = [c for c in nb.cells if c.cell_type == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    where = "a cell"
+    for i, cell in enumerate(code, start=1):
+        if preview and (cell.source.strip().startswith(preview[:200]) or preview[:200] in cell.source):
+            where = f"code cell {i} of {len(code)}"
+            break
+    first = next((ln.strip() for ln in preview.splitlines() if ln.strip() and not ln.strip().startswith("#")), "")
+    limit = f"{timeout} s" if timeout else "its time limit"
+    return f"TimeoutError: timed out after {limit} in {where}" + (f": `{first[:120]}`" if first else "")
+
+
 def _short_error(exc: BaseException) -> str:
     name = getattr(exc, "ename", type(exc).__name__)
     value = str(getattr(exc, "evalue", exc)).strip().splitlines()
@@ -579,9 +640,11 @@ def _execute(nb: Any, out: Path, params: Mapping[str, Any], *, kernel_name: str,
 
     records.mkdir(parents=True, exist_ok=True)
     # the kernel inherits this environment: never Agg (figures would vanish), records folder for report(),
-    # and OpenMP's bounded spin, fast on idle and busy CPUs alike (mbt.cpu; scheduling only)
+    # and OpenMP's bounded spin, fast on idle and busy CPUs alike (mbt.cpu; scheduling only); the chapter's
+    # name, parameters and commit for its downloads' provenance (mbt.book.provenance)
     omp = cpu.omp_environment(os.cpu_count() or 1)
-    with _environment(MPLBACKEND=None, **omp, **{RECORDS_ENV: str(records)}), \
+    context = json.dumps(build_context(out.stem, {**parameter_defaults(nb), **params}, cwd), default=str)
+    with _environment(MPLBACKEND=None, **omp, **{RECORDS_ENV: str(records), CONTEXT_ENV: context}), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         papermill.execute_notebook(

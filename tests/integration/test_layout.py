@@ -40,6 +40,7 @@ USER_INTERFACE: dict[str, str] = {
     "equivalence": "the two one-sided tests rule for a 'negligible' claim, for custom claims (mbt.paper.verdicts)",
     "read_records": "all findings of a records folder at once, for a reader's own scripts (mbt.paper)",
     "prompt_and_completion": "the prompt/answer split of a formatted record, for custom scoring (mbt.formats)",
+    "setup": "the hook Sphinx calls to load mbt.book.sphinx_ext, named in _config.yml's extra_extensions",
 }
 """Public names used only by readers of the library, never by mbt itself, and why they exist."""
 
