@@ -1,6 +1,6 @@
 """Whole-curve claims (mbt.paper.curves): exact values, and calibration at 10, 11, 16, 24 and 40 layers.
 
-Calibration: with no true effect, holds + contradicted at most α = 5 % plus two binomial standard errors
+Calibration: with no true effect, holds + contradicted at most α = 5 % plus three binomial standard errors
 of the Monte-Carlo estimate (``slack``); with the paper's kind of effect, holds at least 80 %.
 """
 
@@ -19,7 +19,7 @@ DEPTHS = (10, 11, 16, 24, 40)
 
 
 def slack(reps: int, rate: float = 0.05) -> float:
-    return rate + 2.0 * math.sqrt(rate * (1.0 - rate) / reps)
+    return rate + 3.0 * math.sqrt(rate * (1.0 - rate) / reps)
 
 
 def decided(decisions) -> float:
@@ -75,15 +75,15 @@ def test_raw_correlation_without_the_line_sign_is_fooled_by_trends():
     """The scenario has teeth: plain mirrored phase surrogates (no sign on the line) decide too often."""
     from mbt.paper.verdicts import curve_correlation
 
-    reps, n_layers = 300, 16
+    reps, n_layers = 400, 16
     rng = np.random.default_rng(7)
     d = N.depth_grid(n_layers)
     x = N.shape("j", d) + 0.05 * N.ar1(rng, (reps, n_layers), 0.5)
-    slope = 0.6 * rng.choice([-1.0, 1.0], size=(reps, 1))
+    slope = 0.3 * rng.choice([-1.0, 1.0], size=(reps, 1))
     y = slope * (d - 0.5) + 0.1 * N.ar1(rng, (reps, n_layers), 0.9)
     plain = [curve_correlation(x[i], y[i], d, degree=0, knots=0, n_surrogates=199, seed=i) for i in range(reps)]
     ours = [C.raw_correlation(x[i], y[i], d, n_surrogates=199, seed=i) for i in range(reps)]
-    assert decided(plain) > slack(reps) and decided(ours) <= slack(reps)
+    assert decided(plain) > 0.09 and decided(ours) <= 0.05
 
 
 @pytest.mark.parametrize("n_layers", DEPTHS)
