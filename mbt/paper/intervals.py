@@ -114,7 +114,8 @@ def mde(se: float, level: float = 0.95, *, df: float | None = None, power: float
     * Student t interval with ``df`` degrees of freedom: ``MDE = λ*·SE`` with ``λ*`` the noncentrality at
       which the t test has that power, :func:`t_power` ``(λ*, df, level) = power`` (``λ* = 5.65`` at 2 df,
       ``2.95`` at 20 df, → ``2.80`` as ``df → ∞``). ``SE`` is then read as ``σ/√n`` with the true SD; the
-      reported value uses the sample's SE in its place.
+      reported value uses the sample's SE in its place. ``df`` is rounded to 3 significant digits (a
+      cache key: Welch and crossed intervals have fractional ``df``; the MDE changes by < 0.1 %).
 
     Args:
         se: Standard error of the effect estimate.
@@ -129,7 +130,7 @@ def mde(se: float, level: float = 0.95, *, df: float | None = None, power: float
         return float("nan")
     if df is None:
         return (normal_quantile((1.0 + level) / 2.0) + normal_quantile(power)) * se
-    return t_noncentrality(df, level=level, power=power) * se
+    return t_noncentrality(float(f"{df:.3g}"), level=level, power=power) * se
 
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:

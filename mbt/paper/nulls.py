@@ -211,16 +211,17 @@ def paired_replicates(rng: np.random.Generator, base: np.ndarray, sft: np.ndarra
 
 def lora_scores(rng: np.random.Generator, reps: int, *, n_seeds: int, n_problems: int,
                 effect: float = 0.0, base_rate: float = 0.3, seed_sd: float = 0.02,
-                interaction_sd: float = 0.0, skew: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                interaction_sd: float = 0.0, skew: str = "none") -> tuple[np.ndarray, np.ndarray]:
     r"""Per-problem 0/1 scores of two LoRA masks over seeds and test problems, ``(reps, S, P)`` each.
 
     Problem ``p`` has a difficulty ``a_p ~ N(0, 1)`` on the logit scale shared by both masks; each mask ``m`` has
     a mask × problem interaction ``g_{mp} ~ N(0, interaction_sd²)`` (the same for every seed: the masks are
     scored on the same problems) and a training outcome per seed ``u_{ms}``. The score of mask ``m`` with seed
     ``s`` on problem ``p`` is Bernoulli with probability ``expit(logit(base_rate) + a_p + g_{mp}) + u_{ms} + δ_m``
-    (clipped to ``[0, 1]``), ``δ_a = effect``, ``δ_b = 0``. ``u_{ms}`` is normal with SD ``seed_sd``, or with
-    ``skew=True`` a centred exponential (skewness 2) of the same SD with its long tail downwards: a seed
-    that now and then trains badly.
+    (clipped to ``[0, 1]``), ``δ_a = effect``, ``δ_b = 0``. ``u_{ms}`` is normal with SD ``seed_sd``, or for the
+    masks named by ``skew`` (``"a"``, ``"both"``) a centred exponential (skewness −2) of the same SD with its
+    long tail downwards: a seed that now and then trains badly. Skew in one mask only makes the paired
+    difference skewed (in both, it is symmetric).
 
     Args:
         rng: Random generator.
@@ -231,23 +232,26 @@ def lora_scores(rng: np.random.Generator, reps: int, *, n_seeds: int, n_problems
         base_rate: Mean success probability of mask b.
         seed_sd: SD of a seed's training outcome, in probability.
         interaction_sd: SD of the mask × problem interaction on the logit scale.
-        skew: Skewed seed outcomes.
+        skew: Which masks have skewed seed outcomes: ``"none"``, ``"a"`` or ``"both"``.
 
     Returns:
         ``(scores_a, scores_b)``, each ``(reps, n_seeds, n_problems)`` of 0.0 / 1.0.
     """
+    if skew not in ("none", "a", "both"):
+        raise ValueError(f"skew must be 'none', 'a' or 'both', got {skew!r}")
     logit0 = math.log(base_rate / (1.0 - base_rate))
     a = rng.standard_normal((reps, 1, n_problems))
 
-    def seed_noise() -> np.ndarray:
-        if skew:
+    def seed_noise(skewed: bool) -> np.ndarray:
+        if skewed:
             return -seed_sd * (rng.exponential(1.0, (reps, n_seeds, 1)) - 1.0)
         return seed_sd * rng.standard_normal((reps, n_seeds, 1))
 
     out = []
-    for delta in (effect, 0.0):
+    for mask, delta in (("a", effect), ("b", 0.0)):
         g = interaction_sd * rng.standard_normal((reps, 1, n_problems))
-        prob = np.clip(1.0 / (1.0 + np.exp(-(logit0 + a + g))) + seed_noise() + delta, 0.0, 1.0)
+        u = seed_noise(skew == "both" or skew == mask)
+        prob = np.clip(1.0 / (1.0 + np.exp(-(logit0 + a + g))) + u + delta, 0.0, 1.0)
         out.append((rng.random((reps, n_seeds, n_problems)) < prob).astype(float))
     return out[0], out[1]
 
