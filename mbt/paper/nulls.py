@@ -262,10 +262,11 @@ def ladder_values(rng: np.random.Generator, reps: int, *, n_rungs: int, n_seeds:
     r"""A signature measured on an SFT-strength ladder, ``(reps, n_rungs, n_seeds)``.
 
     ``v_{rs} = trend·r/(R − 1) + w_{rs} + ε_{rs}`` for rung ``r = 0..R−1`` and seed ``s``, with measurement noise
-    ``ε ~ N(0, noise_sd²)`` and a drift ``w``: with ``shared_path`` the rungs of one seed are checkpoints of one
-    training run, so ``w_{·s}`` is a random walk along the rungs (Gaussian steps of SD ``drift_sd``, starting
-    at 0) — correlated across rungs, independent across seeds; without it every (rung, seed) is its own run
-    and ``w_{rs} ~ N(0, drift_sd²)`` independently. ``levels`` rounds the values to a grid of that many
+    ``ε ~ N(0, noise_sd²)`` and a drift ``w`` with no direction: with ``shared_path`` the rungs of one seed are
+    checkpoints of one training run, so ``w_{·s}`` is a random walk along the rungs (Gaussian steps of SD
+    ``drift_sd``, starting at 0 on the first rung) — correlated across rungs, independent across seeds;
+    without it every (rung, seed) is its own run whose drift has the same spread, ``w_{rs} ~ N(0, r·drift_sd²)``,
+    independently. ``levels`` rounds the values to a grid of that many
     steps per unit (a discrete signature such as a peak depth on ``levels`` layers, with ties).
 
     Args:
@@ -283,13 +284,13 @@ def ladder_values(rng: np.random.Generator, reps: int, *, n_rungs: int, n_seeds:
         Values, shape ``(reps, n_rungs, n_seeds)``.
     """
     steps = drift_sd * rng.standard_normal((reps, n_rungs, n_seeds))
+    rung = np.arange(n_rungs, dtype=float)[None, :, None]
     if shared_path:
         steps[:, 0, :] = 0.0
         w = np.cumsum(steps, axis=1)
     else:
-        w = steps
-    r = np.arange(n_rungs, dtype=float)[None, :, None] / max(n_rungs - 1, 1)
-    v = trend * r + w + noise_sd * rng.standard_normal((reps, n_rungs, n_seeds))
+        w = np.sqrt(rung) * steps
+    v = trend * rung / max(n_rungs - 1, 1) + w + noise_sd * rng.standard_normal((reps, n_rungs, n_seeds))
     if levels is not None:
         v = np.round(v * levels) / levels
     return v
