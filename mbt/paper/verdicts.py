@@ -8,16 +8,26 @@ paper's values. Its verdict is three-valued (:class:`Verdict`):
 * **inconclusive** — otherwise: this sample cannot tell.
 
 Under no true effect, "holds" and "contradicted" together occur at most at ``1 − level`` (5 % by
-default); ``tests/test_verdicts.py`` checks this by simulation for every decision function, and that
-an effect of the paper's size at a realistic sample size is found to hold at least 80 % of the time.
+default) at every depth a pair can have: ``tests/test_verdicts.py`` and ``tests/paper/`` check this by
+simulation for every decision function at 10, 11, 16, 24 and 40 layers (shared J, late-hinge and
+steep-power depth shapes, AR(0.9) noise), and that an effect of the paper's kind is found to hold at
+least 80 % of the time; where a rule cannot be calibrated at a depth (a depth spline at fewer than 16
+layers) it answers *inconclusive* and says why.
 
 Every decision (:class:`Decision`) carries the effect, its interval, the rule in words, the number of
-units and the **minimum detectable effect** (MDE). The MDE is the smallest true effect that this
-test, at this level, detects with 80 % power: ``MDE = (q_{1−α/2} + q_{0.80}) · SE`` where ``SE`` is the
-standard error of the effect (the bootstrap standard deviation for texts; ``s/√n`` for seeds and
-layers; the surrogate-null standard deviation of ``r`` for curve correlations) and ``q`` the
-normal quantile (Student t with the interval's degrees of freedom for t intervals). It is measured
-from the distance to the claim's threshold (0 for a plain direction).
+units, the claim's threshold, a p-value consistent with the verdict (``p_verdict``, what a family
+correction adjusts: :mod:`mbt.paper.families`) and the **minimum detectable effect** (MDE): the smallest
+true effect this test, at this level, detects with 80 % power (:func:`mde`: ``(z_{1−α/2} + z_{0.80})·SE``
+for normal intervals, the noncentral t at the interval's degrees of freedom for t intervals), with
+``SE`` the standard error of the effect (the bootstrap standard deviation for texts; ``s/√n`` for seeds;
+the surrogate-null standard deviation of ``r`` for curve correlations). It is measured from the
+distance to the claim's threshold (0 for a plain direction).
+
+Beside this module: :mod:`mbt.paper.curves` (the paper's raw Fig. 5 correlation, "synchronised" as a
+closeness test, the progressive decline), :mod:`mbt.paper.shapes` (log band ratios, middle peak or
+trough, the J shape's three parts), :mod:`mbt.paper.seeds` (LoRA over seeds × problems),
+:mod:`mbt.paper.families` (Holm / Benjamini–Hochberg, one comparison per row) and
+:mod:`mbt.paper.nulls` (the simulated nulls).
 
 Units of replication and intervals:
 
@@ -28,10 +38,10 @@ Units of replication and intervals:
   permutation p-value (:func:`sign_flip_pvalue`) is reported next to it;
 * layers — curves over depth are not independent samples: correlations use a smooth-curve null
   (:func:`curve_correlation`: a cubic regression spline in relative depth removed from both curves,
-  then phase-randomised surrogates); shape claims are contrasts between depth bands
-  (:func:`band_contrast`: last 20 % vs middle 20–80 % by default) with a paired bootstrap over texts,
-  bootstrap replicates, an autocorrelation-corrected Welch interval over layers, or a bound from
-  per-layer intervals.
+  then mirrored phase-randomised surrogates; 16 layers at least); shape claims are contrasts between
+  depth bands (:func:`band_contrast`: last 20 % vs middle 20–80 % by default) with a paired bootstrap
+  over texts, joint bootstrap replicates, a t interval over layers for AR(0.9) layer noise
+  (:func:`layer_contrast_interval`), or a bound from per-layer intervals.
 
 Shape claims should be put on scale-free quantities so that a threshold means the same on every
 model: the relative mean shift ``‖μ_SFT − μ_Base‖ / ‖μ_Base‖`` (normaliser: the Base centroid norm of

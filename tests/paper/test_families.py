@@ -18,7 +18,8 @@ def slack(reps: int, rate: float = 0.05) -> float:
 
 def test_adjusted_pvalues_by_hand():
     p = [0.01, 0.04, 0.03, 0.005]
-    # Holm: sorted 0.005, 0.01, 0.03, 0.04 → ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04 → running max 0.02, 0.03, 0.06, 0.06
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 → ×4, ×3, ×2, ×1 = 0.02, 0.03, 0.06, 0.04
+    # → running max 0.02, 0.03, 0.06, 0.06
     assert F.adjusted_pvalues(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
     # BH: m·p/rank = 0.02, 0.02, 0.04, 0.04 → running min from the top: 0.02, 0.02, 0.04, 0.04
     assert F.adjusted_pvalues(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])

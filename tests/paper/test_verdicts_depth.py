@@ -84,7 +84,8 @@ def test_curve_correlation_interval_and_p_agree():
 # ---------------------------------------------------------------------------------------------
 # band contrasts with the layers as units (no replicates: the weight change per block)
 
-CONTRASTS = {"last_vs_middle": (V.BANDS["last"], V.BANDS["middle"]), "early_half_vs_last": ((-1.0, 0.5), V.BANDS["last"]),
+CONTRASTS = {"last_vs_middle": (V.BANDS["last"], V.BANDS["middle"]),
+             "early_half_vs_last": ((-1.0, 0.5), V.BANDS["last"]),
              "middle_vs_early": (V.BANDS["middle"], (-1.0, 0.2))}
 
 
