@@ -259,7 +259,7 @@ class Decision:
                 "paper": "; ".join(self.paper), "effect": self.effect, "ci_low": self.ci_low,
                 "ci_high": self.ci_high, "level": self.level, "interval": effect_text(self), "mde": self.mde,
                 "n": self.n, "unit": self.unit, "p": self.p, "verdict": verdict_label(self.verdict),
-                "rule": self.rule, "scale": self.scale}
+                "rule": self.rule, "scale": self.scale, "threshold": self.threshold, "p_verdict": self.p_verdict}
 
 
 def pct(level: float) -> str:
@@ -987,5 +987,5 @@ def to_frame(rows: Iterable[Decision]) -> pd.DataFrame:
     """One table row per distinct comparison (:func:`collapse`, then :meth:`Decision.as_row`)."""
     distinct = collapse(rows)
     columns = ["key", "sources", "quantity", "paper", "effect", "ci_low", "ci_high", "level", "interval", "mde", "n",
-               "unit", "p", "verdict", "rule", "scale"]
+               "unit", "p", "verdict", "rule", "scale", "threshold", "p_verdict"]
     return pd.DataFrame([d.as_row() for d in distinct], columns=columns)
