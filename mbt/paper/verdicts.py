@@ -389,9 +389,10 @@ LAYER_RHO = 0.9
 """Lag-1 autocorrelation assumed for layer-to-layer noise when the layers are the units (a worst case)."""
 
 
-def _ar1_cov(n: int, rho: float) -> np.ndarray:
-    idx = np.arange(n)
-    return rho ** np.abs(idx[:, None] - idx[None, :]).astype(float)
+def _ar1_cov(positions: np.ndarray, rho: float) -> np.ndarray:
+    """``ρ^{|i − j|}`` for layer positions ``i, j`` (integers: the layers' places in depth order)."""
+    idx = np.asarray(positions, dtype=float)
+    return rho ** np.abs(idx[:, None] - idx[None, :])
 
 
 def layer_contrast_interval(
@@ -400,6 +401,7 @@ def layer_contrast_interval(
     weights: Sequence[float] | np.ndarray,
     *,
     groups: Sequence[int] | np.ndarray,
+    positions: Sequence[int] | np.ndarray | None = None,
     level: float = 0.95,
     rho: float = LAYER_RHO,
     method: str = "",
@@ -420,6 +422,8 @@ def layer_contrast_interval(
         depth: Relative depth ``(L,)``.
         weights: Contrast weights ``(L,)`` aligned with ``values``.
         groups: Group label per layer ``(L,)``.
+        positions: Place of each layer in the full depth order ``(L,)`` (integers), for the covariance
+            ``ρ^{|i − j|}`` when only some layers are passed; default ``0, 1, …`` in depth order.
         level: Confidence level.
         rho: Lag-1 autocorrelation of the noise in ``[0, 1)`` (default :data:`LAYER_RHO`, a worst case).
         method: Text for :attr:`Interval.method`.
@@ -445,6 +449,9 @@ def layer_contrast_interval(
     order = np.argsort(d, kind="stable")
     v, d, w, g = v[order], d[order], w[order], g[order]
     n = v.size
+    pos = np.arange(n) if positions is None else np.asarray(positions, dtype=float).reshape(-1)[order]
+    if pos.size != n:
+        raise ValueError(f"positions must have {n} entries, got {pos.size}")
     columns = []
     for k in dict.fromkeys(g.tolist()):
         member = (g == k).astype(float)
@@ -453,7 +460,7 @@ def layer_contrast_interval(
             columns.append(member * (d - d[member > 0].mean()))
     design = np.stack(columns, axis=1)
     resid_maker = np.eye(n) - design @ np.linalg.pinv(design)
-    cov = _ar1_cov(n, rho)
+    cov = _ar1_cov(pos, rho)
     ms = resid_maker @ cov
     tr, tr2 = float(np.trace(ms)), float(np.sum(ms * ms.T))
     if tr <= 1e-9:
@@ -477,15 +484,16 @@ def _layers_interval(v: np.ndarray, d: np.ndarray, in_band: np.ndarray, in_ref: 
     vv, dd, ib, ir = v[ok], d[ok], in_band[ok], in_ref[ok]
     order = np.argsort(dd, kind="stable")
     vv, dd, ib, ir = vv[order], dd[order], ib[order], ir[order]
-    other = ~(ib | ir)  # each contiguous run of other layers is its own group
-    run = np.cumsum(np.r_[True, np.diff(other.astype(int)) != 0] & other)
-    labels = np.where(ib, -1, np.where(ir, -2, run))
-    weights = ib / ib.sum() - ir / ir.sum()
+    used = ib | ir  # the noise level is read from the two bands only: other layers may hold steps or outliers
+    positions = np.arange(vv.size)[used]
+    labels = np.where(ib, -1, -2)[used]
+    weights = (ib / ib.sum() - ir / ir.sum())[used]
     r = LAYER_RHO if rho is None else float(rho)
     method = (f"{names}; t interval over layers{' of log values' if logged else ''} for AR(1) layer noise with "
-              f"ρ = {r:g}, its level from residuals about a line per band ({int(ib.sum())} + {int(ir.sum())} of "
-              f"{vv.size} layers)")
-    return layer_contrast_interval(vv, dd, weights, groups=labels, level=level, rho=r, method=method)
+              f"ρ = {r:g}, its level from the residuals about a line per band ({int(ib.sum())} + {int(ir.sum())} "
+              "layers)")
+    return layer_contrast_interval(vv[used], dd[used], weights, groups=labels, positions=positions, level=level,
+                                   rho=r, method=method)
 
 
 def band_contrast(
@@ -533,9 +541,9 @@ def band_contrast(
       ``"ratio"`` (ratio of geometric means) and ``"log_ratio"``, raw values for ``"difference"``.
       Neighbouring layers are not independent, so the noise is modelled as AR(1) with lag-1
       autocorrelation ``ρ`` (:func:`layer_contrast_interval`): the variance of the contrast of band
-      means is ``σ̂²·gᵀΣ_ρ g`` with ``σ̂²`` from the residuals about a straight line per band (neither a
-      step between bands nor a ramp inside one is mistaken for noise), and a Student t quantile with
-      Satterthwaite's degrees of freedom.
+      means is ``σ̂²·gᵀΣ_ρ g`` with ``σ̂²`` from the residuals of the two bands' layers about a straight
+      line per band (neither a step between bands nor a ramp inside one is mistaken for noise), and a
+      Student t quantile with Satterthwaite's degrees of freedom.
       ``ρ`` defaults to :data:`LAYER_RHO` (0.9), a worst case:
       a dozen points cannot tell AR(0.9) noise from rough noise, and the earlier effective-n Welch
       interval with an estimated ``ρ`` decided 6–12 % of AR(0.9) null cases at 10–40 layers.
