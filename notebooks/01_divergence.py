@@ -37,9 +37,11 @@
 # \mathrm{shift}_l = \Bigl\lVert \tfrac1N \textstyle\sum_i y_i - \tfrac1N \sum_i x_i \Bigr\rVert_2 .
 # $$
 #
-# Cosine similarity is per text, so it carries a 95 % bootstrap interval over texts. CKA is a
-# dataset-level number; next to it we show the *debiased* CKA (unbiased HSIC), because the biased
-# estimator is inflated when $N$ is not much larger than $D$. The paper's seed-robustness check re-ran
+# Every number carries a 95 % interval from a **joint bootstrap over texts**: the texts are resampled
+# once, and every layer of both models is measured on the same resampled texts, so a contrast between
+# depth bands is a paired comparison (see *Method*). CKA is a dataset-level number; next to it we show the
+# *debiased* CKA (unbiased HSIC), because the biased estimator is inflated when $N$ is not much larger than
+# $D$. The paper's seed-robustness check re-ran
 # identical forward passes (appendix [The released code](../book/released_code.md)); ours compares two
 # *disjoint halves* of the sample.
 
@@ -152,11 +154,13 @@ if robustness:
 #
 # Each row is computed from the first dataset's table above by `mbt.paper.divergence_findings`; the
 # sentence under the table is generated from the same numbers. Shape claims are contrasts of the last
-# 20 % of depth against the middle 20–80 %, with an interval bounded from the per-layer bootstrap
-# intervals over texts where the table has them (cosine, relative mean shift) and from the layers
-# themselves otherwise (CKA). The mean-shift claims use the **relative** shift
-# ‖μ_SFT − μ_Base‖ / ‖μ_Base‖, because the raw shift grows with the residual-stream norm: SFT = 1.02 × Base
-# would otherwise "spike at the end". Each verdict is *holds*, *contradicted* or *inconclusive*.
+# 20 % of depth against the middle 20–80 %, each decided from the joint bootstrap replicates (the same
+# resampled texts at every layer); the paper's "progressive decline" is the slope of CKA over the depth
+# before the last band. The mean-shift claims use the **relative** shift ‖μ_SFT − μ_Base‖ / ‖μ_Base‖ on a
+# log scale (ratios of geometric means), because the raw shift grows with the residual-stream norm:
+# SFT = 1.02 × Base would otherwise "spike at the end". Where two claims select the same layers (at 10
+# layers the CKA plateau and the middle band coincide), they are one comparison and one row. The table is
+# one family, corrected with Holm's method; each verdict is *holds*, *contradicted* or *inconclusive*.
 
 # %%
 findings = paper.divergence_findings(main, halves=halves)

@@ -9,28 +9,43 @@ from mbt import paper
 
 L = 10
 
-def _frame(cka, shift=None, cos=None, *, base=None, sft=None, ci=0.01) -> pd.DataFrame:
+def _frame(cka, shift=None, cos=None, *, base=None, sft=None, ci=0.01, n_boot=400, seed=0) -> pd.DataFrame:
     """A tidy analyze-like table of one dataset from per-layer lists (``shift`` is the relative mean shift).
 
-    Pair metrics get per-layer intervals ``± ci`` (``ci=None``: none), like bootstrap intervals over texts.
+    Every row gets ``n_boot`` joint bootstrap replicates like :func:`mbt.analyze`'s: the value plus a text
+    effect shared by every layer and model of a replicate and a smaller layer-specific part, scaled so that
+    pair metrics have 95 % intervals of about ``± ci`` (``ci=None``: no replicates and no intervals), positive
+    metrics multiplicatively. Model metrics (``base``/``sft`` curves) get relative noise of ``ci / 4``.
     """
     n_layers = len(cka) - 1
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=n_boot)  # the resampled texts' common effect on every row of a replicate
     rows = []
-    half = np.nan if ci is None else ci
+
+    def reps(value: float, sd: float, positive: bool) -> np.ndarray:
+        if ci is None or n_boot == 0:
+            return np.empty(0)
+        noise = sd * (0.8 * shared + 0.6 * rng.normal(size=n_boot))
+        return value * np.exp(noise / max(abs(value), 1e-12)) if positive and value > 0 else value + noise
+
+    def add(model: str, layer: int, metric: str, value: float, sd: float, positive: bool, agg: str) -> None:
+        r = reps(value, sd, positive)
+        low, high = np.quantile(r, [0.025, 0.975]) if r.size else (np.nan, np.nan)
+        rows.append(dict(model=model, layer=layer, depth=layer / n_layers, metric=metric, value=value, ci_low=low,
+                         ci_high=high, n=100, aggregation=agg, replicates=r))
+
+    sd = 0.0 if ci is None else ci / 1.96
     for layer in range(n_layers + 1):
-        d = layer / n_layers
-        for metric, values, h in (("cka", cka, half), ("relative_mean_shift", shift, half / 2),
-                                  ("mean_shift", None if shift is None else [100 * v for v in shift], np.nan),
-                                  ("cosine_similarity", cos, half)):
+        for metric, values, scale, positive in (("cka", cka, sd, False), ("relative_mean_shift", shift, sd / 2, True),
+                                                ("mean_shift", None if shift is None else [100 * v for v in shift],
+                                                 50 * sd, True), ("cosine_similarity", cos, sd, False)):
             if values is not None:
-                rows.append(dict(model="pair", layer=layer, depth=d, metric=metric, value=values[layer],
-                                 ci_low=values[layer] - h, ci_high=values[layer] + h, n=100,
-                                 aggregation="alignment"))
+                add("pair", layer, metric, values[layer], scale, positive, "alignment")
         for model, curves in (("base", base or {}), ("sft", sft or {})):
             for metric, values in curves.items():
-                rows.append(dict(model=model, layer=layer, depth=d, metric=metric, value=values[layer],
-                                 ci_low=np.nan, ci_high=np.nan, n=100, aggregation="dataset"))
+                add(model, layer, metric, values[layer], abs(values[layer]) * sd / 4, values[layer] > 0, "dataset")
     return pd.DataFrame(rows)
+
 
 PAPER_LIKE_CKA = [1.0, 0.97, 0.96, 0.96, 0.955, 0.96, 0.955, 0.95, 0.95, 0.85, 0.6]
 
@@ -39,7 +54,8 @@ EARLY_DROP_CKA = [1.0, 0.7, 0.6, 0.62, 0.63, 0.64, 0.66, 0.68, 0.7, 0.72, 0.75]
 HOLDS, CONTRADICTED, INCONCLUSIVE = paper.Verdict.HOLDS, paper.Verdict.CONTRADICTED, paper.Verdict.INCONCLUSIVE
 
 def _by_id(findings):
-    return {f.id: f for f in findings}
+    """Findings by every headline id they stand for (a row standing for two claims is found under both)."""
+    return {hid: f for f in findings for hid in f.ids}
 
 
 def _lens(final_once: float, final_twice: float, penultimate: float = 0.6, ci: float = 0.005) -> pd.DataFrame:

@@ -35,7 +35,6 @@ __all__ = [
     "METHODS",
     "adjust",
     "adjusted_pvalues",
-    "check_rows",
     "expected_false",
     "family_sentence",
     "row_problems",
@@ -217,10 +216,3 @@ def row_problems(decisions: Sequence[Decision], *, require_threshold: bool = Tru
         if d.unit.strip() in ("", "bootstrap replicates", "replicates"):
             problems.append(f"{name(i, d)}: n = {d.n} counts {d.unit or 'nothing named'}, not units of replication")
     return problems
-
-
-def check_rows(decisions: Sequence[Decision], *, require_threshold: bool = True) -> None:
-    """Raise ``ValueError`` listing every :func:`row_problems` of a table (a guard before rendering it)."""
-    problems = row_problems(decisions, require_threshold=require_threshold)
-    if problems:
-        raise ValueError("the table misreads:\n- " + "\n- ".join(problems))

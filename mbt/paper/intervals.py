@@ -210,9 +210,7 @@ def t_power(nc: float, df: float, *, level: float = 0.95) -> float:
         The probability that the interval excludes 0.
     """
     c = t_quantile((1.0 + level) / 2.0, df)
-    s, w = _chi_nodes(float(df))
-    tail = _norm_cdf(-c * s + nc) + _norm_cdf(-c * s - nc)
-    return float(w @ tail.astype(float))
+    return 1.0 - noncentral_t_cdf(c, df, nc) + noncentral_t_cdf(-c, df, nc)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mbt.metrics.conventions import CONVENTION_PRESETS, Conventions
 from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
+from mbt.paper.findings.common import as_family
 from mbt.paper.headlines import BY_ID, HEADLINES
 from mbt.paper.records import check_finding, record
 from mbt.paper.verdicts import Verdict, pct, verdict_label
@@ -63,7 +64,7 @@ def _sentence(findings: Sequence[Finding], pair: str) -> str:
     n = len(judged)
     parts = [f"{len(count[Verdict.HOLDS])} hold, {len(count[Verdict.CONTRADICTED])} contradicted, "
              f"{len(count[Verdict.INCONCLUSIVE])} inconclusive (of {n} distinct comparison{'s' if n != 1 else ''})"
-             f"{where}, each at the 95 % level"]
+             f"{where}, each at the 95 % level and the table corrected as one family"]
     if count[Verdict.HOLDS]:
         parts.append("Holds: " + "; ".join(_claims(f) for f in count[Verdict.HOLDS]))
     if count[Verdict.CONTRADICTED]:
@@ -83,11 +84,15 @@ def report(findings: Sequence[Finding], *, pair: str = "", settings: Mapping[str
     One row per distinct comparison: the claim(s), the paper's value(s) with the model, our value,
     the effect with its interval and level, the MDE, the verdict as a word and the rule.
 
+    The table's judged rows are one family, corrected together (Holm,
+    :func:`mbt.paper.findings.common.as_family`) before they are recorded and shown; the sentence under the
+    table says so.
+
     Returns:
         An ``IPython.display.Markdown`` object (a notebook shows it as formatted text), or the
         Markdown string when IPython is missing.
     """
-    findings = list(findings)
+    findings, family = as_family(findings)
     record(findings, pair=pair, settings=settings)
     lines = ["| claim | paper (model) | ours | effect [95 % interval] | MDE | verdict | rule and note |",
              "|---|---|---|---|---|---|---|"]
@@ -96,7 +101,7 @@ def report(findings: Sequence[Finding], *, pair: str = "", settings: Mapping[str
         verdict = f"**{_word(f.verdict)}**" if f.verdict is not None else "shown for scale"
         lines.append("| " + " | ".join(_md_cell(c) for c in (_claims(f), _papers(f), f.ours, f.interval_text(),
                                                                _mde(f), verdict, why)) + " |")
-    text = "\n".join(lines) + "\n\n" + _sentence(findings, pair)
+    text = "\n".join(lines) + "\n\n" + _sentence(findings, pair) + (" " + family if family else "")
     try:
         from IPython.display import Markdown
     except ImportError:  # pragma: no cover - IPython ships with the notebook stack

@@ -17,9 +17,9 @@ from mbt.paper.verdicts import Verdict
 
 def _findings():
     return [paper.Finding("middle_stable", "0.12", Verdict.HOLDS, effect=0.12, ci_low=0.05, ci_high=0.2, level=0.95,
-                          rule="band contrast", mde=0.04, n=11, unit="layers"),
+                          rule="band contrast", mde=0.04, n=11, unit="layers", threshold=0.0, p_verdict=0.001),
             paper.Finding("lora_13b_10000", "x", Verdict.CONTRADICTED, effect=0.1, ci_low=0.02, ci_high=0.3,
-                          level=0.95, also=("lora_32b_10000",))]
+                          level=0.95, also=("lora_32b_10000",), threshold=0.0, p_verdict=0.01)]
 
 
 def test_write_downloads_writes_each_table_and_a_provenance_that_describes_them(tmp_path):

@@ -78,7 +78,6 @@ def _row(key: str, verdict: Verdict, effect: float, lo: float, hi: float, thresh
 def test_row_problems_find_every_kind():
     sound = [_row("a", Verdict.HOLDS, 0.2, 0.1, 0.3), _row("b", Verdict.INCONCLUSIVE, 0.2, 0.1, 0.3)]
     assert F.row_problems(sound) == []
-    F.check_rows(sound)
     # middle_stable vs cka_plateau at 10 layers: the same contrast with the sign flipped
     twins = [_row("middle_stable", Verdict.HOLDS, 0.15, 0.05, 0.25),
              _row("cka_plateau", Verdict.HOLDS, -0.15, -0.25, -0.05)]
@@ -92,8 +91,6 @@ def test_row_problems_find_every_kind():
     assert "not units of replication" in F.row_problems(reps)[0]
     no_thr = [Decision(Verdict.HOLDS, 1.0, 0.5, 1.5, 0.95, "r", 0.1, 10, "texts", key="x")]
     assert "no threshold" in F.row_problems(no_thr)[0] and F.row_problems(no_thr, require_threshold=False) == []
-    with pytest.raises(ValueError, match="misreads"):
-        F.check_rows(twins)
 
 
 def test_every_decision_function_reports_a_checkable_row():

@@ -50,7 +50,7 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
     masks = [*segments.PAPER_MASKS, *segments.single_segment_masks(3), *segments.single_segment_masks(10)]
     by_chapter = {
         "01_divergence": paper.divergence_findings(analyze_table, halves=(analyze_table, analyze_table)),
-        "02_convergence": paper.convergence_findings(analyze_table, n_surrogates=19),
+        "02_convergence": paper.convergence_findings(analyze_table),
         "03_probing": paper.probing_findings(_lens(0.65, 0.52)),
         "04_weights": [*paper.weights_findings(blocks, blocks), *paper.correlation_findings(blocks, per_layer,
                                                                                              n_surrogates=19)],
@@ -66,3 +66,22 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
                for m in pkgutil.iter_modules(importlib.import_module("mbt.paper.findings").__path__)
                if m.name != "common"}
     assert modules == set(by_chapter)  # a new findings module must be added here (CONTRIBUTING.md, "Add a claim")
+
+
+@pytest.mark.parametrize("n_layers", [10, 40])
+def test_one_comparison_one_row_and_no_holding_interval_across_its_threshold(n_layers):
+    """The judged rows of the representation chapters pass the table checks (mbt.paper.families.row_problems)."""
+    import numpy as np
+    from paper_fakes import PAPER_LIKE_CKA, _frame
+
+    from mbt.metrics import INTRINSIC_METRICS
+    from mbt.paper import families
+    from mbt.paper.findings.common import as_decision
+
+    d = np.arange(n_layers + 1) / n_layers
+    cka = list(np.interp(d, np.linspace(0, 1, len(PAPER_LIKE_CKA)), PAPER_LIKE_CKA))
+    curve = {m: list(5 + np.sin(3 * d) + 0.5 * d**4) for m in INTRINSIC_METRICS}
+    table = _frame(cka, list(0.01 + d**4), [1 - 0.1 * x**4 for x in d], base=curve, sft=curve)
+    for found in (paper.divergence_findings(table, halves=(table, table)), paper.convergence_findings(table)):
+        rows = [as_decision(f) for f in found if f.verdict is not None]
+        assert families.row_problems(rows) == []

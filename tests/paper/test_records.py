@@ -14,9 +14,9 @@ def test_report_records_and_renders(tmp_path, monkeypatch):
     monkeypatch.setenv(paper.RECORDS_ENV, str(tmp_path / "rec"))
     findings = [paper.Finding("cka_final", "0.5", None, "lost"),
                 paper.Finding("middle_stable", "x", HOLDS, "ok", effect=0.2, ci_low=0.1, ci_high=0.3, level=0.95,
-                              rule="holds if above 0", mde=0.14, n=10, unit="layers"),
+                              rule="holds if above 0", mde=0.14, n=10, unit="layers", threshold=0.0, p_verdict=0.001),
                 paper.Finding("swap_first", "y", "contradicted", "opposite sign", effect=0.01, ci_low=0.005,
-                              ci_high=0.015, level=0.95, rule="r", mde=0.007, n=50),
+                              ci_high=0.015, level=0.95, rule="r", mde=0.007, n=50, threshold=0.0, p_verdict=0.002),
                 paper.Finding("swap_last", "z", INCONCLUSIVE, "", effect=0.0, ci_low=-0.01, ci_high=0.01, level=0.95)]
     out = paper.report(findings, pair="toy", settings={"n": 3})
     text = getattr(out, "data", out)
@@ -37,7 +37,7 @@ def test_report_records_and_renders(tmp_path, monkeypatch):
 def test_one_comparison_standing_for_two_claims_is_recorded_and_counted_once(tmp_path, monkeypatch):
     monkeypatch.setenv(paper.RECORDS_ENV, str(tmp_path / "rec"))
     f = paper.Finding("lora_13b_10000", "x", HOLDS, effect=-0.05, ci_low=-0.08, ci_high=-0.02, level=0.95,
-                      also=("lora_32b_10000",))
+                      also=("lora_32b_10000",), threshold=0.0, p_verdict=0.01)
     text = getattr(paper.report([f], pair="toy"), "data", None) or paper.report([f], pair="toy")
     assert "(of 1 distinct comparison)" in text and "0.22 (OLMo2-13B); 0.25 (OLMo2-32B)" in text
     records = paper.read_records(tmp_path / "rec")

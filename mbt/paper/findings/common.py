@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbt.paper import families, shapes
 from mbt.paper import verdicts as V
 from mbt.paper.headlines import BY_ID
 from mbt.paper.verdicts import Decision, Verdict
@@ -40,6 +41,9 @@ class Finding:
         n: Number of units of replication.
         unit: What ``n`` counts (texts, seeds, layers).
         also: Further headline ids that are the same comparison on our pair (counted once).
+        threshold: What the effect is compared with (the claim's threshold, or an equivalence margin).
+        p_verdict: p-value of the decision's own test, consistent with the verdict (below ``1 − level``
+            exactly when the row is decided): what a chapter's family correction adjusts.
     """
 
     id: str
@@ -56,6 +60,8 @@ class Finding:
     n: int | None = None
     unit: str = ""
     also: tuple[str, ...] = ()
+    threshold: float | None = None
+    p_verdict: float | None = None
 
     def __post_init__(self) -> None:
         for hid in (self.id, *self.also):
@@ -101,16 +107,53 @@ def _nan(x: float | None) -> float:
 
 def judged(hid: str, ours: str, d: Decision, *, note: str = "", value: float | None = None,
             also: Sequence[str] = ()) -> Finding:
-    """A :class:`Finding` carrying a decision's verdict, effect, interval, rule and MDE."""
+    """A :class:`Finding` carrying a decision's verdict, effect, interval, rule, MDE, threshold and p-value."""
     return Finding(hid, ours, d.verdict, note, float(d.effect) if value is None else value, float(d.effect),
                    float(d.ci_low), float(d.ci_high), float(d.level), d.rule, float(d.mde), int(d.n), d.unit,
-                   tuple(also))
+                   tuple(also), float(d.threshold), float(d.p_verdict))
+
+
+def as_decision(f: Finding) -> Decision:
+    """The decision a judged :class:`Finding` carries (for the family checks of :mod:`mbt.paper.families`)."""
+    nan = float("nan")
+    return Decision(f.verdict or Verdict.INCONCLUSIVE, _nan(f.effect), _nan(f.ci_low), _nan(f.ci_high),
+                    f.level or LEVEL, f.rule, _nan(f.mde), int(f.n or 0), f.unit, key=f.id, quantity=f.ours,
+                    threshold=nan if f.threshold is None else f.threshold,
+                    p_verdict=nan if f.p_verdict is None else f.p_verdict)
 
 
 def undecidable(reason: str, unit: str = "layers", level: float = LEVEL) -> Decision:
     """An inconclusive decision with the reason as its rule (too few layers, seeds, no interval …)."""
     nan = float("nan")
     return Decision(Verdict.INCONCLUSIVE, nan, nan, nan, level, f"not decidable here: {reason}", nan, 0, unit)
+
+
+def as_family(findings: Sequence[Finding], *, method: str = "holm") -> tuple[list[Finding], str]:
+    """One chapter's table as one family: its judged rows corrected together, and the sentence that says so.
+
+    The judged rows (those with a verdict) are corrected by :func:`mbt.paper.families.adjust` (Holm by
+    default: the chance of any false verdict in the table stays at 5 % under no effect); a row no longer
+    decided after the correction becomes *inconclusive*, its rule saying why. Scale rows pass unchanged.
+
+    Returns:
+        ``(findings, sentence)``: the corrected findings in their order, and
+        :func:`mbt.paper.families.family_sentence` of the judged rows, followed by any problem
+        :func:`mbt.paper.families.row_problems` finds (two rows that are one comparison, a decided row whose
+        interval contains its threshold, a wrong count of units).
+    """
+    rows = list(findings)
+    judged_at = [i for i, f in enumerate(rows) if f.verdict is not None]
+    if not judged_at:
+        return rows, ""
+    decisions = [as_decision(rows[i]) for i in judged_at]
+    adjusted = families.adjust(decisions, method=method, alpha=ALPHA)
+    for i, d in zip(judged_at, adjusted, strict=True):
+        rows[i] = replace(rows[i], verdict=d.verdict, p_verdict=d.p_verdict, rule=d.rule)
+    sentence = families.family_sentence(adjusted, method=method, alpha=ALPHA)
+    problems = families.row_problems(adjusted)
+    if problems:  # shown, not hidden: a table that misreads says where
+        sentence += " Table check: " + "; ".join(problems) + "."
+    return rows, sentence
 
 
 def all_index(parts: Sequence[Decision]) -> int:
@@ -123,41 +166,85 @@ def all_index(parts: Sequence[Decision]) -> int:
 
 
 def all_of(parts: Sequence[Decision], what: str) -> Decision:
-    """Compound claim: **holds** if every part holds, **contradicted** if any part is, else inconclusive.
-
-    The row shows the part that decides (a contradicted one, else an inconclusive one, else the first).
-    Parts are computed at ``1 − α/k`` (Bonferroni), so under no effect the union "some part contradicted"
-    has probability at most ``α``; "all hold" is an intersection-union test, at most ``α`` too.
-    """
+    """Compound claim (:func:`mbt.paper.shapes.all_of`); inconclusive with the reason when no part could be computed."""
     if not parts:
         return undecidable(f"no part of {what} could be computed")
-    shown = parts[all_index(parts)]
-    verdict = shown.verdict
-    k = len(parts)
-    rule = (f"{what}: holds if all {k} parts hold, contradicted if any is contradicted"
-            + (f" (each at {1 - ALPHA / k:.4g}, Bonferroni over {k})" if k > 1 else "") + "; part shown: " + shown.rule)
-    return replace(shown, verdict=verdict, rule=rule)
+    return shapes.all_of(parts, what)
 
 
 def any_of(parts: Sequence[Decision], what: str) -> Decision:
     """Union claim ("some middle mask beats 11111"): **holds** if any part holds, **contradicted** if all are.
 
     Parts must be computed at ``1 − α/k`` (Bonferroni), so that "some part holds" by chance has
-    probability at most ``α``. The row shows a holding part, else the one with the largest effect.
+    probability at most ``α``. The row shows a holding part, else the one with the largest effect. Its
+    ``p_verdict`` is ``k·min p`` of the holding parts, ``k·max p`` when all are contradicted, else
+    ``min(1, k·min p)`` (below ``α`` exactly when the union is decided).
     """
     if not parts:
         return undecidable(f"no part of {what} could be computed", unit="seeds")
     verdicts = [p.verdict for p in parts]
+    k = len(parts)
     if Verdict.HOLDS in verdicts:
         verdict, shown = Verdict.HOLDS, max((p for p in parts if p.verdict == Verdict.HOLDS), key=lambda p: p.effect)
+        p = min(x.p_verdict for x in parts if x.verdict == Verdict.HOLDS)
     else:
         verdict = Verdict.CONTRADICTED if all(v == Verdict.CONTRADICTED for v in verdicts) else Verdict.INCONCLUSIVE
         finite = [p for p in parts if math.isfinite(p.effect)]
         shown = max(finite, key=lambda p: p.effect) if finite else parts[0]
-    k = len(parts)
+        p = max(x.p_verdict for x in parts) if verdict == Verdict.CONTRADICTED else min(x.p_verdict for x in parts)
     rule = (f"{what}: holds if any of {k} parts holds, contradicted if all are contradicted (each at "
             f"{1 - ALPHA / k:.4g}, Bonferroni over {k}); part shown: {shown.rule}")
-    return replace(shown, verdict=verdict, rule=rule)
+    return replace(shown, verdict=verdict, rule=rule, p_verdict=min(1.0, k * p) if math.isfinite(p) else p)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One metric of one model over the layers, with its joint bootstrap replicates.
+
+    Attributes:
+        layers: Layer indices ``(L,)`` in order.
+        depth: Relative depth ``layer / L`` per layer.
+        values: Point values ``(L,)``.
+        replicates: ``(B, L)``: the same resampled texts in every column (and for every other curve of the
+            table); ``None`` when the table has none.
+        n_texts: Texts each replicate resamples.
+    """
+
+    layers: np.ndarray
+    depth: np.ndarray
+    values: np.ndarray
+    replicates: np.ndarray | None
+    n_texts: int
+
+    def select(self, keep: np.ndarray) -> Curve:
+        """The layers where ``keep`` is true."""
+        reps = None if self.replicates is None else self.replicates[:, keep]
+        return Curve(self.layers[keep], self.depth[keep], self.values[keep], reps, self.n_texts)
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> Curve:
+        """The curve of ``fn`` of the metric (e.g. ``1 − CKA``), replicate by replicate."""
+        return Curve(self.layers, self.depth, fn(self.values), None if self.replicates is None
+                     else fn(self.replicates), self.n_texts)
+
+
+def curve_of(frame: pd.DataFrame, metric: str, model: str, *, min_layer: int = 0) -> Curve | None:
+    """A metric of one model from an :func:`mbt.analyze` table as a :class:`Curve`; ``None`` when absent.
+
+    ``replicates`` is ``None`` when any layer lacks them (a table made without a bootstrap).
+    """
+    rows = rows_of(frame, metric, model)
+    rows = rows[rows.index >= min_layer]
+    if rows.empty:
+        return None
+    L = n_layers_of(frame)
+    layers = rows.index.to_numpy(int)
+    reps = None
+    if "replicates" in rows.columns:
+        arrays = [np.asarray(r, dtype=float) for r in rows["replicates"]]
+        if arrays and all(a.ndim == 1 and a.size > 1 and a.size == arrays[0].size for a in arrays):
+            reps = np.stack(arrays, axis=1)
+    n = int(rows["n"].max()) if "n" in rows.columns else 0
+    return Curve(layers, layers / L, rows["value"].to_numpy(float), reps, n)
 
 
 def fmt(x: Any, digits: int = 3) -> str:
@@ -175,7 +262,6 @@ def fmt(x: Any, digits: int = 3) -> str:
     if abs(xf) >= 100:
         return f"{xf:.0f}"
     return f"{xf:.{digits}f}"
-
 
 
 # ==============================================================================================
@@ -238,19 +324,6 @@ def shape(values: pd.Series, L: int, *, low: pd.Series | None = None, high: pd.S
         return undecidable(str(err), level=level)
 
 
-def shape_of(frame: pd.DataFrame, metric: str, model: str, L: int, transform: Callable[[pd.Series], pd.Series]
-              | None = None, **kw: Any) -> Decision:
-    """:func:`shape` of one metric of an analyze table (its per-layer intervals when it has them)."""
-    rows = rows_of(frame, metric, model)
-    v, lo, hi = rows["value"].astype(float), rows.get("ci_low"), rows.get("ci_high")
-    if transform is not None:
-        v, lo, hi = transform(v), None if lo is None else transform(lo), None if hi is None else transform(hi)
-        if lo is not None and hi is not None:
-            lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
-    return shape(v, L, low=lo, high=hi, **kw)
-
-
-
 def band_name(band: tuple[float, float]) -> str:
     """``"depth 0.2–0.8"`` for a band ``(lo, hi]`` (a negative ``lo`` shows as 0)."""
     return f"depth {max(band[0], 0.0):g}–{band[1]:g}"
@@ -284,4 +357,3 @@ def single_vs_band(values: pd.Series, L: int, single: int, reference: tuple[floa
     iv = V.Interval(est, est - half, est + half, level, se, int(r.size), "layers",
                     f"layer {single} vs {band_name(reference)}, prediction interval over layers", df)
     return V.direction(iv, side=side)
-

@@ -3,18 +3,22 @@ r"""Chapter 2 (Fig. 2): each model's own metrics over depth — synchronised cur
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mbt.metrics import INTRINSIC_METRICS
 from mbt.metrics.registry import is_log_scale
+from mbt.paper import curves, shapes
 from mbt.paper import verdicts as V
 from mbt.paper.findings.common import (
     ALPHA,
+    Curve,
     Finding,
     all_index,
     all_of,
+    curve_of,
     depth_of,
     finite,
     fmt,
@@ -31,64 +35,68 @@ CHAPTER = "02_convergence"
 """The chapter whose headlines this module decides."""
 
 
-def convergence_findings(frame: pd.DataFrame, *, n_surrogates: int = 999) -> list[Finding]:
+def convergence_findings(frame: pd.DataFrame) -> list[Finding]:
     r"""Fig. 2 counterparts from a tidy :func:`mbt.analyze` table of one dataset.
 
-    * ``synchronised``: for every intrinsic metric, :func:`~mbt.paper.verdicts.curve_correlation` of the
-      Base and SFT curves (log scale for σ_max and the condition number; a cubic spline in depth
-      removed, phase surrogates), each at ``1 − 0.05/m``; holds if all ``m`` hold;
+    Decided from the table's joint bootstrap replicates over texts (the same resampled texts at every layer
+    and for both models):
+
+    * ``synchronised``: for every intrinsic metric, the Base and SFT curves are close over the whole depth
+      (:func:`mbt.paper.curves.closeness_by_band`, key ``"all"``): the largest gap ``max_l |s_l − b_l|`` within
+      10 % of the Base curve's range (log scale for σ_max and the condition number: within a factor 1.1), a
+      simultaneous interval over the layers; each metric at ``1 − 0.05/m``, holds if all ``m`` hold;
     * ``three_stages``: for every metric, normalised Base steps ``|Δv_l| / range(v)``: the 0 → 1 step above
       the middle steps (prediction interval) and the last-20 % steps above the middle ones (band
-      contrast); holds if all ``2m`` parts hold (Bonferroni);
-    * ``erank_peak``: SFT effective rank, middle band above both the early band ``(0, 0.2]`` and the last
-      band (ratio contrasts, Bonferroni over 2);
-    * ``erank_collapse``: SFT effective rank lower in the last band than in the middle (ratio);
-    * ``cond_trough``, ``spectral_norm_500``: scale only (the trough was lost; σ_max grows with ``N``
-      and the residual-stream norm, so 500 is not comparable).
+      contrast, layers as units); holds if all ``2m`` parts hold (Bonferroni);
+    * ``erank_peak`` / ``cond_trough``: the SFT effective rank peaks, the condition number has a trough, in the
+      middle: the middle band's geometric mean above (below) the early ``(0, 0.2]`` and the last band's
+      (:func:`mbt.paper.shapes.middle_extremum`, Bonferroni over the two);
+    * ``erank_collapse``: the SFT effective rank's last band below the middle (log ratio);
+    * ``spectral_norm_500``: the SFT σ_max explodes in the last band (:func:`mbt.paper.shapes.explosion`, log
+      ratio above 0; the paper's 500 grows with the number of pooled texts and is not compared).
 
     Args:
-        frame: Analyze table of one dataset.
-        n_surrogates: Surrogates per curve correlation.
+        frame: Analyze table of one dataset (with replicates; a table without them gets no verdict on the
+            replicate-based rows, and says so).
 
     Returns:
         Findings for ``synchronised``, ``three_stages``, ``erank_peak``, ``cond_trough``,
         ``erank_collapse`` and ``spectral_norm_500``.
     """
     L = n_layers_of(frame)
-    metrics = [m for m in INTRINSIC_METRICS if not series(frame, m, "base").empty]
-    curves: dict[str, pd.DataFrame] = {}
-    for m in metrics:
-        both = pd.concat([series(frame, m, "base"), series(frame, m, "sft")], axis=1, join="inner")
-        both = both[np.isfinite(both.to_numpy(float)).all(axis=1)]
-        if is_log_scale(m):
-            both = np.log(both.clip(lower=1e-300))
-        curves[m] = both
-    usable = {m: c for m, c in curves.items() if len(c) >= 7 and c.std().min() > 0}
+    metrics = [m for m in INTRINSIC_METRICS if curve_of(frame, m, "base") is not None]
+    pairs = {m: (curve_of(frame, m, "base"), curve_of(frame, m, "sft")) for m in metrics}
+    usable = {m: (b, t) for m, (b, t) in pairs.items() if t is not None and b.replicates is not None
+              and t.replicates is not None and np.isfinite(b.values).all() and np.isfinite(t.values).all()
+              and (not is_log_scale(m) or (b.values.min() > 0 and t.values.min() > 0))}
     k = max(len(usable), 1)
-    rs = {}
-    for m, c in usable.items():
+    close: dict[str, Decision] = {}
+    for m, (b, t) in usable.items():
         try:
-            rs[m] = V.curve_correlation(c.iloc[:, 0].to_numpy(), c.iloc[:, 1].to_numpy(),
-                                        np.array([depth_of(i, L) for i in c.index]), side=1, level=1 - ALPHA / k,
-                                        n_surrogates=n_surrogates)
+            close[m] = curves.closeness_by_band(b.replicates, t.replicates, b.depth, base_estimate=b.values,
+                                                sft_estimate=t.values, scale="log" if is_log_scale(m) else "range",
+                                                level=1 - ALPHA / k, n_texts=b.n_texts)["all"]
         except ValueError:
             continue
-    if rs:
-        d = all_of(list(rs.values()), "Base and SFT curves co-vary beyond depth for every metric")
-        weakest = min(rs, key=lambda m: rs[m].effect if math.isfinite(rs[m].effect) else -2)
-        shown = list(rs)[all_index(list(rs.values()))]
-        out = [judged("synchronised", f"residual r(Base, SFT) {fmt(min(v.effect for v in rs.values()), 2)}–"
-                       f"{fmt(max(v.effect for v in rs.values()), 2)} over {len(rs)} metrics; effect: {shown}", d,
-                       note=f"weakest: {weakest}",
-                       value=float(np.median([v.effect for v in rs.values()])))]
+    if close:
+        d = all_of(list(close.values()), "Base and SFT curves close over the whole depth, for every metric")
+        shown = list(close)[all_index(list(close.values()))]
+        gaps = [v.effect for v in close.values() if math.isfinite(v.effect)]
+        out = [judged("synchronised", f"largest Base–SFT gap per metric {fmt(min(gaps), 2)}–{fmt(max(gaps), 2)} "
+                      f"over {len(close)} metrics; effect: {shown}", d,
+                      note=f"gap in units of the Base curve's range (log scale for σ_max and the condition "
+                      f"number); margin 10 %; {sum(v.verdict == Verdict.HOLDS for v in close.values())} of "
+                      f"{len(close)} metrics close", value=float(np.median(gaps)) if gaps else None)]
     else:
-        out = [judged("synchronised", "no metric has enough layers", undecidable("fewer than 7 layers per curve"))]
+        out = [judged("synchronised", "no metric with replicates", undecidable(
+            "the table has no bootstrap replicates of both models' intrinsic metrics"))]
     parts: list[Decision] = []
-    m_parts = max(len(curves), 1)
+    m_parts = max(len(metrics), 1)
     lvl = 1 - ALPHA / (2 * m_parts)
-    for c in curves.values():
-        v = c.iloc[:, 0]
-        rng = float(v.max() - v.min())
+    for m in metrics:
+        base = series(frame, m, "base")
+        v = finite(np.log(base.clip(lower=1e-300)) if is_log_scale(m) else base)
+        rng = float(v.max() - v.min()) if len(v) else 0.0
         if rng <= 0 or len(v) < 4:
             continue
         step = (v.diff().abs() / rng).dropna()
@@ -96,33 +104,50 @@ def convergence_findings(frame: pd.DataFrame, *, n_surrogates: int = 999) -> lis
         parts.append(shape(step, L, level=lvl))
     d = all_of(parts, "the 0 → 1 step and the last-20 % steps exceed the middle steps, for every metric")
     out.append(judged("three_stages", "part shown", d,
-                       note=f"{sum(p.verdict == Verdict.HOLDS for p in parts)} of {len(parts)} parts hold"))
-    erank = finite(series(frame, "effective_rank", "sft").drop(index=0, errors="ignore"))
-    if not erank.empty:
-        early = (0.0, 0.2)
-        peak = int(erank.idxmax())
-        sides = [shape(erank, L, band=V.BANDS["middle"], reference=ref, statistic="ratio", level=1 - ALPHA / 2)
-                 for ref in (early, V.BANDS["last"])]
-        d = all_of(sides, "middle band above the early and the last band")
-        out.append(judged("erank_peak", "middle ÷ neighbour − 1 (part shown)" +
-                           f"; peak {fmt(erank.max())} at layer {peak} (depth {depth_of(peak, L):.2f})", d,
-                           note="layers ≥ 1; ratio of band means", value=float(erank.max())))
-        d = shape(erank, L, statistic="ratio", side=-1)
-        out.append(judged("erank_collapse", "last 20 % ÷ middle − 1" +
-                           f"; {fmt(erank.loc[erank.index.max()])} at layer {int(erank.index.max())}", d,
-                           note="a decrease; the paper's collapse value was lost",
-                           value=float(erank.loc[erank.index.max()])))
-    cond = finite(series(frame, "condition_number", "sft").drop(index=0, errors="ignore"))
-    if not cond.empty:
-        trough = int(cond.idxmin())
-        out.append(Finding("cond_trough", f"min {fmt(cond.min())} at layer {trough} (depth {depth_of(trough, L):.2f})",
-                           None, "the paper's trough value was lost; shown for scale", float(cond.min())))
-    sn = finite(series(frame, "spectral_norm", "sft"))
-    if not sn.empty:
-        top = int(sn.idxmax())
-        n_rows = frame.loc[frame["metric"] == "spectral_norm", "n"]
-        n_pooled = int(n_rows.max()) if len(n_rows) else 0
-        out.append(Finding("spectral_norm_500", f"max {fmt(sn.max())} at layer {top} (N = {n_pooled})", None,
-                           "σ_max grows with N and the residual-stream norm, so 500 is not comparable; shown for scale",
-                           float(sn.max())))
+                      note=f"{sum(p.verdict == Verdict.HOLDS for p in parts)} of {len(parts)} parts hold"))
+    out += _log_shapes(frame, L)
+    return out
+
+
+def _log_shapes(frame: pd.DataFrame, L: int) -> list[Finding]:
+    """``erank_peak``, ``erank_collapse``, ``cond_trough``, ``spectral_norm_500``: SFT curves on the log scale."""
+    out: list[Finding] = []
+
+    def decide(curve: Curve | None, fn: Any, **kw: Any) -> Decision:
+        if curve is None or curve.replicates is None:
+            return undecidable("the table has no bootstrap replicates of this metric")
+        if not (np.isfinite(curve.values).all() and curve.values.min() > 0):
+            return undecidable("the metric is not positive and finite at every layer (no log scale)")
+        try:
+            return fn(curve.replicates, curve.depth, estimate=curve.values, n_texts=curve.n_texts, **kw)
+        except ValueError as err:
+            return undecidable(str(err))
+
+    erank = curve_of(frame, "effective_rank", "sft", min_layer=1)
+    if erank is not None:
+        peak = int(erank.layers[np.argmax(erank.values)])
+        d = decide(erank, shapes.middle_extremum, kind="peak")
+        out.append(judged("erank_peak", "log of middle ÷ neighbour band (part shown)" +
+                          f"; peak {fmt(erank.values.max())} at layer {peak} (depth {depth_of(peak, L):.2f})", d,
+                          note="layers ≥ 1; geometric means", value=float(erank.values.max())))
+        d = decide(erank, shapes.log_band_contrast, band=V.BANDS["last"], reference=V.BANDS["middle"], side=-1)
+        out.append(judged("erank_collapse", "log of last 20 % ÷ middle" +
+                          f"; {fmt(erank.values[-1])} at layer {int(erank.layers[-1])}", d,
+                          note="a decrease; the paper's collapse value was lost", value=float(erank.values[-1])))
+    cond = curve_of(frame, "condition_number", "sft", min_layer=1)
+    if cond is not None:
+        trough = int(cond.layers[np.argmin(cond.values)])
+        d = decide(cond, shapes.middle_extremum, kind="trough")
+        out.append(judged("cond_trough", "log of middle ÷ neighbour band (part shown)" +
+                          f"; min {fmt(cond.values.min())} at layer {trough} (depth {depth_of(trough, L):.2f})", d,
+                          note="layers ≥ 1; geometric means; the paper's trough value was lost",
+                          value=float(cond.values.min())))
+    sn = curve_of(frame, "spectral_norm", "sft")
+    if sn is not None:
+        top = int(sn.layers[np.argmax(sn.values)])
+        d = decide(sn, shapes.explosion)
+        out.append(judged("spectral_norm_500", "log of last 20 % ÷ middle" +
+                          f"; max {fmt(sn.values.max())} at layer {top} (N = {sn.n_texts})", d,
+                          note="σ_max grows with N and the residual-stream norm, so 500 is not comparable; the "
+                          "explosion is tested on the log scale", value=float(sn.values.max())))
     return out

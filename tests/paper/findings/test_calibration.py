@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from mbt import paper
+from mbt.paper import nulls
 from mbt.paper import verdicts as V
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = V.Verdict.HOLDS, V.Verdict.CONTRADICTED, V.Verdict.INCONCLUSIVE
@@ -48,52 +49,83 @@ def _ar(rng: np.random.Generator, size: int, phi: float, sd: float) -> np.ndarra
 
 
 # --------------------------------------------------------------------------------------------
-# Fig. 1: divergence (band contrasts, per-layer intervals or layers as units)
+# Fig. 1: divergence (band contrasts and a trend from joint bootstrap replicates over texts)
+
+DEPTHS = (10, 11, 16, 24, 40)
+N_BOOT = 200
 
 
-def _pair_frame(curves: dict[str, np.ndarray], ses: dict[str, float | None]) -> pd.DataFrame:
-    """Analyze-like table; metric ``m`` gets per-layer intervals ± 1.96·se unless its se is None."""
-    n_layers = len(next(iter(curves.values()))) - 1
+def _grid(n_layers: int) -> np.ndarray:
+    """Relative depth of layers ``0..L`` (the embedding output and every block), as an analyze table has them."""
+    return np.arange(n_layers + 1) / n_layers
+
+
+def _curve_rows(model: str, metric: str, estimate: np.ndarray, boot: np.ndarray, agg: str) -> list[dict]:
+    n_layers = estimate.size - 1
+    low, high = np.quantile(boot, [0.025, 0.975], axis=0)
+    return [dict(model=model, layer=layer, depth=layer / n_layers, metric=metric, value=float(estimate[layer]),
+                 ci_low=float(low[layer]), ci_high=float(high[layer]), n=200, aggregation=agg,
+                 replicates=boot[:, layer].copy()) for layer in range(n_layers + 1)]
+
+
+def _pair_frame(rng: np.random.Generator, truths: dict[str, np.ndarray], sds: dict[str, float],
+                log: tuple[str, ...] = ()) -> pd.DataFrame:
+    """An analyze-like table of pair metrics: estimates and joint replicates with AR(0.9) errors over depth.
+
+    Metrics in ``log`` are positive: their errors are multiplicative (added on the log scale).
+    """
     rows = []
-    for metric, values in curves.items():
-        se = ses.get(metric)
-        for layer, v in enumerate(values):
-            half = np.nan if se is None else 1.959964 * se
-            rows.append(dict(model="pair", layer=layer, depth=layer / n_layers, metric=metric, value=float(v),
-                             ci_low=v - half, ci_high=v + half, n=200, aggregation="alignment"))
+    for metric, truth in truths.items():
+        t = np.log(truth) if metric in log else np.asarray(truth, float)
+        est, boot = nulls.replicates(rng, t[None], n_boot=N_BOOT, sd=sds[metric])
+        est, boot = (np.exp(est[0]), np.exp(boot[0])) if metric in log else (est[0], boot[0])
+        rows += _curve_rows("pair", metric, est, boot, "alignment")
     return pd.DataFrame(rows)
 
 
 def _divergence_null(rng: np.random.Generator, n_layers: int, *, shallow_at_threshold: bool = False) -> pd.DataFrame:
-    d = np.arange(n_layers + 1) / n_layers
-    # the same texts feed every layer: the estimation noise is correlated across layers (AR 0.8)
-    cka = 0.9 + _ar(rng, d.size, 0.8, 0.01)
-    cos = 0.95 + _ar(rng, d.size, 0.8, 0.005)
-    if shallow_at_threshold:  # shallow relative shift exactly a quarter of the last band's
-        rel = np.where(d <= 0.5, 0.01, 0.04)
-    else:
-        rel = np.full(d.size, 0.02)
-    rel = rel * np.exp(_ar(rng, d.size, 0.8, 0.05))
-    return _pair_frame({"cka": cka, "cosine_similarity": cos, "relative_mean_shift": rel},
-                       {"cka": None, "cosine_similarity": 0.005, "relative_mean_shift": 0.05 * 0.02})
+    d = _grid(n_layers)
+    rel = np.where(d <= 0.5, 0.01, 0.04) if shallow_at_threshold else np.full(d.size, 0.02)
+    return _pair_frame(rng, {"cka": np.full(d.size, 0.9), "cosine_similarity": np.full(d.size, 0.95),
+                             "relative_mean_shift": rel},
+                       {"cka": 0.01, "cosine_similarity": 0.005, "relative_mean_shift": 0.05},
+                       log=("relative_mean_shift",))
 
 
-@pytest.mark.parametrize(("n_layers", "reps"), [(16, 100), (40, 150)])
-def test_divergence_null_calibration(n_layers, reps):
+@pytest.mark.parametrize("n_layers", DEPTHS)
+def test_divergence_null_calibration(n_layers):
+    reps = 150
     rng = np.random.default_rng(n_layers)
     by_id: dict[str, list] = {}
     for _ in range(reps):
         frame = _divergence_null(rng, n_layers)
         halves = (_divergence_null(rng, n_layers), _divergence_null(rng, n_layers))
         for f in paper.divergence_findings(frame, halves=halves):
-            by_id.setdefault(f.id, []).append(f.verdict)
-    for hid in ("middle_stable", "cka_plateau", "cka_drop_start", "mean_shift_final", "cosine_agrees", "seed_robust"):
+            for hid in f.ids:
+                by_id.setdefault(hid, []).append(f.verdict)
+    for hid in ("middle_stable", "cka_plateau", "similarity_decline", "cka_drop_start", "mean_shift_final",
+                "cosine_agrees", "seed_robust"):
         assert _false(by_id[hid]) <= _slack(reps), (hid, _rates(by_id[hid]))
     assert set(by_id["cka_final"]) == {None}
     shallow = [next(f.verdict for f in paper.divergence_findings(_divergence_null(rng, n_layers,
                                                                                  shallow_at_threshold=True))
                     if f.id == "mean_shift_shallow") for _ in range(reps)]
     assert _false(shallow) <= _slack(reps), _rates(shallow)
+
+
+@pytest.mark.parametrize("kind", ["j", "hinge"])
+def test_similarity_decline_is_not_fooled_by_a_drop_confined_to_the_last_band(kind):
+    """A CKA curve flat before the last band, then falling (a late hinge or a steep J): no progressive decline."""
+    reps = 150
+    rng = np.random.default_rng(17)
+    verdicts = []
+    for n_layers in (10, 40):
+        d = _grid(n_layers)
+        fall = np.clip((d - 0.8) / 0.2, 0, None) if kind == "hinge" else np.where(d > 0.8, d**8, 0.0)
+        for _ in range(reps):
+            frame = _pair_frame(rng, {"cka": 0.95 - 0.3 * fall}, {"cka": 0.01})
+            verdicts.append(next(f.verdict for f in paper.divergence_findings(frame) if f.id == "similarity_decline"))
+    assert _false(verdicts) <= _slack(2 * reps), _rates(verdicts)
 
 
 def test_divergence_uniform_rescaling_is_not_a_final_spike():
@@ -111,71 +143,78 @@ def test_divergence_uniform_rescaling_is_not_a_final_spike():
     assert _rates(verdicts)[HOLDS] <= _slack(reps, 0.025)
 
 
-def test_divergence_power_at_a_paper_like_drop():
-    """40 layers, CKA falling from 0.9 to 0.6 over the last 20 %, cosine from 0.95 to 0.85.
+@pytest.mark.parametrize("n_layers", [10, 40])
+def test_divergence_power_at_a_paper_like_drop(n_layers):
+    """CKA falling by 0.16 (1 − CKA +0.158) over the last 20 %, cosine by 0.1, the relative shift ten-fold.
 
-    The claims on quantities with per-layer bootstrap intervals (cosine, relative mean shift) hold ≥ 80 %.
-    CKA has no per-layer interval in an analyze table, so its band contrast uses the layers as units (a
-    GLS interval for AR(0.9) layer noise): a drop of 0.3 against layer noise of 0.01 is resolved too.
-    The per-layer decrease (constant along the ramp) is resolved.
+    Every shape claim holds in at least 80 % of cases at 10 layers as well as 40: the joint replicates pair the
+    layers, so the contrast's noise is far below its size.
     """
     reps = 100
-    rng = np.random.default_rng(3)
-    d = np.arange(41) / 40
+    rng = np.random.default_rng(3 + n_layers)
+    d = _grid(n_layers)
     late = np.clip((d - 0.8) / 0.2, 0, None)
     hits: dict[str, list] = {}
     for _ in range(reps):
-        frame = _pair_frame({"cka": 0.9 - 0.3 * late + _ar(rng, 41, 0.8, 0.01),
-                             "cosine_similarity": 0.95 - 0.1 * late + _ar(rng, 41, 0.8, 0.005),
-                             "relative_mean_shift": (0.02 + 0.2 * late) * np.exp(_ar(rng, 41, 0.8, 0.05))},
-                            {"cka": None, "cosine_similarity": 0.005, "relative_mean_shift": 0.001})
+        frame = _pair_frame(rng, {"cka": 0.96 - 0.16 * late - 0.02 * d, "cosine_similarity": 0.95 - 0.1 * late,
+                                  "relative_mean_shift": (0.02 + 0.2 * late)},
+                            {"cka": 0.01, "cosine_similarity": 0.005, "relative_mean_shift": 0.05},
+                            log=("relative_mean_shift",))
         for f in paper.divergence_findings(frame):
-            hits.setdefault(f.id, []).append(f.verdict)
-    for hid in ("mean_shift_final", "cosine_agrees", "mean_shift_shallow", "cka_drop_start"):
+            for hid in f.ids:
+                hits.setdefault(hid, []).append(f.verdict)
+    for hid in ("middle_stable", "cka_plateau", "mean_shift_final", "cosine_agrees", "mean_shift_shallow"):
         assert _rates(hits[hid])[HOLDS] >= 0.8, (hid, _rates(hits[hid]))
-    for hid in ("middle_stable", "cka_plateau"):
-        assert _rates(hits[hid])[CONTRADICTED] == 0 and _rates(hits[hid])[HOLDS] >= 0.8, (hid, _rates(hits[hid]))
 
 
 # --------------------------------------------------------------------------------------------
-# Fig. 2: convergence (curve correlations, step contrasts)
+# Fig. 2: convergence (closeness of the two models' curves, log-scale shapes, step contrasts)
 
 
-def _intrinsic_frame(base: dict[str, np.ndarray], sft: dict[str, np.ndarray]) -> pd.DataFrame:
-    n_layers = len(next(iter(base.values()))) - 1
+def _intrinsic_frame(rng: np.random.Generator, base: dict[str, np.ndarray], sft: dict[str, np.ndarray],
+                     sd: float = 0.01) -> pd.DataFrame:
+    """Both models' metrics with joint replicates (the same texts: errors correlated between the models)."""
     rows = []
-    for model, curves in (("base", base), ("sft", sft)):
-        for metric, values in curves.items():
-            for layer, v in enumerate(values):
-                rows.append(dict(model=model, layer=layer, depth=layer / n_layers, metric=metric, value=float(v),
-                                 ci_low=np.nan, ci_high=np.nan, n=200, aggregation="dataset"))
+    for metric in base:
+        b, t = np.log(base[metric])[None], np.log(sft[metric])[None]
+        eb, es, rb, rs = nulls.paired_replicates(rng, b, t, n_boot=N_BOOT, sd=sd)
+        rows += _curve_rows("base", metric, np.exp(eb[0]), np.exp(rb[0]), "dataset")
+        rows += _curve_rows("sft", metric, np.exp(es[0]), np.exp(rs[0]), "dataset")
     return pd.DataFrame(rows)
 
 
-def test_convergence_null_calibration():
+@pytest.mark.parametrize("n_layers", [10, 40])
+def test_convergence_null_calibration(n_layers):
+    """Flat curves with no peak, trough, collapse or explosion; SFT 15 % away from Base (beyond the margin)."""
     reps = 120
-    rng = np.random.default_rng(11)
-    n = 32
-    metrics = ("effective_rank", "dataset_entropy", "curvature")
+    rng = np.random.default_rng(11 + n_layers)
+    d = _grid(n_layers)
     by_id: dict[str, list] = {}
     for _ in range(reps):
-        base = {m: 20 + _ar(rng, n + 1, 0.7, 1.0) for m in metrics}
-        sft = {m: 20 + _ar(rng, n + 1, 0.7, 1.0) for m in metrics}  # independent of Base, flat in depth
-        for f in paper.convergence_findings(_intrinsic_frame(base, sft), n_surrogates=199):
-            by_id.setdefault(f.id, []).append(f.verdict)
-    for hid in ("synchronised", "three_stages", "erank_peak", "erank_collapse"):
+        shape = 1 + d  # a Base range to measure the gap against
+        base = {"effective_rank": 20 * shape, "condition_number": 50 * shape, "spectral_norm": 30 * shape}
+        sft = {m: v * 1.15 for m, v in base.items()}
+        flat = {m: np.full(d.size, v[0]) for m, v in base.items()}
+        for f in paper.convergence_findings(_intrinsic_frame(rng, base, sft)):
+            if f.id == "synchronised":
+                by_id.setdefault(f.id, []).append(f.verdict == HOLDS)  # must not hold: the curves are apart
+        for f in paper.convergence_findings(_intrinsic_frame(rng, flat, flat)):
+            if f.id in ("erank_peak", "erank_collapse", "cond_trough", "spectral_norm_500"):
+                by_id.setdefault(f.id, []).append(f.verdict)
+    assert np.mean(by_id["synchronised"]) <= _slack(reps), by_id["synchronised"]
+    for hid in ("erank_peak", "erank_collapse", "cond_trough", "spectral_norm_500"):
         assert _false(by_id[hid]) <= _slack(reps), (hid, _rates(by_id[hid]))
 
 
 def test_convergence_power_when_sft_follows_base():
     reps = 50
     rng = np.random.default_rng(12)
-    n = 32
+    d = _grid(40)
     verdicts = []
     for _ in range(reps):
-        base = {m: 20 + _ar(rng, n + 1, 0.7, 1.0) for m in ("effective_rank", "dataset_entropy")}
-        sft = {m: 1.02 * v + rng.normal(0, 0.2, n + 1) for m, v in base.items()}
-        found = {f.id: f for f in paper.convergence_findings(_intrinsic_frame(base, sft), n_surrogates=199)}
+        base = {"effective_rank": 20 + 10 * d**2, "dataset_entropy": 0.9 - 0.3 * d}
+        sft = {m: v + 0.02 * np.ptp(v) for m, v in base.items()}  # 2 % of the Base range apart (margin: 10 %)
+        found = {f.id: f for f in paper.convergence_findings(_intrinsic_frame(rng, base, sft, sd=0.005))}
         verdicts.append(found["synchronised"].verdict)
     assert _rates(verdicts)[HOLDS] >= 0.8, _rates(verdicts)
 
@@ -236,61 +275,70 @@ def test_probing_final_dip_power_and_resolution():
 # Fig. 4–5: weights
 
 
-@pytest.mark.parametrize("n_blocks", [16, 40])
+@pytest.mark.parametrize("n_blocks", [10, 16, 40])
 def test_weights_null_calibration(n_blocks):
+    """Flat weight change with AR(0.8) wiggles: no J shape, so "holds" is the false verdict.
+
+    (The claim's first part, "small in the early layers" = below half the last band, is false on a flat
+    curve, so *contradicted* is a right answer here; each part's calibration at its own threshold is in
+    ``tests/paper/test_shapes.py``.)
+    """
     reps = 200
     rng = np.random.default_rng(31 + n_blocks)
     verdicts = []
     for _ in range(reps):
         rel = pd.Series(0.01 * np.exp(_ar(rng, n_blocks, 0.8, 0.2)), index=range(1, n_blocks + 1))
         verdicts.append(paper.weights_findings(rel)[0].verdict)
-    assert _false(verdicts) <= _slack(reps), _rates(verdicts)
+    assert _rates(verdicts)[HOLDS] <= _slack(reps), _rates(verdicts)
 
 
-def test_weights_power_for_a_j_shape():
-    """40 blocks, the last 20 % changing twice as much as the middle (relative Eq. 1): holds ≥ 80 %."""
+@pytest.mark.parametrize("n_blocks", [10, 40])
+def test_weights_power_for_a_j_shape(n_blocks):
+    """Relative Eq. 1 change ``0.01·exp(4 d⁴)``: small early, steepest at the end, peaking at the final block."""
     rng = np.random.default_rng(33)
-    d = np.arange(1, 41) / 40
+    d = np.arange(1, n_blocks + 1) / n_blocks
     verdicts = []
     for _ in range(100):
-        rel = pd.Series(0.01 * np.where(d > 0.8, 2.0, 1.0) * np.exp(_ar(rng, 40, 0.5, 0.1)), index=range(1, 41))
+        rel = pd.Series(0.01 * np.exp(4 * d**4 + _ar(rng, n_blocks, 0.5, 0.03)), index=range(1, n_blocks + 1))
         verdicts.append(paper.weights_findings(rel)[0].verdict)
     assert _rates(verdicts)[HOLDS] >= 0.8, _rates(verdicts)
 
 
-def test_correlation_null_calibration_with_a_shared_depth_trend():
-    """Weight change and metrics share a J shape with depth and nothing else: r is strong, the verdict is not."""
-    reps = 120
-    rng = np.random.default_rng(41)
-    n = 40
+@pytest.mark.parametrize("n", [10, 40])
+def test_correlation_null_calibration_with_unrelated_smooth_curves(n):
+    """Weight change trending up, metrics with smooth trends and wiggles of their own: no shape shared."""
+    reps = 150
+    rng = np.random.default_rng(41 + n)
     d = np.arange(1, n + 1) / n
-    j = d**6
     by_id: dict[str, list] = {}
-    raw = []
     for _ in range(reps):
-        w = pd.Series(0.01 + 0.05 * j + _ar(rng, n, 0.7, 0.002), index=range(1, n + 1))
-        metrics = pd.DataFrame({"cosine_similarity": 0.99 - 0.2 * j + _ar(rng, n, 0.7, 0.01),
-                                "spectral_norm": np.exp(2 + 3 * j + _ar(rng, n, 0.7, 0.05))}, index=range(1, n + 1))
+        w = pd.Series(0.01 + 0.05 * d**6 + _ar(rng, n, 0.9, 0.002), index=range(1, n + 1))
+        sign = rng.choice([-1.0, 1.0], size=2)
+        metrics = pd.DataFrame({"cosine_similarity": 0.9 + sign[0] * 0.05 * d + _ar(rng, n, 0.9, 0.02),
+                                "spectral_norm": np.exp(2 + sign[1] * d + _ar(rng, n, 0.9, 0.2))},
+                               index=range(1, n + 1))
         for f in paper.correlation_findings(w, metrics, n_surrogates=199):
             by_id.setdefault(f.id, []).append(f.verdict)
-            raw.append(abs(f.value))
-    assert np.median(raw) > 0.8  # a raw-r rule (r > 0.5) would say "holds" almost always
-    for hid in ("corr_cosine", "corr_spectral"):
-        assert _false(by_id[hid]) <= _slack(reps, 0.07), (hid, _rates(by_id[hid]))  # engine: 6–7 % on AR curves
+    for hid in ("corr_cosine", "corr_spectral", "corr_cosine_depth", "corr_spectral_depth"):
+        assert _false(by_id[hid]) <= _slack(reps), (hid, _rates(by_id[hid]))
+    if n < 16:
+        assert set(by_id["corr_cosine_depth"]) == {INCONCLUSIVE}  # not calibrated at this depth: it says so
 
 
 def test_correlation_power_when_the_curves_are_linked():
     rng = np.random.default_rng(42)
     n = 40
     d = np.arange(1, n + 1) / n
-    verdicts = []
+    hits: dict[str, list] = {}
     for _ in range(50):
         shared = _ar(rng, n, 0.3, 1.0)
         w = pd.Series(0.01 + 0.05 * d**6 + 0.002 * shared + rng.normal(0, 0.0005, n), index=range(1, n + 1))
         metrics = pd.DataFrame({"cosine_similarity": 0.99 - 0.2 * d**6 - 0.01 * shared + rng.normal(0, 0.003, n)},
                                index=range(1, n + 1))
-        verdicts.append(paper.correlation_findings(w, metrics, n_surrogates=199)[0].verdict)
-    assert _rates(verdicts)[HOLDS] >= 0.8, _rates(verdicts)
+        for f in paper.correlation_findings(w, metrics, n_surrogates=199):
+            hits.setdefault(f.id, []).append(f.verdict)
+    assert _rates(hits["corr_cosine"])[HOLDS] >= 0.8, _rates(hits["corr_cosine"])
+    assert _rates(hits["corr_cosine_depth"])[HOLDS] >= 0.8, _rates(hits["corr_cosine_depth"])
 
 
 # --------------------------------------------------------------------------------------------

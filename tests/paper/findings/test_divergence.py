@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from paper_fakes import CONTRADICTED, EARLY_DROP_CKA, HOLDS, INCONCLUSIVE, PAPER_LIKE_CKA, _by_id, _frame  # noqa: F401
 
@@ -17,13 +18,21 @@ def test_divergence_findings_hold_on_a_paper_like_curve():
                 "cosine_agrees", "seed_robust"):
         f = found[hid]
         assert f.verdict == HOLDS, (hid, f)
-        assert f.agrees is True and f.rule and f.level == 0.95 and f.mde > 0 and f.ci_low <= f.effect <= f.ci_high
+        level = 0.975 if hid == "seed_robust" else 0.95  # each half at 1 − 0.05/2
+        assert f.agrees is True and f.rule and f.level == level and f.mde > 0 and f.ci_low <= f.effect <= f.ci_high
+        assert f.unit == "texts" and f.n == 100 and f.threshold is not None and f.p_verdict < 0.05
+    # at 10 layers the plateau bands are middle_stable's: one comparison, one row
+    assert found["cka_plateau"] is found["middle_stable"] and found["middle_stable"].also == ("cka_plateau",)
+    assert found["similarity_decline"].verdict == HOLDS  # 0.97 → 0.95 over the middle, before the drop
     assert found["cka_final"].verdict is None and found["cka_final"].agrees is None
     assert found["cka_final"].value == pytest.approx(0.6)
     assert "layer 10" in found["cka_final"].ours and "0.850 at 9" in found["cka_final"].ours
-    # the shift is relative to the Base centroid: last band (0.1 + 0.5)/2 vs middle (layers 3–8) 0.015
-    assert found["mean_shift_final"].effect == pytest.approx(0.3 / 0.015 - 1)
-    assert found["mean_shift_shallow"].effect == pytest.approx(0.01 / 0.3 - 1)
+    # the shift is relative to the Base centroid; bands compared as log ratios of geometric means:
+    # last band (0.1, 0.5) vs middle (layers 3–8: 0.01 ×4, 0.02, 0.03)
+    gmean = lambda v: float(np.exp(np.mean(np.log(v))))  # noqa: E731
+    middle = gmean([0.01] * 4 + [0.02, 0.03])
+    assert found["mean_shift_final"].effect == pytest.approx(np.log(gmean([0.1, 0.5]) / middle))
+    assert found["mean_shift_shallow"].effect == pytest.approx(np.log(0.01 / gmean([0.1, 0.5])))
 
 
 def test_divergence_findings_contradicted_when_the_change_is_early():

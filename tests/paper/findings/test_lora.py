@@ -22,7 +22,7 @@ def test_lora_findings_middle_beats_full_depth():
     full = found["lora_1b_11111"]
     assert full.verdict is None and "3 seeds" in full.ours
     assert set(full.also) == {"lora_7b_11111", "lora_13b_11111", "lora_32b_11111"}
-    assert found["lora_13b_10000"].also == ("lora_32b_10000",) and "lora_32b_10000" not in found
+    assert found["lora_13b_10000"].also == ("lora_32b_10000",) and found["lora_32b_10000"] is found["lora_13b_10000"]
     for hid in ("lora_7b_01000", "lora_13b_01110", "lora_32b_01100", "lora_13b_10000", "lora_1b_00001",
                 "lora_gain", "lora_edge_gap", "appA_3_peak", "appA_10_peak", "appB_middle_best"):
         f = found[hid]
