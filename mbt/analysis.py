@@ -119,7 +119,7 @@ def check_settings(
     conventions: str | M.Conventions = "standard",
     n_token: int | None = None,
     n_texts: int | None = None,
-    n_bootstrap: int = 500,
+    n_bootstrap: int = 1000,
     padding_side: str = "right",
 ) -> tuple[list[str], M.Conventions]:
     """Validate :func:`analyze`'s settings without touching a model (the CLI calls it before loading).
@@ -513,7 +513,7 @@ def analyze(
     max_length: int = 512,
     conventions: str | M.Conventions = "standard",
     n_token: int | None = None,
-    n_bootstrap: int = 500,
+    n_bootstrap: int = 1000,
     seed: int = 0,
     cache: bool | str | Path = True,
     padding_side: str = "right",

@@ -180,15 +180,15 @@ def pooled_replicates(X: Tensor, idx: np.ndarray, names: Sequence[str], conv: Co
     return out
 
 
-def _centred_hsic(A: Tensor, Bm: Tensor, C: Tensor) -> Tensor:
+def _centred_hsic(A: Tensor, Bm: Tensor, CA: Tensor, CB: Tensor, C: Tensor) -> Tensor:
     """``cᵀ(Ã ∘ B̃)c`` for every count vector ``c`` (rows of ``C``), with ``Ã``, ``B̃`` centred on ``c``'s mean.
 
     With ``n = Σc``, ``a = Ac/n``, ``α = cᵀAc/n²`` (likewise ``b``, ``β``) and ``Ã = A − a1ᵀ − 1aᵀ + α11ᵀ``,
     the sum is ``cᵀ(A∘B)c − 2n Σ_i c_i a_i b_i + n²αβ``; for ``c = 1`` it is the biased HSIC numerator
-    ``⟨HAH, HBH⟩_F``.
+    ``⟨HAH, HBH⟩_F``. ``CA = C A`` and ``CB = C B`` (rows ``c_bᵀA``, for symmetric ``A``) are passed in so that
+    the three HSICs of a CKA share them.
     """
     n = C.sum(dim=1)
-    CA, CB = C @ A, C @ Bm  # (B, n): rows c_bᵀA = (A c_b)ᵀ for symmetric A
     a, b = CA / n[:, None], CB / n[:, None]
     alpha, beta = (CA * C).sum(dim=1) / n**2, (CB * C).sum(dim=1) / n**2
     quadratic = ((C @ (A * Bm)) * C).sum(dim=1)
@@ -222,8 +222,9 @@ def pair_replicates(X: Tensor, Y: Tensor, idx: np.ndarray, names: Sequence[str],
     C = torch.as_tensor(counts(idx, n), device=X64.device)
     if "cka" in out:
         K, L = X64 @ X64.mT, Y64 @ Y64.mT
-        cross = _centred_hsic(K, L, C)
-        denom = (_centred_hsic(K, K, C).clamp_min(0.0) * _centred_hsic(L, L, C).clamp_min(0.0)).sqrt()
+        CK, CL = C @ K, C @ L
+        cross = _centred_hsic(K, L, CK, CL, C)
+        denom = (_centred_hsic(K, K, CK, CK, C).clamp_min(0.0) * _centred_hsic(L, L, CL, CL, C).clamp_min(0.0)).sqrt()
         denom = denom + float(conv.cka_eps)
         out["cka"] = torch.where(denom > 0, cross / torch.where(denom > 0, denom, 1.0),
                                  torch.full_like(cross, math.nan)).cpu().numpy()
