@@ -31,8 +31,9 @@ test: lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" --durations=10
 
+# BOOKFLAGS=--strict fails the build on any Sphinx warning (the Pages workflow sets it)
 book: $(STAMP)
-	$(BIN)/mbt book --pair $(PAIR)
+	$(BIN)/mbt book --pair $(PAIR) $(BOOKFLAGS)
 
 # Open every page of _build/html in headless Chromium (light and dark mode) and fail on what a reader would
 # see broken; screenshots go to _build/check/. Installs nothing: it needs `make book` first and Chromium.

@@ -119,6 +119,17 @@ def test_the_pages_workflow_uses_its_own_repository_and_pytorch_index_for_torch(
     assert "INDEX_URL" not in workflow.replace("--index-url", "")  # no index set for every install
 
 
+def test_the_pages_workflow_runs_the_tests_and_fails_the_book_on_a_sphinx_warning() -> None:
+    workflow = (REPO / ".github" / "workflows" / "book.yml").read_text()
+    assert workflow.index("run: make test") < workflow.index("run: make book")  # a red suite publishes nothing
+    assert "BOOKFLAGS=--strict" in workflow
+    makefile = (REPO / "Makefile").read_text()
+    assert "$(BIN)/mbt book --pair $(PAIR) $(BOOKFLAGS)" in makefile
+    from mbt.cli import build_parser
+
+    assert build_parser().parse_args(["book", "--strict"]).strict
+
+
 # ------------------------------------------------------------------------------------------------
 # the package index's host
 # ------------------------------------------------------------------------------------------------
