@@ -36,6 +36,7 @@ from mbt.pairs import ModelPair, get_pair
 from mbt.results import cached, text_fingerprint, weights_fingerprint
 
 __all__ = [
+    "CALL_VERSION",
     "cached_call",
     "folder_fingerprint",
     "loaded_dtype",
@@ -194,6 +195,12 @@ def _argument_identity(value: Any) -> Any:
 
 _NOT_KEYED = ("progress",)
 
+CALL_VERSION = 2
+"""Part of every :func:`cached_call` key; raised when a computation behind the cached calls changes its numbers.
+
+1: first version; 2: bootstrap intervals widened by Hesterberg's factor (:func:`mbt.stats.bootstrap_mean_ci`).
+"""
+
 
 def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True, **kwargs: Any) -> pd.DataFrame:
     """``fn(*args, **kwargs)``, stored and reused: the key is derived from the call itself.
@@ -201,7 +208,7 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     The key holds ``fn``'s module and qualified name and an identity of every argument (a pair or model by
     its weights' fingerprint, a model or tokenizer loaded from a local folder by that folder's content
     alone, a list of texts by its content fingerprint, plain values as they are; ``progress`` is left
-    out), so no caller writes a key by hand and no argument can be forgotten. Two copies of one
+    out) and :data:`CALL_VERSION`, so no caller writes a key by hand and no argument can be forgotten. Two copies of one
     checkpoint therefore share results: the ladder rungs each hold a copy of the toy Base, and chapter
     4's fine-tune of the Base runs once for all of them. The store is :func:`mbt.results.cached`
     (``<cache root>/book-<function>/``), with provenance; a hit is announced in one line.
@@ -218,6 +225,7 @@ def cached_call(fn: Callable[..., pd.DataFrame], *args: Any, cache: bool = True,
     if not cache:
         return fn(*args, **kwargs)
     qualname = str(getattr(fn, "__qualname__", "call")).replace("<", "").replace(">", "")
-    settings = {"fn": f"{getattr(fn, '__module__', '')}.{qualname}", "args": [_argument_identity(a) for a in args],
+    settings = {"version": CALL_VERSION, "fn": f"{getattr(fn, '__module__', '')}.{qualname}",
+                "args": [_argument_identity(a) for a in args],
                 "kwargs": {k: _argument_identity(v) for k, v in sorted(kwargs.items()) if k not in _NOT_KEYED}}
     return cached(f"book-{qualname}", settings, lambda: fn(*args, **kwargs))

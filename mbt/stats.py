@@ -1,4 +1,4 @@
-"""Statistics shared by every analysis: bootstrap intervals over samples and the incomplete beta function.
+"""Statistics shared by every analysis: bootstrap intervals over samples, Student's t and the incomplete beta function.
 
 Imports no other ``mbt`` module and no torch at import time (a tensor is recognised by its ``detach``), so
 the reproduction layer (:mod:`mbt.paper`) can use it without loading torch.
@@ -6,13 +6,31 @@ the reproduction layer (:mod:`mbt.paper`) can use it without loading torch.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-__all__ = ["betainc", "bootstrap_mean_ci"]
+__all__ = ["betainc", "bootstrap_expansion", "bootstrap_mean_ci", "bootstrap_means", "t_cdf", "t_quantile"]
+
+
+def bootstrap_means(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Means of ``n_boot`` resamples (with replacement, seeded) of the ``n`` values ``x``, shape ``(n_boot,)``."""
+    rng = np.random.default_rng(seed)
+    return x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+
+
+def bootstrap_expansion(n: int, level: float) -> float:
+    r"""Hesterberg's expansion factor of the percentile interval, ``k = √(n/(n−1)) · t_{q, n−1} / z_q``.
+
+    ``q = (1 + level)/2``. Widens the percentile interval for the plug-in variance and for the normal
+    quantile it uses in place of Student's (``k = 1.017`` at ``n = 100``, ``1.062`` at ``n = 30``).
+    """
+    q = (1.0 + level) / 2.0
+    return math.sqrt(n / (n - 1.0)) * t_quantile(q, float(n - 1)) / NormalDist().inv_cdf(q)
 
 
 def bootstrap_mean_ci(
@@ -22,11 +40,15 @@ def bootstrap_mean_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """Mean of per-sample values with a percentile bootstrap confidence interval.
+    r"""Mean of per-sample values with an expanded percentile bootstrap confidence interval.
 
     Resamples the ``n`` finite values with replacement ``n_boot`` times (seeded, so the interval is
-    reproducible) and takes the ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the resampled
-    means. NaN values (samples on which a metric is undefined) are dropped first.
+    reproducible), takes the ``(1 − level)/2`` and ``(1 + level)/2`` quantiles ``Q`` of the resampled
+    means and widens them about the mean ``x̄`` by :func:`bootstrap_expansion` ``k``:
+    ``[x̄ + k(Q_lo − x̄), x̄ + k(Q_hi − x̄)]`` (Hesterberg 2015). The plain percentile interval under-covers
+    at small ``n`` and for skewed values (6.4 % false decisions at 95 % with 64 exponential values,
+    ``scripts/calibrate_verdicts.py``). NaN values (samples on which a metric is undefined) are dropped
+    first.
 
     Args:
         values: Per-sample values, shape ``(n,)``.
@@ -49,10 +71,9 @@ def bootstrap_mean_ci(
     mean = float(x.mean())
     if x.size < 2 or n_boot == 0:
         return mean, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    low, high = np.quantile(means, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return mean, float(low), float(high)
+    low, high = np.quantile(bootstrap_means(x, n_boot, seed), [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    k = bootstrap_expansion(int(x.size), level)
+    return mean, mean + k * (float(low) - mean), mean + k * (float(high) - mean)
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -97,3 +118,62 @@ def betainc(a: float, b: float, x: float) -> float:
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    r"""Cumulative distribution function of Student's t.
+
+    ``F(t) = 1 − ½·I_{df/(df+t²)}(df/2, ½)`` for ``t ≥ 0`` and ``F(t) = 1 − F(−t)`` otherwise, with
+    ``I`` the regularised incomplete beta function.
+
+    Args:
+        t: The point.
+        df: Degrees of freedom, ``> 0`` (need not be an integer: Welch intervals use fractional df).
+
+    Returns:
+        ``P(T ≤ t)`` for ``T ~ t(df)``.
+    """
+    if df <= 0:
+        raise ValueError(f"df must be > 0, got {df}")
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(p: float, df: float) -> float:
+    r"""Quantile ``t_{p, df}`` of Student's t: the ``t`` with :func:`t_cdf` ``(t, df) = p``.
+
+    Found by bracketing and bisection to ``1e-12`` relative precision (e.g. ``t_{0.975, 2} = 4.3027``,
+    ``t_{0.975, 29} = 2.0452``).
+
+    Args:
+        p: Probability in ``(0, 1)``.
+        df: Degrees of freedom, ``> 0``.
+
+    Returns:
+        The quantile (negative for ``p < 0.5``).
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if df <= 0:
+        raise ValueError(f"df must be > 0, got {df}")
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e300:
+            return math.inf
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)

@@ -160,7 +160,8 @@ if robustness:
 # log scale (ratios of geometric means), because the raw shift grows with the residual-stream norm:
 # SFT = 1.02 × Base would otherwise "spike at the end". Where two claims select the same layers (at 10
 # layers the CKA plateau and the middle band coincide), they are one comparison and one row. The table is
-# one family, corrected with Holm's method; each verdict is *holds*, *contradicted* or *inconclusive*.
+# one family, corrected with Holm's method {cite:p}`holm1979simple`; each verdict is *holds*,
+# *contradicted* or *inconclusive*.
 
 # %%
 findings = paper.divergence_findings(main, halves=halves)

@@ -135,7 +135,7 @@ sft_table[[m for m in INTRINSIC_METRICS if m in sft_table.columns]].round(4)
 # metrics). The effective-rank peak and collapse, the condition-number trough and the σ_max explosion are
 # band contrasts of log values (ratios of geometric means, so they mean the same on every model), decided
 # from the same replicates; the 0 → 1 step and the last-20 % steps are compared with the middle steps with
-# the layers as units. The table is one family, corrected with Holm's method.
+# the layers as units. The table is one family, corrected with Holm's method {cite:p}`holm1979simple`.
 
 # %%
 findings = paper.convergence_findings(main)

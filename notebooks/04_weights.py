@@ -163,7 +163,7 @@ plt.show()
 # smoothness and give its straight trend a random sign {cite:p}`theiler1992testing`, so that two unrelated
 # trending curves do not count; beside it, labelled as ours, the correlation beyond a depth spline
 # (inconclusive below 16 layers, where a spline cannot be told from the curves' shape). The table is one
-# family, corrected with Holm's method.
+# family, corrected with Holm's method {cite:p}`holm1979simple`.
 
 # %%
 relative = series["Eq. 1 relative to ‖W_Base‖"]

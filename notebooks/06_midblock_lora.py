@@ -129,13 +129,15 @@ plt.show()
 # two masks smaller than their spread is not a difference.
 #
 # **What this sweep can settle.** Masks trained with the same seed share the data order and the
-# initialisation, so the verdicts below compare masks *paired by seed*, with a Student $t$ interval over
-# seeds: with $S$ seeds its half-width is $t_{0.975, S-1}\, s_d / \sqrt{S}$, where $s_d$ is the seed-to-seed
-# SD of the difference ($t_{0.975,2} = 4.30$ for 3 seeds). With a seed SD of 0.02, three seeds resolve a
-# gap of about 0.1 (the paper's OLMo2-7B `01000` vs `11111`) but not 0.03 (its 13B and 32B gaps): those
-# rows come out *inconclusive*, and their MDE says how large a gap would have been needed. The
-# Appendix A families run a single seed, so their shape claims are inconclusive by construction: one
-# run has no seed-to-seed spread to compare a difference with.
+# initialisation, and every run is scored on the same test problems, so the verdicts below compare masks
+# *paired by seed and by problem*: the interval of a difference is the crossed seeds × problems interval
+# (`mbt.paper.seeds.crossed_interval`), whose width comes from the seed-to-seed spread (a Student $t$ with
+# $S - 1$ degrees of freedom, $t_{0.975,2} = 4.30$ for 3 seeds) and from problems on which one mask
+# happens to do better than the other. Three seeds resolve a gap of about 0.1 (the paper's OLMo 2 7B
+# `01000` vs `11111`) most of the time, but not 0.03 (its 13B and 32B gaps): those rows come out
+# *inconclusive*, and their MDE says how large a gap would have been needed. The Appendix A families run a
+# single seed, so their shape claims are inconclusive by construction: one run has no seed-to-seed spread
+# to compare a difference with.
 
 # %%
 summary = mbt.tune.summarize_sweep(table, metrics=[c for c in (score, nll) if c])
@@ -175,11 +177,12 @@ if retention:
 # %% [markdown]
 # ## Paper vs ours
 #
-# One row per distinct comparison on this pair: the paper's `10000` claims for OLMo2-13B and -32B are the
-# same test here, and so are its four `11111` numbers (shown for scale). "Mid-Block beats standard
-# LoRA" tests *every* middle mask against `11111` with a Bonferroni correction (each at
-# $1 - 0.05/k$) and holds if any of them does; choosing the best of the middle masks first and then
-# testing it at 95 % would win by chance far too often.
+# One row per distinct comparison on this pair, each as the paper states it: a named middle mask above
+# `11111`, an edge mask below it, and OLMo 2 32B's `10000` below that model's best middle mask `01100`. The
+# abstract's "+10.2 %" is OLMo 2 7B's `01000` against `11111` and shares that row; the four `11111` numbers
+# are one row, shown for scale. No mask is chosen after the fact: picking the best of the middle masks and
+# then testing it at 95 % would win by chance far too often. The table is one family, corrected with Holm's
+# method {cite:p}`holm1979simple`; retention (Appendix B) compares perplexities as log ratios.
 
 # %%
 both = table if extra is None else pd.concat([table, extra], ignore_index=True)

@@ -3,17 +3,26 @@
 Prints a Markdown table (one row per rule) for the methods page: the rule, its unit, the null it was
 simulated under, the false-decision rate (holds + contradicted) under that null at 10 and at 40 layers,
 and the power (holds) at the stated effect at 10 and 40 layers, each with its Monte-Carlo standard error.
-Rules that do not depend on depth (seeds, families) give one number in both columns.
+Rules that do not depend on depth (seeds, families) give one number in both columns. Each rule has a key;
+a headline of the paper names the key of the rule that decides it (:attr:`mbt.paper.headlines.Headline.rule`),
+and the methods page joins the two (:mod:`mbt.paper.calibration`).
+
+``--out book/calibration.json`` also writes the numbers for the methods page (committed: rerun this script
+when a rule changes; a test checks that every rule a headline names is in the file).
 
 Run:  nice -n 10 .venv/bin/python scripts/calibrate_verdicts.py [--reps 1000] [--power-reps 300] [--seed 0]
+      [--out book/calibration.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +33,9 @@ from mbt.paper import seeds as Sd
 from mbt.paper import shapes as S
 from mbt.paper import signatures as sig
 from mbt.paper import verdicts as V
+from mbt.paper.calibration import rules_markdown
 from mbt.paper.verdicts import Verdict
+from mbt.stats import bootstrap_mean_ci
 
 DEPTHS = (10, 40)
 Decide = Callable[[np.random.Generator, int, int], list]
@@ -40,15 +51,6 @@ def rate(decisions: list, which: str) -> float:
 def by_rule(decisions: list) -> bool:
     """Whether every decision is inconclusive by its rule (e.g. too few layers for a depth spline)."""
     return bool(decisions) and all(getattr(d, "rule", "").startswith("not decidable here") for d in decisions)
-
-
-def cell(x: float | None, reps: int) -> str:
-    """``"4.8 % ± 0.7"`` (percent with one Monte-Carlo SE), ``"n/a"``, or ``"inconclusive by rule"`` (NaN)."""
-    if x is None:
-        return "inconclusive by rule"
-    if not math.isfinite(x):
-        return "n/a"
-    return f"{100 * x:.1f} % ± {100 * math.sqrt(max(x * (1 - x), 1e-12) / reps):.1f}"
 
 
 def replicate_rows(rng: np.random.Generator, truth: np.ndarray, reps: int, n_boot: int, sd: float,
@@ -211,12 +213,59 @@ def lora_skew(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> t
     return [Sd.crossed_contrast(a[i], b[i]) for i in range(reps)], []
 
 
-def seed_t(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> tuple[list, list]:
-    """The old t over 3 seed means, same interaction null and power (for comparison)."""
-    a, b = N.lora_scores(rng, reps, n_seeds=3, n_problems=200, interaction_sd=1.0)
+def seed_t(rng: np.random.Generator, n: int, reps: int, power_reps: int, *, interaction: float = 0.0
+           ) -> tuple[list, list]:
+    """Paired t over 3 seed means: null normal seed noise (or with a mask × problem interaction); power +0.095."""
+    a, b = N.lora_scores(rng, reps, n_seeds=3, n_problems=200, interaction_sd=interaction)
     null = [V.seed_contrast(a[i].mean(1), b[i].mean(1)) for i in range(reps)]
     a, b = N.lora_scores(rng, power_reps, n_seeds=3, n_problems=200, effect=0.095, base_rate=0.28)
     return null, [V.seed_contrast(a[i].mean(1), b[i].mean(1)) for i in range(power_reps)]
+
+
+def layer_cis(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> tuple[list, list]:
+    """Logit-lens rise after depth 50/64 from per-layer intervals: null flat 0.3 (SE 0.02, AR(0.9)); power +0.3."""
+    d = N.depth_grid(n)
+    late, early = (50 / 64, 1.0), (-1.0, 50 / 64)
+    q = V.normal_quantile(0.975)
+
+    def decide(truth: np.ndarray, k: int) -> list:
+        est = truth + 0.02 * N.ar1(rng, (k, n), 0.9)
+        return [V.band_contrast(e, d, unit="layer_cis", ci_low=e - q * 0.02, ci_high=e + q * 0.02, band=late,
+                                reference=early) for e in est]
+
+    return decide(0.3 + 0 * d, reps), decide(0.3 + 0.3 * (d > 50 / 64), power_reps)
+
+
+def paired_bootstrap(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> tuple[list, list]:
+    """Swap effect, expanded percentile bootstrap over 64 texts: null skewed zero-mean changes; power 0.5 SD."""
+
+    def decide(shift: float, k: int) -> list:
+        out = []
+        for i in range(k):
+            x = rng.exponential(0.05, size=64) - 0.05 + shift
+            mean, lo, hi = bootstrap_mean_ci(x, n_boot=1000, seed=i)
+            out.append(V.direction(V.interval_from_summary(mean, lo, hi, n=64, method="bootstrap"), side=-1))
+        return out
+
+    return decide(0.0, reps), decide(-0.025, power_reps)
+
+
+def lora_any(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> tuple[list, list]:
+    """Some of 6 middle masks beats 11111 (each at 1 − 0.05/6): null all masks equal; power one mask +0.095."""
+    from mbt.paper.findings.common import any_of
+
+    def decide(effect: float, k: int) -> list:
+        out = []
+        for _ in range(k):
+            parts = []
+            for m in range(6):
+                a, b = N.lora_scores(rng, 1, n_seeds=3, n_problems=200, interaction_sd=1.0,
+                                     effect=effect if m == 0 else 0.0, base_rate=0.28)
+                parts.append(Sd.crossed_contrast(a[0], b[0], level=1 - 0.05 / 6))
+            out.append(any_of(parts, "some middle mask beats 11111"))
+        return out
+
+    return decide(0.0, reps), decide(0.095, power_reps)
 
 
 class _Trend:
@@ -251,69 +300,111 @@ def family(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> tupl
     return out, []
 
 
-RULES: list[tuple[str, str, str, str, Callable[..., tuple[list, list]], bool]] = [
-    ("band contrast, joint replicates (`band_contrast`, unit replicates)", "texts",
-     "flat curve, SE 0.02/layer, AR(0.9) errors", "1 − CKA +0.158 in the last 20 %", band_replicates, True),
-    ("band contrast, blocks as units (`band_contrast`, unit layers, log ratio)", "layers",
-     "flat, 20 % multiplicative AR(0.9) noise", "0.01 + 0.1·J(d), 5 % AR(0.5) noise", band_layers, True),
-    ("Fig. 5 raw r (`curves.raw_correlation`)", "layers", "J vs unrelated trending AR(0.9) curve",
-     "J vs 1 − 0.3·J (r ≈ −0.99)", raw_correlation, True),
-    ("r beyond a depth spline, ours (`curve_correlation`)", "layers", "two J shapes of different steepness",
-     "shared AR(0.5) wiggle, partial r ≈ −0.7", spline_correlation, True),
-    ("synchronised: closeness (`curves.closeness`, margin 10 % of range)", "texts",
-     "SFT = Base + margin, SE 0.02", "SFT = 1.02 × Base, SE 0.01", closeness, True),
-    ("progressive decline (`curves.depth_trend`)", "texts", "late hinge only, SE 0.01",
-     "−0.05 over depth + hinge, SE 0.005", depth_trend, True),
-    ("trough / peak in the middle, log scale (`shapes.middle_extremum`)", "texts", "flat, SE 0.05 (log)",
-     "3× trough, SE 0.1 (log)", trough, True),
-    ("explosion in the last band, log scale (`shapes.explosion`)", "texts", "flat, SE 0.05 (log)",
-     "2× in the last 20 %, SE 0.1 (log)", explosion, True),
-    ("weight change small early (`shapes.small_early`)", "layers", "early half = ½ last band, AR(0.9)",
-     "0.01 + 0.1·J(d), 5 % AR(0.9)", small_early, True),
-    ("weight change peaks at the final block (`shapes.final_peak`)", "layers", "flat, AR(0.9)",
-     "0.01 + 0.1·J(d), 5 % AR(0.9)", final_peak, True),
-    ("J shape, all three parts (`shapes.weight_j`)", "layers", "flat, AR(0.9) (holds counted)",
-     "0.01 + 0.1·J(d), 5 % AR(0.9)", weight_j, True),
-    ("LoRA mask contrast (`seeds.crossed_contrast`)", "seeds × problems", "mask × problem interaction (SD 1 logit)",
-     "+0.095 (0.375 vs 0.28), 3 seeds × 200 problems", lora, False),
-    ("LoRA mask contrast, skewed seed noise", "seeds × problems", "skewed seed noise (SD 0.1) in one mask", "—",
-     lora_skew, False),
-    ("old: t over 3 seed means (`seed_contrast`)", "seeds", "mask × problem interaction (SD 1 logit)",
-     "+0.095, 3 seeds × 200 problems", seed_t, False),
-    ("ladder trend, shared paths (`ladder_trend`, 6 seeds)", "seeds", "directionless random-walk drift",
-     "trend of 3 drift SDs over the ladder", lambda *a: ladder(*a, shared=True), False),
-    ("ladder trend, independent runs (`ladder_trend`, 2 seeds/rung)", "(rung, seed) runs",
-     "drift with spread growing by rung", "trend of 3 over the ladder", lambda *a: ladder(*a, shared=False), False),
-    ("a table of 12 rows, Holm (`families.adjust`)", "rows", "no effect in any row (z correlated 0.5)", "—",
-     family, False),
-]
+@dataclass(frozen=True)
+class Rule:
+    """One decision rule: its key (named by :attr:`mbt.paper.headlines.Headline.rule`), words and simulation."""
+
+    key: str
+    name: str
+    unit: str
+    null: str
+    effect: str
+    run: Callable[..., tuple[list, list]]
+    by_depth: bool = True
+    level: str = "95 %"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("band_replicates", "band contrast, joint replicates (`band_contrast`, unit replicates)", "texts",
+         "flat curve, SE 0.02/layer, AR(0.9) errors", "1 − CKA +0.158 in the last 20 %", band_replicates),
+    Rule("log_band", "last band ÷ middle on the log scale, joint replicates (`shapes.explosion`)", "texts",
+         "flat, SE 0.05 (log)", "2× in the last 20 %, SE 0.1 (log)", explosion),
+    Rule("band_layers", "band contrast, blocks as units (`band_contrast`, unit layers, log ratio)", "layers",
+         "flat, 20 % multiplicative AR(0.9) noise", "0.01 + 0.1·J(d), 5 % AR(0.5) noise", band_layers),
+    Rule("layer_cis", "band contrast from per-layer intervals (`band_contrast`, unit layer_cis)", "texts",
+         "flat accuracy, SE 0.02/layer, AR(0.9) errors", "+0.3 after depth 50/64", layer_cis),
+    Rule("raw_correlation", "Fig. 5 raw r (`curves.raw_correlation`)", "layers",
+         "J vs unrelated trending AR(0.9) curve", "J vs 1 − 0.3·J (r ≈ −0.99)", raw_correlation),
+    Rule("spline_correlation", "r beyond a depth spline, ours (`curve_correlation`)", "layers",
+         "two J shapes of different steepness", "shared AR(0.5) wiggle, partial r ≈ −0.7", spline_correlation),
+    Rule("closeness", "synchronised: closeness (`curves.closeness`, margin 10 % of range)", "texts",
+         "SFT = Base + margin, SE 0.02", "SFT = 1.02 × Base, SE 0.01", closeness),
+    Rule("depth_trend", "progressive decline (`curves.depth_trend`)", "texts", "late hinge only, SE 0.01",
+         "−0.05 over depth + hinge, SE 0.005", depth_trend),
+    Rule("middle_extremum", "trough / peak in the middle, log scale (`shapes.middle_extremum`)", "texts",
+         "flat, SE 0.05 (log)", "3× trough, SE 0.1 (log)", trough, level="97.5 % per part (2 parts)"),
+    Rule("small_early", "weight change small early (`shapes.small_early`)", "layers",
+         "early half = ½ last band, AR(0.9)", "0.01 + 0.1·J(d), 5 % AR(0.9)", small_early),
+    Rule("final_peak", "weight change peaks at the final block (`shapes.final_peak`)", "layers", "flat, AR(0.9)",
+         "0.01 + 0.1·J(d), 5 % AR(0.9)", final_peak),
+    Rule("weight_j", "J shape, all three parts (`shapes.weight_j`)", "layers", "flat, AR(0.9) (holds counted)",
+         "0.01 + 0.1·J(d), 5 % AR(0.9)", weight_j, level="98.3 % per part (3 parts)"),
+    Rule("paired_bootstrap", "paired change, expanded percentile bootstrap over texts (`stats.bootstrap_mean_ci`)", "texts",
+         "skewed (exponential) zero-mean changes, 64 texts", "a shift of 0.5 SD", paired_bootstrap, by_depth=False),
+    Rule("lora", "LoRA mask contrast (`seeds.crossed_contrast`)", "seeds × problems",
+         "mask × problem interaction (SD 1 logit)", "+0.095 (0.375 vs 0.28), 3 seeds × 200 problems", lora,
+         by_depth=False),
+    Rule("lora_skew", "LoRA mask contrast, skewed seed noise", "seeds × problems",
+         "skewed seed noise (SD 0.1) in one mask", "—", lora_skew, by_depth=False),
+    Rule("lora_any", "some of 6 middle masks beats 11111 (`any_of`; not used: the paper names one mask per model)",
+         "seeds × problems",
+         "all masks equal, interaction SD 1 logit", "one mask +0.095, 3 seeds × 200 problems", lora_any,
+         by_depth=False, level="99.2 % per mask (6 masks)"),
+    Rule("seed_t", "paired t over 3 seeds (`seed_contrast`)", "seeds", "normal seed noise (SD 0.02)",
+         "+0.095, 3 seeds × 200 problems", seed_t, by_depth=False),
+    Rule("seed_t_interaction", "the same t where problems cross masks (not used: why `lora` is crossed)", "seeds",
+         "mask × problem interaction (SD 1 logit)", "+0.095, 3 seeds × 200 problems",
+         lambda *a: seed_t(*a, interaction=1.0), by_depth=False),
+    Rule("ladder_shared", "ladder trend, shared paths (`ladder_trend`, 6 seeds)", "seeds",
+         "directionless random-walk drift", "trend of 3 drift SDs over the ladder",
+         lambda *a: ladder(*a, shared=True), by_depth=False),
+    Rule("ladder_independent", "ladder trend, independent runs (`ladder_trend`, 2 seeds/rung)", "(rung, seed) runs",
+         "drift with spread growing by rung", "trend of 3 over the ladder", lambda *a: ladder(*a, shared=False),
+         by_depth=False),
+    Rule("holm", "a table of 12 rows, Holm (`families.adjust`)", "rows", "no effect in any row (z correlated 0.5)",
+         "—", family, by_depth=False, level="95 % family-wise"),
+)
+
+
+def measure(rule: Rule, seed: int, reps: int, power_reps: int) -> dict:
+    """One rule's simulation: ``false`` and ``power`` per depth (a rate, ``"n/a"`` or ``"inconclusive by rule"``)."""
+    rng = np.random.default_rng(seed)
+    false: list = []
+    power: list = []
+    for n in DEPTHS if rule.by_depth else DEPTHS[:1]:
+        null, pw = rule.run(rng, n, reps, power_reps)
+        false.append("inconclusive by rule" if by_rule(null) else rate(null, "false"))
+        power.append("inconclusive by rule" if by_rule(pw) else rate(pw, "holds") if pw else "n/a")
+    if not rule.by_depth:
+        false, power = false * len(DEPTHS), power * len(DEPTHS)
+    return {"key": rule.key, "name": rule.name, "unit": rule.unit, "null": rule.null, "effect": rule.effect,
+            "level": rule.level, "by_depth": rule.by_depth, "false": false, "power": power}
 
 
 def main() -> None:
-    """Run every rule's simulation and print the Markdown table."""
+    """Run every rule's simulation, print the Markdown table and (``--out``) write the numbers as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=1000, help="null cases per rule and depth")
     parser.add_argument("--power-reps", type=int, default=300, help="cases per power estimate")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", help="comma-separated rule keys (default: all)")
+    parser.add_argument("--out", type=Path, help="write the numbers here as JSON (e.g. book/calibration.json)")
     args = parser.parse_args()
+    keys = [k for k in args.only.split(",") if k]
+    unknown = sorted(set(keys) - {r.key for r in RULES})
+    if unknown:
+        parser.error(f"unknown rule keys {unknown}; choose from {[r.key for r in RULES]}")
     started = time.time()
-    lines = ["| rule | unit | null | false at 10 layers | false at 40 layers | effect (power) | power at 10 | "
-             "power at 40 |", "|---|---|---|---|---|---|---|---|"]
-    for k, (name, unit, null_text, effect_text, run, by_depth) in enumerate(RULES):
-        rng = np.random.default_rng(args.seed + 1000 * k)
-        false, power = [], []
-        for n in DEPTHS if by_depth else DEPTHS[:1]:
-            null, pw = run(rng, n, args.reps, args.power_reps)
-            false.append(None if by_rule(null) else rate(null, "false"))
-            power.append(None if by_rule(pw) else rate(pw, "holds") if pw else math.nan)
-        if not by_depth:
-            false, power = false * 2, power * 2
-        lines.append(f"| {name} | {unit} | {null_text} | {cell(false[0], args.reps)} | {cell(false[1], args.reps)} | "
-                     f"{effect_text} | {cell(power[0], args.power_reps)} | {cell(power[1], args.power_reps)} |")
-    print("\n".join(lines))
-    print(f"\n{args.reps} null cases and {args.power_reps} power cases per cell (± one Monte-Carlo SE); rules over "
-          "seeds, runs and rows do not depend on depth (one simulation, shown in both columns); seed "
-          f"{args.seed}; {time.time() - started:.0f} s.")
+    rules = [measure(r, args.seed + 1000 * k, args.reps, args.power_reps)
+             for k, r in enumerate(RULES) if not keys or r.key in keys]
+    data = {"depths": list(DEPTHS), "reps": args.reps, "power_reps": args.power_reps, "seed": args.seed,
+            "seconds": round(time.time() - started), "rules": rules}
+    print(rules_markdown(data))
+    if args.out:
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        tmp.replace(args.out)
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -76,14 +76,21 @@ def _swap(diffs, width=0.004):
     return pd.DataFrame(rows)
 
 
-def _sweep_table(scores: dict[str, float], seeds=(0, 1, 2), retention=True, noise=0.005) -> pd.DataFrame:
+def _sweep_table(scores: dict[str, float], seeds=(0, 1, 2), retention=True, noise=0.005,
+                 problems: int = 0) -> pd.DataFrame:
+    """One row per mask and seed; with ``problems`` also per-problem 0/1 scores (column ``accuracy_items``):
+    problem j is solved when its difficulty ``u_j`` (shared by every run) is below the run's accuracy."""
     rng = np.random.default_rng(0)
+    difficulty = np.sort(rng.uniform(size=problems))[rng.permutation(problems)]
     rows = []
     for mask, score in scores.items():
         for s in seeds:
             acc = score + rng.normal(0, noise)
             row = dict(mask=mask, seed=s, accuracy=acc, accuracy_ci_low=acc - 0.05, accuracy_ci_high=acc + 0.05,
                        answer_nll=1 - acc)
+            if problems:
+                solved = (difficulty < acc) ^ (rng.uniform(size=problems) < 0.05)  # a few flips per run
+                row.update(accuracy=float(solved.mean()), accuracy_items="".join("01"[int(x)] for x in solved))
             if retention:
                 row.update(ppl_instruct=10 + abs(score - 0.3) * (mask != "00000") + rng.normal(0, 0.001),
                            ppl_text=20 + score * (mask != "00000"))

@@ -36,6 +36,9 @@ def test_cached_call_keys_on_the_call_itself(tmp_path, monkeypatch, capsys):
     assert len(_CALLS) == 5
     with pytest.raises(TypeError, match="cannot key"):
         identity.cached_call(_table, object(), texts)
+    monkeypatch.setattr(identity, "CALL_VERSION", identity.CALL_VERSION + 1)  # the computations changed
+    identity.cached_call(_table, 1, texts)
+    assert len(_CALLS) == 6
 
 
 def test_cached_call_keys_a_local_checkpoint_by_its_content_not_its_folder(tmp_path, monkeypatch, save_pair):

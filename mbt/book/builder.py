@@ -47,6 +47,7 @@ from mbt.book.jobs import (
 )
 from mbt.book.provenance import FOLDER, downloads_markdown, provenance, source_commit, write_downloads
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
+from mbt.paper.calibration import claims_markdown, load_calibration, rules_markdown
 from mbt.paper.export import records_frame
 from mbt.paper.records import slug
 from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, store_problems_markdown
@@ -54,6 +55,7 @@ from mbt.paper.store import collect_records, contributed_root, store_folder, sto
 from mbt.workers import slots
 
 __all__ = [
+    "CALIBRATION",
     "MARKERS",
     "PROSE",
     "TABLE_MARKER",
@@ -129,10 +131,16 @@ def stage_sources(root: Path, stage: Path) -> None:
         _copy_if_changed(src, stage / "book" / rel)
 
 
-MARKERS: dict[str, Callable[[], str]] = {
-    "<!-- mbt:conventions -->": conventions_markdown,
+CALIBRATION = Path("book") / "calibration.json"
+"""The measured calibration of the decision rules (``scripts/calibrate_verdicts.py --out``), relative to the book."""
+
+MARKERS: dict[str, Callable[[Path], str]] = {
+    "<!-- mbt:conventions -->": lambda stage: conventions_markdown(),
+    "<!-- mbt:calibration-rules -->": lambda stage: rules_markdown(load_calibration(stage / CALIBRATION)),
+    "<!-- mbt:calibration-claims -->": lambda stage: claims_markdown(load_calibration(stage / CALIBRATION)),
 }
-"""Lines of the prose chapters replaced, in the staged copy, by tables generated from the code."""
+"""Lines of the prose chapters replaced, in the staged copy, by tables generated from the code (or, for the
+calibration, from the numbers the calibration script measured); each function gets the stage folder."""
 
 
 def fill_markers(stage: Path) -> None:
@@ -142,7 +150,7 @@ def fill_markers(stage: Path) -> None:
         new = text
         for marker, fn in MARKERS.items():
             if marker in new:
-                new = new.replace(marker, fn())
+                new = new.replace(marker, fn(stage))
         if new != text:
             page.write_text(new)
 

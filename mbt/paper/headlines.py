@@ -8,9 +8,9 @@ by one of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["BY_ID", "HEADLINES", "Headline", "chapter_of"]
+__all__ = ["BY_ID", "HEADLINES", "RULE_OF", "Headline", "chapter_of"]
 
 @dataclass(frozen=True)
 class Headline:
@@ -24,6 +24,8 @@ class Headline:
         paper: The paper's value; ``[lost]`` where the text extraction removed it.
         where: Where the paper states it.
         how: How our counterpart is computed.
+        rule: Key of the calibrated decision rule that decides it (the methods page's calibration table,
+            ``scripts/calibrate_verdicts.py``); ``None`` for a number that is reported, not decided.
     """
 
     id: str
@@ -33,6 +35,7 @@ class Headline:
     paper: str
     where: str
     how: str
+    rule: str | None = None
 
 
 def _h(id: str, chapter: str, claim: str, model: str, paper: str, where: str, how: str) -> Headline:  # noqa: A002
@@ -40,7 +43,7 @@ def _h(id: str, chapter: str, claim: str, model: str, paper: str, where: str, ho
 
 
 _F7 = "06_midblock_lora"
-HEADLINES: tuple[Headline, ...] = (
+_LISTED: tuple[Headline, ...] = (
     # --- representation analysis (§4.2–§4.3)
     _h("middle_stable", "01_divergence", "middle layers (20–80 % depth) stable, final layers most sensitive",
        "all models", "qualitative", "abstract, §4.2",
@@ -113,48 +116,73 @@ HEADLINES: tuple[Headline, ...] = (
     _h("lora_1b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-1B", "0.19", "§4.4, Fig. 7",
        "our 11111 score (mean over seeds)"),
     _h("lora_1b_00001", _F7, "GSM8K, edge mask 00001 (below 11111)", "OLMo2-1B", "0.135", "§4.4, Fig. 7",
-       "our 00001 score; mask − 11111 below 0, paired seed t interval"),
+       "our 00001 score; mask − 11111 below 0, seeds × problems interval"),
     _h("lora_7b_01000", _F7, "GSM8K, best middle 01000 (above 11111)", "OLMo2-7B", "0.375", "§4.4, Fig. 7",
-       "our 01000 score; mask − 11111 above 0, paired seed t interval"),
+       "our 01000 score; mask − 11111 above 0, seeds × problems interval"),
     _h("lora_7b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-7B", "0.28", "§4.4, Fig. 7",
        "our 11111 score (mean over seeds)"),
     _h("lora_13b_01110", _F7, "GSM8K, best middle 01110 (above 11111)", "OLMo2-13B", "0.30", "§4.4, Fig. 7",
-       "our 01110 score; mask − 11111 above 0, paired seed t interval"),
+       "our 01110 score; mask − 11111 above 0, seeds × problems interval"),
     _h("lora_13b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-13B", "0.27", "§4.4, Fig. 7",
        "our 11111 score (mean over seeds)"),
     _h("lora_13b_10000", _F7, "GSM8K, edge mask 10000 (below 11111)", "OLMo2-13B", "0.22", "§4.4, Fig. 7",
-       "our 10000 score; mask − 11111 below 0, paired seed t interval"),
+       "our 10000 score; mask − 11111 below 0, seeds × problems interval"),
     _h("lora_32b_01100", _F7, "GSM8K, best middle 01100 (above 11111, fewer params)", "OLMo2-32B", "0.32",
-       "§4.4, Fig. 7", "our 01100 score; mask − 11111 above 0, paired seed t interval"),
+       "§4.4, Fig. 7", "our 01100 score; mask − 11111 above 0, seeds × problems interval"),
     _h("lora_32b_11111", _F7, "GSM8K, full-layer LoRA 11111", "OLMo2-32B", "0.29", "§4.4, Fig. 7",
        "our 11111 score (mean over seeds)"),
-    _h("lora_32b_10000", _F7, "GSM8K, edge mask 10000 (below 11111)", "OLMo2-32B", "0.25", "§4.4, Fig. 7",
-       "our 10000 score; mask − 11111 below 0, paired seed t interval"),
+    _h("lora_32b_10000", _F7, "GSM8K, edge mask 10000 (below the best middle mask 01100)", "OLMo2-32B", "0.25",
+       "§4.4, Fig. 7", "our 10000 score; 10000 − 01100 below 0, seeds × problems interval"),
     _h("lora_mistral", _F7, "same tendency on Mistral-7B", "Mistral-7B", "no numbers", "§4.4",
        "not run on the toy pair (a Mistral-architecture pair is needed)"),
     _h("lora_gain", _F7, "Mid-Block beats standard LoRA", "OLMo2-7B", "+10.2 % (37.5 vs 28)", "abstract, §1",
-       "every middle mask − 11111, paired seed t intervals, Bonferroni; holds if any is above 0"),
+       "one row with lora_7b_01000: the +10.2 % is 01000 (0.375) against 11111 (0.28)"),
     _h("lora_edge_gap", _F7, "best middle − worst edge exceeds 20 % of the score", "OLMo2 family", "> 20 %", "§4.4",
-       "(middle − edge) / middle per seed for every pair, t interval above 0.20, Bonferroni"),
+       "0.8 × middle − edge above 0 for every (middle, edge) pair, seeds × problems, Bonferroni; holds if any "
+       "does"),
     *(_h(f"appA_3_{i + 1}", _F7, f"3 segments, segment {i + 1} tuned", "OLMo2-13B, ToxiGen", v, "App. A, Tab. 1",
          f"our mask {'1' if i == 0 else '0'}{'1' if i == 1 else '0'}{'1' if i == 2 else '0'} score")
       for i, v in enumerate(("0.4650", "0.4721", "0.4550"))),
     _h("appA_3_peak", _F7, "3 segments: the middle segment is best", "OLMo2-13B, ToxiGen", "segment 2",
-       "App. A, Tab. 1", "010 above 100 and 001, paired over seeds"),
+       "App. A, Tab. 1", "010 above 100 and 001, seeds × problems"),
     *(_h(f"appA_10_{i + 1}", _F7, f"10 segments, segment {i + 1} tuned", "OLMo2-13B, ToxiGen", v, "App. A, Tab. 2",
          f"our 10-segment mask with only segment {i + 1} on")
       for i, v in enumerate(("0.4503", "0.4589", "0.4693", "0.4761", "0.4771", "0.4754", "0.4502", "0.4215",
                              "0.3966", "0.3821"))),
     _h("appA_10_peak", _F7, "10 segments: inverted U, peak at segment 5, worst at 10", "OLMo2-13B, ToxiGen",
-       "peak 5, min 10", "App. A, Tab. 2", "segment 5 above 1 and 10, 10 below 1, paired over seeds"),
+       "peak 5, min 10", "App. A, Tab. 2", "segment 5 above 1 and 10, 10 below 1, seeds × problems"),
     *(_h(f"appB_{mask}_{bench}", _F7, f"retention, {mask}, {label}", "OLMo2-13B", v, "App. B, Tab. 4",
          f"our retention loss of {mask} on the {label} stand-in")
       for mask, vals in (("00000", ("14.53", "13.58")), ("11111", ("14.70", "13.76")), ("10000", ("14.61", "13.63")),
                          ("00001", ("14.65", "13.72")), ("00110", ("14.54", "13.60")))
       for bench, label, v in (("ifeval", "IFEval", vals[0]), ("mtbench", "MT-Bench", vals[1]))),
     _h("appB_middle_best", _F7, "middle segments (00110) retain the most", "OLMo2-13B", "00110 closest to Base",
-       "App. B", "|retention − 00000| of every other tuned mask above that of 00110, paired over seeds"),
+       "App. B", "|log(ppl ÷ ppl of 00000)| of every other tuned mask above that of 00110, t over seeds"),
 )
+
+_LORA_MASKS = ("lora_1b_00001", "lora_7b_01000", "lora_gain", "lora_13b_01110", "lora_13b_10000", "lora_32b_01100",
+               "lora_32b_10000", "lora_edge_gap", "appA_3_peak", "appA_10_peak")
+RULE_OF: dict[str, str] = {
+    **dict.fromkeys(("middle_stable", "cka_plateau", "cka_drop_start", "cosine_agrees", "seed_robust",
+                     "three_stages"), "band_replicates"),
+    **dict.fromkeys(("mean_shift_shallow", "mean_shift_final", "erank_collapse", "spectral_norm_500"), "log_band"),
+    "similarity_decline": "depth_trend",
+    "synchronised": "closeness",
+    "erank_peak": "middle_extremum",
+    "cond_trough": "middle_extremum",
+    **dict.fromkeys(("probe_early", "probe_rise", "probe_final_dip"), "layer_cis"),
+    "weight_j": "weight_j",
+    "corr_cosine": "raw_correlation",
+    "corr_spectral": "raw_correlation",
+    "corr_cosine_depth": "spline_correlation",
+    "corr_spectral_depth": "spline_correlation",
+    **dict.fromkeys(("swap_first", "swap_middle", "swap_last"), "paired_bootstrap"),
+    **dict.fromkeys(_LORA_MASKS, "lora"),
+    "appB_middle_best": "seed_t",
+}
+"""The calibrated rule (a key of ``scripts/calibrate_verdicts.py``'s table) that decides each judged claim."""
+
+HEADLINES: tuple[Headline, ...] = tuple(replace(h, rule=RULE_OF.get(h.id)) for h in _LISTED)
 """Every headline number of the paper, by section (representation analysis first, then Mid-Block tuning)."""
 
 BY_ID: dict[str, Headline] = {h.id: h for h in HEADLINES}

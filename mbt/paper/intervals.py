@@ -14,9 +14,8 @@ detects with 80 % power: ``(z_{(1+level)/2} + z_{0.80})·SE`` for a normal inter
 interval with ``ν`` degrees of freedom ``λ*·SE`` where ``λ*`` solves ``P(|T'_{ν,λ}| > t_{(1+level)/2, ν}) = 0.80``
 with ``T'`` the noncentral t (:func:`noncentral_t_cdf`) — the power over repeated experiments, in which
 the sample SD varies too (the sum ``t_q + t_{0.8}`` gives 77 % power at 2 df). The Student t
-quantile is computed from the regularised incomplete beta function (:func:`mbt.stats.betainc`) and
-bisection; the noncentral t by quadrature over the chi-square law of the SD. Numpy, pandas and the
-standard library only.
+quantile is :func:`mbt.stats.t_quantile` (the incomplete beta function and bisection); the noncentral t
+by quadrature over the chi-square law of the SD. Numpy, pandas and the standard library only.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mbt.stats import betainc
+from mbt.stats import bootstrap_expansion, bootstrap_means, t_cdf, t_quantile
 
 POWER = 0.80
 """Power at which the minimum detectable effect is defined."""
@@ -40,65 +39,6 @@ POWER = 0.80
 # ==============================================================================================
 # Distributions (no SciPy)
 # ==============================================================================================
-
-
-def t_cdf(t: float, df: float) -> float:
-    r"""Cumulative distribution function of Student's t.
-
-    ``F(t) = 1 − ½·I_{df/(df+t²)}(df/2, ½)`` for ``t ≥ 0`` and ``F(t) = 1 − F(−t)`` otherwise, with
-    ``I`` the regularised incomplete beta function.
-
-    Args:
-        t: The point.
-        df: Degrees of freedom, ``> 0`` (need not be an integer: Welch intervals use fractional df).
-
-    Returns:
-        ``P(T ≤ t)`` for ``T ~ t(df)``.
-    """
-    if df <= 0:
-        raise ValueError(f"df must be > 0, got {df}")
-    if math.isinf(t):
-        return 1.0 if t > 0 else 0.0
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-@functools.lru_cache(maxsize=4096)
-def t_quantile(p: float, df: float) -> float:
-    r"""Quantile ``t_{p, df}`` of Student's t: the ``t`` with :func:`t_cdf` ``(t, df) = p``.
-
-    Found by bracketing and bisection to ``1e-12`` relative precision (e.g. ``t_{0.975, 2} = 4.3027``,
-    ``t_{0.975, 29} = 2.0452``).
-
-    Args:
-        p: Probability in ``(0, 1)``.
-        df: Degrees of freedom, ``> 0``.
-
-    Returns:
-        The quantile (negative for ``p < 0.5``).
-    """
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), got {p}")
-    if df <= 0:
-        raise ValueError(f"df must be > 0, got {df}")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-        if hi > 1e300:
-            return math.inf
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
 
 
 def normal_quantile(p: float) -> float:
@@ -180,7 +120,7 @@ def noncentral_t_cdf(t: float, df: float, nc: float) -> float:
 
     ``Z ~ N(0, 1)`` and ``V ~ χ²_ν`` independent, ``λ = nc``; ``P(T' ≤ t) = E_V[Φ(t·√(V/ν) − λ)]``, the
     expectation by quadrature over ``V`` (:func:`_chi_nodes`; absolute error below ``1e-9`` for
-    ``ν ≥ 1``, ``|λ| ≤ 40``). ``nc = 0`` gives :func:`t_cdf`; ``P(T' ≤ 0) = Φ(−λ)`` for every ``ν``.
+    ``ν ≥ 1``, ``|λ| ≤ 40``). ``nc = 0`` gives :func:`mbt.stats.t_cdf`; ``P(T' ≤ 0) = Φ(−λ)`` for every ``ν``.
 
     Args:
         t: The point.
@@ -319,12 +259,6 @@ def check_level(level: float) -> None:
         raise ValueError(f"level must be in (0, 1), got {level}")
 
 
-def bootstrap_expansion(n: int, level: float) -> float:
-    """Hesterberg's expansion of the percentile interval: ``√(n/(n−1)) · t_{q, n−1} / z_q``, ``q = (1+level)/2``."""
-    q = (1.0 + level) / 2.0
-    return math.sqrt(n / (n - 1.0)) * t_quantile(q, float(n - 1)) / normal_quantile(q)
-
-
 def bootstrap_interval(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray | None = None,
@@ -374,8 +308,7 @@ def bootstrap_interval(
     est = float(x.mean())
     if n < 2:
         return Interval(est, float("nan"), float("nan"), level, float("nan"), n, unit, method)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    means = bootstrap_means(x, n_boot, seed)
     k = bootstrap_expansion(n, level)
     q_lo, q_hi = np.quantile(means, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     return Interval(est, est + k * (float(q_lo) - est), est + k * (float(q_hi) - est), level,

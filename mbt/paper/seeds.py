@@ -24,8 +24,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mbt.paper.intervals import Interval, check_level, t_quantile
+from mbt.paper.intervals import Interval, check_level
 from mbt.paper.verdicts import Decision, Verdict, direction
+from mbt.stats import t_quantile
 
 __all__ = ["crossed_contrast", "crossed_interval", "variance_components"]
 

@@ -26,8 +26,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from mbt.paper.intervals import Interval, check_level, t_quantile
+from mbt.paper.intervals import Interval, check_level
 from mbt.paper.verdicts import BANDS, Decision, Verdict, band_contrast, direction, pct
+from mbt.stats import t_quantile
 
 __all__ = [
     "EARLY",

@@ -66,7 +66,6 @@ import numpy as np
 from mbt.paper.intervals import (
     POWER,
     Interval,
-    bootstrap_expansion,
     bootstrap_interval,
     check_level,
     interval_from_summary,
@@ -75,12 +74,11 @@ from mbt.paper.intervals import (
     noncentral_t_cdf,
     normal_quantile,
     sign_flip_pvalue,
-    t_cdf,
     t_interval,
     t_noncentrality,
     t_power,
-    t_quantile,
 )
+from mbt.stats import bootstrap_expansion, t_cdf, t_quantile
 
 __all__ = [
     "BANDS",

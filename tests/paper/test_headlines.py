@@ -58,6 +58,12 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
         "06_midblock_lora": paper.lora_findings(_sweep_table({m: 0.1 + 0.01 * i for i, m in enumerate(masks)})),
     }
     produced = {hid for found in by_chapter.values() for f in found for hid in f.ids}
+    # a claim decided by a verdict names its calibrated rule (the methods page shows its false-decision rate)
+    unruled = [hid for found in by_chapter.values() for f in found if f.verdict is not None for hid in f.ids
+               if paper.BY_ID[hid].rule is None]
+    assert not unruled, f"decided claims without a calibrated rule (mbt.paper.headlines.RULE_OF): {unruled}"
+    reported = [hid for found in by_chapter.values() for f in found if f.verdict is None for hid in f.ids]
+    assert all(paper.BY_ID[hid].rule is None for hid in reported)
     missing = [h.id for h in paper.HEADLINES if h.id not in produced]
     assert not missing, f"headlines no findings module produces: {missing}"
     for chapter, found in by_chapter.items():
