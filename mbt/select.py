@@ -79,6 +79,7 @@ __all__ = [
     "baseline_signals",
     "evidence_curves",
     "layer_signals",
+    "regret_table",
     "score_masks",
     "selector_regret",
     "spectrum_snr",
@@ -599,3 +600,19 @@ def suggest_baseline(
     frame.attrs.update({"rule": f"argmax over {len(pool)} candidate masks of the mean rank-normalised {method} score",
                         "mask": mask, "signals": [method], "mask_scores": scores})
     return mask, frame
+
+
+def regret_table(picks: Mapping[str, tuple[str, pd.DataFrame]], sweep_df: pd.DataFrame,
+                 metrics: Sequence[str] = ("accuracy", "answer_nll")) -> pd.DataFrame:
+    """:func:`selector_regret` of several selectors' picks on the same sweep, one row per selector and metric.
+
+    Args:
+        picks: ``{selector name: (mask, evidence)}`` as :func:`suggest_block` and :func:`suggest_baseline` return.
+        sweep_df: The sweep (:func:`mbt.tune.sweeps`).
+        metrics: Sweep columns to grade by.
+
+    Returns:
+        ``selector`` plus the columns of :func:`selector_regret`.
+    """
+    return pd.DataFrame([{"selector": name, **selector_regret(mask, sweep_df, metric, selector_scores=evidence)}
+                         for name, (mask, evidence) in picks.items() for metric in metrics])

@@ -30,9 +30,10 @@ data order of the SFT (and the SFT's torch seed) come from ``s``, while the Base
 other setting stay those of the Base's ``seed`` (the Base build is reused, never retrained). The rungs of
 SFT seed ``s ≥ 1`` are registered pairs too (:func:`rung_name`: ``toy-sft25-seed1``, …, ``toy-seed1``
 for the full-length SFT). ``build_rung(k, update="equal_step")`` repeats a rung under the equal-step rule
-(:class:`mbt.train.EqualStep`: every block's relative update made equal after each optimiser step); its
-manifest's quality skips the generated exact match (the slow part) and keeps the answer NLL, the layer
-CKA and the weight change.
+(:class:`mbt.train.EqualStep`: every block's relative update made equal after each optimiser step). Only
+the registered rungs' manifests measure the generated exact match (the slow part of a build); the others
+(equal-step runs, rungs of other lengths) keep the answer NLL, the letter accuracy, the layer CKA and the
+weight change.
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int,
         base_manifest: dict[str, Any] = json.loads((base_build / MANIFEST).read_text())
         quality = toy_quality.quality(base, sft, tokenizer, cfg, seed, progress,
                                       known_base=_known_base_quality(base_manifest, cfg, seed),
-                                      generate=update == "standard")
+                                      generate=update == "standard" and (cfg.sft_steps in LADDER_STEPS
+                                                                         or cfg.name == base_manifest["size"]))
     manifest = {
         "mbt_toy_manifest": 1,
         "settings_hash": settings_hash,
