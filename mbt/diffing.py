@@ -74,6 +74,7 @@ __all__ = [
     "gap_summary",
     "graft_summary",
     "graft_sweep",
+    "relative_sizes",
     "steering_check",
     "steering_summary",
     "token_kinds",
@@ -193,6 +194,33 @@ def _difference_inputs(pair: Any, texts: Sequence[str], k: int, batch_size: int)
     return items
 
 
+def relative_sizes(d: np.ndarray, b: np.ndarray,
+                   weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""``‖δ‖_u``, ``‖δ̂‖``, the Base norm and ``ρ`` of one layer under resampling weights (one row per replicate).
+
+    For weights ``w`` (how often each of the ``n`` texts is drawn, ``Σ w_i = n``; all ones = the sample itself):
+    ``δ̂ = Σ w_i d_i / n``, ``tr Ŝ = (Σ w_i ‖d_i‖² − n‖δ̂‖²) / (n − 1)``, ``‖δ‖_u = √max(0, ‖δ̂‖² − tr Ŝ / n)``,
+    base norm ``= Σ w_i b_i / n`` and ``ρ = ‖δ‖_u / base norm``. The same weights serve every layer, so the
+    replicates of a depth contrast come from the same resampled texts.
+
+    Args:
+        d: ``(n, D)`` per-text mean differences of one layer.
+        b: ``(n,)`` per-text mean Base state norms of that layer.
+        weights: ``(R, n)`` draw counts.
+
+    Returns:
+        Four ``(R,)`` arrays: corrected norm, raw norm, base norm, relative size (NaN where the base norm is 0).
+    """
+    n = d.shape[0]
+    means = weights @ d / n
+    raw2 = (means * means).sum(1)
+    trace_s = (weights @ (d * d).sum(1) - n * raw2) / (n - 1)
+    corrected = np.sqrt(np.clip(raw2 - trace_s / n, 0.0, None))
+    base = weights @ b / n
+    rel = np.where(base > 0, corrected / np.where(base > 0, base, 1.0), np.nan)
+    return corrected, np.sqrt(raw2), base, rel
+
+
 def activation_difference(
     pair: ModelPair,
     texts: Sequence[str],
@@ -240,23 +268,15 @@ def activation_difference(
         d = (states["sft"].means.astype(np.float64) - states["base"].means.astype(np.float64))  # (N, L+1, D)
         b = states["base"].norms  # (N, L+1)
         n = d.shape[0]
-        rows = []
         rng = np.random.default_rng(seed)
         weights = np.vstack([np.ones(n), *(rng.multinomial(n, np.full(n, 1.0 / n)) for _ in range(n_bootstrap))])
+        rows = []
         for layer in range(pair.n_layers + 1):
-            dl = d[:, layer, :]
-            means = weights @ dl / n  # (B+1, D)
-            sq = (dl * dl).sum(1)  # ‖d_i‖²
-            raw2 = (means * means).sum(1)
-            trace_s = (weights @ sq - n * raw2) / (n - 1)
-            corrected = np.sqrt(np.clip(raw2 - trace_s / n, 0.0, None))
-            base = weights @ b[:, layer] / n
-            rel = np.where(base > 0, corrected / np.where(base > 0, base, 1.0), np.nan)
+            corrected, raw, base, rel = relative_sizes(d[:, layer, :], b[:, layer], weights)
             require_finite(rel, f"activation difference, layer {layer}: relative size of δ")
-            for r in range(weights.shape[0]):
-                rows.append({"layer": layer, "depth": layer / pair.n_layers, "replicate": r - 1,
-                             "relative": float(rel[r]), "delta_norm": float(corrected[r]),
-                             "raw_norm": float(math.sqrt(raw2[r])), "base_norm": float(base[r]), "n": n, "k": k})
+            rows += [{"layer": layer, "depth": layer / pair.n_layers, "replicate": r - 1, "relative": float(rel[r]),
+                      "delta_norm": float(corrected[r]), "raw_norm": float(raw[r]), "base_norm": float(base[r]),
+                      "n": n, "k": k} for r in range(weights.shape[0])]
         return pd.DataFrame(rows)
 
     compute.__qualname__ = "activation_difference"
@@ -349,7 +369,7 @@ def difference_tokens(pair: ModelPair, vectors: pd.DataFrame, *, head: str = "sf
     rows = []
     with torch.no_grad():
         for layer in wanted:
-            v = torch.as_tensor(vectors.loc[layer].to_numpy(dtype=np.float64))
+            v = torch.tensor(vectors.loc[layer].to_numpy(dtype=np.float64))
             if float(v.norm()) == 0.0:
                 continue
             module = trace.unwrap(model)

@@ -88,7 +88,7 @@ n_steer: int = 32  # further unrelated texts the steering check is scored on
 alpha: float = 1.0  # scale of the added difference
 n_random: int = 2  # random directions per layer in the steering control
 n_task: int = 64  # task texts: convergence gap, grafts, per-token KL, depth signatures
-equal_steps: list = [25, 60, 300]  # SFT lengths of the equal-step control (toy: ladder rungs; 300 = the toy's SFT)
+equal_steps: list = [25, 60, 300]  # SFT lengths of the equal-step control (toy: ladder rungs, 300 is the toy's own SFT)
 equal_seeds: list = [0, 1]  # SFT seeds (data order) of every length
 sft_lr: float = 2e-5  # fine-tuning a Hub Base: peak learning rate (toy pairs use the toy's recipe)
 sft_batch: int = 8  # fine-tuning a Hub Base: examples per step

@@ -188,7 +188,7 @@ def logit_lens_table(pair: Any, texts: Sequence[str], *, positions: str = "all",
 
 QUICK: dict[str, int] = {"n_pooled": 32, "n_token": 8, "n_samples": 16, "n_calibration": 16,
                          "finetune_texts": 16, "finetune_steps": 3, "n_unrelated": 16, "n_steer": 8, "n_task": 12,
-                         "equal_steps": 2, "sft_train": 16}
+                         "equal_steps": 25, "sft_train": 16}
 """Quick mode's caps on every chapter's sample sizes (``quick=True``, ``mbt book --quick``): a smoke run."""
 
 QUICK_SWEEP: dict[str, Any] = {"masks": ("00000", "11111", "01100"), "n_seeds": 1, "steps": 2, "n_train": 16,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,7 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
                                                                                              n_surrogates=19)],
         "05_swapping": paper.swap_findings(_swap([-0.01, 0.0, 0.02, 0.0, -0.03])),
         "06_midblock_lora": paper.lora_findings(_sweep_table({m: 0.1 + 0.01 * i for i, m in enumerate(masks)})),
+        "09_what_sft_writes": _diffing_findings(),
     }
     produced = {hid for found in by_chapter.values() for f in found for hid in f.ids}
     missing = [h.id for h in paper.HEADLINES if h.id not in produced]
@@ -66,3 +68,22 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
                for m in pkgutil.iter_modules(importlib.import_module("mbt.paper.findings").__path__)
                if m.name != "common"}
     assert modules == set(by_chapter)  # a new findings module must be added here (CONTRIBUTING.md, "Add a claim")
+
+
+def _diffing_findings():
+    """Chapter 9's findings from the simulated tables of its own findings tests (every table present)."""
+    import importlib.util
+
+    import numpy as np
+
+    from mbt import paper
+
+    path = Path(__file__).resolve().parent / "findings" / "test_diffing.py"
+    spec = importlib.util.spec_from_file_location("chapter9_tables", path)
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    rng = np.random.default_rng(0)
+    return paper.diffing_findings(difference=tables._difference(rng, 10, 1.0, reps=100),
+                                  steering=tables._steering(rng, 10, 0.1), gap=tables._gap(rng, 10, 0.1),
+                                  grafts=tables._grafts(rng, 0.1, -0.1, 0.0), tokens=tables._tokens(rng, 0.5),
+                                  runs=tables._runs(rng, 10, equal_profile=0.1, standard_profile=0.2))

@@ -138,13 +138,11 @@ def gap_findings(gap: pd.DataFrame | None = None, grafts: pd.DataFrame | None = 
     if gap is not None and not gap.empty:
         L = _depth_of_table(gap)
         late = late_layers(L)
-        wide = gap[gap["layer"].isin(late)].pivot_table(index="text", columns=["model", "layer"], values="value")
-        if late and {"base", "sft"} <= set(gap["model"]):
-            per_text = (wide["sft"] - wide["base"]).mean(axis=1).to_numpy(float)
-            d = _texts_direction(per_text, side=1, level=level)
-            base_m, sft_m = float(wide["base"].mean(axis=1).mean()), float(wide["sft"].mean(axis=1).mean())
-            ours = (f"late KL to own output (layers {late[0]}–{late[-1]} of {L}): SFT {fmt(sft_m)} vs "
-                    f"Base {fmt(base_m)} nats")
+        per = gap[gap["layer"].isin(late)].groupby(["text", "model"])["value"].mean().unstack("model")
+        if late and {"base", "sft"} <= set(per.columns):
+            d = _texts_direction((per["sft"] - per["base"]).to_numpy(float), side=1, level=level)
+            ours = (f"late KL to own output (layers {late[0]}–{late[-1]} of {L}): SFT {fmt(per['sft'].mean())} vs "
+                    f"Base {fmt(per['base'].mean())} nats")
         else:
             d, ours = undecidable(f"no layer of depth {LATE_BAND} below the last of {L}", unit="texts"), "—"
         out.append(judged("settles_later", ours, d, note="SFT − Base, per text, mean over the late layers"))
