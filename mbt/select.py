@@ -461,11 +461,21 @@ BASELINES: tuple[str, ...] = ("spectrum", "cka_shift")
 
 @functools.lru_cache(maxsize=256)
 def _mp_median(beta: float) -> float:
-    """Median of the Marchenko–Pastur law of aspect ratio ``β ∈ (0, 1]`` and unit variance (numerical)."""
+    """Median of the Marchenko–Pastur law of aspect ratio ``β ∈ (0, 1]`` and unit variance (numerical).
+
+    The density ``√((b − x)(x − a)) / (2πβx)`` on ``[a, b] = [(1 − √β)², (1 + √β)²]`` is integrated in the
+    variable ``t`` of ``x = a + (b − a)(1 − cos t)/2``, where it is smooth (the square-root edges, and the
+    ``1/√x`` pole at ``β = 1``, disappear).
+    """
     lo, hi = (1 - math.sqrt(beta)) ** 2, (1 + math.sqrt(beta)) ** 2
-    x = np.linspace(lo, hi, 20001)[1:-1]
-    density = np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / (2 * math.pi * beta * x)
-    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(x))])
+    t = np.linspace(0.0, math.pi, 40001)
+    x = lo + (hi - lo) * (1 - np.cos(t)) / 2
+    half = (hi - lo) / 2 * np.sin(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(x > 0, half * half / (2 * math.pi * beta * x), 0.0)
+    if lo == 0.0:
+        f[0] = hi / (2 * math.pi * beta)  # the limit at t → 0: (b sin t / 2)² / (b (1 − cos t) / 2) → b
+    cdf = np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(t))])
     return float(np.interp(0.5 * cdf[-1], cdf, x))
 
 
