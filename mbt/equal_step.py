@@ -308,17 +308,17 @@ def equal_step_runs(
             for seed in seed_list:
                 if _is_toy(pair):
                     def run(pair: ModelPair, texts: list[str], rule: str, k: int, seed: int,
-                            positions: str) -> pd.DataFrame:
+                            positions: str, max_length: int) -> pd.DataFrame:
                         folder = toy.build_rung(k, sft_seed=seed, update=rule, variant=pair.spec.toy_variant or "toy",
                                                 progress=progress)
                         return depth_signatures(folder / "base", folder / "sft", texts, lens_positions=positions,
                                                 batch_size=batch_size, max_length=max_length, cache=cache)
 
                     run.__qualname__ = "equal_step_toy_run"
-                    table = cached_call(run, pair, items, rule, k, seed, lens_positions, cache=cache)
+                    table = cached_call(run, pair, items, rule, k, seed, lens_positions, int(max_length), cache=cache)
                 else:
                     def run(pair: ModelPair, texts: list[str], rule: str, k: int, seed: int, positions: str,
-                            task: str, recipe: dict[str, Any]) -> pd.DataFrame:
+                            max_length: int, task: str, recipe: dict[str, Any]) -> pd.DataFrame:
                         tmp = Path(tempfile.mkdtemp(prefix="equal-step-", dir=_scratch()))
                         try:
                             folder = sft_checkpoint(pair.spec.base, task, tmp / "sft", steps=k, seed=seed, update=rule,
@@ -331,7 +331,7 @@ def equal_step_runs(
                             shutil.rmtree(tmp, ignore_errors=True)
 
                     run.__qualname__ = "equal_step_run"
-                    table = cached_call(run, pair, items, rule, k, seed, lens_positions, task,
+                    table = cached_call(run, pair, items, rule, k, seed, lens_positions, int(max_length), task,
                                         dataclasses.asdict(recipe), cache=cache)
                 frames.append(table.assign(rule=rule, steps=k, seed=seed))
     out = pd.concat(frames, ignore_index=True)
