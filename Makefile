@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test test-fast lint book clean
+.PHONY: venv test test-fast lint book check-book clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ test-fast: $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/mbt book --pair $(PAIR)
+
+# Open every page of _build/html in headless Chromium (light and dark mode) and fail on what a reader would
+# see broken; screenshots go to _build/check/. Installs nothing: it needs `make book` first and Chromium.
+check-book:
+	@test -x $(BIN)/python || { echo "check-book: no $(VENV); run 'make book' first"; exit 2; }
+	$(BIN)/python -m mbt.book.check _build/html --out _build/check
 
 clean:
 	rm -rf _build book/_executed

@@ -8,13 +8,18 @@ states themselves are never stored. Base runs to completion before SFT starts.
 
 The table follows the paper's three aggregation modes (§3.5):
 
-* ``sample_mean`` — a token-level metric per model: mean over samples with a bootstrap interval;
-* ``sample_delta`` — per-sample ``SFT − Base`` differences (Eq. 8), mean and bootstrap interval;
+* ``sample_mean`` — a token-level metric per model: mean over samples;
+* ``sample_delta`` — per-sample ``SFT − Base`` differences (Eq. 8), their mean;
 * ``dataset`` / ``dataset_delta`` — a metric of the whole pooled matrix per model, and SFT − Base (Eq. 9);
-* ``alignment`` — CKA (biased and debiased), cosine similarity and mean shift between Base and SFT
-  pooled states (Eq. 10); cosine similarity is per sample, so it has an interval; the relative mean
-  shift ``‖μ_SFT − μ_Base‖ / ‖μ_Base‖`` (normaliser: the Base centroid norm of the same layer) has a
-  paired bootstrap interval over texts (:func:`relative_mean_shift`).
+* ``alignment`` — CKA (biased and debiased), cosine similarity, mean shift and the relative mean shift
+  ``‖μ_SFT − μ_Base‖ / ‖μ_Base‖`` (normaliser: the Base centroid norm of the same layer) between Base and SFT
+  pooled states (Eq. 10).
+
+Every row carries a 95 % percentile interval from a **joint bootstrap over texts** and its replicates
+(column ``replicates``): the same resampled texts at every layer and for both models
+(:mod:`mbt.metrics.resampling`), so contrasts between layers or models computed replicate by replicate are
+paired. The debiased CKA alone has no replicates (a resample repeats rows, which its unbiased estimator
+would treat as distinct samples).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import math
 import operator
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +41,18 @@ from mbt import metrics as M
 from mbt import trace
 from mbt.checks import require_finite
 from mbt.identity import loaded_dtype, pair_identity
+from mbt.metrics import resampling as R
 from mbt.metrics.registry import METRICS, names
 from mbt.pairs import ModelPair, PairMismatchError, load_pair
 from mbt.results import ResultCache, make_key, text_fingerprint
-from mbt.stats import bootstrap_mean_ci
 
 __all__ = [
     "ALL_METRICS",
     "COLUMNS",
+    "MIN_TOKENS",
     "analyze",
     "analyze_key",
     "check_settings",
-    "relative_mean_shift",
 ]
 
 ALL_METRICS: tuple[str, ...] = (*names("token"), *names("pooled"), *names("pair"))
@@ -64,6 +69,7 @@ COLUMNS: tuple[str, ...] = (
     "n",
     "aggregation",
     "conventions",
+    "replicates",
 )
 _ROLES = ("base", "sft")
 
@@ -113,7 +119,7 @@ def check_settings(
     conventions: str | M.Conventions = "standard",
     n_token: int | None = None,
     n_texts: int | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = 500,
     padding_side: str = "right",
 ) -> tuple[list[str], M.Conventions]:
     """Validate :func:`analyze`'s settings without touching a model (the CLI calls it before loading).
@@ -165,6 +171,59 @@ def _check_texts(texts: Sequence[str]) -> None:
             f"the {len(texts)} texts hold fewer than 2 distinct texts: pooled metrics (ranks, entropies, "
             "CKA) are undefined on identical samples; pass at least 2 different texts"
         )
+
+
+MIN_TOKENS: int = 3
+"""Tokens a text needs for every token-level metric to be defined on it: curvature is the angle between two
+consecutive steps of the token trajectory (three positions), and the entropy of one or two token states is
+degenerate (undefined for one, the same value for every two-token text)."""
+
+
+def _preview(text: str, width: int = 40) -> str:
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def _check_token_texts(tokenizer: Any, texts: Sequence[str], n_token: int, max_length: int) -> None:
+    """Refuse a token-level subset in which no text has :data:`MIN_TOKENS` tokens; warn naming shorter ones.
+
+    Tokenizes the first ``n_token`` texts only (no model is needed).
+
+    Raises:
+        ValueError: Every token-level text has fewer than :data:`MIN_TOKENS` tokens (naming them).
+    """
+    if n_token <= 0:
+        return
+    lengths = [len(ids) for ids in trace.encode(tokenizer, texts[:n_token], max_length=max_length)]
+    short = [i for i, n in enumerate(lengths) if n < MIN_TOKENS]
+    if not short:
+        return
+    named = "; ".join(f"text {i} {_preview(texts[i])}: {lengths[i]} token{'s' if lengths[i] != 1 else ''}"
+                      for i in short[:5]) + (f"; and {len(short) - 5} more" if len(short) > 5 else "")
+    if len(short) == len(lengths):
+        cut = f" (max_length={max_length} cuts every text to {max_length})" if max_length < MIN_TOKENS else ""
+        raise ValueError(
+            f"every token-level text has fewer than {MIN_TOKENS} tokens{cut}, so the token-level metrics are "
+            f"undefined on all of them: {named}. Use longer texts, or n_token=0 for the pooled metrics only")
+    warnings.warn(
+        f"{len(short)} of {len(lengths)} token-level texts have fewer than {MIN_TOKENS} tokens; token-level metrics "
+        f"are undefined or degenerate on them (curvature leaves them out of its mean; the n column counts the texts "
+        f"used): {named}", stacklevel=3)
+
+
+def _warn_undefined(frame: pd.DataFrame) -> None:
+    """Warn, naming metric, model and layers, about every value of the table that is NaN or infinite."""
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    bad = frame[~np.isfinite(values.to_numpy(dtype=float))]
+    if bad.empty:
+        return
+    parts = [f"{metric} ({model}) at layer{'s' if len(rows) > 1 else ''} "
+             f"{', '.join(str(int(x)) for x in sorted(rows['layer'].unique())[:8])}"
+             f"{' …' if rows['layer'].nunique() > 8 else ''}"
+             for (metric, model), rows in bad.groupby(["metric", "model"], sort=False)]
+    warnings.warn(
+        f"{len(bad)} of {len(frame)} values are undefined (NaN or infinite) on these texts: {'; '.join(parts)}. "
+        "They are left as NaN/inf in the table; do not read them as results (too few distinct texts or tokens, "
+        "or a rank-deficient pooled matrix)", stacklevel=3)
 
 
 @dataclasses.dataclass
@@ -307,7 +366,7 @@ def analyze_key(
         "conventions": dataclasses.asdict(conventions),
         "n_bootstrap": n_bootstrap,
         "seed": seed,
-        "version": 2,
+        "version": 3,  # 3: joint bootstrap replicates over texts in every row
     }
     return make_key(settings), settings
 
@@ -338,8 +397,13 @@ def _run_model(
     return reducer.states
 
 
-def _row(model: str, layer: int, n_layers: int, metric: str, value: float, low: float, high: float, n: int,
+def _row(model: str, layer: int, n_layers: int, metric: str, value: float, reps: np.ndarray, level: float, n: int,
          aggregation: str, conv_name: str) -> dict[str, Any]:
+    """One table row: the value, its percentile interval from the joint bootstrap replicates, the replicates."""
+    reps = np.asarray(reps, dtype=float)
+    finite = reps[np.isfinite(reps)]
+    low, high = (np.quantile(finite, [(1.0 - level) / 2.0, (1.0 + level) / 2.0]) if finite.size >= 2
+                 else (math.nan, math.nan))
     return {
         "model": model,
         "layer": layer,
@@ -351,6 +415,7 @@ def _row(model: str, layer: int, n_layers: int, metric: str, value: float, low: 
         "n": int(n),
         "aggregation": aggregation,
         "conventions": conv_name,
+        "replicates": reps,
     }
 
 
@@ -369,87 +434,6 @@ def _pooled_metrics(X: torch.Tensor, chosen: list[str], conv: M.Conventions,
     return {name: out[name] for name in chosen}
 
 
-def relative_mean_shift(
-    base: torch.Tensor | np.ndarray,
-    sft: torch.Tensor | np.ndarray,
-    *,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    r"""Mean shift relative to the Base centroid's norm, with a paired bootstrap interval over texts.
-
-    ``rel = ‖μ_SFT − μ_Base‖₂ / ‖μ_Base‖₂`` with ``μ = mean_i x_i`` over the pooled states of the
-    ``n`` texts. The normaliser is the norm of the Base centroid of the *same* layer, so the quantity
-    is scale-free: ``SFT = c·Base`` gives ``|c − 1|`` at every layer whatever the residual-stream norm
-    (the raw :func:`mbt.metrics.mean_shift` grows with it). Row ``i`` of both matrices is the same
-    text, so the bootstrap resamples texts jointly: ``n_boot`` index draws ``I*`` (seeded) give
-    ``rel* = ‖mean_{I*} y − mean_{I*} x‖ / ‖mean_{I*} x‖`` and the interval is the percentile
-    interval ``[Q_{(1−level)/2}(rel*), Q_{(1+level)/2}(rel*)]``.
-
-    Args:
-        base: Base pooled states, ``(n, D)``.
-        sft: SFT pooled states of the same texts, ``(n, D)``.
-        n_boot: Bootstrap resamples (``0``: no interval).
-        level: Confidence level.
-        seed: Seed of the resampling.
-
-    Returns:
-        ``(rel, ci_low, ci_high)``; NaN when the Base centroid is 0; bounds NaN when ``n < 2`` or
-        ``n_boot == 0``.
-    """
-    x = torch.as_tensor(base).double()
-    y = torch.as_tensor(sft).double().to(x.device)
-    if x.shape != y.shape or x.ndim != 2:
-        raise ValueError(f"base and sft must be (n, D) of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    nan = float("nan")
-
-    def rel(mx: torch.Tensor, my: torch.Tensor) -> torch.Tensor:
-        ref = torch.linalg.vector_norm(mx, dim=-1)
-        shift = torch.linalg.vector_norm(my - mx, dim=-1)
-        return torch.where(ref > 0, shift / torch.where(ref > 0, ref, torch.ones_like(ref)), torch.full_like(ref, nan))
-
-    n = int(x.shape[0])
-    if n == 0:
-        return nan, nan, nan
-    value = float(rel(x.mean(0), y.mean(0)))
-    if n < 2 or n_boot <= 0 or not math.isfinite(value):
-        return value, nan, nan
-    idx = torch.as_tensor(np.random.default_rng(seed).integers(0, n, size=(n_boot, n)), device=x.device)
-    weights = torch.zeros((n_boot, n), dtype=torch.float64, device=x.device)
-    weights.scatter_add_(1, idx, torch.full(idx.shape, 1.0 / n, dtype=torch.float64, device=x.device))
-    reps = rel(weights @ x, weights @ y).cpu().numpy()
-    reps = reps[np.isfinite(reps)]
-    if reps.size < 2:
-        return value, nan, nan
-    low, high = np.quantile(reps, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return value, float(low), float(high)
-
-
-_PAIR_INTERVALS: dict[str, Callable[..., tuple[float, float, float]]] = {"relative_mean_shift": relative_mean_shift}
-"""Dataset-level pair metrics with a paired bootstrap interval over texts: ``fn(X, Y, n_boot=, seed=)``."""
-
-
-def _pair_value(name: str, X: torch.Tensor, Y: torch.Tensor, conv: M.Conventions, n_bootstrap: int,
-                seed: int) -> tuple[float, float, float]:
-    """One pair metric of the registry at one layer: ``(value, ci_low, ci_high)``.
-
-    A metric with one value per text (e.g. cosine similarity) gets the mean and its bootstrap interval over
-    texts; a dataset-level one its value (with the paired bootstrap of :data:`_PAIR_INTERVALS` where there is
-    one); a metric undefined on so few texts (its ``min_rows``) is NaN.
-    """
-    nan = float("nan")
-    spec = METRICS[name]
-    if X.shape[0] < spec.min_rows:
-        return nan, nan, nan
-    if name in _PAIR_INTERVALS:
-        return _PAIR_INTERVALS[name](X, Y, n_boot=n_bootstrap, seed=seed)
-    value = spec.compute(X, Y, conventions=conv)
-    if isinstance(value, torch.Tensor) and value.ndim == 1:
-        return bootstrap_mean_ci(value, n_boot=n_bootstrap, seed=seed)
-    return float(value), nan, nan
-
-
 def _tabulate(
     states: dict[str, _ModelStates],
     chosen: list[str],
@@ -458,36 +442,65 @@ def _tabulate(
     n_bootstrap: int,
     seed: int,
 ) -> pd.DataFrame:
+    """The tidy table: every metric per layer and model, with joint bootstrap replicates over texts.
+
+    One set of ``n_bootstrap`` resampled text indices serves every layer, both models and every pooled and
+    pair metric (:mod:`mbt.metrics.resampling`); another, drawn from the same seed, the token-level texts.
+    So replicate ``b`` of layer ``l`` and of layer ``l'``, of Base and of SFT, saw the same texts, and a
+    difference of two rows computed replicate by replicate is a paired bootstrap of that difference.
+    """
     nan = float("nan")
+    level = 0.95
     rows: list[dict[str, Any]] = []
     token = [m for m in chosen if METRICS[m].level == "token"]
     pooled_names = [m for m in chosen if METRICS[m].level == "pooled"]
     pair_names = [m for m in names("pair") if m in chosen]
+    n_pooled = next((s.shape[0] for s in states["base"].pooled.values()), 0)
+    n_token = next((v.shape[1] for v in states["base"].token.values()), 0)
+    rng = np.random.default_rng(seed)
+    pooled_idx = rng.integers(0, max(n_pooled, 1), size=(n_bootstrap, n_pooled))
+    token_idx = rng.integers(0, max(n_token, 1), size=(n_bootstrap, n_token))
+    empty = np.empty(0)
 
-    def add(layer: int, model: str, metric: str, value: float, low: float, high: float, n: int, agg: str) -> None:
-        rows.append(_row(model, layer, n_layers, metric, value, low, high, n, agg, conv.name))
+    def add(layer: int, model: str, metric: str, value: float, reps: np.ndarray, n: int, agg: str) -> None:
+        rows.append(_row(model, layer, n_layers, metric, value, reps, level, n, agg, conv.name))
 
     for layer in range(n_layers + 1):
         for name in token:
             per_model = {role: states[role].token[name][layer] for role in _ROLES}
+            reps = {role: R.mean_replicates(values, token_idx) for role, values in per_model.items()}
             for role, values in per_model.items():
-                mean, low, high = bootstrap_mean_ci(values, n_boot=n_bootstrap, seed=seed)
-                add(layer, role, name, mean, low, high, int(torch.isfinite(values).sum()), "sample_mean")
+                finite = values[torch.isfinite(values)]
+                mean = float(finite.mean()) if finite.numel() else nan
+                add(layer, role, name, mean, reps[role], int(finite.numel()), "sample_mean")
             delta = per_model["sft"] - per_model["base"]
-            mean, low, high = bootstrap_mean_ci(delta, n_boot=n_bootstrap, seed=seed)
-            add(layer, "pair", f"delta_{name}", mean, low, high, int(torch.isfinite(delta).sum()), "sample_delta")
+            finite = delta[torch.isfinite(delta)]
+            add(layer, "pair", f"delta_{name}", float(finite.mean()) if finite.numel() else nan,
+                R.mean_replicates(delta, token_idx), int(finite.numel()), "sample_delta")
         pooled = {role: states[role].pooled.get(layer) for role in _ROLES}
         n = 0 if pooled["base"] is None else pooled["base"].shape[0]
         if pooled_names:
             values = {role: _pooled_metrics(pooled[role], pooled_names, conv, states[role].dtype) for role in _ROLES}
+            reps = {role: R.pooled_replicates(pooled[role], pooled_idx, pooled_names, conv, states[role].dtype)
+                    for role in _ROLES}
         for name in pooled_names:
             for role in _ROLES:
-                add(layer, role, name, values[role][name], nan, nan, n, "dataset")
-            add(layer, "pair", f"delta_{name}", values["sft"][name] - values["base"][name], nan, nan, n,
-                "dataset_delta")
+                add(layer, role, name, values[role][name], reps[role][name], n, "dataset")
+            add(layer, "pair", f"delta_{name}", values["sft"][name] - values["base"][name],
+                reps["sft"][name] - reps["base"][name], n, "dataset_delta")
+        pair_reps = R.pair_replicates(pooled["base"], pooled["sft"], pooled_idx, pair_names, conv) if pair_names \
+            else {}
         for name in pair_names:
-            value, low, high = _pair_value(name, pooled["base"], pooled["sft"], conv, n_bootstrap, seed)
-            add(layer, "pair", name, value, low, high, n, "alignment")
+            spec = METRICS[name]
+            if n < spec.min_rows:
+                add(layer, "pair", name, nan, empty, n, "alignment")
+                continue
+            value = spec.compute(pooled["base"], pooled["sft"], conventions=conv)
+            if isinstance(value, torch.Tensor) and value.ndim == 1:  # one value per text: the mean over texts
+                add(layer, "pair", name, float(value[torch.isfinite(value)].mean()),
+                    R.mean_replicates(value, pooled_idx), n, "alignment")
+            else:
+                add(layer, "pair", name, float(value), pair_reps.get(name, empty), n, "alignment")
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -500,7 +513,7 @@ def analyze(
     max_length: int = 512,
     conventions: str | M.Conventions = "standard",
     n_token: int | None = None,
-    n_bootstrap: int = 1000,
+    n_bootstrap: int = 500,
     seed: int = 0,
     cache: bool | str | Path = True,
     padding_side: str = "right",
@@ -523,7 +536,7 @@ def analyze(
         n_token: Token-level metrics use the first ``n_token`` texts (paper: 100 of 1,000 pooled);
             default all texts. ``0`` (pooled-only datasets): ``"all"`` skips the token-level metrics,
             naming one explicitly is an error.
-        n_bootstrap: Bootstrap resamples for intervals over samples (0 disables intervals).
+        n_bootstrap: Joint bootstrap resamples of the texts (0: no replicates and no intervals).
         seed: Seed of the bootstrap.
         cache: ``True`` (default folder, see :func:`mbt.results.cache_root`), a folder, or
             ``False``. A rerun with the same settings loads the stored table.
@@ -535,20 +548,24 @@ def analyze(
     Returns:
         A tidy DataFrame with columns :data:`COLUMNS`: one row per ``(model, layer, metric)``;
         ``model`` is ``"base"``, ``"sft"`` or ``"pair"``, ``depth = layer / L``; ``ci_low`` and
-        ``ci_high`` are 95% percentile-bootstrap bounds where defined (NaN otherwise).
+        ``ci_high`` are the 95 % percentile bounds of the row's ``replicates`` (``n_bootstrap`` values of
+        the metric on resampled texts, the same resamples for every row; empty for the debiased CKA).
 
     Raises:
         ValueError: Invalid settings (unknown metric names, ``batch_size`` or ``max_length`` not
             positive, ``n_token`` outside ``0..len(texts)``, token-level metrics named with
             ``n_token=0``, unknown conventions), an empty or whitespace-only text (named by index),
-            or fewer than 2 distinct texts. All checked before any model work.
+            fewer than 2 distinct texts, or token-level texts that all have fewer than
+            :data:`MIN_TOKENS` tokens (named). All checked before any model work.
         PairMismatchError: If Base and SFT would see different token ids.
         NonFiniteError: If a model produces NaN or infinite hidden states (names the model and layer).
 
     Notes:
         With ``n_token=0`` (pooled-only datasets) ``metrics="all"`` leaves out the token-level
-        metrics. ``max_length`` is capped at the models' ``max_position_embeddings``, with one
-        warning saying how many texts that truncated. A cache hit is announced on stderr in one
+        metrics. Token-level texts shorter than :data:`MIN_TOKENS` tokens are named in a warning; any value
+        of the table that is NaN or infinite is named in a warning too (never silently). ``max_length``
+        is capped at the models' ``max_position_embeddings``, with one warning saying how many texts
+        that truncated. A cache hit is announced on stderr in one
         line; the key (:func:`analyze_key`) is computed from the pair's identity
         (:func:`mbt.identity.pair_identity`), so a hit on a sequential pair loads no weights.
     """
@@ -562,6 +579,8 @@ def analyze(
         pair = load_pair(pair, progress=progress, sequential=True)
     token_metrics = [m for m in chosen if METRICS[m].level == "token"] if n_token > 0 else []
     keep_pooled = any(METRICS[m].level != "token" for m in chosen)
+    if token_metrics:  # degenerate texts are refused (or named) before any model work
+        _check_token_texts(pair.tokenizer, texts, n_token, max_length)
 
     results = None if cache is False else ResultCache(None if cache is True else cache, kind="analyze")
     if results is not None:  # the key needs the weights' fingerprints (hashed once per file, then remembered)
@@ -570,6 +589,7 @@ def analyze(
         hit = results.load(key)
         if hit is not None:
             results.announce(key)
+            _warn_undefined(hit)
             return hit
 
     ids = _encode_checked(pair, texts, _effective_max_length(pair, texts, max_length))
@@ -597,4 +617,5 @@ def analyze(
     frame = _tabulate(states, chosen, conv, pair.n_layers, n_bootstrap, seed)
     if results is not None:
         results.save(key, frame, settings, seconds=round(time.perf_counter() - start, 3))
+    _warn_undefined(frame)
     return frame

@@ -9,10 +9,11 @@ shows the traceback instead. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +55,24 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                         ("--max-length", args.max_length)):
         if value <= 0:
             raise ValueError(f"{flag} must be a positive integer, got {value}")
-    if args.n_token < 0:
-        raise ValueError(f"--n-token must be >= 0, got {args.n_token}")
+    n_token = min(100, args.n_pooled) if args.n_token is None else args.n_token
+    if n_token < 0:
+        raise ValueError(f"--n-token must be >= 0, got {n_token}")
+    if n_token > args.n_pooled:
+        raise ValueError(f"--n-token {n_token} is more than --n-pooled {args.n_pooled}: the token-level texts are the "
+                         f"first --n-token of the pooled ones; give --n-token {args.n_pooled} or less")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics != "all" else "all"
     # everything that needs no data and no model is checked before either is loaded
     check_settings(metrics=metrics, batch_size=args.batch_size, max_length=args.max_length,
                    conventions=args.conventions)
     sample = load_sample(
-        args.dataset, n_pooled=args.n_pooled, n_token=args.n_token, seed=args.seed, split=args.split, path=args.path,
+        args.dataset, n_pooled=args.n_pooled, n_token=n_token, seed=args.seed, split=args.split, path=args.path,
         allow_fewer=args.allow_fewer,
     )
+    if args.n_token is not None and sample.n_token != n_token:  # never a silent change of what was asked
+        why = ("the dataset is pooled-only" if sample.granularity == "pooled"
+               else f"the split has {len(sample.texts)} usable texts")
+        print(f"mbt: using {sample.n_token} token-level texts, not the {n_token} asked: {why}", file=sys.stderr)
     check_settings(metrics=metrics, n_token=sample.n_token, n_texts=len(sample.texts))
     # sequential: configs and tokenizers are read and checked now, the weights only if the result is not cached
     if args.pair is not None:
@@ -82,8 +91,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     frame.insert(0, "dataset", sample.dataset)
     frame.insert(0, "pair", pair.spec.name)
-    if out.suffix == ".csv":
-        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    if out.suffix == ".csv":  # one number per cell: the bootstrap replicates stay in the Parquet form only
+        atomic_write(out, lambda tmp: frame.drop(columns="replicates").to_csv(tmp, index=False))
     else:
         atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
     print(f"{len(frame)} rows -> {out}")
@@ -339,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "split), a folder of split files (test.jsonl, ...) or a save_to_disk folder")
     p.add_argument("--split", default=None)
     p.add_argument("--n-pooled", type=int, default=1000, help="pooled samples (paper: 1,000)")
-    p.add_argument("--n-token", type=int, default=100, help="token-level samples (paper: 100)")
+    p.add_argument("--n-token", type=int, default=None,
+                   help="token-level samples, the first of the pooled ones (paper: 100; default: 100 or --n-pooled "
+                        "if smaller)")
     p.add_argument("--allow-fewer", action="store_true",
                    help="take every usable text when the split has fewer than --n-pooled (e.g. MT-Bench: 80)")
     p.add_argument("--seed", type=int, default=0)
@@ -370,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="execute every chapter even if it is up to date")
     p.add_argument("--no-execute", action="store_true", help="only rebuild the HTML from executed notebooks")
     p.add_argument("--no-html", action="store_true", help="execute the notebooks but do not run Jupyter Book")
-    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="per-cell time limit in seconds; a chapter whose cell runs longer fails, naming the cell "
+                   "(default: 3600 for a toy pair, 28800 for any other; 0: no limit)")
     p.add_argument("--root", default=None, help="repository root, the book root (default: the working directory)")
     p.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
     p.set_defaults(func=_cmd_book)
@@ -379,16 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="execute chapters for several pairs into the results store (resumable; one job per pair and chapter)",
         description="Execute the chosen chapters for every pair with papermill. Findings and small tables go to each "
-        "pair's folder of the results store ($MBT_CACHE/store/<pair>); a rerun executes only what is not up to date; "
-        "one failed job never stops the others. On a cluster, run one `mbt batch --pairs <pair>` per job (e.g. a "
-        "Slurm array) on a shared MBT_CACHE.",
+        "pair's folder of the results store ($MBT_CACHE/store/<pair>); a rerun executes only what is missing, altered "
+        "or made from other inputs; one failed job never stops the others; two batches never run the same job at once; "
+        "stopping it (Ctrl-C, kill) ends its workers and their kernels. On a cluster, run one "
+        "`mbt batch --pairs <pair>` per job (e.g. a Slurm array) on a shared MBT_CACHE.",
     )
     p.add_argument("--pairs", required=True, help="comma-separated pair names, e.g. toy,toy-seen")
     p.add_argument("--chapters", default=None, help="chapters, e.g. '01,02' (default: every chapter but 08)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="extra notebook parameter (repeatable)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny samples")
     p.add_argument("--force", action="store_true", help="execute every job even if it is up to date")
-    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="per-cell time limit in seconds; a chapter whose cell runs longer fails, naming the cell "
+                   "(default: 3600 for a toy pair, 28800 for any other; 0: no limit)")
     p.add_argument("--workers", type=int, default=1,
                    help="pairs side by side, each in its own process sharing the CPUs (0: one pair per CPU)")
     p.add_argument("--root", default=None, help="repository root (default: the working directory)")
@@ -430,9 +446,15 @@ def _oom_error(torch: Any) -> type[BaseException]:
     return getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 
+def _disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
 def _is_expected(exc: BaseException) -> bool:
     """Whether ``exc`` is a failure a user can act on (one line) rather than a bug (traceback)."""
-    if isinstance(exc, _EXPECTED):
+    if isinstance(exc, _EXPECTED) or _disk_full(exc):
         return True
     if type(exc).__module__.split(".")[0] == "mbt":  # the project's own error classes
         return True
@@ -452,12 +474,37 @@ def _remedy(exc: BaseException) -> str:
 
     if isinstance(exc, _oom_error(torch)):
         return " (remedy: lower --batch-size or --max-length, or use a smaller dtype)"
+    if _disk_full(exc):
+        return " (remedy: free some space, or set MBT_CACHE to a folder on a disk with room; finished work is kept)"
     return ""
 
 
 def _cause(exc: BaseException) -> str:
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     return " ".join(text.split()) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """``SIGTERM`` (e.g. ``kill``, a cluster's time limit) ends a command like Ctrl-C: workers and kernels stop.
+
+    Only in the main thread (the only one that may set signal handlers); the previous handler is restored.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,7 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(args.debug) or os.environ.get("MBT_DEBUG", "") not in ("", "0")
     try:
-        return int(args.func(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()

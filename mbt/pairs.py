@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from mbt import toy, trace
-from mbt.loading import hf_progress_bars
+from mbt.loading import hf_progress_bars, is_load_failure, load_failure
 
 __all__ = [
     "PAIRS",
@@ -377,16 +377,33 @@ def _hub_error(what: str, ident: str, exc: Exception) -> RuntimeError:
     )
 
 
+def _named_path(ident: str) -> Path:
+    """A folder given on the command line with ``~``, ``.`` and ``..`` resolved (a Hub id is only normalised)."""
+    path = Path(str(ident)).expanduser()
+    return path.resolve() if path.exists() else Path(os.path.normpath(path))
+
+
+def _name(path: Path, role: str) -> str:
+    return path.name if path.name.strip(". ") else role
+
+
 def folder_label(base: str, sft: str) -> str:
-    """Label of a pair given as two folders or Hub ids.
+    """Label of a pair given as two folders or Hub ids: a name, never a path.
 
     Two local folders in one parent folder (a toy build: ``<build>/base``, ``<build>/sft``) are named
-    after the parent; anything else ``"<base name> vs <sft name>"``.
+    after the parent; anything else ``"<base name> vs <sft name>"``. ``~``, ``.`` and ``..`` are resolved
+    first (``D/x/../base`` is ``D/base``), so a label is never empty, ``.`` or ``..``; a name that is a
+    registered pair's (or its smoke run's) gets ``" (folders)"`` appended, so it never stands for, or
+    shares a results store with, the registered pair.
     """
-    b, s = Path(str(base)), Path(str(sft))
-    if b.parent == s.parent and b.parent.name and b.is_dir() and s.is_dir():
-        return b.parent.name
-    return f"{b.name} vs {s.name}"
+    b, s = _named_path(base), _named_path(sft)
+    if b.parent == s.parent and b.parent.name.strip(". ") and b.is_dir() and s.is_dir():
+        label = b.parent.name
+    else:
+        label = f"{_name(b, 'base')} vs {_name(s, 'sft')}"
+    if label in PAIRS or label.removesuffix("-quick") in PAIRS:
+        label += " (folders)"
+    return label
 
 
 def pair_label(pair: Any) -> str:
@@ -522,8 +539,12 @@ def load_pair(
             try:
                 with hf_progress_bars(progress):
                     model = AutoModelForCausalLM.from_pretrained(ident, revision=rev, **load_kwargs)
-            except (OSError, ValueError) as exc:
-                raise _hub_error(f"{role} weights", ident, exc) from exc
+            except Exception as exc:  # a damaged file, a refused pickle, a full disk: one message naming the file
+                if is_load_failure(exc):
+                    raise load_failure(f"{role} weights", ident, exc) from exc
+                if isinstance(exc, OSError | ValueError):
+                    raise _hub_error(f"{role} weights", ident, exc) from exc
+                raise
             if device_map is None:
                 model = model.to(torch_device)
             return _wrap(model.eval(), tokenizer)

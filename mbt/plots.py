@@ -12,8 +12,14 @@ that one look over many files.
 
 Conventions of every figure:
 
-* **Base is dashed, SFT solid** (the paper's Fig. 2 style), pair quantities (Base vs SFT) solid black;
-  several datasets get one colour each.
+* **Base is dashed with hollow markers, SFT solid with filled ones** (the paper's Fig. 2 style), pair
+  quantities (Base vs SFT) solid black; several datasets get one colour *and one marker shape* each.
+* **Colours for every reader**: the Okabe–Ito palette (:data:`OKABE_ITO`), distinguishable with the common
+  colour-vision deficiencies; since two of its colours can share a grey, line style and marker shape carry
+  every distinction as well, so a figure also reads printed in greyscale. Figures have an opaque white
+  background (:data:`STYLE`), so they read the same on a light and a dark page.
+* Every figure carries a short description for readers who cannot see it (:func:`alt_text`, used as the
+  figure's alt text in the book).
 * A layer axis shows the layer index ``l`` (``0`` = embeddings, ``l`` = output of block ``l``) at the
   bottom and the relative depth ``l / L`` at the top (:func:`layer_axis`), and shades the paper's
   "middle" band, 20–80 % depth.
@@ -40,9 +46,13 @@ from mbt.segments import MIDDLE
 
 __all__ = [
     "BASE",
+    "MARKERS",
+    "OKABE_ITO",
     "PAIR",
+    "PALETTE",
     "SFT",
     "STYLE",
+    "alt_text",
     "conventions_figure",
     "convergence_figure",
     "correlation_figure",
@@ -64,13 +74,36 @@ __all__ = [
     "weight_figure",
 ]
 
-BASE = {"color": "#1f5fa8", "linestyle": "--", "label": "Base"}
-SFT = {"color": "#c8372d", "linestyle": "-", "label": "SFT"}
-PAIR = {"color": "#222222", "linestyle": "-", "label": "Base vs SFT"}
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7",
+}
+"""The Okabe–Ito palette: eight colours that stay apart for readers with the common colour-vision deficiencies."""
+
+PALETTE: tuple[str, ...] = tuple(OKABE_ITO[c] for c in (
+    "black", "blue", "vermillion", "bluish green", "reddish purple", "orange", "sky blue"))
+"""Colours of several series (datasets, panels), in order; yellow is left out (too faint on white)."""
+
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X")
+"""Marker shapes of several series, paired with :data:`PALETTE`: series stay apart in greyscale too."""
+
+BASE = {"color": OKABE_ITO["blue"], "linestyle": "--", "marker": "o", "markerfacecolor": "white", "label": "Base"}
+SFT = {"color": OKABE_ITO["vermillion"], "linestyle": "-", "marker": "s", "label": "SFT"}
+PAIR = {"color": OKABE_ITO["black"], "linestyle": "-", "marker": "o", "label": "Base vs SFT"}
 _MODEL_STYLE = {"base": BASE, "sft": SFT, "pair": PAIR}
-_PALETTE = ("#222222", "#2a9d8f", "#e9c46a", "#8e44ad", "#f4a261", "#457b9d", "#6d6875")
+_PALETTE = PALETTE
+_GREY = "#777777"
+_BAND = "#999999"
 
 STYLE: dict[str, Any] = {
+    # opaque white plates: a transparent figure would show dark-mode text colours' opposite (black on black)
+    "figure.facecolor": "white",
+    "figure.edgecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.edgecolor": "white",
+    "savefig.transparent": False,
+    "axes.facecolor": "white",
+    "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
     "figure.figsize": (6.4, 3.6),
     "figure.dpi": 110,
     "savefig.dpi": 110,
@@ -92,6 +125,60 @@ STYLE: dict[str, Any] = {
 def use_style() -> None:
     """Apply :data:`STYLE` to matplotlib's global settings (once per notebook)."""
     mpl.rcParams.update(STYLE)
+
+
+def _clean(text: str) -> str:
+    return " ".join(str(text).replace("$", "").split())
+
+
+def alt_text(fig: Any, *, limit: int = 600) -> str:
+    """A figure described in words from its own labels: the caption a reader who cannot see it gets.
+
+    ``"<suptitle>. <n> panels, x: <shared x label>: <panel title> (y: <label>); …. Legend: <a>; <b>."`` —
+    the figure's title, each visible panel's title and axis labels (an x label all panels share is said
+    once, a y label that repeats the panel's title is left out), and the legend's entries (figure-level and
+    per panel), deduplicated, cut at ``limit`` characters. Colour bars and secondary axes are left out.
+
+    Args:
+        fig: A matplotlib figure.
+        limit: Longest description returned (a longer one ends with ``…``).
+
+    Returns:
+        The description; ``"Figure."`` for a figure without any text.
+    """
+    parts: list[str] = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text().strip():
+        parts.append(_clean(suptitle.get_text()).rstrip(".") + ".")
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"
+            and not any(ax in getattr(other, "child_axes", ()) for other in fig.axes)]
+    xlabels = {_clean(ax.get_xlabel()) for ax in axes}
+    shared_x = xlabels.pop() if len(xlabels) == 1 else ""
+    panels = []
+    for ax in axes:
+        title, x, y = _clean(ax.get_title()), _clean(ax.get_xlabel()), _clean(ax.get_ylabel())
+        labels = [f"{name}: {text}" for name, text in (("x", "" if shared_x else x), ("y", "" if y == title else y))
+                  if text]
+        panel = title + (f" ({', '.join(labels)})" if labels else "") if title else ", ".join(labels)
+        if panel and panel not in panels:
+            panels.append(panel)
+    head = (f"{len(panels)} panels" if len(panels) > 1 else "Panel") + (f", x: {shared_x}" if shared_x else "")
+    if panels:
+        parts.append(f"{head}: " + "; ".join(panels) + ".")
+    elif shared_x:
+        parts.append(f"{head}.")
+    entries: list[str] = []
+    for legend in [*getattr(fig, "legends", []), *(ax.get_legend() for ax in axes)]:
+        if legend is None:
+            continue
+        for text in legend.get_texts():
+            entry = _clean(text.get_text())
+            if entry and entry not in entries:
+                entries.append(entry)
+    if entries:
+        parts.append("Legend: " + "; ".join(entries) + ".")
+    text = " ".join(parts) or "Figure."
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @contextlib.contextmanager
@@ -128,7 +215,7 @@ def layer_axis(ax: Any, n_layers: int, *, middle: bool = True, depth: bool = Tru
     step = max(1, int(math.ceil(L / 10)))
     ax.set_xticks(list(range(0, L + 1, step)))
     if middle:
-        ax.axvspan(MIDDLE[0] * L, MIDDLE[1] * L, color="#999999", alpha=0.08, lw=0, zorder=0)
+        ax.axvspan(MIDDLE[0] * L, MIDDLE[1] * L, color=_BAND, alpha=0.08, lw=0, zorder=0)
     if not depth:
         return None
     sec = ax.secondary_xaxis("top", functions=(lambda x: x / L, lambda d: d * L))
@@ -189,11 +276,12 @@ def plot_layers(
             st = dict(_MODEL_STYLE.get(model, PAIR))
             if many:
                 st["color"] = _PALETTE[k % len(_PALETTE)]
+                st["marker"] = MARKERS[k % len(MARKERS)]
             label = st.pop("label")
             if many:
                 label = f"{label}, {h}" if model != "pair" else str(h)
             kw = {**st, **line_kw}
-            ax.plot(rows["layer"], rows["value"], marker="o", label=label + label_suffix, **kw)
+            ax.plot(rows["layer"], rows["value"], label=label + label_suffix, **kw)
             if ci and {"ci_low", "ci_high"} <= set(rows.columns):
                 low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
                 ok = np.isfinite(low) & np.isfinite(high)
@@ -312,7 +400,7 @@ def delta_figure(
         fig, axes = _grid(len(present), ncols, panel=(3.4, 2.5))
         for ax, metric in zip(axes, present, strict=True):
             plot_layers(ax, frame, f"delta_{metric}", models=("pair",), hue=hue)
-            ax.axhline(0.0, color="#777777", lw=0.8, zorder=1)
+            ax.axhline(0.0, color=_GREY, lw=0.8, zorder=1)
             ax.set_title(f"Δ {metric_label(metric)}", fontsize=9.5)
             ax.set_ylabel("")
         _legend(fig, axes)
@@ -358,7 +446,7 @@ def probe_figure(
                         ax.plot(last["layer"], last[value], marker="x", ls="none", ms=8, color=st["color"],
                                 label=f"{label}, final norm twice (authors)")
                         continue
-                    ax.plot(rows["layer"], rows[value], marker="o", label=label, **st)
+                    ax.plot(rows["layer"], rows[value], label=label, **st)
                     lo, hi = rows[low].to_numpy(float), rows[high].to_numpy(float)
                     ok = np.isfinite(lo) & np.isfinite(hi)
                     if ok.any():
@@ -394,7 +482,8 @@ def weight_figure(
         fig, axes = _grid(len(series), 3, panel=(3.9, 2.8))
         for k, (ax, (name, s)) in enumerate(zip(axes, series.items(), strict=True)):
             s = s.sort_index()
-            ax.plot(s.index.to_numpy(int), s.to_numpy(float), marker="o", color=_PALETTE[k % len(_PALETTE)],
+            ax.plot(s.index.to_numpy(int), s.to_numpy(float), marker=MARKERS[k % len(MARKERS)],
+                    color=_PALETTE[k % len(_PALETTE)],
                     label=name)
             ax.set_title(name, fontsize=9.5)
             ax.set_ylabel((ylabels or {}).get(name, ""))
@@ -456,7 +545,8 @@ def swap_figure(sweep: pd.DataFrame, *, title: str | None = None) -> Any:
         title: Figure title.
     """
     directions = list(dict.fromkeys(sweep["direction"]))
-    heads = {"receiver": ("receiver's head", "#1f5fa8", "o"), "donor": ("donor's head", "#c8372d", "s")}
+    heads = {"receiver": ("receiver's head", OKABE_ITO["blue"], "o"),
+             "donor": ("donor's head", OKABE_ITO["vermillion"], "s")}
     with style():
         fig, axes = _grid(len(directions), 2, panel=(4.8, 3.2))
         for ax, direction in zip(axes, directions, strict=True):
@@ -474,12 +564,12 @@ def swap_figure(sweep: pd.DataFrame, *, title: str | None = None) -> Any:
                             label=label, ls="-", lw=1.0)
             plc = part[part["kind"] == "placebo"].sort_values("segment")
             if not plc.empty:
-                ax.plot(plc["segment"], plc["diff"], "x", color="#777777", ms=7, label="placebo (self-swap)")
+                ax.plot(plc["segment"], plc["diff"], "x", color=_GREY, ms=7, label="placebo (self-swap)")
             donor = part[part["kind"] == "donor"]
             if not donor.empty:
                 ax.axhline(float(donor["diff"].iloc[0]), color="#555555", ls=":", lw=1.0,
                            label="whole donor − receiver")
-            ax.axhline(0.0, color="#999999", lw=0.8)
+            ax.axhline(0.0, color=_BAND, lw=0.8)
             blocks = {int(r.segment): r.blocks for r in part[part["kind"] == "swap"].itertuples()}
             ax.set_xticks(range(n_seg), [f"{i + 1}\n{_blocks_label(blocks.get(i, ()))}" for i in range(n_seg)])
             ax.set_xlabel("segment (blocks swapped)")
@@ -534,16 +624,19 @@ def mask_figure(
                 vals = rows[col].to_numpy(float)
                 fin = vals[np.isfinite(vals)]
                 if fin.size:
-                    ax.bar(i, fin.mean(), color="#c8372d" if _is_middle(m) else "#8fa9c8", alpha=0.75, width=0.7)
+                    middle = _is_middle(m)  # middle masks: vermillion and hatched, so greyscale still tells them apart
+                    colour = OKABE_ITO["vermillion"] if middle else OKABE_ITO["sky blue"]
+                    ax.bar(i, fin.mean(), color=colour, alpha=0.75, width=0.7, hatch="//" if middle else None,
+                           edgecolor="white")
                 jitter = np.linspace(-0.18, 0.18, len(vals)) if len(vals) > 1 else np.zeros(1)
                 if intervals and col in intervals:
                     lo_c, hi_c = intervals[col]
                     lo, hi = rows[lo_c].to_numpy(float), rows[hi_c].to_numpy(float)
                     err = np.vstack([vals - lo, hi - vals])
-                    ax.errorbar(i + jitter, vals, yerr=np.where(np.isfinite(err), err, 0.0), fmt="o", color="#222222",
-                                ms=3, capsize=2, lw=0.8)
+                    ax.errorbar(i + jitter, vals, yerr=np.where(np.isfinite(err), err, 0.0), fmt="o",
+                                color=PAIR["color"], ms=3, capsize=2, lw=0.8)
                 else:
-                    ax.plot(i + jitter, vals, "o", color="#222222", ms=3)
+                    ax.plot(i + jitter, vals, "o", color=PAIR["color"], ms=3)
             if reference and col in reference and np.isfinite(reference[col]):
                 ax.axhline(reference[col], color="#555555", ls=":", lw=1.0, label="reference")
             ax.set_xticks(range(len(masks)), masks, rotation=60, fontsize=7.5, family="monospace")
@@ -621,12 +714,12 @@ def selector_figure(
         n = len(mask)
         for ax, name in zip(axes, signals, strict=False):
             rows = evidence[evidence[signal] == name].sort_values(layer)
-            ax.plot(rows[layer], rows[value], marker="o", color="#222222")
+            ax.plot(rows[layer], rows[value], marker="o", color=PAIR["color"])
             for i, bit in enumerate(mask):
                 if bit == "1":
                     # segment i covers 0-based blocks [floor(iL/n), floor((i+1)L/n)) = layers start+1..end
                     start, end = (i * n_layers) // n, ((i + 1) * n_layers) // n
-                    ax.axvspan(start + 0.5, end + 0.5, color="#c8372d", alpha=0.12, lw=0)
+                    ax.axvspan(start + 0.5, end + 0.5, color=OKABE_ITO["vermillion"], alpha=0.12, lw=0)
             ax.set_title(str(name), fontsize=9.5)
             layer_axis(ax, n_layers, middle=False)
         if title:
@@ -663,10 +756,11 @@ def across_figure(curves: pd.DataFrame, order: Sequence[str], *, ncols: int = 3,
             rows = part[part["pair"] == pair].sort_values("depth")
             if rows.empty:
                 continue
-            ax.plot(rows["depth"], rows["value"], marker="o", ms=3, color=colour, label=pair)
+            marker = MARKERS[list(order).index(pair) % len(MARKERS)]
+            ax.plot(rows["depth"], rows["value"], marker=marker, ms=3, color=colour, label=pair)
             if rows["ci_low"].notna().any():
                 ax.fill_between(rows["depth"], rows["ci_low"], rows["ci_high"], color=colour, alpha=0.15, lw=0)
-        ax.axvspan(MIDDLE[0], MIDDLE[1], color="#999999", alpha=0.08, lw=0, zorder=0)
+        ax.axvspan(MIDDLE[0], MIDDLE[1], color=_BAND, alpha=0.08, lw=0, zorder=0)
         ax.set_xlabel("relative depth l / L")
         ax.set_ylabel(ACROSS_PANELS[name])
     for ax in axes[len(names):]:
@@ -694,7 +788,7 @@ def ladder_figure(summary: pd.DataFrame, strength: Mapping[str, float], *, ncols
     for ax, name in zip(axes, rows, strict=False):
         x = np.array([strength[p] for p in pairs], dtype=float)
         y = summary.loc[name, pairs].to_numpy(dtype=float)
-        ax.plot(x, y, marker="o", color="#222222")
+        ax.plot(x, y, marker="o", color=PAIR["color"])
         for xi, yi, p in zip(x, y, pairs, strict=True):
             if np.isfinite(yi):
                 ax.annotate(p, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -132,8 +133,15 @@ def tree_sha256(path: str | Path, pattern: str = "*") -> str:
     return digest.hexdigest()
 
 
+_DISK_FULL = tuple(code for code in (getattr(errno, "ENOSPC", None), getattr(errno, "EDQUOT", None)) if code)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Write a file atomically: ``write(tmp)`` fills a temporary file that is then renamed to ``path``."""
+    """Write a file atomically: ``write(tmp)`` fills a temporary file that is then renamed to ``path``.
+
+    Nothing is left behind on failure. A full disk (or quota) is raised as an ``OSError`` that names ``path``
+    (the error of a plain ``write`` names no file).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -141,22 +149,26 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     try:
         write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL and exc.filename in (None, tmp):
+            raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
         raise
 
 
 @contextlib.contextmanager
-def file_lock(path: str | Path) -> Iterator[Path]:
+def file_lock(path: str | Path, *, on_wait: Callable[[], None] | None = None) -> Iterator[Path]:
     """Hold an exclusive inter-process lock on ``path`` for the duration of a ``with`` block.
 
     The lock is an ``fcntl.flock`` on the companion file ``<path>.lock`` (created if needed and
     left in place), so it also works while ``path`` itself is replaced by :func:`atomic_write`.
-    Other processes (and other ``file_lock`` calls of this process) wait until it is released. The
-    lock is advisory: it protects against writers that also use it. POSIX only.
+    Other processes (and other ``file_lock`` calls of this process) wait until it is released; the
+    system releases it when its holder dies, even by ``SIGKILL``. The lock is advisory: it protects
+    against writers that also use it. POSIX only.
 
     Args:
         path: The file to protect (it need not exist).
+        on_wait: Called once, before waiting, when another holder has the lock (e.g. to say so).
 
     Yields:
         The lock file's path.
@@ -167,7 +179,12 @@ def file_lock(path: str | Path) -> Iterator[Path]:
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield lock
         finally:

@@ -53,6 +53,7 @@ import torch
 
 from mbt import trace, train
 from mbt.checks import require_finite, require_finite_parameters
+from mbt.loading import is_load_failure, load_failure
 from mbt.pairs import ModelPair, PairSpec
 
 __all__ = [
@@ -202,9 +203,14 @@ class _Checkpoint:
                 raise FileNotFoundError(f"no safetensors files in {folder} (only safetensors checkpoints are read)")
             self.files = {}
             for shard in shards:
-                with safe_open(str(shard), framework="pt") as fh:
-                    for key in fh.keys():
-                        self.files[key] = shard
+                try:
+                    with safe_open(str(shard), framework="pt") as fh:
+                        for key in fh.keys():
+                            self.files[key] = shard
+                except Exception as exc:  # a damaged shard: one message naming it
+                    if is_load_failure(exc):
+                        raise load_failure("checkpoint", shard, exc) from exc
+                    raise
         self._handles: dict[Path, Any] = {}
         self._stack = stack
         self._open = safe_open

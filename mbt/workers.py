@@ -11,11 +11,19 @@ run keeps every finished job.
 Each worker sets ``OMP_NUM_THREADS`` (inherited by any process it starts, e.g. a notebook kernel)
 and pins torch to ``threads``; results of a job are the same as running it alone on that many
 threads.
+
+Nothing outlives the run that started it: each worker watches its parent (:func:`watch_parent`) and
+ends within a second of it, however the parent ended (even ``SIGKILL``), and an interrupted
+:func:`side_by_side` (Ctrl-C, ``SIGTERM``) ends its workers at once instead of letting them finish
+their jobs. A notebook kernel a worker started watches the worker in turn (ipykernel does), so it
+ends a second later.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -23,7 +31,7 @@ from typing import Any, TypeVar
 
 from mbt.cpu import pinned_threads
 
-__all__ = ["available_cpus", "check_workers", "side_by_side", "slots"]
+__all__ = ["available_cpus", "check_workers", "side_by_side", "slots", "watch_parent"]
 
 T = TypeVar("T")
 
@@ -52,13 +60,54 @@ def slots(threads: int, *, jobs: int, cpus: int | None = None) -> int:
     return max(1, min(int(jobs), cpus // max(1, int(threads))))
 
 
-def _start_worker(threads: int) -> None:
-    """Worker initialiser: this process and its children use ``threads`` threads."""
+def watch_parent(parent: int | None = None, *, interval: float = 0.5) -> threading.Thread:
+    """End this process within ``interval`` seconds of its parent's end, however that came (even ``SIGKILL``).
+
+    A daemon thread compares ``os.getppid()`` with ``parent`` (the parent's pid, best passed by the parent
+    itself: one that died before this call would otherwise go unnoticed); when they differ the parent is
+    gone (the process was handed to another) and this process exits at once (``os._exit``), so it never
+    writes on after the command that started it. POSIX; on Windows it does nothing.
+
+    Args:
+        parent: The parent's pid (default: the current parent).
+        interval: Seconds between checks.
+
+    Returns:
+        The watching thread (already started).
+    """
+    expected = os.getppid() if parent is None else int(parent)
+
+    def watch() -> None:
+        while os.name == "nt" or os.getppid() == expected:
+            time.sleep(interval)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="mbt-watch-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _start_worker(threads: int, parent: int | None = None) -> None:
+    """Worker initialiser: this process and its children use ``threads`` threads; it ends with its parent."""
+    if parent is not None:
+        watch_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """End a pool's worker processes now (their kernels, which watch them, follow within a second)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
 
 
 def side_by_side(
@@ -92,6 +141,8 @@ def side_by_side(
     Raises:
         Exception: The first error a job raised, as it was raised (with a note naming the job); jobs
             not yet started are cancelled, finished ones have already been handed to ``on_result``.
+        KeyboardInterrupt: Interrupted; the worker processes are ended at once (running jobs are lost,
+            finished ones were handed over).
     """
     from tqdm.auto import tqdm
 
@@ -113,7 +164,7 @@ def side_by_side(
                     done(i, fn(**kwargs))
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                     initializer=_start_worker, initargs=(threads,)) as pool:
+                                     initializer=_start_worker, initargs=(threads, os.getpid())) as pool:
                 pending: dict[Future, int] = {pool.submit(fn, **kwargs): i for i, kwargs in enumerate(calls)}
                 try:
                     while pending:
@@ -125,9 +176,11 @@ def side_by_side(
                                 exc.add_note(f"(in job {i} of {len(calls)}, run in a worker process)")
                                 raise exc
                             done(i, future.result())
-                except BaseException:
+                except BaseException as exc:
                     for future in pending:
                         future.cancel()
+                    if not isinstance(exc, Exception):  # interrupted (Ctrl-C, SIGTERM): end the running jobs too
+                        _terminate(pool)
                     raise
     finally:
         bar.close()

@@ -16,17 +16,17 @@
 # %% [markdown]
 # # 1 · Divergence: where do Base and SFT part ways?
 #
-# **The paper's claim** (§4.2, Fig. 1). Comparing a Base model with its SFT checkpoint layer by layer,
-# the representations stay close through most of the network and separate sharply at the end. On
-# OLMo2-32B, linear CKA between Base and SFT sits on a plateau for layers 0–56 of 64 and then drops to
-# the final layer; the mean shift is negligible in shallow layers and spikes in the last five; cosine
-# similarity agrees. Hence the paper's summary: *middle layers (20–80 % of the depth) are stable, the
-# final layers are the most sensitive*.
+# **The paper's claim** (§4.2, Fig. 1). Comparing a Base model with its SFT checkpoint layer by layer, the
+# representations stay close through most of the network and separate sharply at the end. On OLMo2-32B
+# {cite:p}`olmo2024olmo2`, linear CKA between Base and SFT sits on a plateau for layers 0–56 of 64 and then
+# drops to the final layer; the mean shift is negligible in shallow layers and spikes in the last five; cosine
+# similarity agrees. Hence the paper's summary: *middle layers (20–80 % of the depth) are stable, the final
+# layers are the most sensitive*.
 #
 # **Method.** Both models read identical token ids. At layer $l$ ($0$ = embedding output; $l \ge 1$ =
 # residual stream after block $l$, before the final norm) each text becomes one vector, the mean of its
 # real tokens' states; stacking $N$ texts gives $X_l$ (Base) and $Y_l$ (SFT) in $\mathbb{R}^{N\times D}$.
-# With column-centred $X_c, Y_c$ (linear CKA, Kornblith et al. 2019, the paper's Eq. 6):
+# With column-centred $X_c, Y_c$ (linear CKA {cite:p}`kornblith2019similarity`, the paper's Eq. 6):
 #
 # $$
 # \mathrm{CKA}(X_l, Y_l) = \frac{\lVert Y_c^{\top} X_c \rVert_F^2}{\lVert X_c^{\top} X_c \rVert_F\,
@@ -74,6 +74,8 @@ max_length: int = 512
 quick: bool = False  # smoke run: a handful of texts
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -138,8 +140,9 @@ if robustness:
     halves = book.analyze_halves(P, datasets[0], n_pooled=n_pooled, seed=seed, conventions=conventions,
                                  batch_size=batch_size, max_length=max_length)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for half, name, color in zip(halves, ("even", "odd"), ("#222222", "#2a9d8f"), strict=True):
+    for half, name, color, marker in zip(halves, ("even", "odd"), mp.PALETTE, mp.MARKERS, strict=False):
         mp.plot_layers(ax, half, "cka", models=("pair",), hue=None, label_suffix=f", {name} texts", color=color,
+                       marker=marker,
                        axis=half is halves[0])
     ax.legend()
     plt.show()
@@ -159,3 +162,12 @@ if robustness:
 findings = paper.divergence_findings(main, halves=halves)
 display(paper.report(findings, pair=label, settings={"dataset": datasets[0], "n_pooled": n_pooled,
                                                      "n_token": n_token, "conventions": conventions}))
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"metrics": frame, "findings": findings}, pair=P)

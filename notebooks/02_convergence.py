@@ -18,7 +18,7 @@
 #
 # **The paper's claim** (§4.2, Fig. 2). Measured on each model separately, the intrinsic curves of Base
 # and SFT are *synchronised*: they follow the same three stages — a transition from layer 0 to 1, a long
-# plateau, a shift in the final layers. On OLMo2-13B the effective rank peaks in the middle, the
+# plateau, a shift in the final layers. On OLMo2-13B {cite:p}`olmo2024olmo2` the effective rank peaks in the middle, the
 # condition number has a trough, and in the last layers the effective rank collapses while the spectral
 # norm exceeds 500.
 #
@@ -34,7 +34,7 @@
 #
 # *prompt entropy* on $H_i$ (averaged over texts, Eq. 2) and *dataset entropy* on $X$ (Eq. 3). With the
 # singular values $\sigma_j$ of $X$ and $q_j = \sigma_j / \sum_k \sigma_k$, the effective rank is
-# $\exp(-\sum_j q_j \log q_j)$ (Eq. 4; Roy & Vetterli); the rank deficiency is $1 -
+# $\exp(-\sum_j q_j \log q_j)$ (Eq. 4; Roy and Vetterli {cite:p}`roy2007effective`); the rank deficiency is $1 -
 # \mathrm{rank}(X)/\min(N, D)$,
 # the condition number $\sigma_{\max}/\sigma_{\min}$ and the spectral norm $\sigma_{\max}$. Curvature is
 # the mean turning angle $\arccos \cos(d_t, d_{t+1})$ between successive token steps $d_t = h_{t+1} - h_t$
@@ -76,6 +76,8 @@ max_length: int = 512
 quick: bool = False  # smoke run: a handful of texts
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -138,3 +140,12 @@ sft_table[[m for m in INTRINSIC_METRICS if m in sft_table.columns]].round(4)
 findings = paper.convergence_findings(main)
 display(paper.report(findings, pair=label, settings={"dataset": datasets[0], "n_pooled": n_pooled,
                                                      "n_token": n_token, "conventions": conventions}))
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"metrics": frame, "findings": findings}, pair=P)

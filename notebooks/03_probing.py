@@ -17,7 +17,8 @@
 # # 3 · Probing: when does the next token become readable?
 #
 # **The paper's claim** (§4.3, Fig. 3). Decoding every layer with the model's own output head (a
-# logit lens), next-token accuracy on MMLU stays near zero for the first 50 of OLMo2-32B's 64 layers,
+# logit lens {cite:p}`nostalgebraist2020logitlens`), next-token accuracy on MMLU {cite:p}`hendrycks2021mmlu`
+# stays near zero for the first 50 of OLMo2-32B's {cite:p}`olmo2024olmo2` 64 layers,
 # rises within the last 14 layers to above 0.60, and then *drops* at the final layer, 0.60 → 0.52.
 #
 # **Method.** At layer $l$ the lens reads the residual stream with the model's own final norm and
@@ -30,8 +31,12 @@
 # \mathrm{acc}_l = \frac{1}{T} \sum_t \mathbf{1}\bigl[\arg\max p_l(\cdot \mid x_{\le t}) = x_{t+1}\bigr].
 # $$
 #
-# We also report $\mathrm{KL}(p_L \,\|\, p_l)$, the distance to the final output. The authors fed
-# Hugging Face's last hidden state, which is already normalised, so their last point applied the final
+# We also report $\mathrm{KL}(p_L \,\|\, p_l)$, the distance to the final output: the quantity whose depth
+# profile the convergence gap {cite:p}`zhou2026convergence` compares between a pretrained checkpoint and its
+# instruction-tuned twin. A tuned lens {cite:p}`belrose2023tuned` would first train an affine map per layer,
+# which reads early layers more faithfully; like the paper, we read every layer with the model's own head.
+# The authors fed Hugging Face Transformers' {cite:p}`wolf2020transformers` last hidden state, which is
+# already normalised, so their last point applied the final
 # norm twice (appendix [The released code](../book/released_code.md)). We compute both: the correct lens
 # and the authors' variant
 # (`paper=True`, crosses at the last layer), to test whether the double norm explains the final dip.
@@ -64,6 +69,8 @@ max_length: int = 512
 quick: bool = False  # smoke run: a handful of texts
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -124,7 +131,7 @@ divergence = cached_call(mbt.probe.lens_divergence, P, texts, batch_size=batch_s
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), layout="constrained")
 for ax, metric in zip(axes, ["kl_sft_base", "top1_agreement"], strict=True):
     rows = divergence[divergence["metric"] == metric]
-    ax.plot(rows["layer"], rows["pooled"], marker="o", color="#222222")
+    ax.plot(rows["layer"], rows["pooled"], marker="o", color=mp.PAIR["color"])
     ax.set_ylabel(metric_label(metric))
     mp.layer_axis(ax, P.n_layers)
 plt.show()
@@ -140,3 +147,13 @@ plt.show()
 # %%
 findings = paper.probing_findings(lens)
 display(paper.report(findings, pair=label, settings={"dataset": dataset, "n_samples": len(texts)}))
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"lens": lens, "lens_answers": answer, "lens_divergence": divergence, "findings": findings},
+               pair=P)

@@ -16,10 +16,10 @@
 # %% [markdown]
 # # 4 · Weight change, and what it correlates with
 #
-# **The paper's claims** (§4.3, Figs. 4–5). Fine-tuning moves the weights of the last layers most:
-# on OLMo2-13B the change per layer is J-shaped, small in the early layers and above 0.10 in the final
-# layer. Across layers, weight change correlates strongly *negatively* with the Base–SFT cosine
-# similarity and strongly *positively* with the spectral metrics.
+# **The paper's claims** (§4.3, Figs. 4–5). Fine-tuning moves the weights of the last layers most: on OLMo2-13B
+# {cite:p}`olmo2024olmo2` the change per layer is J-shaped, small in the early layers and above 0.10 in the
+# final layer. Across layers, weight change correlates strongly *negatively* with the Base–SFT cosine similarity
+# and strongly *positively* with the spectral metrics.
 #
 # **Method.** The paper defines the change of block $l$ as the summed Frobenius distance of its attention
 # projections (Eq. 1),
@@ -31,11 +31,18 @@
 #
 # which we compute straight from the two checkpoints (tensor by tensor, never loading the models), also
 # relative to $\sum \lVert W^{\mathrm{Base}}_l \rVert_F$ and for the whole block. The authors' code never
-# diffed the checkpoints: its Fig. 4 is a short fine-tune of the Base model on GSM8K, averaging
+# diffed the checkpoints: its Fig. 4 is a short fine-tune of the Base model on GSM8K
+# {cite:p}`cobbe2021gsm8k`, averaging
 # $\lVert \Delta\theta \rVert_F$ over every tensor of the block — with settings that take zero real steps
 # and pure-bf16 AdamW that rounds most updates away
 # (appendix [The released code](../book/released_code.md)). We reproduce that quantity too, done right
 # (float32 master weights, a real number of steps, loss on real tokens only).
+#
+# A J-shaped profile alone does not say *why* the last blocks move most. The paper's reading is that the
+# layers nearest the loss receive the largest updates; an equal-step control, which rescales every layer's
+# update to the same relative size after each optimiser step, tests exactly that, and finds the late-layer
+# profile persisting in some architectures and objectives and collapsing in others
+# {cite:p}`billa2026decomposing`. The weight change here is read from the checkpoints as they are.
 #
 # Block $l$ produces layer $l$, so a correlation over layers pairs each block with the state it writes
 # (the authors' merge paired it with its input). Because almost any two curves that grow with depth
@@ -76,6 +83,8 @@ max_length: int = 512
 quick: bool = False  # smoke run
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -150,7 +159,8 @@ plt.show()
 # the last 20 % of the blocks against the middle 20–80 % with the blocks as units (an interval corrected
 # for the autocorrelation of neighbouring blocks). The Fig. 5 correlations use the same relative series
 # against each metric, after removing a cubic spline in depth from both curves; the interval comes from
-# phase-randomised surrogates that keep each curve's smoothness, not from a t-test over independent layers.
+# phase-randomised surrogates {cite:p}`theiler1992testing` that keep each curve's smoothness, not from a
+# t-test over independent layers.
 
 # %%
 relative = series["Eq. 1 relative to ‖W_Base‖"]
@@ -158,3 +168,13 @@ findings = paper.weights_findings(relative, series[f"own fine-tune ({finetune_st
 findings += paper.correlation_findings(relative, metrics)
 display(paper.report(findings, pair=label, settings={"finetune_steps": finetune_steps, "finetune_lr": finetune_lr,
                                                      "dataset": datasets[0]}))
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"weight_change": diff, "own_finetune": own, "correlations": corr, "findings": findings},
+               pair=P)

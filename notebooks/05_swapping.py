@@ -17,8 +17,9 @@
 # # 5 · Swapping: which blocks carry the fine-tuning?
 #
 # **The paper's claim** (§4.3, Fig. 6). Copying blocks of the SFT model into the Base model shows where
-# fine-tuning matters: on OLMo2-13B and MMLU, with the Base model's head, swapping the first 20 % of the
-# layers changes accuracy by −0.001, the last 20 % by −0.002, the middle by +0.003.
+# fine-tuning matters: on OLMo2-13B {cite:p}`olmo2024olmo2` and MMLU {cite:p}`hendrycks2021mmlu`, with the Base
+# model's head, swapping the first 20 % of the layers changes accuracy by −0.001, the last 20 % by −0.002, the
+# middle by +0.003.
 #
 # **Method.** The layers are cut into $n$ equal segments (segment $i$ covers blocks
 # $\lfloor iL/n \rfloor + 1 \ldots \lfloor (i+1)L/n \rfloor$). For each segment, the donor's block weights are
@@ -70,6 +71,8 @@ max_length: int = 512
 quick: bool = False  # smoke run
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -124,3 +127,12 @@ print(f"largest placebo change: {placebo:.2e} (0 means swapping and restoring ar
 findings = paper.swap_findings(sweep)
 display(paper.report(findings, pair=label, settings={"dataset": dataset, "n_samples": len(texts),
                                                      "n_segments": n_segments, "swap_depth": swap_depth}))
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"swaps": sweep, "findings": findings}, pair=P)

@@ -16,13 +16,14 @@
 # %% [markdown]
 # # 6 · Mid-Block Efficient Tuning: LoRA on chosen segments only
 #
-# **The paper's claims** (§4.4, Fig. 7, Appendices A–B). If the middle layers are the stable substrate
-# of fine-tuning, LoRA adapters restricted to them should do at least as well as full-depth LoRA at a
-# similar budget. On GSM8K, OLMo2-7B with adapters on segment 2 of 5 (`01000`) reaches 0.375 against
-# 0.28 for full-depth LoRA (`11111`) — "+10.2 %" in the abstract; OLMo2-13B `01110` 0.30 vs 0.27, OLMo2-32B
-# `01100` 0.32 vs 0.29, while edge segments do worse (`10000`: 0.22 and 0.25). With 3 and 10 segments
-# (Appendix A, ToxiGen) the scores form an inverted U peaking in the middle; and middle segments forget
-# least (Appendix B: loss on IFEval/MT-Bench closest to the untuned Base).
+# **The paper's claims** (§4.4, Fig. 7, Appendices A–B). If the middle layers are the stable substrate of
+# fine-tuning, LoRA {cite:p}`hu2022lora` adapters restricted to them should do at least as well as full-depth
+# LoRA at a similar budget. On GSM8K {cite:p}`cobbe2021gsm8k`, OLMo2-7B {cite:p}`olmo2024olmo2` with adapters on
+# segment 2 of 5 (`01000`) reaches 0.375 against 0.28 for full-depth LoRA (`11111`) — "+10.2 %" in the abstract;
+# OLMo2-13B `01110` 0.30 vs 0.27, OLMo2-32B `01100` 0.32 vs 0.29, while edge segments do worse (`10000`: 0.22
+# and 0.25). With 3 and 10 segments (Appendix A, ToxiGen {cite:p}`hartvigsen2022toxigen`) the scores form an
+# inverted U peaking in the middle; and middle segments forget least (Appendix B: loss on IFEval
+# {cite:p}`zhou2023ifeval` and MT-Bench {cite:p}`zheng2023mtbench` closest to the untuned Base).
 #
 # **Method.** A mask is a string over $\{0, 1\}$, one character per segment, the first nearest the input:
 # segment $i$ of $n$ covers the layers $[\lfloor iL/n \rfloor, \lfloor (i+1)L/n \rfloor)$ (0-based
@@ -77,6 +78,8 @@ workers: int = 0  # runs side by side on the CPU (0: as many as the CPUs fit); r
 quick: bool = False  # smoke run: three masks, one seed, two steps
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -182,3 +185,12 @@ if retention:
 both = table if extra is None else pd.concat([table, extra], ignore_index=True)
 findings = paper.lora_findings(both)
 display(paper.report(findings, pair=label, settings=S.record()))
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"runs": both, "summary": summary, "findings": findings}, pair=P)

@@ -18,18 +18,26 @@
 #
 # Two questions the paper leaves open.
 #
-# **A training-free block selector.** The paper's limitations section asks for "an adaptive,
-# training-free metric to automatically identify these optimal boundaries". `mbt.select.suggest_block`
-# proposes a mask from signals `mbt` already computes without any tuning (change points of the
-# Base-vs-SFT CKA or effective-rank curves, the block influence $1 - \cos(h_l, h_{l+1})$, logit-lens
-# emergence, weight spectra); the evidence it used is drawn below. We score it against the exhaustive
-# sweep of chapter 6 (cached, so nothing is trained again) by its **regret**:
+# **A training-free block selector.** The paper's limitations section asks for "an adaptive, training-free
+# metric to automatically identify these optimal boundaries". `mbt.select.suggest_block` proposes a mask from
+# signals `mbt` already computes without any tuning (change points of the Base-vs-SFT CKA or effective-rank
+# curves, the block influence $1 - \cos(h_l, h_{l+1})$, logit-lens {cite:p}`nostalgebraist2020logitlens`
+# emergence, weight spectra); the evidence it used is drawn below. We score it against the exhaustive sweep of
+# chapter 6 (cached, so nothing is trained again) by its **regret**:
 #
 # $$
 # \mathrm{regret} = \max_{m} \overline{\mathrm{score}}(m) - \overline{\mathrm{score}}(\hat m),
 # $$
 #
 # the gap between the best swept mask and the suggested one $\hat m$ (means over seeds).
+#
+# Other ways to choose layers answer different questions. Spectrum {cite:p}`hartford2024spectrum` ranks weight
+# matrices by a random-matrix signal-to-noise ratio, from the weights alone; data-oblivious critical layers
+# {cite:p}`liu2025spectral` are where the CKA between consecutive layers of the un-tuned model drops; ILA
+# {cite:p}`shi2025ila` learns which layers matter during alignment itself; LISA {cite:p}`pan2024lisa` and OWS
+# {cite:p}`li2025ows` sample the layers to update during training instead of fixing a block. The selector here
+# fixes one contiguous block before training, as the paper's Mid-Block LoRA {cite:p}`hu2022lora` does, and is
+# graded by what that block achieves in chapter 6's sweep.
 #
 # **`paper` vs `standard` conventions.** Where the paper's formulas are ambiguous or its code differs
 # from the textbook definitions — no centring, $\sigma^2$ in the effective rank, normalisation by
@@ -77,6 +85,8 @@ n_calibration: int = 200  # texts the selector reads (no labels are used)
 quick: bool = False  # smoke run
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -179,3 +189,13 @@ display(Markdown(paper.conventions_sentence(comparison)))
 # Two more of the authors' choices are not metric conventions and are tested in their own chapters:
 # the doubled final norm of the logit lens (chapter 3: the crosses at the last layer) and the swapping
 # effect sizes next to their sampling noise (chapter 5: the paired intervals).
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"selector_regret": regret, "selector_evidence": select.evidence_curves(evidence),
+                "conventions": comparison}, pair=P)

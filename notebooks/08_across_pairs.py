@@ -16,11 +16,11 @@
 # %% [markdown]
 # # 8 · Across pairs: when does the paper's pattern appear?
 #
-# **The question.** On the default toy pair none of the paper's depth signatures appear: CKA between
-# Base and SFT sits well below 1 in every layer after the embeddings instead of a high plateau followed by a
-# drop, the weight change is nearly flat, and full-depth LoRA beats every middle mask. That could speak
-# against the paper or against the toy. One visible difference: the toy's SFT is a large share of its whole
-# training (300 SFT steps of 32 examples against 550 pretraining steps of 32 × 128 tokens, about a fifth
+# **The question.** On the default toy pair none of the paper's depth signatures appear: CKA between Base and
+# SFT sits well below 1 in every layer after the embeddings instead of a high plateau followed by a drop, the
+# weight change is nearly flat, and full-depth LoRA {cite:p}`hu2022lora` beats every middle mask. That could
+# speak against the paper or against the toy. One visible difference: the toy's SFT is a large share of its
+# whole training (300 SFT steps of 32 examples against 550 pretraining steps of 32 × 128 tokens, about a fifth
 # of the pretraining tokens), while a real SFT stage is a tiny fraction of pretraining.
 #
 # **The SFT-intensity ladder.** From the same toy Base, `mbt.toy.ladder` fine-tunes for 10, 25, 60 and 150
@@ -35,7 +35,8 @@
 # **The signatures**, each read from a pair's stored tables (`mbt.paper.signatures`):
 # $\overline{\mathrm{CKA}}_{\mathrm{middle}} - \mathrm{CKA}_L$ (a final drop is positive); the relative
 # mean shift of the last fifth over the middle (a late spike is above 1); the relative Eq. 1 weight change
-# of the last block over the first half (a J-shape is above 1); the depth at which the SFT logit lens first
+# of the last block over the first half (a J-shape is above 1); the depth at which the SFT logit lens
+# {cite:p}`nostalgebraist2020logitlens` first
 # reaches half its best top-1 accuracy (late emergence); the depth of the SFT effective rank's peak; and,
 # where a LoRA sweep exists, how much the best middle mask beats full-depth LoRA in answer NLL.
 #
@@ -73,6 +74,8 @@ stores: list = []  # more folders holding results stores (the local store and re
 quick: bool = False  # smoke run: read the quick-mode stores
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
@@ -83,6 +86,7 @@ names = list(pairs) or book.default_comparison(pair, quick=quick, extra=stores)
 entries, missing = book.comparison_stores(names, quick=quick, extra=stores)
 if missing:
     print(f"no results yet for {', '.join(missing)}: run `mbt batch --pairs {','.join(missing)}`")
+display(book.store_problems_note(extra=stores))  # stores left out, and why (as under the "Paper vs ours" table)
 tables = {name: entry.tables for name, entry in entries.items()}
 metas = {name: entry.meta for name, entry in entries.items()}
 rungs = sig.rung_table(metas)
@@ -128,5 +132,15 @@ display(Markdown(sig.trend_sentences(summary)))
 
 # %%
 claims = [h.id for h in paper.HEADLINES if h.chapter in book.LADDER_CHAPTERS]
-display(sig.claim_table({name: entry.records for name, entry in entries.items()}, claims,
-                        {h.id: h.claim for h in paper.HEADLINES}))
+claim_table = sig.claim_table({name: entry.records for name, entry in entries.items()}, claims,
+                            {h.id: h.claim for h in paper.HEADLINES})
+display(claim_table)
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"pairs": rungs, "signatures": summary, "claims": claim_table})

@@ -36,6 +36,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(rel == f or (f.endswith("/") and rel.startswith(f)) for f in SLOW_FILES):
             item.add_marker(pytest.mark.slow)
 
+
+def randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    """Seeded standard normal float64 tensor of ``shape``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+
+def orthogonal(d: int, seed: int = 0) -> torch.Tensor:
+    """A seeded random orthogonal ``(d, d)`` matrix (QR of a Gaussian, signs fixed)."""
+    q, r = torch.linalg.qr(randn(d, d, seed=seed))
+    return q * torch.sign(torch.diagonal(r))
+
+
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
     "Question: Tom has 3 apples and buys 4 more. How many apples does he have?",

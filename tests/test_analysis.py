@@ -229,18 +229,41 @@ def test_texts_joined_differently_get_different_keys(pair, tmp_path):
 
 
 def test_relative_mean_shift_is_scale_free_with_a_paired_interval():
+    from mbt.metrics import resampling as R
+    from mbt.metrics import resolve_conventions
+
+    conv = resolve_conventions("standard")
     rng = np.random.default_rng(0)
-    base = rng.normal(1.0, 1.0, size=(200, 8))
-    for scale in (1.0, 50.0):
-        value, low, high = analysis.relative_mean_shift(scale * base, scale * 1.02 * base, n_boot=300)
-        assert value == pytest.approx(0.02, rel=1e-9)  # SFT = 1.02·Base: |c − 1| whatever the norm
-        assert low == pytest.approx(0.02, rel=1e-9) and high == pytest.approx(0.02, rel=1e-9)
-    shift = np.zeros(8)
+    base = torch.as_tensor(rng.normal(1.0, 1.0, size=(200, 8)))
+    idx = rng.integers(0, 200, size=(300, 200))
+    for scale in (1.0, 50.0):  # SFT = 1.02·Base: |c − 1| in every resample, whatever the norm
+        reps = R.pair_replicates(scale * base, scale * 1.02 * base, idx, ["relative_mean_shift"], conv)
+        np.testing.assert_allclose(reps["relative_mean_shift"], 0.02, rtol=1e-9)
+    shift = torch.zeros(8, dtype=torch.float64)
     shift[0] = 0.5
-    sft = base + shift + rng.normal(0, 1.0, size=base.shape)
-    value, low, high = analysis.relative_mean_shift(torch.as_tensor(base), torch.as_tensor(sft), n_boot=500)
-    expected = np.linalg.norm(sft.mean(0) - base.mean(0)) / np.linalg.norm(base.mean(0))
-    assert value == pytest.approx(expected, rel=1e-12)
-    assert low < value < high and high - low < value
-    assert np.isnan(analysis.relative_mean_shift(base, base + 1, n_boot=0)[1])
-    assert np.isnan(analysis.relative_mean_shift(np.zeros((3, 2)), np.ones((3, 2)))[0])
+    sft = base + shift + torch.as_tensor(rng.normal(0, 1.0, size=base.shape))
+    reps = R.pair_replicates(base, sft, idx, ["relative_mean_shift"], conv)["relative_mean_shift"]
+    expected = float(np.linalg.norm(sft.mean(0) - base.mean(0)) / np.linalg.norm(base.mean(0)))
+    low, high = np.quantile(reps, [0.025, 0.975])
+    assert low < expected < high and high - low < expected
+
+
+def test_every_row_carries_joint_replicates_and_its_interval_is_theirs(pair):
+    frame = mbt.analyze(pair, TEXTS, cache=False, progress=False, n_bootstrap=64)
+    for _, row in frame.iterrows():
+        reps = np.asarray(row["replicates"], float)
+        if row["metric"] == "cka_debiased":
+            assert reps.size == 0 and np.isnan(row["ci_low"])
+            continue
+        assert reps.size == 64, (row["model"], row["metric"])
+        finite = reps[np.isfinite(reps)]
+        if finite.size >= 2:
+            assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(np.quantile(finite, [0.025, 0.975])))
+    # paired: SFT − Base replicates of a pooled metric are the difference of the two models' replicates
+    rows = frame.set_index(["model", "metric", "layer"])
+    for layer in (1, 3):
+        diff = np.asarray(rows.loc[("pair", "delta_effective_rank", layer), "replicates"])
+        np.testing.assert_allclose(diff, np.asarray(rows.loc[("sft", "effective_rank", layer), "replicates"])
+                                   - np.asarray(rows.loc[("base", "effective_rank", layer), "replicates"]))
+    none = mbt.analyze(pair, TEXTS, cache=False, progress=False, n_bootstrap=0)
+    assert none["ci_low"].isna().all() and all(len(r) == 0 for r in none["replicates"])

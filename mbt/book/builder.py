@@ -30,23 +30,27 @@ from mbt.book.chapters import (
     TITLES,
     check_parameters,
     find_root,
+    parameter_defaults,
     parameter_types,
     read_notebook,
 )
 from mbt.book.jobs import (
     ChapterRun,
     across_pairs,
+    cell_timeout,
     describe_pair,
+    job_pair_key,
     pairs_side_by_side,
     run_chapter,
     sources_digest,
     strongest_first,
 )
-from mbt.identity import pair_source_key
+from mbt.book.provenance import FOLDER, downloads_markdown, provenance, source_commit, write_downloads
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
+from mbt.paper.export import records_frame
 from mbt.paper.records import slug
-from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown
-from mbt.paper.store import collect_records, contributed_root, store_folder
+from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, store_problems_markdown
+from mbt.paper.store import collect_records, contributed_root, store_folder, store_problems, store_root
 from mbt.workers import slots
 
 __all__ = [
@@ -61,7 +65,7 @@ __all__ = [
 ]
 
 
-PROSE: tuple[str, ...] = ("intro", "methods", "paper_vs_ours", "released_code", "running_at_scale")
+PROSE: tuple[str, ...] = ("intro", "methods", "paper_vs_ours", "released_code", "running_at_scale", "references")
 """Prose chapters (``book/<name>.md``)."""
 
 
@@ -104,13 +108,18 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
     shutil.copy2(src, dst)
 
 
+BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "references.bib")
+"""Files of the repository root the book is built from (the bibliography included)."""
+
+
 def stage_sources(root: Path, stage: Path) -> None:
-    """Mirror the book's sources into ``stage``: ``_config.yml``, ``_toc.yml`` and ``book/`` (not its build folders).
+    """Mirror the book's sources into ``stage``: :data:`BOOK_FILES` and ``book/`` (not its build folders).
 
     Unchanged files are left alone (their modification times too), so Sphinx rebuilds only what changed.
     """
-    for name in ("_config.yml", "_toc.yml"):
-        _copy_if_changed(root / name, stage / name)
+    for name in BOOK_FILES:
+        if (root / name).is_file():  # a book without citations has no references.bib
+            _copy_if_changed(root / name, stage / name)
     book = root / "book"
     for src in sorted(book.rglob("*")):
         rel = src.relative_to(book)
@@ -138,14 +147,28 @@ def fill_markers(stage: Path) -> None:
             page.write_text(new)
 
 
-def write_paper_vs_ours(stage: Path, current: str, *, roots: Sequence[Path] = ()) -> Path:
-    """Replace :data:`TABLE_MARKER` in the staged ``book/paper_vs_ours.md`` with the generated table."""
+def write_paper_vs_ours(stage: Path, current: str, *, roots: Sequence[Path] = (), root: Path | None = None) -> Path:
+    """Replace :data:`TABLE_MARKER` in the staged ``book/paper_vs_ours.md`` with the generated table.
+
+    The same records also go to ``book/downloads/paper_vs_ours-table.csv`` (one row per pair and headline,
+    :func:`mbt.paper.export.records_frame`) with a provenance file (the pairs, ``mbt``'s version and the
+    commit of ``root``), and the page links them.
+    """
     page = stage / "book" / "paper_vs_ours.md"
     text = page.read_text()
-    table = paper_vs_ours_markdown(collect_records(current, roots=roots), titles=TITLES)
+    records = collect_records(current, roots=roots)
+    table = paper_vs_ours_markdown(records, titles=TITLES)
+    problems = store_problems_markdown(store_problems([store_root(), *roots]))  # the same list as chapter 8's
+    table += ("\n" + problems) if problems else ""
     if TABLE_MARKER not in text:
         raise ValueError(f"{page} has no line {TABLE_MARKER!r} to replace with the table")
-    new = text.replace(TABLE_MARKER, table)
+    info = provenance(chapter="paper_vs_ours", parameters={"pairs": list(records)},
+                      source=source_commit(root) if root is not None else None)
+    frame = records_frame(records)
+    files = write_downloads({"table": frame}, stage / "book" / FOLDER, prefix="paper_vs_ours", info=info)
+    rows = {files[0].name: len(frame)}
+    links = downloads_markdown(files, FOLDER, rows=rows, heading="Download the whole table")
+    new = text.replace(TABLE_MARKER, links + "\n\n" + table)
     if not page.exists() or page.read_text() != new:
         page.write_text(new)
     return page
@@ -221,7 +244,9 @@ def build(
         html: Run Jupyter Book after executing.
         strict: Treat Sphinx warnings as errors (``-W --keep-going``).
         kernel_name: Jupyter kernel for the chapters.
-        timeout: Per-cell timeout in seconds (``None`` = none).
+        timeout: Per-cell limit in seconds: ``None`` is the pair's default (one hour for a toy pair, eight for
+            any other, :func:`~mbt.book.jobs.cell_timeout`), ``0`` none. A chapter with a cell that runs
+            longer fails with its name and the cell.
         log: Progress messages.
 
     Returns:
@@ -239,6 +264,7 @@ def build(
     else:
         spec = None
         label = folder_label(str(base), str(sft))
+    own_timeout = cell_timeout(timeout, spec)
     root = find_root(root)
     if not (root / "_config.yml").exists():
         raise FileNotFoundError(f"{root} has no _config.yml (run from the repository root or pass --root)")
@@ -247,9 +273,10 @@ def build(
     if unknown:
         raise ValueError(f"unknown chapters {unknown}; valid: {', '.join(CHAPTERS)}")
     extra = dict(parameters or {})
-    if extra:
-        check_parameters(extra, {name: parameter_types(read_notebook(root / "notebooks" / f"{name}.py"))
-                                 for name in wanted})
+    if extra:  # parsed once, with their types, before a toy pair is built or a chapter runs
+        notebooks = {name: read_notebook(root / "notebooks" / f"{name}.py") for name in wanted}
+        extra = check_parameters(extra, {name: parameter_types(nb) for name, nb in notebooks.items()},
+                                 {name: parameter_defaults(nb) for name, nb in notebooks.items()})
     stage = Path(stage) if stage is not None else root / "book" / "_executed"
     output = Path(output) if output is not None else root
     stage.mkdir(parents=True, exist_ok=True)
@@ -261,8 +288,9 @@ def build(
     (stage / "notebooks").mkdir(exist_ok=True)
     folder = store_folder(label, quick=quick)
     common = {"pair": str(pair or ""), "base": str(base or ""), "sft": str(sft or ""), "quick": bool(quick)}
+    identity = job_pair_key(None if base else pair, base, sft) if execute else {}
     if execute and any(name in wanted for name in CHAPTERS):
-        describe_pair(folder, label, spec, base=base, sft=sft, quick=quick)
+        describe_pair(folder, label, spec, base=base, sft=sft, quick=quick, source=identity)
     done: dict[str, ChapterRun] = {}  # chapters of the book's own pair already run beside the ladder
     if execute and ACROSS in wanted:
         needed = across_pairs(label, extra.get("pairs") or [])
@@ -272,7 +300,6 @@ def build(
             own = [c for c in wanted if c in BESIDE_THE_LADDER] if spec is not None and spec.source == "toy" else []
             done = _ladder_and_own(others, own, label=label, params={**common, **extra}, root=root, stage=stage,
                                    quick=quick, force=force, kernel_name=kernel_name, timeout=timeout, log=log)
-    identity = pair_source_key(None if base else pair, base, sft)
     digest = sources_digest()
 
     failed = False
@@ -289,10 +316,10 @@ def build(
             report_.chapters.append(ChapterRun(name, "skipped"))
             continue
         run = run_chapter(name, root=root, out=out, params={**common, **extra}, folder=folder, identity=identity,
-                          digest=digest, force=force, kernel_name=kernel_name, timeout=timeout, log=log)
+                          digest=digest, force=force, kernel_name=kernel_name, timeout=own_timeout, log=log)
         report_.chapters.append(run)
         failed = run.status == "failed"
-    write_paper_vs_ours(stage, slug(label) + ("-quick" if quick else ""), roots=[contributed_root(root)])
+    write_paper_vs_ours(stage, slug(label) + ("-quick" if quick else ""), roots=[contributed_root(root)], root=root)
     fill_markers(stage)
     if html and not failed:
         missing = [n for n in CHAPTERS if not (stage / "notebooks" / f"{n}.ipynb").exists()]

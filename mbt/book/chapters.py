@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mbt.book.parameters import check_together, coerce_parameter
+
 __all__ = [
     "ACROSS",
     "BESIDE_THE_LADDER",
@@ -18,7 +20,7 @@ __all__ = [
     "TOC",
     "check_parameters",
     "find_root",
-    "parameter_names",
+    "parameter_defaults",
     "parameter_types",
     "read_notebook",
 ]
@@ -116,23 +118,6 @@ def find_root(start: str | Path | None = None) -> Path:
     return cwd
 
 
-def parameter_names(notebook: Any) -> list[str]:
-    """Names assigned in a notebook's cell tagged ``parameters`` (empty if it has none)."""
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            names = []
-            for node in ast.parse(cell.source).body:
-                targets = node.targets if isinstance(node, ast.Assign) else (
-                    [node.target] if isinstance(node, ast.AnnAssign) else [])
-                names += [t.id for t in targets if isinstance(t, ast.Name)]
-            return names
-    return []
-
-
-_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
-                                       "list": (list, tuple), "dict": (dict,), "tuple": (list, tuple)}
-
-
 def parameter_types(notebook: Any) -> dict[str, str]:
     """``{name: annotation}`` of a notebook's ``parameters`` cell (``pair: str = "toy"`` gives ``"str"``)."""
     for cell in notebook.cells:
@@ -142,27 +127,63 @@ def parameter_types(notebook: Any) -> dict[str, str]:
     return {}
 
 
-def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]]) -> None:
-    """Refuse ``--param`` values that no chosen chapter declares, or whose type differs from the declaration.
+def parameter_defaults(notebook: Any) -> dict[str, Any]:
+    """``{name: default}`` of a notebook's ``parameters`` cell, for values written as Python literals.
+
+    A default that is not a literal (an expression) is left out; so is everything when the notebook has no
+    ``parameters`` cell.
+    """
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            out: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
+                target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                    node.target if isinstance(node, ast.AnnAssign) else None)
+                if isinstance(target, ast.Name) and node.value is not None:
+                    try:
+                        out[target.id] = ast.literal_eval(node.value)
+                    except (ValueError, SyntaxError, TypeError):
+                        continue
+            return out
+    return {}
+
+
+def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]],
+                     defaults: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Parse ``--param`` values once, with their types, before any work; refuse what no chosen chapter takes.
+
+    Each value is converted by :func:`mbt.book.parameters.coerce_parameter` (``"false"`` → ``False``,
+    ``"toy-math"`` → ``["toy-math"]`` for a list, ``2.7`` refused for a whole number, ranges such as
+    ``n_pooled ≥ 2``), then each chapter's values together (its defaults and these) must satisfy
+    :func:`mbt.book.parameters.check_together`.
 
     Args:
         parameters: The extra parameters, ``{name: value}``.
         declared: ``{chapter: {name: annotation}}`` (:func:`parameter_types` of each chosen chapter).
+        defaults: ``{chapter: {name: default}}`` (:func:`parameter_defaults`), for the rules between parameters.
+
+    Returns:
+        The parameters, converted.
 
     Raises:
-        ValueError: Naming the parameter, the chapters that declare it (or every valid name) and the type.
+        ValueError: Naming the parameter, the chapters that declare it (or every valid name), the value and
+            what is expected.
     """
     valid = sorted({name for types in declared.values() for name in types})
+    out: dict[str, Any] = {}
     for name, value in parameters.items():
         where = {chapter: types[name] for chapter, types in declared.items() if name in types}
         if not where:
             raise ValueError(f"no chosen chapter has a parameter {name!r}; valid names: {', '.join(valid)}")
         for chapter, annotation in where.items():
-            allowed = _TYPES.get(annotation)
-            is_bool_for_number = isinstance(value, bool) and allowed is not None and bool not in allowed
-            if allowed is not None and (not isinstance(value, allowed) or is_bool_for_number):
-                raise ValueError(f"parameter {name!r} must be {annotation} (chapter {chapter} declares "
-                                 f"{name}: {annotation}), got {type(value).__name__} {value!r}")
+            try:
+                out[name] = coerce_parameter(name, value, annotation)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (chapter {chapter} declares {name}: {annotation})") from None
+    for chapter, types in declared.items():
+        mine = {k: v for k, v in out.items() if k in types}
+        check_together({**(defaults or {}).get(chapter, {}), **mine}, given=mine)
+    return out
 
 
 def read_notebook(path: str | Path) -> Any:

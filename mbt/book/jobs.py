@@ -1,8 +1,15 @@
 r"""Executing chapters with papermill, one ``(pair, chapter)`` job at a time, into the pair's results store.
 
-:func:`run_chapter` executes one chapter for one pair unless it is up to date (a stamp kept beside its
-output); :func:`batch` runs chapters for several pairs (``mbt batch``), each job independent; the book build
-(:mod:`mbt.book.builder`) runs its chapters through :func:`run_chapter` too.
+:func:`run_chapter` executes one chapter for one pair unless its result is current; :func:`batch` runs chapters
+for several pairs (``mbt batch``), each job independent; the book build (:mod:`mbt.book.builder`) runs its
+chapters through :func:`run_chapter` too.
+
+A job's result is current when its content says so (:mod:`mbt.paper.manifests`): the store holds the chapter's
+manifest, made from the same inputs (:func:`job_inputs`: the pair's content, every parameter with its
+default, the chapter's source, the ``mbt`` sources), and every file it lists still has the SHA-256 it
+was written with; the executed notebook beside ``out`` is checked by its SHA-256 too. Anything missing,
+altered or made from other inputs is run again, and only that. A job runs in a private folder and is
+moved into the store only when it finished; one lock per job keeps two batches from running it at once.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,25 +34,42 @@ from mbt.book.chapters import (
     CHAPTERS,
     check_parameters,
     find_root,
-    parameter_names,
+    parameter_defaults,
     parameter_types,
     read_notebook,
 )
+from mbt.book.provenance import CONTEXT_ENV, build_context
 from mbt.identity import pair_source_key
-from mbt.pairs import get_pair, resolve_toy
+from mbt.pairs import PairSpec, get_pair, resolve_toy
+from mbt.paper.manifests import (
+    clear_staging,
+    is_current,
+    job_lock,
+    manifest_path,
+    publish,
+    read_manifest,
+    retract,
+    staging_folder,
+)
 from mbt.paper.records import RECORDS_ENV, slug
-from mbt.paper.store import store_folder, update_meta
-from mbt.results import atomic_write, file_lock, tree_sha256
+from mbt.paper.store import contributed_root, store_folder, store_root, update_meta
+from mbt.results import atomic_write, file_lock, file_sha256, tree_sha256, weights_fingerprint
 from mbt.workers import available_cpus, check_workers, side_by_side, slots
 
 __all__ = [
+    "PAIR_TIMEOUT",
+    "TOY_TIMEOUT",
     "across_pairs",
     "batch",
     "batch_summary",
     "BatchJob",
+    "cell_timeout",
     "ChapterRun",
     "describe_pair",
+    "chapter_parameters",
     "fold_injected_parameters",
+    "job_inputs",
+    "job_pair_key",
     "pair_chapters",
     "pairs_side_by_side",
     "run_chapter",
@@ -52,6 +77,37 @@ __all__ = [
     "strongest_first",
     "toy_summary",
 ]
+
+
+TOY_TIMEOUT = 3600
+"""Default per-cell limit (seconds) for a toy pair. The slowest cell of the book is chapter 6's LoRA sweep:
+20–21 minutes on 2 CPU cores in ordinary hours and about 26 in the slowest measured (``benchmarks/RESULTS.md``),
+so one hour leaves more than twice the slowest time, while a hung kernel stops the build within the hour."""
+
+PAIR_TIMEOUT = 8 * 3600
+"""Default per-cell limit (seconds) for any other pair: a real pair's LoRA sweep or a 32B analysis runs for hours
+on a GPU, so the limit only catches a kernel that hangs, within a working day."""
+
+
+def cell_timeout(timeout: int | None, spec: PairSpec | None = None) -> int | None:
+    """The per-cell time limit a chapter runs under: the one given, or the default for its pair.
+
+    Args:
+        timeout: Seconds (``--timeout``); ``None``: the default for the pair (:data:`TOY_TIMEOUT` for a toy
+            pair, :data:`PAIR_TIMEOUT` for any other, including one given as folders); ``0``: no limit.
+        spec: The pair (``None``: a pair given as folders or Hub ids).
+
+    Returns:
+        Seconds, or ``None`` for no limit.
+
+    Raises:
+        ValueError: A negative or non-integer ``timeout``.
+    """
+    if timeout is None:
+        return TOY_TIMEOUT if spec is not None and spec.source == "toy" else PAIR_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        raise ValueError(f"timeout must be a whole number of seconds >= 0 (0: no limit), got {timeout!r}")
+    return timeout or None
 
 
 @dataclass
@@ -100,62 +156,175 @@ def across_pairs(label: str, pairs: Sequence[str]) -> list[str]:
     return list(toy.LADDER) if label in toy.LADDER else []
 
 
+def job_pair_key(pair: str | None, base: str | None = None, sft: str | None = None) -> dict[str, Any]:
+    """What a job's pair is made of, by content (part of every job's key and of its store's ``store.json``).
+
+    :func:`mbt.identity.pair_source_key` (two folders: their content), and for a toy pair its built weights'
+    content too (:func:`mbt.results.weights_fingerprint`: same-size files copied over it with their dates
+    kept are noticed). Builds a missing toy pair.
+    """
+    key = pair_source_key(pair, base, sft)
+    if not (base or sft):
+        spec = get_pair(str(pair))
+        if spec.source == "toy":
+            built = resolve_toy(spec, progress=False)
+            key["weights"] = {role: _content(getattr(built, role)) for role in ("base", "sft")}
+    return key
+
+
+def _content(folder: str) -> str:
+    try:
+        return weights_fingerprint(folder)
+    except FileNotFoundError:  # nothing to hash (yet): the chapter that loads it fails and says why
+        return "missing"
+
+
+def chapter_parameters(notebook: Any, name: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A chapter's parameters: those of ``params`` it declares (converted, checked), and all of them with defaults.
+
+    Returns:
+        ``(given, effective)``: what papermill injects, and every parameter's value as the chapter will see it.
+    """
+    types, defaults = parameter_types(notebook), parameter_defaults(notebook)
+    given = {k: v for k, v in params.items() if k in types}
+    given = check_parameters(given, {name: types}, {name: defaults}) if given else {}
+    return given, {**defaults, **given}
+
+
+def job_inputs(name: str, *, root: Path, params: Mapping[str, Any], identity: Mapping[str, Any],
+               digest: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The key of one job and what it is made from.
+
+    ``key = SHA-256`` of ``{"pair": identity, "parameters": every parameter with its default, "chapter": SHA-256 of
+    the chapter's source, "mbt": digest}`` and, for the cross-pair chapter, ``"stores"``: a digest of the other
+    chapters' manifests in every store it reads (their results are its inputs).
+
+    Returns:
+        ``(key, inputs, given)``: ``given`` are the parameters papermill injects.
+    """
+    source = root / "notebooks" / f"{name}.py"
+    given, effective = chapter_parameters(read_notebook(source), name, params)
+    inputs: dict[str, Any] = {"pair": dict(identity), "parameters": effective, "chapter": file_sha256(source),
+                              "mbt": digest}
+    if name == ACROSS:
+        extra = [Path(folder) for folder in effective.get("stores") or []]
+        inputs["stores"] = _stores_digest([store_root(), contributed_root(root), *extra])
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    return key, inputs, given
+
+
+def _stores_digest(roots: Sequence[Path]) -> str:
+    """SHA-256 over every store's label and its chapters' keys and outputs (the cross-pair chapter's inputs)."""
+    digest = hashlib.sha256()
+    seen: set[Path] = set()
+    for root in roots:
+        if not root.is_dir() or root.resolve() in seen:
+            continue
+        seen.add(root.resolve())
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            try:
+                meta = json.loads((folder / "store.json").read_text())
+            except (OSError, ValueError):
+                meta = None
+            about = {k: meta.get(k) for k in ("pair", "quick", "version", "spec", "toy", "source")} \
+                if isinstance(meta, dict) else None
+            digest.update(json.dumps([str(folder), about], sort_keys=True, default=str).encode())
+            for path in sorted((folder / "jobs").glob("*.json")):
+                manifest = read_manifest(folder, path.stem) if path.stem != ACROSS else None
+                if manifest is not None:
+                    part = [path.stem, manifest["key"], manifest["outputs"]]
+                    digest.update(json.dumps(part, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def run_chapter(name: str, *, root: Path, out: Path, params: Mapping[str, Any], folder: Path,
                 identity: Mapping[str, Any], digest: str, force: bool = False, kernel_name: str = "python3",
                 timeout: int | None = None, log: Callable[[str], None] = print) -> ChapterRun:
-    """Execute one chapter for one pair into ``out``, unless it is up to date; record it in the pair's store.
+    """Execute one chapter for one pair into ``out``, unless its result is current; record it in the pair's store.
 
-    A chapter is up to date when ``out`` exists and the stamp kept beside it (``.mbt-stamps.json``, under a
-    file lock, so two processes can share a folder) matches the hash of the chapter's source, the
-    parameters it declares, the ``mbt`` sources, the pair's identity and its store folder.
+    Under the job's lock (:func:`mbt.paper.manifests.job_lock`; a second runner says it waits, then finds the
+    job done): a chapter is up to date when its store manifest holds for the inputs of :func:`job_inputs` and
+    the executed notebook ``out`` is the one its stamp (``.mbt-stamps.json`` beside it) names by SHA-256.
+    Otherwise the chapter's old result is withdrawn first (so a failure leaves none), papermill runs it in a
+    job-private folder, and only when it finished are its findings and tables moved into the store with
+    their manifest, and the notebook to ``out``. A failed run leaves its notebook at ``out`` to read, and
+    nothing in the store.
 
     Args:
         name: Chapter (:data:`~mbt.book.chapters.CHAPTERS`).
         root: Book root (``notebooks/<name>.py`` is read from it).
         out: Executed notebook to write.
-        params: Parameters; each is passed only if the chapter declares it.
+        params: Parameters; each is passed only if the chapter declares it (converted by its type).
         folder: The pair's store folder (findings go to ``records/``, tables to ``tables/``).
-        identity: What identifies the pair (part of the stamp).
-        digest: Hash of the ``mbt`` sources (part of the stamp).
+        identity: What the pair is made of (:func:`job_pair_key`).
+        digest: Hash of the ``mbt`` sources.
         force: Execute even when up to date.
         kernel_name: Jupyter kernel.
-        timeout: Per-cell timeout in seconds.
+        timeout: Per-cell limit in seconds (``None``: none; :func:`cell_timeout` gives the defaults). A cell
+            that runs longer fails the chapter with a message naming the chapter, the cell and its first line.
         log: Progress messages.
     """
     source = root / "notebooks" / f"{name}.py"
     nb = read_notebook(source)
-    declared = set(parameter_names(nb))
-    params = {k: v for k, v in params.items() if k in declared}
-    records = folder / "records"
+    key, inputs, given = job_inputs(name, root=root, params=params, identity=identity, digest=digest)
     stamps_path = out.parent / ".mbt-stamps.json"
-    key = hashlib.sha256(json.dumps({"source": source.read_text(), "params": params, "mbt": digest,
-                                     "pair": identity, "records": str(records)}, sort_keys=True,
-                                    default=str).encode()).hexdigest()
-    if not force and _stamps(stamps_path).get(name) == key and out.exists():
-        log(f"{name}: up to date")
-        return ChapterRun(name, "up to date", path=out)
-    nb.metadata.pop("jupytext", None)
-    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
-    (records / f"{name}.json").unlink(missing_ok=True)
-    log(f"{name}: executing ({', '.join(f'{k}={v!r}' for k, v in params.items())})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    try:
-        _execute(nb, out, params, kernel_name=kernel_name, cwd=out.parent, timeout=timeout, records=records)
-    except Exception as exc:  # papermill raises its own execution error types
-        seconds = time.perf_counter() - start
-        log(f"{name}: FAILED after {seconds:.1f} s — see {out}")
+    waited: list[bool] = []
+
+    def waiting() -> None:
+        waited.append(True)
+        log(f"{name}: running elsewhere (another mbt holds {manifest_path(folder, name)}.lock); waiting for it")
+
+    with job_lock(folder, name, on_wait=waiting):
+        if not force and is_current(folder, name, key) and _notebook_current(stamps_path, name, key, out):
+            log(f"{name}: up to date" + (" (the other run finished it)" if waited else ""))
+            return ChapterRun(name, "up to date", path=out)
+        retract(folder, name)
+        clear_staging(folder, name)
         _set_stamp(stamps_path, name, None)
-        return ChapterRun(name, "failed", seconds, out, _short_error(exc))
-    seconds = time.perf_counter() - start
-    _set_stamp(stamps_path, name, key)
-    update_meta(folder, chapters={name: {"parameters": params, "seconds": round(seconds, 1),
-                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+        staging = staging_folder(folder, name)
+        executed = staging / f"{name}.ipynb"
+        nb.metadata.pop("jupytext", None)
+        nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
+        log(f"{name}: executing ({', '.join(f'{k}={v!r}' for k, v in given.items())})")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        try:
+            _execute(nb, executed, given, kernel_name=kernel_name, cwd=out.parent, timeout=timeout,
+                     records=staging / "records")
+            if not executed.is_file():
+                raise RuntimeError(f"the executed notebook {executed} was not written")
+        except Exception as exc:  # papermill raises its own execution error types
+            seconds = time.perf_counter() - start
+            if executed.is_file():
+                _copy(executed, out)
+            shutil.rmtree(staging, ignore_errors=True)
+            timed_out = isinstance(exc, TimeoutError)
+            error = _timeout_error(exc, nb, timeout) if timed_out else _short_error(exc)
+            log(f"{name}: FAILED after {seconds:.1f} s — " + (error if timed_out else f"see {out}"))
+            return ChapterRun(name, "failed", seconds, out, error)
+        seconds = time.perf_counter() - start
+        manifest = publish(folder, name, staging, key=key, inputs=inputs, seconds=seconds)
+        _copy(executed, out)
+        _set_stamp(stamps_path, name, {"key": key, "sha256": file_sha256(out)})
+        shutil.rmtree(staging, ignore_errors=True)
+    update_meta(folder, chapters={name: {"parameters": given, "seconds": round(seconds, 1),
+                                         "finished": manifest["finished"]}})
     log(f"{name}: done in {seconds:.1f} s")
     return ChapterRun(name, "executed", seconds, out)
 
 
-def _stamps(path: Path) -> dict[str, str]:
+def _copy(src: Path, dst: Path) -> None:
+    """Copy a file atomically (the store and the book's stage may lie on different file systems)."""
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def _notebook_current(stamps_path: Path, name: str, key: str, out: Path) -> bool:
+    stamp = _stamps(stamps_path).get(name)
+    return (isinstance(stamp, dict) and stamp.get("key") == key and out.is_file()
+            and stamp.get("sha256") == file_sha256(out))
+
+
+def _stamps(path: Path) -> dict[str, Any]:
     with file_lock(path):
         try:
             data = json.loads(path.read_text()) if path.exists() else {}
@@ -164,32 +333,37 @@ def _stamps(path: Path) -> dict[str, str]:
     return data if isinstance(data, dict) else {}
 
 
-def _set_stamp(path: Path, name: str, key: str | None) -> None:
+def _set_stamp(path: Path, name: str, stamp: Mapping[str, str] | None) -> None:
     with file_lock(path):
         try:
             data = json.loads(path.read_text()) if path.exists() else {}
         except (OSError, json.JSONDecodeError):
             data = {}
         data = data if isinstance(data, dict) else {}
-        if key is None:
+        if stamp is None:
             data.pop(name, None)
         else:
-            data[name] = key
+            data[name] = dict(stamp)
         blob = json.dumps(data, indent=1, sort_keys=True)
         atomic_write(path, lambda tmp: tmp.write_text(blob))
 
 
 def describe_pair(folder: Path, label: str, spec: Any, *, base: str | None = None, sft: str | None = None,
-                  quick: bool = False) -> dict[str, Any]:
+                  quick: bool = False, source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write what a store folder is about into its ``store.json``: the pair, ``mbt``'s version, the device.
 
     For a toy pair (built by then) it also records the toy build's SFT/pretraining compute ratio and its
-    quality checks (:mod:`mbt.toy`), so the cross-pair chapter can say what each rung is.
+    quality checks (:mod:`mbt.toy`), so the cross-pair chapter can say what each rung is. ``source`` (the
+    pair's content, :func:`job_pair_key`) is what every chapter's job manifest must name for a reader to
+    show it under this label: after another pair took the label, the old pair's chapters are left out
+    until they are run again.
     """
     import torch
 
     info: dict[str, Any] = {"pair": label, "quick": bool(quick), "mbt": __version__,
                             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    if source is not None:
+        info["source"] = dict(source)
     if spec is None:
         info["spec"] = {"base": str(base), "sft": str(sft), "family": "custom"}
     else:
@@ -251,7 +425,8 @@ def batch(
         stage: Folder for executed notebooks (default ``<root>/book/_executed``).
         force: Execute every job even when up to date.
         kernel_name: Jupyter kernel.
-        timeout: Per-cell timeout in seconds.
+        timeout: Per-cell limit in seconds (``None``: the pair's default, :func:`cell_timeout`; ``0``: none).
+            A chapter whose cell runs longer is recorded as failed, naming the cell; the other jobs go on.
         workers: Pairs side by side, each in its own process (:func:`mbt.workers.side_by_side`) whose
             kernels share ``cpus // workers`` threads; ``0``: one pair per CPU. A pair's chapters always
             run in order (a later chapter may read an earlier one's results). Messages then come from
@@ -268,6 +443,7 @@ def batch(
     names = [str(p) for p in pairs]
     if not names:
         raise ValueError("give at least one pair")
+    cell_timeout(timeout)  # a bad --timeout is refused before anything runs
     for name in names:
         get_pair(name)  # an unknown name is refused (with the valid ones) before anything runs
     root = find_root(root)
@@ -276,8 +452,10 @@ def batch(
     if unknown:
         raise ValueError(f"unknown chapters {unknown}; valid: {', '.join(CHAPTERS)}")
     extra = dict(parameters or {})
-    if extra:
-        check_parameters(extra, {c: parameter_types(read_notebook(root / "notebooks" / f"{c}.py")) for c in wanted})
+    if extra:  # parsed once, with their types, before anything runs
+        notebooks = {c: read_notebook(root / "notebooks" / f"{c}.py") for c in wanted}
+        extra = check_parameters(extra, {c: parameter_types(nb) for c, nb in notebooks.items()},
+                                 {c: parameter_defaults(nb) for c, nb in notebooks.items()})
     stage = Path(stage) if stage is not None else root / "book" / "_executed"
     common = {"chapters": wanted, "root": root, "stage": stage, "quick": quick, "parameters": extra, "force": force,
               "kernel_name": kernel_name, "timeout": timeout}
@@ -337,7 +515,7 @@ def pair_chapters(
         parameters: Extra parameters for every chapter (each chapter takes those it declares).
         force: Execute even when up to date.
         kernel_name: Jupyter kernel.
-        timeout: Per-cell timeout in seconds.
+        timeout: Per-cell limit in seconds (``None``: the pair's default, :func:`cell_timeout`; ``0``: none).
         out_dir: Folder for the executed notebooks instead (the book's own ``<stage>/notebooks``).
         params: Parameters instead of ``{"pair": name, "quick": quick, **parameters}`` (the book's own).
         log: Progress messages (prefixed with the pair's name).
@@ -345,13 +523,14 @@ def pair_chapters(
     """
     spec = get_pair(name)
     folder = store_folder(spec.name, quick=quick)
+    timeout = cell_timeout(timeout, spec)
     say = functools.partial(_prefixed, log, name)
     out_dir = out_dir if out_dir is not None else stage / "batch" / slug(spec.name + ("-quick" if quick else ""))
     params = dict(params) if params is not None else {"pair": name, "quick": bool(quick), **(parameters or {})}
     jobs: list[BatchJob] = []
     try:
-        describe_pair(folder, spec.name, spec, quick=quick)
-        identity = pair_source_key(name)
+        identity = job_pair_key(name)
+        describe_pair(folder, spec.name, spec, quick=quick, source=identity)
     except Exception as exc:  # a pair that cannot be prepared fails its jobs, not the batch
         say(f"could not be prepared: {_short_error(exc)}")
         jobs = [BatchJob(name, c, ChapterRun(c, "failed", error=_short_error(exc))) for c in chapters]
@@ -411,6 +590,26 @@ def batch_summary(jobs: Sequence[BatchJob]) -> str:
     return "\n".join(lines)
 
 
+def _timeout_error(exc: BaseException, nb: Any, timeout: int | None) -> str:
+    """``"timed out after 3600 s in code cell 7 of 12: `S = book.lora_sweep(…)`"`` from nbclient's timeout error.
+
+    nbclient's message previews the cell's source; the cell is found by that preview among the chapter's
+    code cells (numbered from 1, the parameters cell included, papermill's injected cell not).
+    """
+    text = str(exc)
+    preview = text.split("-------------------")[1].strip() if text.count("-------------------") >= 2 else ""
+    code = [c for c in nb.cells if c.cell_type == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    where = "a cell"
+    for i, cell in enumerate(code, start=1):
+        if preview and (cell.source.strip().startswith(preview[:200]) or preview[:200] in cell.source):
+            where = f"code cell {i} of {len(code)}"
+            break
+    first = next((ln.strip() for ln in preview.splitlines() if ln.strip() and not ln.strip().startswith("#")), "")
+    limit = f"{timeout} s" if timeout else "its time limit"
+    return f"TimeoutError: timed out after {limit} in {where}" + (f": `{first[:120]}`" if first else "")
+
+
 def _short_error(exc: BaseException) -> str:
     name = getattr(exc, "ename", type(exc).__name__)
     value = str(getattr(exc, "evalue", exc)).strip().splitlines()
@@ -441,9 +640,11 @@ def _execute(nb: Any, out: Path, params: Mapping[str, Any], *, kernel_name: str,
 
     records.mkdir(parents=True, exist_ok=True)
     # the kernel inherits this environment: never Agg (figures would vanish), records folder for report(),
-    # and OpenMP's bounded spin, fast on idle and busy CPUs alike (mbt.cpu; scheduling only)
+    # and OpenMP's bounded spin, fast on idle and busy CPUs alike (mbt.cpu; scheduling only); the chapter's
+    # name, parameters and commit for its downloads' provenance (mbt.book.provenance)
     omp = cpu.omp_environment(os.cpu_count() or 1)
-    with _environment(MPLBACKEND=None, **omp, **{RECORDS_ENV: str(records)}), \
+    context = json.dumps(build_context(out.stem, {**parameter_defaults(nb), **params}, cwd), default=str)
+    with _environment(MPLBACKEND=None, **omp, **{RECORDS_ENV: str(records), CONTEXT_ENV: context}), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         papermill.execute_notebook(

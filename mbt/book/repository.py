@@ -2,8 +2,9 @@ r"""The repository URL in one place, and the files that follow it.
 
 The URL lives in ``pyproject.toml`` (``[project.urls] Repository``). Every other mention follows it: the
 install line of each chapter notebook (``MBT = "mbt @ git+<url>"``, in the jupytext source and its ``.ipynb``
-copy), ``_config.yml``'s ``repository: url:`` (the book's repository, issues and Colab buttons), and the
-``git clone <url>`` / ``git+<url>`` commands of the README and the prose chapters.
+copy), ``_config.yml``'s ``repository: url:`` (the book's repository, issues and Colab buttons) and its
+``thebe_config: repository_url:`` (live code, off, but written into every page), ``CITATION.cff``'s
+``repository-code:``, and the ``git clone <url>`` / ``git+<url>`` commands of the README and the prose chapters.
 
 :func:`mismatches` lists every mention that differs from the project metadata; :func:`set_repository`
 rewrites all of them, the metadata included. The book workflow runs it with the repository it builds
@@ -22,13 +23,16 @@ from pathlib import Path
 
 __all__ = ["FOLLOWERS", "follower_files", "mismatches", "repository_url", "set_repository"]
 
-FOLLOWERS: tuple[str, ...] = ("_config.yml", "README.md", "book/*.md", "notebooks/*.py", "notebooks/*.ipynb")
+FOLLOWERS: tuple[str, ...] = ("_config.yml", "CITATION.cff", "README.md", "book/*.md", "notebooks/*.py",
+                               "notebooks/*.ipynb")
 """Glob patterns (relative to the repository root) of the files that mention the repository URL."""
 
 _MENTIONS = (
     re.compile(r"git\+(https?://[^\s\"'`)\\]+)"),  # pip install "mbt @ git+<url>"
     re.compile(r"git clone (https?://[^\s\"'`)\\]+)"),
     re.compile(r"^repository:\s*\n\s+url:\s*(\S+)", re.MULTILINE),  # _config.yml
+    re.compile(r"^\s+repository_url:\s*[\"']?([^\s\"']+)", re.MULTILINE),  # _config.yml's thebe_config
+    re.compile(r"^repository-code:\s*[\"']?([^\s\"']+)", re.MULTILINE),  # CITATION.cff
 )
 
 

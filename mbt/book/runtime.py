@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,13 @@ import pandas as pd
 
 from mbt import plots
 from mbt.analysis import analyze
+from mbt.book.figures import describe_figures
 from mbt.data import load_sample
 from mbt.identity import cached_call
 from mbt.pairs import load_pair, pair_label
 from mbt.paper.records import slug
-from mbt.paper.store import StoreEntry, contributed_root, store_root, stores
+from mbt.paper.render import store_problems_markdown
+from mbt.paper.store import StoreEntry, contributed_root, store_problems, store_root, stores
 from mbt.probe import logit_lens
 from mbt.results import cache_root
 from mbt.segments import PAPER_MASKS, resolve_masks
@@ -38,6 +41,8 @@ from mbt.workers import check_workers
 __all__ = [
     "QUICK",
     "QUICK_SWEEP",
+    "CLI_NOTES",
+    "DropLines",
     "LoraSweep",
     "analyze_datasets",
     "analyze_halves",
@@ -51,6 +56,7 @@ __all__ = [
     "metric_table",
     "open_pair",
     "quick_size",
+    "reader_notes",
     "setup_notebook",
     "sizes",
     "swap_table",
@@ -62,14 +68,23 @@ __all__ = [
 def setup_notebook(*, quiet: bool = True) -> str:
     """First call of every chapter: the book's figure style, quiet progress bars, and the device in use.
 
-    Applies :func:`mbt.plots.use_style`, hides tqdm's "IProgress not found" warning and the
-    checkpoint-loading progress bars (they would land in the book as stderr blocks), prints the
-    device and returns ``"cuda"`` when a GPU is visible, else ``"cpu"``. It does not choose a
+    Applies :func:`mbt.plots.use_style`; makes every figure carry its description as alt text
+    (:func:`mbt.book.figures.describe_figures`); hides tqdm's "IProgress not found" warning and the
+    checkpoint-loading progress bars; and turns warnings into what a reader of the page needs
+    (:func:`reader_notes`): a warning from ``mbt`` or from the chapter becomes a sentence ("Note: …")
+    without the file path of the machine that ran it, and a library's internal warning is left out; and
+    drops from standard error the one-line notes meant for the command line (:data:`CLI_NOTES`: a result
+    served from the cache, a sweep already done), which name the machine's cache folders.
+    Prints the device and returns ``"cuda"`` when a GPU is visible, else ``"cpu"``. It does not choose a
     matplotlib backend.
     """
     plots.use_style()
+    describe_figures()
     if quiet:
         warnings.filterwarnings("ignore", message="IProgress not found")
+        reader_notes()
+        if not isinstance(sys.stderr, DropLines):  # the command line's cache notes name the machine's folders
+            sys.stderr = DropLines(sys.stderr, CLI_NOTES)
         with contextlib.suppress(ImportError):
             from transformers.utils import logging as hf_logging
 
@@ -84,6 +99,75 @@ def setup_notebook(*, quiet: bool = True) -> str:
     else:
         print("device: cpu (no GPU visible; the toy pair runs in minutes, real pairs need a GPU)")
     return device
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # the mbt package
+
+CLI_NOTES: tuple[str, ...] = ("mbt: cached ", "mbt: sweep: ")
+"""Starts of the lines ``mbt`` prints to standard error for a command-line user (cache hits, a resumed sweep)."""
+
+
+class DropLines:
+    """A text stream that passes everything on to ``stream`` except whole lines starting with ``prefixes``.
+
+    Text is passed on line by line (a partial line waits for its end, or for :meth:`flush` when it cannot
+    become one of the dropped lines), so a dropped line is recognised even when written in pieces.
+    """
+
+    def __init__(self, stream: Any, prefixes: Sequence[str]) -> None:
+        self._stream = stream
+        self._prefixes = tuple(prefixes)
+        self._pending = ""
+
+    def _drops(self, line: str) -> bool:
+        return line.startswith(self._prefixes)
+
+    def _may_become_dropped(self, partial: str) -> bool:
+        return any(p.startswith(partial) or partial.startswith(p) for p in self._prefixes)
+
+    def write(self, text: str) -> int:
+        """Pass on the complete lines of ``text`` (with what was pending) that are not dropped."""
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        kept = [line for line in lines if not self._drops(line)]
+        if kept:
+            self._stream.write("\n".join(kept) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        """Pass on a pending partial line unless it may still become a dropped one; flush the stream."""
+        if self._pending and not self._may_become_dropped(self._pending):
+            self._stream.write(self._pending)
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+
+def _note(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+          line: str | None = None) -> None:
+    """:func:`warnings.showwarning` for the book's pages (see :func:`reader_notes`)."""
+    if not issubclass(category, UserWarning) or issubclass(category, DeprecationWarning | FutureWarning):
+        return
+    origin = Path(str(filename))
+    ours = _PACKAGE in origin.resolve().parents if origin.is_absolute() else False
+    from_chapter = "ipykernel" in str(filename) or str(filename).startswith("<")  # a notebook cell
+    if ours or from_chapter:
+        text = " ".join(str(message).split())
+        print(f"Note: {text[0].upper() + text[1:] if text else text}", file=file or sys.stdout)
+
+
+def reader_notes() -> None:
+    """Show warnings as a page reader needs them, for the rest of this process.
+
+    A :class:`UserWarning` raised by ``mbt`` or by the chapter's own code is printed to standard output as
+    one sentence, ``"Note: <message>"`` (e.g. that some texts were truncated to the models' positions),
+    without the file and line that Python's default format adds; every other warning (a library's
+    deprecation notices, tqdm's missing widgets, …) is left out of the page.
+    """
+    warnings.showwarning = _note
 
 
 def device_name() -> str:
@@ -310,6 +394,20 @@ def comparison_stores(names: Sequence[str], *, quick: bool = False,
     """
     found = stores(_store_roots(extra), quick=quick)
     return {n: found[n] for n in names if n in found}, [n for n in names if n not in found]
+
+
+def store_problems_note(*, extra: Sequence[str | Path] = ()) -> Any:
+    """The stores left out, shown in part or under another label, and why: Markdown for a chapter to display.
+
+    The same list, read the same way (:func:`mbt.paper.store.store_problems`), as under the collected "Paper vs
+    ours" table, so the two pages agree on what exists; empty when every store is fine.
+    """
+    text = store_problems_markdown(store_problems(_store_roots(extra)))
+    try:
+        from IPython.display import Markdown
+    except ImportError:  # pragma: no cover - IPython ships with the notebook stack
+        return text
+    return Markdown(text)
 
 
 def default_comparison(pair: str, *, quick: bool = False, extra: Sequence[str | Path] = ()) -> list[str]:

@@ -363,19 +363,23 @@ def effective_rank(X: Tensor, *, conventions: str | Conventions = "standard", **
 
 
 def _erank_from_sigma(sigma: Tensor, conv: Conventions) -> float:
+    return float(_erank_batched(sigma, conv))
+
+
+def _erank_batched(sigma: Tensor, conv: Conventions) -> Tensor:
+    """Effective rank of every spectrum along the last dimension of ``sigma (..., K)`` (descending values)."""
     w = sigma if conv.erank_power == 1 else sigma**2
-    k = sigma.numel()
+    k = sigma.shape[-1]
     if conv.erank_eps > 0:
-        p = w / (w + conv.erank_eps).sum()
-        h = -(p * torch.log(p + conv.erank_eps)).sum()
+        p = w / (w + conv.erank_eps).sum(dim=-1, keepdim=True)
+        h = -(p * torch.log(p + conv.erank_eps)).sum(dim=-1)
+        erank = torch.exp(h)
     else:
-        total = w.sum()
-        if not bool(total > 0):
-            return math.nan
-        p = w / total
+        total = w.sum(dim=-1, keepdim=True)
+        p = w / torch.where(total > 0, total, 1.0)
         pos = p > 0
-        h = -(torch.where(pos, p * torch.log(torch.where(pos, p, 1.0)), 0.0)).sum()
-    erank = math.exp(float(h))
+        h = -(torch.where(pos, p * torch.log(torch.where(pos, p, 1.0)), 0.0)).sum(dim=-1)
+        erank = torch.where(total[..., 0] > 0, torch.exp(h), torch.full_like(h, math.nan))
     return erank / k if conv.erank_normalize else erank
 
 
@@ -410,13 +414,18 @@ def rank_deficiency(X: Tensor, *, conventions: str | Conventions = "standard", s
 
 
 def _rank_deficiency_from_sigma(sigma: Tensor, shape: torch.Size, dtype: torch.dtype, conv: Conventions) -> float:
+    return float(_rank_deficiency_batched(sigma, shape, dtype, conv))
+
+
+def _rank_deficiency_batched(sigma: Tensor, shape: torch.Size, dtype: torch.dtype, conv: Conventions) -> Tensor:
+    """Rank deficiency of every spectrum along the last dimension of ``sigma (..., K)`` (descending values)."""
     n, d = shape
-    s_max = sigma[0]
+    s_max = sigma[..., :1]
     if conv.rank_tol == "dtype":
         tol = s_max * max(n, d) * torch.finfo(dtype).eps
     else:
         tol = s_max * float(conv.rank_tol)
-    rank = int((sigma > tol).sum())
+    rank = (sigma > tol).sum(dim=-1).to(torch.float64)
     return 1.0 - rank / min(n, d)
 
 
@@ -445,11 +454,19 @@ def condition_number(X: Tensor, *, conventions: str | Conventions = "standard", 
 
 
 def _condition_from_sigma(sigma: Tensor, conv: Conventions) -> float:
-    s_max, s_min = float(sigma[0]), float(sigma[-1])
+    return float(_condition_batched(sigma, conv))
+
+
+def _condition_batched(sigma: Tensor, conv: Conventions) -> Tensor:
+    """Condition number of every spectrum along the last dimension of ``sigma (..., K)`` (descending values).
+
+    ``σ_max / (σ_min + cond_eps)``; ``inf`` where that denominator is 0 and ``σ_max > 0``, NaN for a zero spectrum.
+    """
+    s_max, s_min = sigma[..., 0], sigma[..., -1]
     denom = s_min + conv.cond_eps
-    if denom == 0.0:
-        return math.inf if s_max > 0 else math.nan
-    return s_max / denom
+    ratio = s_max / torch.where(denom == 0, 1.0, denom)
+    singular = torch.where(s_max > 0, torch.full_like(s_max, math.inf), torch.full_like(s_max, math.nan))
+    return torch.where(denom == 0, singular, ratio)
 
 
 def spectral_norm(X: Tensor, *, conventions: str | Conventions = "standard", **overrides: Any) -> float:

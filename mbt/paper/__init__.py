@@ -4,7 +4,9 @@
 * :mod:`mbt.paper.findings` — our counterpart of each headline, computed from the library's tables;
 * :mod:`mbt.paper.records` — findings written per chapter and pair, collected for the book;
 * :mod:`mbt.paper.render` — Markdown tables and sentences;
-* :mod:`mbt.paper.store` — the results store: one versioned folder per pair, local or contributed;
+* :mod:`mbt.paper.store` — the results store: one versioned folder per pair, local or contributed, checked
+  before it is shown;
+* :mod:`mbt.paper.manifests` — job manifests: which store files are results, written only by finished jobs;
 * :mod:`mbt.paper.verdicts` — the three-valued verdict engine every finding is decided by.
 """
 
@@ -25,22 +27,26 @@ from mbt.paper.findings import (
     weights_findings,
 )
 from mbt.paper.headlines import BY_ID, HEADLINES, Headline, chapter_of
-from mbt.paper.records import RECORDS_ENV, read_records, record
+from mbt.paper.records import RECORDS_ENV, check_finding, read_records, record
 from mbt.paper.render import (
     compare_conventions,
     conventions_markdown,
     conventions_sentence,
     paper_vs_ours_markdown,
     report,
+    store_problems_markdown,
 )
 from mbt.paper.store import (
     STORE_VERSION,
     StoreEntry,
+    StoreProblem,
     collect_records,
     load_store,
     records_root,
     save_table,
+    scan_stores,
     store_folder,
+    store_problems,
     store_root,
     stores,
 )
@@ -56,7 +62,9 @@ __all__ = [
     "Finding",
     "Headline",
     "StoreEntry",
+    "StoreProblem",
     "chapter_of",
+    "check_finding",
     "collect_records",
     "compare_conventions",
     "conventions_markdown",
@@ -75,7 +83,10 @@ __all__ = [
     "run_profiles",
     "report",
     "save_table",
+    "scan_stores",
     "store_folder",
+    "store_problems",
+    "store_problems_markdown",
     "store_root",
     "stores",
     "swap_findings",

@@ -6,7 +6,9 @@ Everything here turns data into Markdown; nothing computes a number.
 from __future__ import annotations
 
 import dataclasses
+import html
 import inspect
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,8 +18,8 @@ import pandas as pd
 from mbt.metrics.conventions import CONVENTION_PRESETS, Conventions
 from mbt.paper.findings import Finding, convergence_findings, divergence_findings, interval_text
 from mbt.paper.headlines import BY_ID, HEADLINES
-from mbt.paper.records import record
-from mbt.paper.verdicts import Verdict, verdict_label
+from mbt.paper.records import check_finding, record
+from mbt.paper.verdicts import Verdict, pct, verdict_label
 
 __all__ = [
     "compare_conventions",
@@ -25,6 +27,7 @@ __all__ = [
     "conventions_sentence",
     "paper_vs_ours_markdown",
     "report",
+    "store_problems_markdown",
 ]
 
 
@@ -101,20 +104,116 @@ def report(findings: Sequence[Finding], *, pair: str = "", settings: Mapping[str
     return Markdown(text)
 
 
+_LARGE = 1e6
+"""Numbers at least this large (in absolute value) are written in scientific notation, never with all digits."""
+
+
 def _record_interval(f: Mapping[str, Any]) -> str:
     """The effect and interval of a stored finding (``""`` for a scale row)."""
     if f.get("effect") is None:
         return ""
-    return interval_text(f.get("effect"), f.get("ci_low"), f.get("ci_high"), f.get("level") or 0.95)
+    effect, low, high, level = f.get("effect"), f.get("ci_low"), f.get("ci_high"), f.get("level") or 0.95
+    numbers = [abs(float(x)) for x in (effect, low, high) if x is not None and math.isfinite(float(x))]
+    if numbers and max(numbers) >= _LARGE:
+        def sci(x: Any) -> str:
+            return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):+.4g}".replace("-", "−")
+
+        if low is None or high is None or not (math.isfinite(float(low)) and math.isfinite(float(high))):
+            return f"{sci(effect)} (no interval)"
+        return f"{sci(effect)} [{sci(low)}, {sci(high)}] ({pct(float(level))})"
+    return interval_text(effect, low, high, level)
+
+
+def store_problems_markdown(problems: Sequence[Any]) -> str:
+    """The stores left out (or shown in part, or under another label) as a Markdown list; ``""`` when none.
+
+    Args:
+        problems: :class:`mbt.paper.store.StoreProblem` items (``folder``, ``reason``), each listed once.
+    """
+    lines = list(dict.fromkeys(f"- `{p.folder}`: {_md_cell(p.reason)}" for p in problems))
+    if not lines:
+        return ""
+    return (f"**Results stores not shown as they are** ({len(lines)}): each was checked before it was shown "
+            "(format version, its job manifests, the models it claims, every value and verdict).\n\n"
+            + "\n".join(lines) + "\n")
+
+
+_MARKS: dict[str, tuple[str, str]] = {
+    "holds": ("✓", "holds"),
+    "contradicted": ("✗", "contradicted"),
+    "inconclusive": ("?", "inconclusive"),
+    "scale": ("○", "shown for scale only"),
+}
+"""The at-a-glance marks: verdict → (symbol, words). Symbols differ in shape, not only in colour."""
+
+
+def _attr(text: str) -> str:
+    """``text`` safe inside a double-quoted HTML attribute of a Markdown table cell."""
+    return html.escape(" ".join(str(text).split()), quote=True).replace("|", "&#124;")
+
+
+def _kind(f: Mapping[str, Any]) -> str:
+    """``holds``/``contradicted``/``inconclusive``/``scale`` for a stored finding (``old``: a pre-verdict record)."""
+    verdict = f.get("verdict")
+    if verdict:
+        return str(getattr(verdict, "value", verdict))
+    return "old" if "agrees" in f else "scale"
+
+
+def _chapters_run(found: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The chapters a pair recorded at least one finding for, in book order."""
+    chapters = {BY_ID[h].chapter for h in found if h in BY_ID}
+    return [c for c in dict.fromkeys(h.chapter for h in HEADLINES) if c in chapters]
+
+
+def _mark(f: Mapping[str, Any] | None, number: Mapping[str, int]) -> str:
+    """One matrix cell: a symbol whose hover title carries our value, the effect and its interval."""
+    if f is None:
+        return "–"
+    if f.get("same_as") and f["same_as"] in number:
+        k = number[f["same_as"]]
+        return f'<abbr title="the same comparison as row {k}, counted there">= #{k}</abbr>'
+    if (wrong := check_finding(f)) is not None:
+        return f'<abbr title="{_attr("left out: the stored finding cannot be shown (" + wrong + ")")}">!</abbr>'
+    kind = _kind(f)
+    if kind == "old":
+        return '<abbr title="a record from before calibrated verdicts: rebuild this pair">old</abbr>'
+    symbol, words = _MARKS[kind]
+    detail = "; ".join(x for x in (f"ours: {f.get('ours', '')}" if f.get("ours", "") != "" else "",
+                                   f"effect {_record_interval(f)}" if _record_interval(f) else "") if x)
+    return f'<abbr title="{_attr(words + (": " + detail if detail else ""))}">{symbol}</abbr>'
+
+
+def _counts(found: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    """Distinct comparisons of one pair by verdict (a ``same_as`` row is counted with the row it repeats)."""
+    counts = {kind: 0 for kind in _MARKS}
+    for h in HEADLINES:
+        f = found.get(h.id)
+        if f is None or f.get("same_as") or check_finding(f) is not None:
+            continue
+        kind = _kind(f)
+        if kind in counts:
+            counts[kind] += 1
+    return counts
+
+
+def _chapter_numbers(chapters: Sequence[str]) -> str:
+    return ", ".join(c.split("_", 1)[0].lstrip("0") for c in chapters) or "none"
 
 
 def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]], *,
                            titles: Mapping[str, str] | None = None) -> str:
-    """The book's "Paper vs ours" table: every headline, the paper's value and ours for each recorded pair.
+    """The book's "Paper vs ours" page body: a matrix to take in at a glance, the counts, then the details.
 
-    Each cell holds our value, the effect with its interval and the verdict as a word (**holds**,
-    **contradicted**, **inconclusive**; none for a scale row). A headline that is the same comparison
-    as an earlier row on that pair (``same_as``) points to it and is not counted again.
+    1. **Counts per pair**: the chapters it ran and its distinct comparisons by verdict.
+    2. **The matrix**, one table per chapter: a row per headline of the paper (:data:`HEADLINES`, numbered
+       as in the details), a column per pair *that ran that chapter* (the columns of chapters a pair did
+       not run are left out and named below the table), the verdict as a mark — ✓ holds, ✗ contradicted,
+       ? inconclusive, ○ shown for scale only, ``= #k`` the same comparison as row k (counted there), – not
+       computed — whose hover title gives our value, the effect and its interval.
+    3. **The details**, one folded section (``<details>``) per chapter: the claim, the paper's value and
+       model, each pair's value with the effect, its interval and the verdict as a word, and how ours is
+       computed.
 
     Args:
         records: ``{pair label: {headline id: finding dict}}`` (see :func:`read_records`).
@@ -122,38 +221,76 @@ def paper_vs_ours_markdown(records: Mapping[str, Mapping[str, Mapping[str, Any]]
             the chapter names.
 
     Returns:
-        A Markdown table (MyST) with one row per :data:`HEADLINES` entry.
+        MyST Markdown (tables, and inline HTML for the marks and the folded sections).
     """
     pairs = list(records)
     number = {h.id: i for i, h in enumerate(HEADLINES, start=1)}
-    head = ["#", "claim", "paper", "paper's model", *[f"ours: `{p}`" for p in pairs], "how ours is computed"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, h in enumerate(HEADLINES, start=1):
-        cells = [str(i), _md_cell(h.claim), _md_cell(h.paper), _md_cell(f"{h.model}; {h.where}")]
-        for p in pairs:
-            f = records[p].get(h.id)
-            if f is None:
-                cells.append("not run")
-            elif f.get("same_as") and f["same_as"] in number:
-                cells.append(_md_cell(f"same comparison as #{number[f['same_as']]}"))
-            else:
-                verdict = f.get("verdict")
-                interval = _record_interval(f)
-                text = " — ".join(x for x in (str(f.get("ours", "")), interval) if x)
-                if verdict:
-                    text += f" → **{_word(verdict)}**"
-                elif "agrees" in f:
-                    text += " (record from before calibrated verdicts: rebuild)"
-                cells.append(_md_cell(text))
-        title = (titles or {}).get(h.chapter, h.chapter)
-        cells.append(f"[{title}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
-        lines.append("| " + " | ".join(cells) + " |")
+    title = {h.chapter: (titles or {}).get(h.chapter, h.chapter) for h in HEADLINES}
+    ran = {p: _chapters_run(records[p]) for p in pairs}
+    chapters = list(dict.fromkeys(h.chapter for h in HEADLINES))
+    out = ["## Counts per pair", "",
+           "| pair | chapters run | ✓ holds | ✗ contradicted | ? inconclusive | ○ scale only |",
+           "|---|---|---|---|---|---|"]
+    for p in pairs:
+        c = _counts(records[p])
+        out.append(f"| `{_md_cell(p)}` | {_chapter_numbers(ran[p])} | {c['holds']} | {c['contradicted']} | "
+                   f"{c['inconclusive']} | {c['scale']} |")
+    out += ["", "Each count is of distinct comparisons, each decided at the 95 % level.", "",
+            "## At a glance", "",
+            "Marks: ✓ holds · ✗ contradicted · ? inconclusive · ○ shown for scale only · = #k the same comparison "
+            "as row k · – not computed. Point at a mark for our value, the effect and its 95 % "
+            "interval; the details below list them all. A pair appears under the chapters it ran."]
+    for chapter in chapters:
+        heads = [h for h in HEADLINES if h.chapter == chapter]
+        here = [p for p in pairs if chapter in ran[p]]
+        out += ["", f"### {title[chapter]}", ""]
+        if not here:
+            out.append("No pair has run this chapter yet.")
+            continue
+        out.append("| # | claim (paper's model) | " + " | ".join(f"`{_md_cell(p)}`" for p in here) + " |")
+        out.append("|---|---|" + ":---:|" * len(here))  # marks centred under their pair
+        for h in heads:
+            marks = [_mark(records[p].get(h.id), number) for p in here]
+            out.append(f"| {number[h.id]} | {_md_cell(h.claim)} ({_md_cell(h.model)}) | " + " | ".join(marks) + " |")
+        absent = [p for p in pairs if p not in here]
+        if absent:
+            out += ["", "Not run for this chapter: " + ", ".join(f"`{p}`" for p in absent) + "."]
+    out += ["", "## Details", ""]
+    for chapter in chapters:
+        heads = [h for h in HEADLINES if h.chapter == chapter]
+        here = [p for p in pairs if chapter in ran[p]]
+        out += ["<details>", f"<summary>{html.escape(title[chapter])}: the paper's values and ours, with effects, "
+                "intervals and verdicts</summary>", ""]
+        head = ["#", "claim", "paper", "paper's model", *[f"ours: `{p}`" for p in here], "how ours is computed"]
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for h in heads:
+            cells = [str(number[h.id]), _md_cell(h.claim), _md_cell(h.paper), _md_cell(f"{h.model}; {h.where}")]
+            for p in here:
+                f = records[p].get(h.id)
+                if f is None:
+                    cells.append("not computed")
+                elif f.get("same_as") and f["same_as"] in number:
+                    cells.append(_md_cell(f"same comparison as #{number[f['same_as']]}"))
+                elif (wrong := check_finding(f)) is not None:
+                    cells.append(_md_cell(f"left out: the stored finding cannot be shown ({wrong})"))
+                else:
+                    verdict = f.get("verdict")
+                    text = " — ".join(x for x in (str(f.get("ours", "")), _record_interval(f)) if x)
+                    if verdict:
+                        text += f" → **{_word(verdict)}**"
+                    elif "agrees" in f:
+                        text += " (record from before calibrated verdicts: rebuild)"
+                    cells.append(_md_cell(text))
+            cells.append(f"[{title[h.chapter]}](../notebooks/{h.chapter}.ipynb): {_md_cell(h.how)}")
+            out.append("| " + " | ".join(cells) + " |")
+        out += ["", "</details>", ""]
     legend = ("**holds**: the 95 % interval of the effect lies entirely on the side the paper claims; "
               "**contradicted**: entirely on the other side; **inconclusive**: the interval straddles the "
               "threshold, so this sample cannot tell. No verdict: shown for scale only (the paper's number was "
               "lost, or the quantity depends on model size or set-up). \"same comparison as #k\": the claim maps "
-              "to the same test on that pair as row k and is counted once.")
-    return "\n".join(lines) + "\n\n" + legend + "\n"
+              "to the same test on that pair as row k and is counted once. \"not computed\": the pair ran the "
+              "chapter, but its data did not allow this comparison.")
+    return "\n".join(out) + "\n" + legend + "\n"
 
 
 def compare_conventions(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

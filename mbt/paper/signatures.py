@@ -16,14 +16,27 @@ per block) and ``lora`` (chapter 6: the sweep per mask). From them, per pair:
 * ``lora_middle_gain`` — answer NLL of full-depth LoRA ``11111`` minus the best middle mask's (the paper's
   mid-block advantage; > 0 means a middle mask wins), where a sweep exists.
 
-:func:`ladder_trend` asks whether a signature changes monotonically with SFT strength across pairs, by an
-exact permutation test of Spearman's rank correlation (two-sided, 5 %): with ``n`` pairs all ``n!`` orders are
-enumerated, so the level holds exactly; with five pairs only a perfectly monotone order reaches it, with
-four none can (then the answer is "cannot be told" by design).
+:func:`ladder_trend` asks whether a signature changes monotonically with SFT strength across the rungs,
+with the SFT seeds (data orders) as replicates. What the null is depends on how the rungs were trained:
+
+* ``paths="independent"`` — every (rung, seed) is its own SFT run from the Base (its own data order):
+  under no trend the values are exchangeable, and Spearman's ρ between strength and signature over all
+  points is tested exactly against every distinct rearrangement (:func:`spearman_exact`; mid-ranks for
+  ties in the signature *and* in the strength — the seeds of a rung share its strength);
+* ``paths="shared"`` — the rungs of one seed are checkpoints of one training path (the same data order,
+  the first ``k`` batches of it): a signature that merely drifts along that path (a random walk in the
+  steps) is correlated across the rungs, and a test over rungs calls such drift a trend 13 % of the time
+  at 5 %. The unit is then the *seed*: ``ρ_s`` within each seed's path, and an exact sign-flip test of
+  ``Σ_s ρ_s`` over seeds (a drift without direction is as likely mirrored). Its smallest p is ``2/2^S``, so
+  fewer than 6 seeds can never reach 5 % — the answer is then "cannot be told", by design.
+
+The six signatures are one family: :func:`signature_summary` decides each trend on its Holm-adjusted
+p-value (:func:`mbt.paper.families.adjusted_pvalues`).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -32,6 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbt.paper.families import adjusted_pvalues
+from mbt.paper.intervals import sign_flip_pvalue
 from mbt.segments import MIDDLE
 
 __all__ = [
@@ -153,57 +168,197 @@ def signature_curves(entries: Mapping[str, Mapping[str, pd.DataFrame]]) -> pd.Da
     return pd.concat(rows, ignore_index=True)
 
 
-def spearman_exact(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Spearman's rank correlation and its exact two-sided permutation p-value (all orders of ``y``).
+MAX_ARRANGEMENTS = 2_000_000
+"""Most distinct rearrangements :func:`spearman_exact` enumerates (5 rungs × 2 seeds: 113 400)."""
 
-    ``ρ = corr(rank(x), rank(y))``; ``p = #{π : |ρ(x, π(y))| ≥ |ρ|} / n!`` (a small tolerance counts ties of
-    ``|ρ|``). Exact for ``n ≤ 8``; larger ``n`` is refused (use a sampled test).
 
-    Raises:
-        ValueError: Fewer than 3 or more than 8 points, or lengths that differ.
+def _midranks(v: np.ndarray) -> np.ndarray:
+    return pd.Series(v).rank(method="average").to_numpy(dtype=float)
+
+
+@functools.lru_cache(maxsize=64)
+def _arrangements(sizes: tuple[int, ...]) -> np.ndarray:
+    """Every distinct arrangement of group labels ``0..g−1`` with the given group sizes, ``(n_arr, n)`` int8."""
+    n = sum(sizes)
+    rows: list[np.ndarray] = []
+
+    def place(group: int, free: tuple[int, ...], current: np.ndarray) -> None:
+        if group == len(sizes) - 1:
+            row = current.copy()
+            row[list(free)] = group
+            rows.append(row)
+            return
+        for chosen in itertools.combinations(free, sizes[group]):
+            row = current.copy()
+            row[list(chosen)] = group
+            rest = tuple(i for i in free if i not in chosen)
+            place(group + 1, rest, row)
+
+    place(0, tuple(range(n)), np.zeros(n, dtype=np.int8))
+    out = np.stack(rows)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _centred_ranks(sizes: tuple[int, ...]) -> np.ndarray:
+    """The mid-ranks of ``x`` in every distinct arrangement of its tie groups, centred, ``(n_arr, n)`` (cached).
+
+    Group ``g`` (the ``g``-th smallest value, ``k_g`` copies) has mid-rank ``k_0 + … + k_{g−1} + (k_g + 1)/2``.
     """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.shape != y.shape or not 3 <= x.size <= 8:
-        raise ValueError(f"need 3..8 paired values, got {x.size} and {y.size}")
-    rx = pd.Series(x).rank().to_numpy()
-    ry = pd.Series(y).rank().to_numpy()
-
-    def rho(a: np.ndarray, b: np.ndarray) -> float:
-        a, b = a - a.mean(), b - b.mean()
-        denom = math.sqrt(float(a @ a) * float(b @ b))
-        return float(a @ b / denom) if denom > 0 else 0.0
-
-    observed = rho(rx, ry)
-    perms = [rho(rx, ry[list(p)]) for p in itertools.permutations(range(x.size))]
-    p = sum(abs(r) >= abs(observed) - 1e-12 for r in perms) / len(perms)
-    return observed, float(p)
+    k = np.asarray(sizes, dtype=float)
+    group_rank = np.cumsum(k) - k + (k + 1.0) / 2.0
+    arr = group_rank[_arrangements(sizes)]
+    out = arr - arr.mean(axis=1, keepdims=True)
+    out.setflags(write=False)
+    return out
 
 
-def ladder_trend(values: Sequence[float], strength: Sequence[float], *, level: float = 0.95) -> dict[str, Any]:
-    """Does a signature change monotonically with SFT strength? An exact rank test, three answers.
+def _n_arrangements(sizes: Sequence[int]) -> int:
+    total = math.factorial(sum(sizes))
+    for k in sizes:
+        total //= math.factorial(k)
+    return total
+
+
+def _rho(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / denom) if denom > 0 else 0.0
+
+
+def spearman_exact(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    r"""Spearman's rank correlation and its exact two-sided permutation p-value, ties handled exactly.
+
+    ``ρ = corr(rank(x), rank(y))`` with mid-ranks for ties. Under exchangeability every one of the ``n!``
+    pairings of ``x`` with ``y`` is equally likely; pairings that differ only inside a group of tied ``x``
+    give the same ``ρ``, so the distinct arrangements of ``x``'s tie groups (``n! / Π k_g!``, each standing
+    for ``Π k_g!`` pairings) are enumerated: ``p = #{arrangements a : |ρ_a| ≥ |ρ|} / #arrangements`` (a small
+    tolerance counts ties of ``|ρ|``). Ties in ``y`` enter through its mid-ranks. Exact: with five distinct
+    strengths the smallest p is ``2/120``; with two tied signature values it is ``8/120 = 0.067``.
 
     Args:
-        values: The signature of each pair (NaN pairs are dropped).
-        strength: Each pair's SFT strength (e.g. SFT ÷ pretraining tokens), same order.
-        level: Confidence level; the test is two-sided at ``1 − level``.
+        x: First variable (e.g. SFT strength, repeated for the seeds of a rung), ``(n,)``.
+        y: Second variable (the signature), ``(n,)``.
+
+    Returns:
+        ``(ρ, p)``.
+
+    Raises:
+        ValueError: Fewer than 3 pairs, lengths that differ, or more than :data:`MAX_ARRANGEMENTS` distinct
+            arrangements (use :func:`ladder_trend`, which then samples).
+    """
+    xa, ya = np.asarray(x, dtype=float).reshape(-1), np.asarray(y, dtype=float).reshape(-1)
+    if xa.shape != ya.shape or xa.size < 3:
+        raise ValueError(f"need at least 3 paired values of equal length, got {xa.size} and {ya.size}")
+    if not (np.isfinite(xa).all() and np.isfinite(ya).all()):
+        raise ValueError("x and y must be finite (drop missing pairs first)")
+    values, labels = np.unique(xa, return_inverse=True)
+    sizes = tuple(int(c) for c in np.bincount(labels))
+    count = _n_arrangements(sizes)
+    if count > MAX_ARRANGEMENTS:
+        raise ValueError(f"{count} distinct arrangements exceed {MAX_ARRANGEMENTS}; use a sampled test")
+    rx, ry = _midranks(xa), _midranks(ya)
+    observed = _rho(rx, ry)
+    null = _null_abs_rho(sizes, tuple(np.sort(ry).tolist()))
+    p = float(null.size - np.searchsorted(null, abs(observed) - 1e-12, side="left")) / null.size
+    return observed, p
+
+
+@functools.lru_cache(maxsize=256)
+def _null_abs_rho(sizes: tuple[int, ...], ranks: tuple[float, ...]) -> np.ndarray:
+    """Sorted ``|ρ|`` over every distinct arrangement of ``x``'s tie groups against the mid-ranks ``ranks`` of ``y``.
+
+    The distribution depends on ``y`` only through the multiset of its mid-ranks (rearranging ``y`` maps the
+    set of arrangements onto itself), so it is cached by ``(sizes, sorted ranks)``.
+    """
+    a = _centred_ranks(sizes)
+    b = np.asarray(ranks) - float(np.mean(ranks))
+    denom = math.sqrt(float(np.sum(a[0] ** 2)) * float(b @ b))
+    rhos = np.abs(a @ b) / denom if denom > 0 else np.zeros(a.shape[0])
+    rhos.sort()
+    rhos.setflags(write=False)
+    return rhos
+
+
+def _spearman_sampled(x: np.ndarray, y: np.ndarray, n_perm: int, seed: int) -> tuple[float, float]:
+    """Spearman's ρ with a Monte-Carlo permutation p ``(1 + #{|ρ_π| ≥ |ρ|}) / (1 + n_perm)`` (seeded)."""
+    rx, ry = _midranks(x), _midranks(y)
+    observed = _rho(rx, ry)
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((n_perm, x.size)), axis=1)
+    a = rx[perms] - rx.mean()
+    b = ry - ry.mean()
+    rhos = (a @ b) / math.sqrt(float(np.sum((rx - rx.mean()) ** 2)) * float(b @ b))
+    return observed, float((1 + np.sum(np.abs(rhos) >= abs(observed) - 1e-12)) / (1 + n_perm))
+
+
+def ladder_trend(values: Sequence[float], strength: Sequence[float], *, level: float = 0.95,
+                 paths: str = "independent", seeds: Sequence[Any] | None = None, n_perm: int = 20000,
+                 seed: int = 0) -> dict[str, Any]:
+    r"""Does a signature change monotonically with SFT strength? Three answers, seeds as replicates.
+
+    Args:
+        values: The signature of each point (one per rung and seed; NaN points are dropped).
+        strength: Each point's SFT strength (the seeds of a rung share it).
+        level: The test is two-sided at ``1 − level``.
+        paths: ``"independent"`` (every point its own SFT run: exact permutation test of Spearman's ρ over
+            all points, :func:`spearman_exact`, sampled with ``n_perm`` permutations beyond
+            :data:`MAX_ARRANGEMENTS`) or ``"shared"`` (the rungs of a seed are checkpoints of one training
+            path: ``ρ_s`` per seed over its rungs, exact sign-flip test of their sum over seeds).
+        seeds: Seed label of each point (needed for ``"shared"``; default: one seed).
+        n_perm: Permutations of a sampled test.
+        seed: Its seed.
 
     Returns:
         ``{"trend": "grows with SFT strength" | "shrinks with SFT strength" | "cannot be told", "rho", "p",
-        "n", "rule"}``.
+        "n", "seeds", "rule"}``; ``rho`` is Spearman's ρ over all points (``"independent"``) or the mean of
+        the per-seed ``ρ_s`` (``"shared"``); ``n`` counts points, ``seeds`` distinct seeds.
     """
-    v, s = np.asarray(values, dtype=float), np.asarray(strength, dtype=float)
+    if paths not in ("independent", "shared"):
+        raise ValueError(f"paths must be 'independent' or 'shared', got {paths!r}")
+    v, s = np.asarray(values, dtype=float).reshape(-1), np.asarray(strength, dtype=float).reshape(-1)
+    lab = np.zeros(v.size, dtype=object) if seeds is None else np.asarray(list(seeds), dtype=object)
+    if not v.size == s.size == lab.size:
+        raise ValueError(f"values, strength and seeds must have the same length, got {v.size}, {s.size}, {lab.size}")
     keep = np.isfinite(v) & np.isfinite(s)
-    v, s = v[keep], s[keep]
-    rule = (f"exact permutation test of Spearman's ρ across pairs, two-sided at {1 - level:.0%}; "
-            "with n pairs the smallest p is 2/n!")
-    if v.size < 3:
-        return {"trend": "cannot be told", "rho": math.nan, "p": math.nan, "n": int(v.size),
-                "rule": rule + f" (only {v.size} pairs have this signature)"}
-    rho, p = spearman_exact(s, v)
-    trend = "cannot be told"
-    if p <= 1 - level:
-        trend = "grows with SFT strength" if rho > 0 else "shrinks with SFT strength"
-    return {"trend": trend, "rho": rho, "p": p, "n": int(v.size), "rule": rule}
+    v, s, lab = v[keep], s[keep], lab[keep]
+    n_seeds = len(set(lab.tolist()))
+    alpha = 1.0 - level
+    out: dict[str, Any] = {"trend": "cannot be told", "rho": math.nan, "p": math.nan, "n": int(v.size),
+                           "seeds": n_seeds}
+    if paths == "independent":
+        rule = (f"permutation test of Spearman's ρ over all {v.size} (rung, seed) points, two-sided at {alpha:.0%}, "
+                "each point its own SFT run; mid-ranks for ties")
+        if v.size < 3:
+            out["rule"] = rule + f" (only {v.size} points have this signature)"
+            return out
+        sizes = np.bincount(np.unique(s, return_inverse=True)[1])
+        if _n_arrangements(sizes.tolist()) <= MAX_ARRANGEMENTS:
+            rho, p = spearman_exact(s, v)
+            rule += f"; exact over {_n_arrangements(sizes.tolist())} distinct arrangements"
+        else:
+            rho, p = _spearman_sampled(s, v, n_perm, seed)
+            rule += f"; p from {n_perm} random permutations (seed {seed})"
+    else:
+        rule = (f"seeds as the unit (the rungs of a seed share one training path): Spearman's ρ_s over each seed's "
+                f"rungs, exact sign-flip test of Σ ρ_s over {n_seeds} seed(s), two-sided at {alpha:.0%}; "
+                f"the smallest possible p is 2/2^S = {2.0 / 2**n_seeds:.3g}")
+        rhos = []
+        for label in dict.fromkeys(lab.tolist()):
+            member = lab == label
+            if np.unique(s[member]).size >= 3:
+                rhos.append(_rho(_midranks(s[member]), _midranks(v[member])))
+        if not rhos:
+            out["rule"] = rule + " (no seed has this signature on 3 rungs)"
+            return out
+        rho = float(np.mean(rhos))
+        p = sign_flip_pvalue(np.array(rhos))
+        out["seeds"] = len(rhos)
+    out.update(rho=rho, p=p, rule=rule)
+    if p <= alpha:
+        out["trend"] = "grows with SFT strength" if rho > 0 else "shrinks with SFT strength"
+    return out
 
 
 def claim_table(records: Mapping[str, Mapping[str, Mapping[str, Any]]], claims: Sequence[str],
@@ -260,35 +415,57 @@ def rung_table(metas: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def signature_summary(tables: Mapping[str, Mapping[str, pd.DataFrame]],
-                      metas: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+                      metas: Mapping[str, Mapping[str, Any]], *, paths: str = "shared",
+                      seeds: Mapping[str, Any] | None = None, level: float = 0.95) -> pd.DataFrame:
     """Every signature of every pair, and whether it grows or shrinks with SFT strength (:func:`ladder_trend`).
+
+    The six signatures are one family: each trend is decided on its Holm-adjusted p-value
+    (``p_holm ≤ 1 − level``), so that under no trend in any of them a "grows/shrinks" sentence appears at most
+    5 % of the time.
+
+    Args:
+        tables: ``{pair: {table name: table}}``.
+        metas: ``{pair: store.json}`` (strength from :func:`strength_of`).
+        paths: How the rungs were trained (see :func:`ladder_trend`); the default ladder's rungs share
+            one data order per seed (``"shared"``).
+        seeds: ``{pair: seed label}`` (default: every pair seed 0, i.e. one seed per rung).
+        level: Family level.
 
     Returns:
         One row per signature: the paper's expectation, one column per pair (ordered by SFT strength), and
-        ``trend``, ``rho``, ``p``, ``n``.
+        ``trend``, ``rho``, ``p``, ``p_holm``, ``n``, ``seeds``, ``rule``.
     """
     order = rung_table(metas)["pair"].tolist()
     values = {pair: signatures(tables[pair]) for pair in order}
     strength = [strength_of(metas[pair]) for pair in order]
+    labels = [0 if seeds is None else seeds.get(pair, 0) for pair in order]
     rows = []
     for name, expectation in SIGNATURES.items():
         series = [values[pair][name] for pair in order]
-        trend = ladder_trend(series, strength)
+        trend = ladder_trend(series, strength, level=level, paths=paths, seeds=labels)
         rows.append({"signature": name, "the paper": expectation, **dict(zip(order, series, strict=True)),
-                     "trend": trend["trend"], "rho": trend["rho"], "p": trend["p"], "n": trend["n"]})
-    return pd.DataFrame(rows).set_index("signature")
+                     "trend": trend["trend"], "rho": trend["rho"], "p": trend["p"], "n": trend["n"],
+                     "seeds": trend["seeds"], "rule": trend["rule"]})
+    frame = pd.DataFrame(rows).set_index("signature")
+    frame.insert(frame.columns.get_loc("p") + 1, "p_holm", adjusted_pvalues(frame["p"].to_numpy(float), "holm"))
+    undecided = ~(frame["p_holm"] <= 1.0 - level)
+    frame.loc[undecided, "trend"] = "cannot be told"
+    return frame
 
 
 def trend_sentences(summary: pd.DataFrame) -> str:
     """One sentence per signature on a :func:`signature_summary` table: grows, shrinks or cannot be told."""
     lines = []
+    family = f"Holm over the {len(summary)} signatures" if "p_holm" in summary.columns else "no family correction"
     for name, row in summary.iterrows():
-        if row["n"] < 3:
-            lines.append(f"- **{name}**: cannot be told — only {int(row['n'])} pairs have it.")
+        p_holm = row.get("p_holm", row["p"])
+        stats = (f"ρ = {row['rho']:+.2f}, p = {row['p']:.3f}, {family}: {p_holm:.3f}, n = {int(row['n'])}"
+                 + (f" points, {int(row['seeds'])} seed(s)" if "seeds" in summary.columns else ""))
+        if not np.isfinite(row["p"]):
+            lines.append(f"- **{name}**: cannot be told — {row.get('rule', 'too few pairs have it')}.")
         elif row["trend"] == "cannot be told":
             lines.append(f"- **{name}**: cannot be told — no monotone change with SFT strength at the 5 % level "
-                         f"(ρ = {row['rho']:+.2f}, exact p = {row['p']:.3f}, n = {int(row['n'])}).")
+                         f"({stats}).")
         else:
-            lines.append(f"- **{name}** {row['trend']} (ρ = {row['rho']:+.2f}, exact p = {row['p']:.3f}, "
-                         f"n = {int(row['n'])}).")
+            lines.append(f"- **{name}** {row['trend']} ({stats}).")
     return "\n".join(lines)

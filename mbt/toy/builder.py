@@ -74,6 +74,7 @@ from mbt.toy.recipe import (
     sft_examples,
     train_tokenizer,
 )
+from mbt.workers import watch_parent
 
 __all__ = ["NotAToyBuildError", "build", "check_build", "default_dir", "find_build", "is_valid"]
 
@@ -262,7 +263,8 @@ def _run_build(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress:
                     settings_hash=settings_hash)
         return
     payload = json.dumps({"root": str(root), "config": dataclasses.asdict(cfg), "seed": seed,
-                          "variant": variant, "progress": progress, "settings_hash": settings_hash})
+                          "variant": variant, "progress": progress, "settings_hash": settings_hash,
+                          "parent": os.getpid()})
     env = dict(os.environ)
     for key, value in cpu.omp_environment(cfg.threads).items():
         if value is None:
@@ -292,8 +294,10 @@ def _run_build(root: Path, *, cfg: ToyConfig, seed: int, variant: str, progress:
 
 
 def _worker(payload: str) -> None:
-    """Entry point of the child process started by :func:`_run_build`."""
+    """Entry point of the child process started by :func:`_run_build` (it ends if its parent is killed)."""
     args = json.loads(payload)
+    if args.get("parent"):
+        watch_parent(args["parent"])
     fields = args["config"]
     fields["betas"] = tuple(fields["betas"])
     _build_into(Path(args["root"]), cfg=ToyConfig(**fields), seed=args["seed"],

@@ -11,9 +11,9 @@ from mbt.book import chapters as book_chapters
 from mbt.book import jobs
 
 
-def test_parameter_names_and_staging(tmp_path):
+def test_parameters_and_staging(tmp_path):
     nb = book_chapters.read_notebook(REPO / "notebooks" / "01_divergence.py")
-    names = book.parameter_names(nb)
+    names = list(book_chapters.parameter_types(nb))
     for name in ("pair", "base", "sft", "quick", "datasets", "n_pooled", "n_token", "seed", "conventions"):
         assert name in names
     root = tmp_path / "root"

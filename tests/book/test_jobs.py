@@ -137,16 +137,12 @@ def test_cli_batch_exit_status(fake_run, capsys):
 
 
 def test_store_versions_and_contributed_stores(tmp_path, monkeypatch):
+    from store_fakes import write_store
+
     monkeypatch.setenv("MBT_CACHE", str(tmp_path / "cache"))
-    local = store.store_folder("toy")
-    store.update_meta(local, pair="toy", quick=False)
-    (local / "records").mkdir()
-    (local / "records" / "01_divergence.json").write_text(json.dumps({"findings": {"cka_final": {"ours": "0.5"}}}))
+    write_store(store.store_folder("toy"), "toy", findings={"cka_final": {"ours": "0.5"}})
     contributed = tmp_path / "results"
-    store.update_meta(contributed / "olmo2-1b", pair="olmo2-1b", quick=False, device="NVIDIA H200")
-    (contributed / "olmo2-1b" / "records").mkdir()
-    (contributed / "olmo2-1b" / "records" / "01_divergence.json").write_text(
-        json.dumps({"findings": {"cka_final": {"ours": "0.7"}}}))
+    write_store(contributed / "olmo2-1b", "olmo2-1b", findings={"cka_final": {"ours": "0.7"}}, device="NVIDIA H200")
     found = store.stores([store.store_root(), contributed])
     assert set(found) == {"toy", "olmo2-1b"} and found["olmo2-1b"].meta["device"] == "NVIDIA H200"
     records = paper.collect_records("toy", roots=[contributed])
@@ -155,7 +151,7 @@ def test_store_versions_and_contributed_stores(tmp_path, monkeypatch):
     store.update_meta(old, pair="x")
     meta = json.loads((old / "store.json").read_text())
     (old / "store.json").write_text(json.dumps({**meta, "version": 99}))
-    with pytest.raises(ValueError, match="format version 99; this mbt reads version 1"):
+    with pytest.raises(ValueError, match=f"format version 99; this mbt reads version {store.STORE_VERSION}"):
         store.load_store(old)
     (old / "store.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ValueError, match="not an mbt results store"):
@@ -184,8 +180,10 @@ def test_default_comparison_lists_stored_pairs_with_the_books_pair_first(tmp_pat
     from mbt import book, toy
 
     monkeypatch.setenv("MBT_CACHE", str(tmp_path))
+    from store_fakes import registry_spec
+
     for label in ("a", "olmo2-1b"):
-        store.update_meta(store.store_folder(label), pair=label, quick=False)
+        store.update_meta(store.store_folder(label), pair=label, quick=False, spec=registry_spec(label))
     assert book.default_comparison("toy") == list(toy.LADDER)
     assert book.default_comparison("olmo2-1b")[:2] == ["olmo2-1b", "a"]
     assert book.default_comparison("other") == ["a", "olmo2-1b"]

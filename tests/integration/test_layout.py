@@ -21,6 +21,7 @@ NO_OWN_TEST: dict[str, str] = {
     "metrics/_inputs.py": "private input validation, exercised by every metric's tests in tests/metrics/",
     "toy/quality.py": "the quality checks of a build: tests/toy/test_builder.py and test_ladder.py build and check",
     "toy/recipe.py": "the toy recipe runs inside builds: tests/toy/test_builder.py",
+    "paper/manifests.py": "job manifests are written and checked by the batch runner: tests/book/test_jobs_store.py",
     "paper/intervals.py": "the intervals behind every verdict: tests/paper/test_verdicts.py",
 }
 """Modules without a mirrored test file, and where their tests are."""
@@ -37,7 +38,9 @@ USER_INTERFACE: dict[str, str] = {
     "is_valid": "checks a toy build folder (mbt.toy)",
     "bootstrap_interval": "the texts interval of the verdict engine, for custom claims (mbt.paper.verdicts)",
     "equivalence": "the two one-sided tests rule for a 'negligible' claim, for custom claims (mbt.paper.verdicts)",
+    "read_records": "all findings of a records folder at once, for a reader's own scripts (mbt.paper)",
     "prompt_and_completion": "the prompt/answer split of a formatted record, for custom scoring (mbt.formats)",
+    "setup": "the hook Sphinx calls to load mbt.book.sphinx_ext, named in _config.yml's extra_extensions",
 }
 """Public names used only by readers of the library, never by mbt itself, and why they exist."""
 

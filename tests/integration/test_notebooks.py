@@ -58,7 +58,7 @@ def test_chapter_structure(name):
     assert 'find_spec("mbt") is None' in first and '"pip", "install"' in first, "installs mbt on a fresh runtime"
     assert "setup_notebook()" in first, "picks the GPU when there is one"
     assert "parameters" in code[1].metadata.get("tags", []), "the second code cell is the papermill parameters cell"
-    names = book.parameter_names(nb)
+    names = list(book_chapters.parameter_types(nb))
     if name == book.ACROSS:  # compares stored results of several pairs: it loads no pair and samples nothing
         assert {"pair", "pairs", "stores", "quick"} <= set(names)
     else:
@@ -121,6 +121,8 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     for name in book.CHAPTERS:
         page = (html / "notebooks" / f"{name}.html").read_text()
         assert re.search(r'<img [^>]*src="\.\./_images/[^"]+\.png"', page), f"{name}: no figure in the page"
+        assert re.search(r'<img alt="[^"]* [^"]*" src="\.\./_images/', page), f"{name}: a figure without alt text"
+        assert re.search(rf'href="\.\./_downloads/[0-9a-f]+/{name}-provenance\.json"', page), f"{name}: no downloads"
         assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{name}.ipynb" in page
         assert "Traceback" not in page
         # offline formulas: MathJax is served from the book itself, never from a CDN
@@ -135,7 +137,9 @@ def test_every_chapter_runs_in_quick_mode_and_the_book_builds(tmp_path, monkeypa
     assert "mbt:paper-vs-ours" not in table
     collected = (stage / "book" / "paper_vs_ours.md").read_text()
     assert "ours: `tiny-quick`" in collected
-    assert "✓" not in collected and re.search(r"\*\*(holds|contradicted|inconclusive)\*\*", collected)
+    assert "## At a glance" in collected and "<details>" in collected  # marks first, then the folded details
+    assert re.search(r"\*\*(holds|contradicted|inconclusive)\*\*", collected)
+    assert (stage / "book" / "downloads" / "paper_vs_ours-table.csv").is_file()
     methods = (html / "book" / "methods.html").read_text()
     assert "erank_power" in methods, "the generated conventions table"
 

@@ -13,14 +13,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import randn
 
 import mbt.metrics as M
 from mbt.metrics import CONVENTION_PRESETS, Conventions, resolve_conventions
-
-
-def randn(*shape: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64)
 
 
 def heavy(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -7,13 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import randn
 
 import mbt.metrics as M
-
-
-def randn(*shape: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64)
 
 
 def path(points: list[list[float]]) -> torch.Tensor:

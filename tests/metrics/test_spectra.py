@@ -10,19 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import orthogonal, randn
 
 import mbt.metrics as M
 from mbt.metrics.spectra import _dataset_entropy, _token_entropies
-
-
-def randn(*shape: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64)
-
-
-def orthogonal(d: int, seed: int = 0) -> torch.Tensor:
-    q, r = torch.linalg.qr(randn(d, d, seed=seed))
-    return q * torch.sign(torch.diagonal(r))
 
 
 def with_spectrum(s: list[float], n: int, d: int, seed: int = 0) -> torch.Tensor:

@@ -56,7 +56,7 @@ def test_spearman_exact_p_values():
     assert rho == pytest.approx(-1.0) and p == pytest.approx(2 / 24)
     rho, p = sig.spearman_exact([1, 2, 3, 4, 5], [2, 1, 3, 4, 5])
     assert rho == pytest.approx(0.9) and p > 0.05
-    with pytest.raises(ValueError, match="3..8"):
+    with pytest.raises(ValueError, match="at least 3"):
         sig.spearman_exact([1, 2], [1, 2])
 
 
@@ -88,12 +88,23 @@ def test_summary_table_orders_pairs_by_strength_and_states_trends():
     tables = {name: _tables(cka_last=0.9 - drop) for name, drop in drops.items()}
     rungs = sig.rung_table(metas)
     assert rungs["pair"].tolist() == ["r1", "r4", "r2", "r3", "r0"]
-    summary = sig.signature_summary(tables, metas)
+    # one seed per rung: the best exact p is 2/120, and Holm over the six signatures makes it 0.1
+    one = sig.signature_summary(tables, metas, paths="independent")
+    assert one.loc["cka_final_drop", "p"] == pytest.approx(2 / 120)
+    assert one.loc["cka_final_drop", "p_holm"] == pytest.approx(6 * 2 / 120)
+    assert one.loc["cka_final_drop", "trend"] == "cannot be told"
+    # the default ladder shares one training path per seed: one seed can never tell
+    assert (sig.signature_summary(tables, metas)["trend"] == "cannot be told").all()
+    # two independent seeds per rung (each its own SFT run): decidable after Holm
+    metas2 = {f"{k}{s}": v for k, v in metas.items() for s in "ab"}
+    tables2 = {f"{k}{s}": _tables(cka_last=0.9 - drop - (0.01 if s == "b" else 0.0)) for k, drop in drops.items()
+               for s in "ab"}
+    summary = sig.signature_summary(tables2, metas2, paths="independent", seeds={k: k[-1] for k in metas2})
     row = summary.loc["cka_final_drop"]
-    assert row["trend"] == "grows with SFT strength" and row["r0"] == pytest.approx(0.4)
+    assert row["trend"] == "grows with SFT strength" and row["r0a"] == pytest.approx(0.4) and row["n"] == 10
     assert summary.loc["weight_late_ratio", "trend"] == "cannot be told"  # identical for every pair
     text = sig.trend_sentences(summary)
-    assert "**cka_final_drop** grows with SFT strength" in text and "cannot be told" in text
+    assert "**cka_final_drop** grows with SFT strength" in text and "cannot be told" in text and "Holm" in text
 
 
 def test_curves_and_claim_table():

@@ -69,7 +69,8 @@ def test_t_cdf_closed_forms():
 def test_normal_quantile_and_mde():
     assert v.normal_quantile(0.975) == pytest.approx(1.959964, abs=1e-6)
     assert v.mde(1.0) == pytest.approx(1.959964 + 0.841621, abs=1e-5)
-    assert v.mde(0.5, df=2) == pytest.approx(0.5 * (4.302653 + 1.060660), abs=1e-5)
+    # noncentral t at 2 df (the power is checked by simulation in tests/paper/test_intervals_noncentral.py)
+    assert v.mde(0.5, df=2) == pytest.approx(0.5 * 5.6535, abs=1e-3)
     assert math.isnan(v.mde(float("nan")))
 
 
@@ -358,10 +359,11 @@ def test_calibration_band_contrast_layer_cis():
     assert holds_rate([decide(y[i], -1) for i in range(200)]) >= 0.8
 
 
-@pytest.mark.parametrize(("phi", "jump"), [(0.0, 1.5), (0.8, 2.5)])
+@pytest.mark.parametrize(("phi", "jump"), [(0.0, 2.2), (0.8, 2.5)])
 def test_calibration_band_contrast_layers(phi, jump):
     # relative weight change per block, 40 blocks, multiplicative AR noise (SD 10 %), no depth trend;
-    # smooth noise (phi = 0.8) leaves few effective layers, so it needs a larger jump for the same power
+    # the interval assumes AR(0.9) layer noise (a worst case, calibrated at every depth in
+    # tests/paper/test_verdicts_depth.py), so rough noise needs a jump of 2.2 for 80 % power
     reps, L = 500, 40
     depth = np.arange(1, L + 1) / L
     rng = np.random.default_rng(14)

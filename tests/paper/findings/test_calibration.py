@@ -115,9 +115,8 @@ def test_divergence_power_at_a_paper_like_drop():
     """40 layers, CKA falling from 0.9 to 0.6 over the last 20 %, cosine from 0.95 to 0.85.
 
     The claims on quantities with per-layer bootstrap intervals (cosine, relative mean shift) hold ≥ 80 %.
-    CKA has no per-layer interval in an analyze table, so its band contrast uses the layers as units; a
-    ramp inside the last band then looks like autocorrelation and the interval is too wide: the CKA
-    level claims come out inconclusive (never contradicted); per-text CKA replicates would be needed.
+    CKA has no per-layer interval in an analyze table, so its band contrast uses the layers as units (a
+    GLS interval for AR(0.9) layer noise): a drop of 0.3 against layer noise of 0.01 is resolved too.
     The per-layer decrease (constant along the ramp) is resolved.
     """
     reps = 100
@@ -135,7 +134,7 @@ def test_divergence_power_at_a_paper_like_drop():
     for hid in ("mean_shift_final", "cosine_agrees", "mean_shift_shallow", "cka_drop_start"):
         assert _rates(hits[hid])[HOLDS] >= 0.8, (hid, _rates(hits[hid]))
     for hid in ("middle_stable", "cka_plateau"):
-        assert _rates(hits[hid])[CONTRADICTED] == 0 and _rates(hits[hid])[INCONCLUSIVE] >= 0.5, (hid, _rates(hits[hid]))
+        assert _rates(hits[hid])[CONTRADICTED] == 0 and _rates(hits[hid])[HOLDS] >= 0.8, (hid, _rates(hits[hid]))
 
 
 # --------------------------------------------------------------------------------------------

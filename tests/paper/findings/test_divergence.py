@@ -50,6 +50,7 @@ def test_divergence_findings_scale_free_and_honest_without_intervals():
     raw_only = raw_only[raw_only["metric"] != "relative_mean_shift"]
     found = _by_id(paper.divergence_findings(raw_only))
     assert found["mean_shift_final"].verdict is None and "relative_mean_shift" in found["mean_shift_final"].note
-    # without per-layer intervals, two layers in the last band cannot settle a shape claim
+    # without per-layer intervals the layers are the units (AR(0.9) layer noise, its level from the residuals
+    # about a line per band): a drop of 0.23 against layer-to-layer wiggles of 0.005 is settled
     found = _by_id(paper.divergence_findings(_frame(PAPER_LIKE_CKA, ci=None)))
-    assert found["middle_stable"].verdict == INCONCLUSIVE and found["middle_stable"].unit == "layers"
+    assert found["middle_stable"].verdict == HOLDS and found["middle_stable"].unit == "layers"
