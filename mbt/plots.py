@@ -823,15 +823,15 @@ def diffing_figure(difference: pd.DataFrame, steering: pd.DataFrame, gap: pd.Dat
         axes[0].set_ylabel("relative size of δ_l")
         axes[0].set_title("activation difference on unrelated text", fontsize=9.5)
         s = steering.sort_values("layer")
-        axes[1].plot(s["layer"], s["reduction"], marker="o", color=SFT["color"], label="α·δ_l added to Base")
-        axes[1].plot(s["layer"], s["reduction_random"], marker="o", color="#888888", linestyle=":",
-                     label="random direction, same norm")
+        axes[1].plot(s["layer"], s["reduction"], marker=SFT["marker"], color=SFT["color"], label="α·δ_l added to Base")
+        axes[1].plot(s["layer"], s["reduction_random"], marker="D", color=OKABE_ITO["black"], linestyle=":",
+                     markerfacecolor="white", label="random direction, same norm")
         axes[1].set_ylabel("KL(p_SFT ‖ p_Base) reduction (nats)")
         axes[1].set_title("steering the Base with δ_l", fontsize=9.5)
         for model, st in (("base", BASE), ("sft", SFT)):
             rows = gap[gap["model"] == model].sort_values("layer")
-            axes[2].plot(rows["layer"], rows["value"], marker="o", color=st["color"], linestyle=st["linestyle"],
-                         label=f"{st['label']}: KL to its own output")
+            kw = {k: v for k, v in st.items() if k != "label"}
+            axes[2].plot(rows["layer"], rows["value"], label=f"{st['label']}: KL to its own output", **kw)
             axes[2].fill_between(rows["layer"], rows["ci_low"], rows["ci_high"], color=st["color"], alpha=0.15, lw=0)
         axes[2].set_ylabel("KL(p_L ‖ p_l) (nats)")
         axes[2].set_title("convergence: lens vs own output", fontsize=9.5)
@@ -856,10 +856,11 @@ def graft_figure(summary: pd.DataFrame, *, title: str | None = None) -> Any:
         for ax, direction in zip(axes, directions, strict=False):
             rows = summary[(summary["direction"] == direction) & (summary["kind"] != "receiver")]
             labels = [f"{r.part} {r.kind}" for r in rows.itertuples()]
-            colours = [SFT["color"] if r.kind == "graft" else "#999999" for r in rows.itertuples()]
+            colours = [SFT["color"] if r.kind == "graft" else "white" for r in rows.itertuples()]
             y = rows["diff"].to_numpy(float)
             err = np.vstack([y - rows["diff_ci_low"].to_numpy(float), rows["diff_ci_high"].to_numpy(float) - y])
-            ax.bar(range(len(y)), y, color=colours, yerr=np.where(np.isfinite(err), err, 0), capsize=3)
+            ax.bar(range(len(y)), y, color=colours, edgecolor=OKABE_ITO["black"],
+                   yerr=np.where(np.isfinite(err), err, 0), capsize=3)
             ax.axhline(0, color="#222222", lw=0.8)
             ax.set_xticks(range(len(y)), labels, rotation=20, fontsize=8)
             ax.set_ylabel("late KL change (nats)")
@@ -914,19 +915,20 @@ def equal_step_figure(runs: pd.DataFrame, *, ncols: int = 4, title: str | None =
     """
     names = [n for n in EQUAL_STEP_PANELS if n in set(runs["signature"])]
     steps = sorted(runs["steps"].unique())
-    colours = mpl.colormaps["viridis"](np.linspace(0.1, 0.85, max(2, len(steps))))
+    colours = [PALETTE[i % len(PALETTE)] for i in range(len(steps))]
+    markers = [MARKERS[i % len(MARKERS)] for i in range(len(steps))]
     with style():
         fig, axes = _grid(max(1, len(names)), ncols, panel=(3.4, 2.7))
         for ax, name in zip(axes, names, strict=False):
             part = runs[runs["signature"] == name]
-            for colour, k in zip(colours, steps, strict=False):
-                for rule, ls in (("standard", "-"), ("equal_step", "--")):
+            for colour, marker, k in zip(colours, markers, steps, strict=False):
+                for rule, ls, face in (("standard", "-", colour), ("equal_step", "--", "white")):
                     rows = part[(part["steps"] == k) & (part["rule"] == rule)]
                     if rows.empty:
                         continue
                     mean = rows.groupby("depth")["value"].mean()
-                    ax.plot(mean.index, mean.to_numpy(), color=colour, linestyle=ls, marker="o", ms=2.5,
-                            label=f"{k} steps, {rule.replace('_', '-')}")
+                    ax.plot(mean.index, mean.to_numpy(), color=colour, linestyle=ls, marker=marker, ms=3,
+                            markerfacecolor=face, label=f"{k} steps, {rule.replace('_', '-')}")
             ax.axvspan(MIDDLE[0], MIDDLE[1], color="#999999", alpha=0.08, lw=0, zorder=0)
             ax.set_xlabel("relative depth l / L")
             ax.set_title(EQUAL_STEP_PANELS[name], fontsize=9.5)

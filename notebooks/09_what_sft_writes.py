@@ -20,12 +20,12 @@
 # pattern appears. Two further questions come from the work that followed the paper, and this chapter
 # answers them for the same pair, on one page.
 #
-# **The paper's claim** (§3.2, §4.2). The final layers are the most sensitive to SFT, and the reason given is
-# gradient proximity: "the layers closest to the output loss function are forced to undergo the most
-# significant structural changes". The paper does not test that explanation.
+# **The paper's claim** {cite:p}`zhao2026layerwise` (§3.2, §4.2). The final layers are the most sensitive to
+# SFT, and the reason given is gradient proximity: "the layers closest to the output loss function are forced
+# to undergo the most significant structural changes". The paper does not test that explanation.
 #
-# **What does SFT write, layer by layer?** The activation difference lens of Minder et al. (2025) averages the
-# difference between the fine-tuned and the Base model's residual streams over the first $k$ tokens of text
+# **What does SFT write, layer by layer?** The activation-difference lens {cite:p}`minder2025narrow` averages
+# the difference between the fine-tuned and the Base model's residual streams over the first $k$ tokens of text
 # *unrelated* to the fine-tuning data (they use $k = 5$ and the middle layer),
 #
 # $$
@@ -36,30 +36,32 @@
 #
 # where $\lVert\delta\rVert_u^2 = \lVert\hat\delta\rVert^2 - \operatorname{tr}\hat S/n$ removes the noise floor
 # of the norm of a mean ($\hat S$: the sample covariance of the per-text differences), so a layer that is only
-# noisier does not look more shifted. We read $\delta_l$ at every layer through the logit lens — the SFT
-# model's own final norm and unembedding, applied once, $\log\operatorname{softmax}(W_U\,\mathrm{norm}(\delta_l))$
-# — and check it causally: adding $\alpha\delta_l$ to the Base's residual stream at layer $l$ should move the
-# Base's next-token distribution toward the SFT model's, more than a random direction of the same norm does:
+# noisier does not look more shifted. We read $\delta_l$ at every layer through the logit lens
+# {cite:p}`nostalgebraist2020logitlens` — the SFT model's own final norm and unembedding, applied once,
+# $\log\operatorname{softmax}(W_U\,\mathrm{norm}(\delta_l))$ — and check it causally: adding $\alpha\delta_l$ to
+# the Base's residual stream at layer $l$ should move the Base's next-token distribution toward the SFT
+# model's, more than a random direction of the same norm does:
 #
 # $$
 # \Delta_l = \mathrm{KL}(p_{\mathrm{SFT}}\,\Vert\,p_{\mathrm{Base}})
 #   - \mathrm{KL}(p_{\mathrm{SFT}}\,\Vert\,p_{\mathrm{Base}+\alpha\delta_l}).
 # $$
 #
-# **When does each model settle?** Zhou (2026) decodes every layer with the lens and measures the KL to the
-# same model's output, $\mathrm{KL}(p_L \Vert p_l)$: instruction-tuned checkpoints stay farther from their
-# final prediction later into the stack, and grafting their late MLPs into the pretrained model moves it
-# (+0.34 nats; the reverse graft −0.51). We measure both curves and graft late MLPs and late attention
-# (chapter 5's swap, now for sub-blocks) in both directions, with a random perturbation of the same size as
-# control. Then, per token, where along the text the two models' outputs part: $\mathrm{KL}(p_{\mathrm{SFT},t}
-# \Vert p_{\mathrm{Base},t})$ by position and by the kind of the predicted token (the format's template or
-# content).
+# **When does each model settle?** The convergence gap {cite:p}`zhou2026convergence` decodes every layer with
+# the lens and measures the KL to the same model's output, $\mathrm{KL}(p_L \Vert p_l)$: instruction-tuned
+# checkpoints stay farther from their final prediction later into the stack, and grafting their late MLPs into
+# the pretrained model moves it (+0.34 nats; the reverse graft −0.51). We measure both curves and graft late
+# MLPs and late attention (chapter 5's swap, now for sub-blocks) in both directions, with a random perturbation
+# of the same size as control. Then, per token, where along the text the two models' outputs part:
+# $\mathrm{KL}(p_{\mathrm{SFT},t} \Vert p_{\mathrm{Base},t})$ by position and by the kind of the predicted
+# token (the format's template or content).
 #
-# **Is the late-layer profile intrinsic?** Billa (2026) fine-tunes again with an update rule that, after every
-# optimiser step, rescales each block's update so that $\lVert\Delta W_l\rVert / \lVert W_l\rVert$ is the same
-# for every block. If the profile survives, it belongs to the model; if it collapses, it came from how much
-# gradient reached each block. We repeat the toy's SFT (and two rungs of chapter 8's ladder) under that rule
-# with two SFT seeds each and compare four depth signatures.
+# **Is the late-layer profile intrinsic?** The equal-step control {cite:p}`billa2026decomposing` fine-tunes
+# again with an update rule that, after every optimiser step, rescales each block's update so that
+# $\lVert\Delta W_l\rVert / \lVert W_l\rVert$ is the same for every block. If the profile survives, it belongs
+# to the model; if it collapses, it came from how much gradient reached each block. We repeat the toy's SFT
+# (and two rungs of chapter 8's ladder) under that rule with two SFT seeds each and compare four depth
+# signatures.
 
 # %% tags=["hide-input"]
 # Setup: install mbt when this runtime lacks it (e.g. a fresh Colab), then pick the GPU when there is one.
@@ -99,6 +101,8 @@ max_length: int = 512
 quick: bool = False  # smoke run
 
 # %%
+book.check_notebook_parameters(globals())  # papermill -p values too: each parameter's type and range
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -220,21 +224,34 @@ display(paper.report(findings, pair=label, settings={"unrelated": unrelated, "ta
 # ## Where this stands among the tools
 #
 # What each neighbouring work measures — *where* in depth, *what* is written, *how much* can be tuned — and
-# which of its measures this book reproduces on the same pair (all of these works released code).
+# which of its measures this book reproduces on the same pair (each of these works released its code).
 #
 # | work | measures | reproduced here |
 # |---|---|---|
-# | Zhao et al. (the paper) | where: CKA, mean shift, spectra, lens, weights, swaps; how much: segment LoRA | ch. 1–7 |
-# | Minder et al. (2025), activation difference lens | what: first-token offset on unrelated text, lens, steering | A |
-# | diffing toolkit (Minder, Dumas et al.) | what: that lens, per-token KL, SAE and crosscoder diffs | A, C |
-# | Belrose et al. (2023), tuned lens | where a prediction forms: trained per-layer readouts, KL per layer | lens only |
-# | Zhou (2026), convergence gap | when each model settles: KL to its own output; late-MLP grafts | A, B |
-# | Billa (2026), equal-step control | whether the profile is intrinsic: equalised relative updates | D |
-# | Shi et al. (2025), ILA | which layers matter: a learned mask over each layer's update | not run |
-# | Pan et al. (2024), LISA | how much: a few randomly sampled layers updated per period | not run |
-# | Hartford et al. (2024), Spectrum | which matrices: SNR from a random-matrix fit of the weights | ch. 7 |
-# | Li et al. (2024), OWS (formerly OwLore) | how much: layers sampled by their outlier ratio | not run |
-# | Liu et al. (2025), data-oblivious critical layers | which layers: CKA shift of consecutive Base layers | ch. 7 |
+# | the paper {cite:p}`zhao2026layerwise` | where: CKA, shift, lens, weights, swaps; how much: segment LoRA | ch. 1–7 |
+# | activation-difference lens {cite:p}`minder2025narrow` | what: first-token offset on unrelated text; steering | A |
+# | its diffing toolkit {cite:p}`minder2025narrow` | what: that lens, per-token KL, SAE and crosscoder diffs | A, C |
+# | tuned lens {cite:p}`belrose2023tuned` | where a prediction forms: trained per-layer readouts | lens only |
+# | convergence gap {cite:p}`zhou2026convergence` | when each model settles: KL to its own output; grafts | A, B |
+# | equal-step control {cite:p}`billa2026decomposing` | whether the profile is intrinsic: equal updates | D |
+# | ILA {cite:p}`shi2025ila` | which layers matter: a learned mask over each layer's update | not run |
+# | LISA {cite:p}`pan2024lisa` | how much: a few randomly sampled layers updated per period | not run |
+# | Spectrum {cite:p}`hartford2024spectrum` | which matrices: SNR from a random-matrix fit of the weights | ch. 7 |
+# | OWS {cite:p}`li2025ows` | how much: layers sampled by their outlier ratio | not run |
+# | data-oblivious critical layers {cite:p}`liu2025spectral` | which layers: CKA shift of Base layers | ch. 7 |
 #
+# Segment LoRA is the paper's adaptation of LoRA {cite:p}`hu2022lora` to a block of layers (chapter 6).
 # Not reproduced: the lens's Patchscope reading and its interpretability agent, the toolkit's SAE and
 # crosscoder diffs, trained (tuned) lenses, and the three training-time layer schedulers (ILA, LISA, OWS).
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV, and a provenance file: the `mbt` version and commit, the pair's ids,
+# revisions and weight fingerprints, the parameters, the device and the date.
+
+# %%
+book.downloads({"activation_difference": diffing.difference_summary(difference), "difference_tokens": tokens,
+                "steering": diffing.steering_summary(steering), "convergence_gap": diffing.gap_summary(gap),
+                "grafts": diffing.graft_summary(grafts), "token_kl": by_kind, "equal_step_runs": runs,
+                "findings": findings}, pair=P)
