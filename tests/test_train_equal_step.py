@@ -20,7 +20,7 @@ def _blocks(model):
 def _relative_updates(before, model):
     out = []
     for old, block in zip(before, _blocks(model), strict=True):
-        new = list(block.parameters())
+        new = [p.detach() for p in block.parameters()]
         delta = math.sqrt(sum(float((p.double() - o.double()).pow(2).sum()) for p, o in zip(new, old, strict=True)))
         norm = math.sqrt(sum(float(o.double().pow(2).sum()) for o in old))
         out.append(delta / norm)
