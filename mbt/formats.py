@@ -16,7 +16,9 @@ the paper's (no chat template; the SFT model gets exactly the Base model's text)
   stripped statement, answered ``" Yes"`` or ``" No"``.
 
 Every text with an answer is ``prompt + completion`` where the prompt ends in :data:`ANSWER_MARKER` and the
-completion is ``" " + answer`` (see :func:`prompt_and_completion`). k-shot prompts put solved examples
+completion is ``" " + answer`` (see :func:`prompt_and_completion`). The formats' fixed strings (the
+template a fine-tune learns, as opposed to the content) are :data:`TEMPLATE_MARKERS` and the options' letter
+labels; :func:`template_spans` finds them in a text. k-shot prompts put solved examples
 (full texts) before the prompt, each followed by :data:`SHOT_SEPARATOR` (:func:`few_shot`).
 
 This module is a foundation layer: it imports no other ``mbt`` module. The functions format *values*;
@@ -27,11 +29,13 @@ f-strings, so non-string values are rendered with ``str`` exactly as the callers
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "ANSWER_MARKER",
+    "TEMPLATE_MARKERS",
     "COMPLETION_KINDS",
     "FORMAT_KINDS",
     "LETTERS",
@@ -52,6 +56,7 @@ __all__ = [
     "prompt_and_completion",
     "qa_prompt",
     "qa_text",
+    "template_spans",
     "toxicity_example",
     "toxicity_prompt",
 ]
@@ -79,8 +84,30 @@ FORMAT_KINDS: tuple[str, ...] = (
 )
 """The record formats :func:`format_kind` knows (the ``kind`` of a :class:`mbt.data.DatasetSpec`)."""
 
+TEMPLATE_MARKERS: tuple[str, ...] = ("Question:", ANSWER_MARKER, "####")
+"""The fixed strings of the question-answering formats: the question and answer markers and GSM8K's final-answer
+marker. With the options' letter labels (``"A)"`` after a line break or a space) they are the formats' template."""
+
 COMPLETION_KINDS: tuple[str, ...] = ("qa", "multiple_choice")
 """Formats whose text is a prompt ending in :data:`ANSWER_MARKER` plus a separate answer completion."""
+
+
+def template_spans(text: str) -> list[tuple[int, int]]:
+    r"""Character spans ``[start, end)`` of the format's fixed strings in a formatted text, in order.
+
+    Every occurrence of a :data:`TEMPLATE_MARKERS` string, and every option label ``"X)"`` (an upper-case
+    letter and a closing parenthesis) that follows a line break or a space, as :func:`mc_options` writes
+    them. Everything else is content. A plain text (WikiText) usually has none.
+
+    Args:
+        text: A formatted text, e.g. ``qa_text(q, a)``.
+
+    Returns:
+        Non-overlapping spans sorted by start (``text[start:end]`` is the fixed string).
+    """
+    markers = "|".join(re.escape(m) for m in sorted(TEMPLATE_MARKERS, key=len, reverse=True))
+    pattern = re.compile(rf"{markers}|(?<=[\n ])[{LETTERS}]\)")
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -163,10 +163,11 @@ def pair_source_key(pair: str | None, base: str | None = None, sft: str | None =
 
         return {"base": source(str(base)), "sft": source(str(sft))}
     spec = get_pair(str(pair))
-    info: dict[str, Any] = dataclasses.asdict(spec)
+    info: dict[str, Any] = {k: v for k, v in dataclasses.asdict(spec).items()
+                            if not (k == "toy_sft_seed" and v is None)}  # keys of pairs made before it existed
     if spec.source == "toy":
         size = toy.ladder.rung_config(spec.toy_sft_steps) if spec.toy_sft_steps else "default"
-        info["toy"] = toy.settings_hash(variant=spec.toy_variant or "toy", size=size)
+        info["toy"] = toy.settings_hash(variant=spec.toy_variant or "toy", size=size, sft_seed=spec.toy_sft_seed)
     return info
 
 

@@ -54,6 +54,7 @@ class PairSpec:
         source: ``"hub"`` (ids or folders) or ``"toy"`` (built offline by :mod:`mbt.toy`).
         toy_variant: for ``source="toy"``, the build variant (:data:`mbt.toy.VARIANTS`).
         toy_sft_steps: for a rung of the SFT-intensity ladder (:mod:`mbt.toy.ladder`), its SFT steps.
+        toy_sft_seed: for a replicate of a rung, its SFT seed (data order; the Base is the same).
     """
 
     name: str
@@ -67,6 +68,7 @@ class PairSpec:
     source: str = "hub"
     toy_variant: str | None = None
     toy_sft_steps: int | None = None
+    toy_sft_seed: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
@@ -171,6 +173,22 @@ PAIRS: dict[str, PairSpec] = {
                 toy_sft_steps=steps,
             )
             for steps in toy.LADDER_STEPS
+        ),
+        *(
+            PairSpec(
+                name=toy.rung_name(steps, seed),
+                base=f"{toy.rung_name(steps, seed)}:base",
+                sft=f"{toy.rung_name(steps, seed)}:sft",
+                family="toy",
+                description=(f"the toy Base after {steps or toy.SIZES['default'].sft_steps} SFT steps in another data "
+                             f"order (SFT seed {seed}; same Base, data and recipe)"),
+                source="toy",
+                toy_variant="toy",
+                toy_sft_steps=steps,
+                toy_sft_seed=seed,
+            )
+            for seed in toy.LADDER_SFT_SEEDS[1:]
+            for steps in (*toy.LADDER_STEPS, None)
         ),
     )
 }
@@ -400,8 +418,10 @@ def resolve_toy(spec: PairSpec, progress: bool = True) -> PairSpec:
     """A toy pair's spec with ``base``/``sft`` pointing at its build folders (built now if missing)."""
     if spec.source != "toy" or spec.toy_variant is None:
         raise ValueError(f"pair {spec.name!r} is not a toy pair")
-    if spec.toy_sft_steps is not None:
-        out = Path(toy.build_rung(spec.toy_sft_steps, variant=spec.toy_variant, progress=progress))
+    if spec.toy_sft_steps is not None or spec.toy_sft_seed:
+        steps = spec.toy_sft_steps or toy.SIZES["default"].sft_steps
+        out = Path(toy.build_rung(steps, variant=spec.toy_variant, progress=progress,
+                                  **({"sft_seed": spec.toy_sft_seed} if spec.toy_sft_seed else {})))
     else:
         out = Path(toy.build(variant=spec.toy_variant, progress=progress))
     return dataclasses.replace(spec, base=str(out / "base"), sft=str(out / "sft"))

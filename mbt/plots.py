@@ -56,8 +56,12 @@ __all__ = [
     "conventions_figure",
     "convergence_figure",
     "correlation_figure",
+    "EQUAL_STEP_PANELS",
     "delta_figure",
+    "diffing_figure",
     "divergence_figure",
+    "equal_step_figure",
+    "graft_figure",
     "layer_axis",
     "mask_figure",
     "plot_layers",
@@ -65,6 +69,7 @@ __all__ = [
     "selector_figure",
     "style",
     "swap_figure",
+    "token_kl_figure",
     "use_style",
     "weight_figure",
 ]
@@ -795,4 +800,139 @@ def ladder_figure(summary: pd.DataFrame, strength: Mapping[str, float], *, ncols
         axes[0].set_axis_off()
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def diffing_figure(difference: pd.DataFrame, steering: pd.DataFrame, gap: pd.DataFrame, *,
+                   title: str | None = None) -> Any:
+    """Chapter 9's three depth curves: the activation difference, the steering check and the convergence gap.
+
+    Args:
+        difference: :func:`mbt.diffing.difference_summary` (``layer, relative, ci_low, ci_high``).
+        steering: :func:`mbt.diffing.steering_summary` (``layer, reduction, reduction_random, effect, ci_low,
+            ci_high``).
+        gap: :func:`mbt.diffing.gap_summary` (``model, layer, value, ci_low, ci_high``).
+        title: Figure title.
+    """
+    L = _n_layers(gap) if not gap.empty else int(difference["layer"].max())
+    with style():
+        fig, axes = _grid(3, 3)
+        d = difference.sort_values("layer")
+        axes[0].plot(d["layer"], d["relative"], marker="o", color=PAIR["color"], label="ρ_l = ‖δ_l‖ / ‖h_Base,l‖")
+        axes[0].fill_between(d["layer"], d["ci_low"], d["ci_high"], color=PAIR["color"], alpha=0.15, lw=0)
+        axes[0].set_ylabel("relative size of δ_l")
+        axes[0].set_title("activation difference on unrelated text", fontsize=9.5)
+        s = steering.sort_values("layer")
+        axes[1].plot(s["layer"], s["reduction"], marker=SFT["marker"], color=SFT["color"], label="α·δ_l added to Base")
+        axes[1].plot(s["layer"], s["reduction_random"], marker="D", color=OKABE_ITO["black"], linestyle=":",
+                     markerfacecolor="white", label="random direction, same norm")
+        axes[1].set_ylabel("KL(p_SFT ‖ p_Base) reduction (nats)")
+        axes[1].set_title("steering the Base with δ_l", fontsize=9.5)
+        for model, st in (("base", BASE), ("sft", SFT)):
+            rows = gap[gap["model"] == model].sort_values("layer")
+            kw = {k: v for k, v in st.items() if k != "label"}
+            axes[2].plot(rows["layer"], rows["value"], label=f"{st['label']}: KL to its own output", **kw)
+            axes[2].fill_between(rows["layer"], rows["ci_low"], rows["ci_high"], color=st["color"], alpha=0.15, lw=0)
+        axes[2].set_ylabel("KL(p_L ‖ p_l) (nats)")
+        axes[2].set_title("convergence: lens vs own output", fontsize=9.5)
+        for ax in axes:
+            layer_axis(ax, L)
+            ax.legend(fontsize=7)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def graft_figure(summary: pd.DataFrame, *, title: str | None = None) -> Any:
+    """Late-KL change of each graft and of its matched random perturbation, one panel per direction.
+
+    Args:
+        summary: :func:`mbt.diffing.graft_summary` (``direction, part, kind, diff, diff_ci_low, diff_ci_high``).
+        title: Figure title.
+    """
+    directions = list(dict.fromkeys(summary["direction"]))
+    with style():
+        fig, axes = _grid(max(1, len(directions)), 2)
+        for ax, direction in zip(axes, directions, strict=False):
+            rows = summary[(summary["direction"] == direction) & (summary["kind"] != "receiver")]
+            labels = [f"{r.part} {r.kind}" for r in rows.itertuples()]
+            colours = [SFT["color"] if r.kind == "graft" else "white" for r in rows.itertuples()]
+            y = rows["diff"].to_numpy(float)
+            err = np.vstack([y - rows["diff_ci_low"].to_numpy(float), rows["diff_ci_high"].to_numpy(float) - y])
+            ax.bar(range(len(y)), y, color=colours, edgecolor=OKABE_ITO["black"],
+                   yerr=np.where(np.isfinite(err), err, 0), capsize=3)
+            ax.axhline(0, color="#222222", lw=0.8)
+            ax.set_xticks(range(len(y)), labels, rotation=20, fontsize=8)
+            ax.set_ylabel("late KL change (nats)")
+            ax.set_title(f"{direction}: receiver's late KL to its own output", fontsize=9.5)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def token_kl_figure(by_kind: pd.DataFrame, by_position: pd.DataFrame, *, title: str | None = None) -> Any:
+    """Per-token ``KL(p_SFT ‖ p_Base)`` by the kind of the predicted token and by relative position.
+
+    Args:
+        by_kind: :func:`mbt.diffing.token_kl_summary` with ``by="kind"``.
+        by_position: :func:`mbt.diffing.token_kl_summary` with ``by="position"``.
+        title: Figure title.
+    """
+    with style():
+        fig, axes = _grid(2, 2)
+        y = by_kind["kl"].to_numpy(float)
+        err = np.vstack([y - by_kind["ci_low"].to_numpy(float), by_kind["ci_high"].to_numpy(float) - y])
+        axes[0].bar(range(len(y)), y, color=PAIR["color"], yerr=np.where(np.isfinite(err), err, 0), capsize=3)
+        axes[0].set_xticks(range(len(y)), [str(g) for g in by_kind["group"]])
+        axes[0].set_ylabel("KL(p_SFT ‖ p_Base) (nats)")
+        axes[0].set_title("by the kind of the predicted token", fontsize=9.5)
+        p = by_position.sort_values("group")
+        axes[1].plot(p["group"], p["kl"], marker="o", color=PAIR["color"])
+        axes[1].fill_between(p["group"], p["ci_low"], p["ci_high"], color=PAIR["color"], alpha=0.15, lw=0)
+        axes[1].set_xlabel("relative position in the text")
+        axes[1].set_title("by position", fontsize=9.5)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+EQUAL_STEP_PANELS: dict[str, str] = {
+    "eq1": "relative Eq. 1 weight change", "cka": "CKA(Base, SFT)", "shift": "relative mean shift",
+    "lens": "lens top-1 accuracy (answer)",
+}
+"""Panels of :func:`equal_step_figure`: the depth signatures and their axis labels."""
+
+
+def equal_step_figure(runs: pd.DataFrame, *, ncols: int = 4, title: str | None = None) -> Any:
+    """The depth signatures under the standard and the equal-step rule: mean over SFT seeds, one line per length.
+
+    Standard runs solid, equal-step runs dashed; one colour per SFT length.
+
+    Args:
+        runs: :func:`mbt.equal_step.equal_step_runs` (``rule, steps, seed, signature, layer, depth, value``).
+        ncols: Panels per row.
+        title: Figure title.
+    """
+    names = [n for n in EQUAL_STEP_PANELS if n in set(runs["signature"])]
+    steps = sorted(runs["steps"].unique())
+    colours = [PALETTE[i % len(PALETTE)] for i in range(len(steps))]
+    markers = [MARKERS[i % len(MARKERS)] for i in range(len(steps))]
+    with style():
+        fig, axes = _grid(max(1, len(names)), ncols, panel=(3.4, 2.7))
+        for ax, name in zip(axes, names, strict=False):
+            part = runs[runs["signature"] == name]
+            for colour, marker, k in zip(colours, markers, steps, strict=False):
+                for rule, ls, face in (("standard", "-", colour), ("equal_step", "--", "white")):
+                    rows = part[(part["steps"] == k) & (part["rule"] == rule)]
+                    if rows.empty:
+                        continue
+                    mean = rows.groupby("depth")["value"].mean()
+                    ax.plot(mean.index, mean.to_numpy(), color=colour, linestyle=ls, marker=marker, ms=3,
+                            markerfacecolor=face, label=f"{k} steps, {rule.replace('_', '-')}")
+            ax.axvspan(MIDDLE[0], MIDDLE[1], color="#999999", alpha=0.08, lw=0, zorder=0)
+            ax.set_xlabel("relative depth l / L")
+            ax.set_title(EQUAL_STEP_PANELS[name], fontsize=9.5)
+        _legend(fig, axes[:1])
+        if title:
+            fig.suptitle(title)
     return fig

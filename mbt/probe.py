@@ -46,7 +46,8 @@ from mbt import trace
 from mbt.checks import require_finite
 from mbt.stats import bootstrap_mean_ci
 
-__all__ = ["COLUMNS", "DIVERGENCE_METRICS", "METRICS", "lens_divergence", "lens_logits", "logit_lens"]
+__all__ = ["COLUMNS", "DIVERGENCE_METRICS", "METRICS", "lens_divergence", "lens_logits", "lens_log_probs",
+           "lens_per_text", "logit_lens"]
 
 METRICS: tuple[str, ...] = ("top1_acc", "top5_acc", "cross_entropy", "entropy", "kl_to_final")
 DIVERGENCE_METRICS: tuple[str, ...] = ("kl_sft_base", "top1_agreement")
@@ -61,7 +62,10 @@ COLUMNS: tuple[str, ...] = (
 
 
 class _Lens:
-    """The model's own final norm + LM head (+ final logit soft-capping where the config has one)."""
+    """The model's own final norm + LM head (+ final logit soft-capping where the config has one).
+
+    :meth:`log_probs` is the lens; :mod:`mbt.diffing` reads activation differences through it too.
+    """
 
     def __init__(self, model: Any) -> None:
         module = trace.unwrap(model)
@@ -86,6 +90,17 @@ class _Lens:
         if self.softcap:
             logits = self.softcap * torch.tanh(logits / self.softcap)
         return torch.log_softmax(logits, dim=-1)
+
+
+def lens_log_probs(model: Any, h: torch.Tensor) -> torch.Tensor:
+    """Vectors of the residual stream read through the model's own final norm and LM head, applied once.
+
+    ``log_softmax(lm_head(final_norm(h)))`` (plus the config's final logit soft-capping), ``(N, D) → (N, V)``
+    in at least float32: the logit lens of :func:`logit_lens`, for any vector (e.g. an activation difference,
+    :mod:`mbt.diffing`). The final norm's scale invariance means only the direction of ``h`` matters for an
+    RMSNorm (up to its ε).
+    """
+    return _Lens(model).log_probs(h)
 
 
 def _model_name(model: Any) -> str:
@@ -329,9 +344,20 @@ def logit_lens(
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     ids, pos = _prepare(tokenizer, texts, positions=positions, answer_marker=answer_marker, exclude_bos=exclude_bos,
                         max_length=max_length)
+    n_layers = _Lens(model).n_layers
+    wanted = _check_layers(layers, n_layers)
+    sums, counts = _lens_sums(model, tokenizer, ids, pos, wanted, paper=paper, batch_size=batch_size,
+                              padding_side=padding_side, token_chunk=token_chunk, progress=progress)
+    return _table(sums, counts, wanted, METRICS, n_layers, n_bootstrap=n_bootstrap, seed=seed, positions=positions,
+                  paper=paper)
+
+
+def _lens_sums(model: Any, tokenizer: Any, ids: list[list[int]], pos: list[torch.Tensor], wanted: list[int], *,
+               paper: bool, batch_size: int, padding_side: str, token_chunk: int,
+               progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample sums of :data:`METRICS` over the scored positions, ``(layers, metrics, samples)``, and counts."""
     lens = _Lens(model)
     n_layers = lens.n_layers
-    wanted = _check_layers(layers, n_layers)
     needed = sorted(set(wanted) | {n_layers})
     pad_id = _pad_id(model, tokenizer)
     sums = torch.zeros((len(wanted), len(METRICS), len(ids)), dtype=torch.float64)
@@ -362,8 +388,65 @@ def logit_lens(
                     del lp
                 del final, p_final
             del states
-    return _table(sums, counts, wanted, METRICS, n_layers, n_bootstrap=n_bootstrap, seed=seed, positions=positions,
-                  paper=paper)
+    return sums, counts
+
+
+def lens_per_text(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    metric: str = "kl_to_final",
+    tokenizer: Any = None,
+    layers: Iterable[int] | None = None,
+    positions: str = "all",
+    answer_marker: str = "Answer:",
+    exclude_bos: bool = True,
+    batch_size: int = 8,
+    max_length: int = 512,
+    padding_side: str = "right",
+    token_chunk: int = 1024,
+    progress: bool = False,
+) -> np.ndarray:
+    """One lens metric per text and layer: the per-sample means behind :func:`logit_lens`'s ``value``.
+
+    ``out[i, j]`` is metric ``metric`` averaged over the scored positions of text ``i`` at layer ``layers[j]``
+    (same lens, positions and conventions as :func:`logit_lens`; NaN for a text without a scored position).
+    The replicates of a joint bootstrap over texts (the same resampled texts at every layer) come from rows.
+
+    Args:
+        model: nnsight-wrapped causal LM.
+        texts: Input texts.
+        metric: One of :data:`METRICS` (default ``kl_to_final``, ``KL(p_final ‖ p_l)`` in nats).
+        tokenizer: Tokenizer (default: the model's).
+        layers: Layers ``0..L`` (default ``1..L``).
+        positions: ``"all"`` or ``"answer"``.
+        answer_marker: Marker preceding the answer.
+        exclude_bos: Drop the prediction made from a leading BOS token.
+        batch_size: Texts per forward pass (results do not depend on it).
+        max_length: Tokens per text.
+        padding_side: ``"right"`` or ``"left"``.
+        token_chunk: Tokens per logits computation.
+        progress: Progress bar.
+
+    Returns:
+        Array of shape ``(len(texts), len(layers))``, float64.
+
+    Raises:
+        ValueError: Unknown metric, invalid layers or positions, empty texts.
+        NonFiniteError: NaN or infinite hidden states or lens log-probabilities (names the model and layer).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    ids, pos = _prepare(tokenizer, texts, positions=positions, answer_marker=answer_marker, exclude_bos=exclude_bos,
+                        max_length=max_length)
+    wanted = _check_layers(layers, _Lens(model).n_layers)
+    sums, counts = _lens_sums(model, tokenizer, ids, pos, wanted, paper=False, batch_size=batch_size,
+                              padding_side=padding_side, token_chunk=token_chunk, progress=progress)
+    c = counts.numpy()
+    per = sums[:, METRICS.index(metric), :].numpy().T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c[:, None] > 0, per / np.where(c > 0, c, 1)[:, None], np.nan)
 
 
 def lens_divergence(

@@ -30,10 +30,28 @@ by itself, since :func:`mbt.tune.lora_config` spends the same parameter budget o
 :func:`selector_regret` grades a suggestion against an exhaustive sweep (:func:`mbt.tune.sweeps`):
 regret = best mask's mean score − the suggested mask's (≥ 0, in the metric's units), plus the
 Spearman rank correlation between the selector's score of every swept mask and its sweep result.
+
+**Two training-free baselines** from the literature (:func:`baseline_signals`, :func:`suggest_baseline`),
+graded the same way:
+
+* ``spectrum`` (Hartford et al. 2024, "Spectrum"): every weight matrix ``W`` (``m × n``, ``q = min(m, n)``,
+  singular values ``s_i``) gets a signal-to-noise ratio from a Marchenko–Pastur fit of its spectrum: the
+  noise scale ``σ̂ = s_med / √(max(m, n) · μ_β)`` (``μ_β`` the median of the Marchenko–Pastur law of
+  aspect ratio ``β = q / max(m, n)``, as Gavish and Donoho estimate it), the bulk edge
+  ``s_+ = σ̂ (√m + √n)`` and ``SNR = Σ_{s_i > s_+} s_i / Σ_{s_i ≤ s_+} s_i``. Spectrum trains the matrices of
+  highest SNR per matrix type; a block's score is the mean over its matrices of the SNR's rank among the
+  matrices of the same type (``q``, ``k``, …), scaled to ``[0, 1]``. Weights only;
+* ``cka_shift`` (Liu et al. 2025, data-oblivious critical layers): ``1 − CKA(h_{l−1}, h_l)`` of the Base's
+  mean-pooled states across block ``l``: the blocks where the Base's representation shifts most, which
+  change most under fine-tuning and are the ones to tune.
+
+Both prefer their high-scoring blocks: the suggested mask is the candidate whose blocks have the highest
+mean score.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,16 +68,22 @@ from mbt.correlate import correlation_pvalue, rank
 from mbt.pairs import ModelPair, load_pair
 from mbt.probe import logit_lens
 from mbt.segments import contiguous_masks, mask_blocks, segment_blocks
+from mbt.weights import module_kind
 
 __all__ = [
+    "BASELINES",
     "BASE_SIGNALS",
     "NORMALISATIONS",
     "PAIR_SIGNALS",
     "SIGNALS",
+    "baseline_signals",
     "evidence_curves",
     "layer_signals",
+    "regret_table",
     "score_masks",
     "selector_regret",
+    "spectrum_snr",
+    "suggest_baseline",
     "suggest_block",
 ]
 
@@ -425,3 +449,180 @@ def selector_regret(
             rho = float(np.clip(rx @ ry / denom, -1.0, 1.0)) if denom > 0 else math.nan
             out["spearman"], out["spearman_p"] = rho, correlation_pvalue(rho, len(pairs))
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# training-free baselines: Spectrum's SNR and the data-oblivious CKA shift
+
+
+BASELINES: tuple[str, ...] = ("spectrum", "cka_shift")
+"""The training-free baselines graded beside :func:`suggest_block` (module docstring)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _mp_median(beta: float) -> float:
+    """Median of the Marchenko–Pastur law of aspect ratio ``β ∈ (0, 1]`` and unit variance (numerical).
+
+    The density ``√((b − x)(x − a)) / (2πβx)`` on ``[a, b] = [(1 − √β)², (1 + √β)²]`` is integrated in the
+    variable ``t`` of ``x = a + (b − a)(1 − cos t)/2``, where it is smooth (the square-root edges, and the
+    ``1/√x`` pole at ``β = 1``, disappear).
+    """
+    lo, hi = (1 - math.sqrt(beta)) ** 2, (1 + math.sqrt(beta)) ** 2
+    t = np.linspace(0.0, math.pi, 40001)
+    x = lo + (hi - lo) * (1 - np.cos(t)) / 2
+    half = (hi - lo) / 2 * np.sin(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(x > 0, half * half / (2 * math.pi * beta * x), 0.0)
+    if lo == 0.0:
+        f[0] = hi / (2 * math.pi * beta)  # the limit at t → 0: (b sin t / 2)² / (b (1 − cos t) / 2) → b
+    cdf = np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(t))])
+    return float(np.interp(0.5 * cdf[-1], cdf, x))
+
+
+def _snr(weight: torch.Tensor) -> tuple[float, float, float, int]:
+    """``(snr, sigma, edge, n_signal)`` of one matrix (module docstring)."""
+    w = weight.detach().to("cpu", torch.float64)
+    m, n = w.shape
+    big, small = max(m, n), min(m, n)
+    s = torch.linalg.svdvals(w).numpy()
+    sigma = float(np.median(s)) / math.sqrt(big * _mp_median(round(small / big, 4)))
+    edge = sigma * (math.sqrt(m) + math.sqrt(n))
+    signal, noise = float(s[s > edge].sum()), float(s[s <= edge].sum())
+    return (signal / noise if noise > 0 else math.inf), sigma, edge, int((s > edge).sum())
+
+
+def spectrum_snr(model: Any) -> pd.DataFrame:
+    """Spectrum's signal-to-noise ratio of every 2-D weight matrix of every block (module docstring).
+
+    Args:
+        model: A causal LM (nnsight-wrapped or plain), e.g. ``pair.base``.
+
+    Returns:
+        ``block, param, kind, rows, cols, snr, sigma, edge, n_signal`` (block ``1..L``; ``kind`` as
+        :func:`mbt.weights.module_kind` names it: ``q``, ``k``, ``v``, ``o``, ``gate``, ``up``, ``down`` …).
+
+    Raises:
+        NonFiniteError: A matrix holds NaN or infinity (names it).
+    """
+    module = trace.unwrap(model)
+    blocks = operator.attrgetter(trace.resolve_layout(module).layers)(module)
+    rows = []
+    for b, block in enumerate(blocks, start=1):
+        for name, param in block.named_parameters():
+            if param.ndim != 2 or min(param.shape) < 2:
+                continue
+            require_finite(param, f"spectrum SNR, block {b}, {name}")
+            snr, sigma, edge, n_signal = _snr(param)
+            rows.append({"block": b, "param": name, "kind": module_kind(name.rsplit(".", 1)[0]),
+                         "rows": int(param.shape[0]), "cols": int(param.shape[1]), "snr": snr, "sigma": sigma,
+                         "edge": edge, "n_signal": n_signal})
+    return pd.DataFrame(rows)
+
+
+def baseline_signals(
+    pair_or_model: Any,
+    texts: Sequence[str],
+    *,
+    methods: Iterable[str] = BASELINES,
+    tokenizer: Any = None,
+    batch_size: int = 8,
+    max_length: int = 512,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The baselines' per-block scores, Base only: ``spectrum`` (weights) and ``cka_shift`` (one pass over texts).
+
+    Args:
+        pair_or_model: A pair (its Base is used) or one model (a plain HF model needs ``tokenizer``).
+        texts: Calibration texts (``cka_shift`` only; no labels).
+        methods: Subset of :data:`BASELINES`.
+        tokenizer: Tokenizer of a plain model.
+        batch_size: Texts per forward pass.
+        max_length: Tokens per text.
+        progress: Progress bar.
+
+    Returns:
+        ``block, layer, depth`` and one column per method (larger = the block to tune).
+    """
+    chosen = list(dict.fromkeys(methods))
+    unknown = [m for m in chosen if m not in BASELINES]
+    if unknown or not chosen:
+        raise ValueError(f"unknown baselines {unknown}; choose from {', '.join(BASELINES)}")
+    if "cka_shift" in chosen and (isinstance(texts, str) or len(texts) < 2):
+        raise ValueError("give at least two calibration texts")
+    base, _, tok, _ = _models(pair_or_model, tokenizer, use_sft=False)
+    module = trace.unwrap(base)
+    n_layers = len(operator.attrgetter(trace.resolve_layout(module).layers)(module))
+    frame = pd.DataFrame({"block": np.arange(1, n_layers + 1), "layer": np.arange(1, n_layers + 1)})
+    frame["depth"] = frame["layer"] / n_layers
+    if "spectrum" in chosen:
+        snr = spectrum_snr(base)
+        finite = snr.assign(snr=snr["snr"].replace(math.inf, np.nan))
+        finite["snr"] = finite["snr"].fillna(finite["snr"].max() * 2 if finite["snr"].notna().any() else 1.0)
+        finite["rank"] = finite.groupby("kind")["snr"].transform(
+            lambda x: (rank(x.to_numpy(float)) - 1) / max(len(x) - 1, 1))
+        frame["spectrum"] = frame["block"].map(finite.groupby("block")["rank"].mean()).to_numpy(float)
+    if "cka_shift" in chosen:
+        ids = trace.encode(tok, texts, max_length=max_length)
+        run = _run(base, ids, n_layers, batch_size, progress, "base layers", "baseline 'cka_shift', base model")
+        frame["cka_shift"] = [1.0 - M.cka(run.pooled[b - 1], run.pooled[b]) for b in range(1, n_layers + 1)]
+    for name in chosen:
+        _require_finite_signal(name, frame[name].to_numpy(float))
+    return frame
+
+
+def suggest_baseline(
+    pair_or_model: Any,
+    texts: Sequence[str],
+    *,
+    method: str,
+    candidates: Iterable[str],
+    n_segments: int = 5,
+    tokenizer: Any = None,
+    batch_size: int = 8,
+    max_length: int = 512,
+    progress: bool = False,
+) -> tuple[str, pd.DataFrame]:
+    """A baseline's mask among ``candidates`` (highest mean block score) and its evidence.
+
+    The evidence has one row per block with ``block, layer, depth, segment``, the raw signal, ``score``
+    (the signal normalised to ``[0, 1]`` by rank, :func:`suggest_block`'s scale) and ``selected``, so that
+    :func:`score_masks` and :func:`selector_regret` grade it exactly like :func:`suggest_block`'s pick.
+
+    Raises:
+        ValueError: An unknown method, no candidate with a segment on, or candidates of another length.
+    """
+    if method not in BASELINES:
+        raise ValueError(f"method must be one of {', '.join(BASELINES)}, got {method!r}")
+    pool = [str(m) for m in candidates if "1" in str(m)]
+    if not pool:
+        raise ValueError("no candidate mask switches on a segment")
+    if any(len(m) != n_segments for m in pool):
+        raise ValueError(f"candidate masks must have n_segments={n_segments} characters")
+    frame = baseline_signals(pair_or_model, texts, methods=[method], tokenizer=tokenizer, batch_size=batch_size,
+                             max_length=max_length, progress=progress)
+    n_layers = len(frame)
+    segment_of = {b: i for i, blocks in enumerate(segment_blocks(n_layers, n_segments)) for b in blocks}
+    frame.insert(3, "segment", frame["block"].map(segment_of))
+    frame["score"] = _normalise(frame[method].to_numpy(float), "rank")
+    scores = score_masks(frame, pool)
+    mask = max(pool, key=lambda m: (scores[m], -pool.index(m)))
+    frame["selected"] = frame["block"].isin(set(mask_blocks(mask, n_layers)))
+    frame.attrs.update({"rule": f"argmax over {len(pool)} candidate masks of the mean rank-normalised {method} score",
+                        "mask": mask, "signals": [method], "mask_scores": scores})
+    return mask, frame
+
+
+def regret_table(picks: Mapping[str, tuple[str, pd.DataFrame]], sweep_df: pd.DataFrame,
+                 metrics: Sequence[str] = ("accuracy", "answer_nll")) -> pd.DataFrame:
+    """:func:`selector_regret` of several selectors' picks on the same sweep, one row per selector and metric.
+
+    Args:
+        picks: ``{selector name: (mask, evidence)}`` as :func:`suggest_block` and :func:`suggest_baseline` return.
+        sweep_df: The sweep (:func:`mbt.tune.sweeps`).
+        metrics: Sweep columns to grade by.
+
+    Returns:
+        ``selector`` plus the columns of :func:`selector_regret`.
+    """
+    return pd.DataFrame([{"selector": name, **selector_regret(mask, sweep_df, metric, selector_scores=evidence)}
+                         for name, (mask, evidence) in picks.items() for metric in metrics])

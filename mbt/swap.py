@@ -7,7 +7,10 @@ back from a CPU snapshot of only the touched tensors. ``into="base"`` puts SFT b
 (the authors' only direction), ``into="sft"`` puts Base blocks into SFT. ``head="donor"`` also
 copies the donor's final norm and LM head (the authors' "transferred" head); ``embed="donor"``
 also copies the token embeddings (the authors never did; with every block, the head and the
-embeddings swapped, the receiver computes exactly the donor's function).
+embeddings swapped, the receiver computes exactly the donor's function). ``part="mlp"`` or
+``part="attn"`` grafts only a sub-block of each chosen block: every tensor under the block's MLP module
+(``mlp``, ``feed_forward`` …) or attention module (``self_attn``, ``attention`` …), norms outside them left
+as they are (:data:`PARTS`). :func:`perturbed_like` is the matched-size random control of a graft.
 
 **Block numbers** are 1-based, ``1..L``, matching the layer index: block ``l`` produces hidden
 layer ``l`` and is ``layers[l - 1]`` in the model's ``ModuleList``. (The authors' segment
@@ -41,6 +44,8 @@ from mbt.stats import bootstrap_mean_ci
 
 __all__ = [
     "COLUMNS",
+    "PARTS",
+    "perturbed_like",
     "segment_blocks",
     "swap_sweep",
     "swapped",
@@ -54,6 +59,14 @@ COLUMNS: tuple[str, ...] = (
 )
 
 _HEADS = ("receiver", "donor")
+
+PARTS: tuple[str, ...] = ("block", "mlp", "attn")
+"""What of each chosen block a swap copies: all of it, only its MLP module or only its attention module."""
+
+_PART_MODULES: dict[str, tuple[str, ...]] = {
+    "mlp": ("mlp", "feed_forward", "ffn"),
+    "attn": ("self_attn", "attention", "attn", "self_attention"),
+}
 _DIRECTIONS = ("base", "sft")
 
 
@@ -77,21 +90,36 @@ def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def _targets(module: torch.nn.Module, blocks: list[int], head: str, embed: str) -> dict[str, torch.Tensor]:
+def _part_of(block: torch.nn.Module, part: str, where: str) -> tuple[str, torch.nn.Module]:
+    """``(name, module)`` of a block's sub-module for ``part`` (``"block"`` is the block itself, name ``""``)."""
+    if part == "block":
+        return "", block
+    children = dict(block.named_children())
+    for name in _PART_MODULES[part]:
+        if name in children:
+            return name, children[name]
+    raise ValueError(f"{where} has no {part} module (children: {', '.join(children)}); part='{part}' needs one of "
+                     f"{', '.join(_PART_MODULES[part])}")
+
+
+def _targets(module: torch.nn.Module, blocks: list[int], head: str, embed: str,
+             part: str = "block") -> dict[str, torch.Tensor]:
     """Receiver-side tensors touched by a swap, keyed by their full name."""
     layout = trace.resolve_layout(module)
     get = operator.attrgetter
     parts: list[tuple[str, torch.nn.Module]] = []
     stack = get(layout.layers)(module)
-    parts += [(f"{layout.layers}.{b - 1}", stack[b - 1]) for b in blocks]
+    for b in blocks:
+        name, sub = _part_of(stack[b - 1], part, f"block {b}")
+        parts.append((f"{layout.layers}.{b - 1}" + (f".{name}" if name else ""), sub))
     if head == "donor":
         parts += [(layout.final_norm, get(layout.final_norm)(module)), (layout.lm_head, get(layout.lm_head)(module))]
     if embed == "donor":
         parts.append((layout.embed, get(layout.embed)(module)))
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
-    for prefix, part in parts:
-        for name, t in _tensors(part).items():
+    for prefix, piece in parts:
+        for name, t in _tensors(piece).items():
             if id(t) not in seen:
                 seen.add(id(t))
                 out[f"{prefix}.{name}"] = t
@@ -119,6 +147,7 @@ def swapped_models(
     *,
     head: str = "receiver",
     embed: str = "receiver",
+    part: str = "block",
 ) -> Iterator[Any]:
     """Copy ``donor``'s blocks (and optionally head/embeddings) into ``receiver`` in place; restore on exit.
 
@@ -130,23 +159,28 @@ def swapped_models(
         layers: Block numbers ``1..L`` (one int or an iterable; empty = no block).
         head: ``"receiver"`` keeps the receiver's final norm + LM head; ``"donor"`` copies the donor's.
         embed: ``"receiver"`` (default, as the authors) or ``"donor"`` to copy the token embeddings too.
+        part: ``"block"`` (every tensor of each block), ``"mlp"`` or ``"attn"`` (only that sub-module of
+            each block; :data:`PARTS`).
 
     Yields:
         ``receiver``, with the swapped weights.
 
     Raises:
         ValueError: Invalid block numbers (the message names the valid range ``1..L``), unknown
-            ``head``/``embed``, mismatched architectures, or weights offloaded to the meta device.
+            ``head``/``embed``/``part``, a block without the part, mismatched architectures, or weights
+            offloaded to the meta device.
     """
     if head not in _HEADS:
         raise ValueError(f"head must be 'receiver' or 'donor', got {head!r}")
     if embed not in _HEADS:
         raise ValueError(f"embed must be 'receiver' or 'donor', got {embed!r}")
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
     recv = trace.unwrap(receiver)
     layout = trace.resolve_layout(recv)
     n_layers = len(operator.attrgetter(layout.layers)(recv))
     blocks = _check_blocks(layers, n_layers)
-    targets = _targets(recv, blocks, head, embed)
+    targets = _targets(recv, blocks, head, embed, part)
     if any(t.device.type == "meta" for t in targets.values()):
         raise ValueError("some receiver weights are offloaded (meta device); in-place swapping needs them materialised")
     if donor is None:
@@ -155,7 +189,7 @@ def swapped_models(
         don = trace.unwrap(donor)
         if len(operator.attrgetter(trace.resolve_layout(don).layers)(don)) != n_layers:
             raise ValueError("receiver and donor have different numbers of blocks")
-        sources = _targets(don, blocks, head, embed)
+        sources = _targets(don, blocks, head, embed, part)
         if sources.keys() != targets.keys():
             diff = sorted(set(sources) ^ set(targets))[:5]
             raise ValueError(f"receiver and donor blocks hold different tensors, e.g. {diff}")
@@ -185,6 +219,7 @@ def swapped(
     into: str = "base",
     head: str = "receiver",
     embed: str = "receiver",
+    part: str = "block",
 ) -> Iterator[Any]:
     """Swap blocks between the two models of a pair for the duration of a ``with`` block.
 
@@ -199,6 +234,7 @@ def swapped(
         head: ``"receiver"`` keeps the receiving model's final norm + LM head, ``"donor"`` copies
             the other model's (authors' "original" / "transferred").
         embed: ``"receiver"`` or ``"donor"`` (token embeddings; never swapped by the authors).
+        part: ``"block"``, ``"mlp"`` or ``"attn"`` (see :func:`swapped_models`).
 
     Yields:
         The receiving model (``pair.base`` for ``into="base"``, ``pair.sft`` otherwise).
@@ -206,8 +242,62 @@ def swapped(
     if into not in _DIRECTIONS:
         raise ValueError(f"into must be 'base' or 'sft', got {into!r}")
     receiver, donor = (pair.base, pair.sft) if into == "base" else (pair.sft, pair.base)
-    with swapped_models(receiver, donor, layers, head=head, embed=embed) as model:
+    with swapped_models(receiver, donor, layers, head=head, embed=embed, part=part) as model:
         yield model
+
+
+@contextlib.contextmanager
+def perturbed_like(
+    receiver: Any,
+    donor: Any,
+    layers: int | Iterable[int],
+    *,
+    part: str = "block",
+    seed: int = 0,
+) -> Iterator[Any]:
+    """The matched-size random control of a graft: perturb ``receiver``'s tensors as far as the donor's are.
+
+    For every tensor ``W`` a graft of ``part`` of ``layers`` would copy (:func:`swapped_models`), the receiver's
+    ``W_r`` becomes ``W_r + ‖W_d − W_r‖_F · Z / ‖Z‖_F`` with ``Z`` standard normal (seeded, one draw per tensor
+    in name order): the same Frobenius distance as the graft, in a random direction. Restored bit for bit on
+    exit, as a swap is.
+
+    Args:
+        receiver: The model perturbed (and yielded).
+        donor: The model whose distance to the receiver sets each tensor's perturbation size.
+        layers: Block numbers ``1..L``.
+        part: ``"block"``, ``"mlp"`` or ``"attn"``.
+        seed: Seed of the random directions.
+
+    Yields:
+        ``receiver``, perturbed.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    recv, don = trace.unwrap(receiver), trace.unwrap(donor)
+    n_layers = len(operator.attrgetter(trace.resolve_layout(recv).layers)(recv))
+    blocks = _check_blocks(layers, n_layers)
+    targets = _targets(recv, blocks, "receiver", "receiver", part)
+    sources = _targets(don, blocks, "receiver", "receiver", part)
+    if sources.keys() != targets.keys():
+        raise ValueError("receiver and donor blocks hold different tensors")
+    snapshot = {name: t.detach().to("cpu", copy=True) for name, t in targets.items()}
+    gen = torch.Generator().manual_seed(int(seed))
+    try:
+        with torch.no_grad():
+            for name in sorted(targets):
+                t = targets[name]
+                size = float(torch.linalg.vector_norm(sources[name].detach().to("cpu", torch.float64)
+                                                       - snapshot[name].to(torch.float64)))
+                z = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+                norm = float(torch.linalg.vector_norm(z))
+                if size > 0 and norm > 0:
+                    t.copy_((snapshot[name].to(torch.float64) + size * z / norm).to(t.dtype))
+        yield receiver
+    finally:
+        with torch.no_grad():
+            for name, t in targets.items():
+                t.copy_(snapshot[name])
 
 
 def token_accuracy(

@@ -14,7 +14,9 @@ which optimiser, how a batch is drawn — is passed in; what they share lives he
   (to a floor);
 * :func:`attention` — train with another attention implementation than the one the model is saved with;
 * :func:`run_steps` — the optimiser loop: backward, optional gradient clipping, step, schedule, a
-  non-finite loss is an error naming the stage and step, a loss curve every 10 steps.
+  non-finite loss is an error naming the stage and step, a loss curve every 10 steps;
+* :class:`EqualStep` — the equal-step update rule (every block's relative update made equal after each
+  step), the control of the book's chapter 9; :data:`UPDATE_RULES` names the rules a trainer accepts.
 
 Results are bit-identical for the same seed and thread count on CPU.
 """
@@ -28,14 +30,17 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mbt.checks import NonFiniteLossError
+from mbt.checks import NonFiniteError, NonFiniteLossError
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = [
     "LENGTH_GROUP",
+    "UPDATE_RULES",
+    "EqualStep",
     "attention",
+    "check_update_rule",
     "batch_schedule",
     "check_attention",
     "lr_factor",
@@ -49,6 +54,9 @@ LENGTH_GROUP = 16
 """With ``group_by_length``, this many consecutive batches are sorted by length together."""
 
 SCHEDULES: tuple[str, ...] = ("linear", "cosine", "constant")
+
+UPDATE_RULES: tuple[str, ...] = ("standard", "equal_step")
+"""How an optimiser step is applied: as the optimiser computed it, or rescaled per block (:class:`EqualStep`)."""
 
 
 def lr_factor(step: int, steps: int, warmup: int, kind: str, floor: float = 0.0) -> float:
@@ -248,6 +256,8 @@ def run_steps(
     clip: Iterable[Any] | None = None,
     max_grad_norm: float | None = None,
     after_backward: Callable[[int], None] | None = None,
+    before_step: Callable[[int], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
     stage: str = "training",
     progress: bool = True,
 ) -> tuple[list[float], list[tuple[int, float]]]:
@@ -255,8 +265,9 @@ def run_steps(
 
     For each step ``s``: ``value = step_loss(s)`` (the caller's forward and backward, possibly over
     several micro-batches; returns the step's loss), ``after_backward(s)`` (e.g. record gradient
-    norms), clip the gradients of ``clip`` to ``max_grad_norm``, ``optimizer.step()``,
-    ``schedule.step()``, ``optimizer.zero_grad(set_to_none=True)``.
+    norms), clip the gradients of ``clip`` to ``max_grad_norm``, ``before_step(s)``,
+    ``optimizer.step()``, ``after_step(s)`` (e.g. :class:`EqualStep`'s rescaling), ``schedule.step()``,
+    ``optimizer.zero_grad(set_to_none=True)``.
 
     Args:
         step_loss: step index → loss of that step, after its ``backward()``.
@@ -266,6 +277,8 @@ def run_steps(
         clip: parameters whose gradient norm is clipped (``None`` or ``max_grad_norm`` falsy: no clipping).
         max_grad_norm: clipping threshold.
         after_backward: called after the backward pass, before clipping.
+        before_step: called right before ``optimizer.step()`` (after clipping).
+        after_step: called right after ``optimizer.step()``.
         stage: name for the progress bar and errors ("pretraining", "SFT", "LoRA 01100").
         progress: show a tqdm bar with the running loss.
 
@@ -289,7 +302,11 @@ def run_steps(
             after_backward(step)
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(clip, max_grad_norm)
+        if before_step is not None:
+            before_step(step)
         optimizer.step()
+        if after_step is not None:
+            after_step(step)
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         if not math.isfinite(value):
@@ -300,3 +317,98 @@ def run_steps(
             curve.append((step, value))
             bar.set_postfix(loss=f"{value:.3f}")
     return losses, curve
+
+
+def check_update_rule(rule: str) -> None:
+    """Refuse an update rule that is not one of :data:`UPDATE_RULES` (the message lists them)."""
+    if rule not in UPDATE_RULES:
+        raise ValueError(f"update rule must be one of {', '.join(UPDATE_RULES)}, got {rule!r}")
+
+
+class EqualStep:
+    r"""The equal-step rule: after each optimiser step, every block's relative update is the same.
+
+    Let ``θ_l`` be block ``l``'s parameters (all of its tensors, flattened into one vector) just before an
+    optimiser step and ``Δ_l`` the update the optimiser applied. With ``r_l = ‖Δ_l‖ / ‖θ_l‖`` (Frobenius
+    norms, float64) and the target ``r̄ = mean_l r_l`` over the blocks that moved (so the step's average
+    relative update is the optimiser's own), the rule replaces each update by ``(r̄ / r_l) · Δ_l``:
+
+    ``θ_l ← θ_l + (r̄ / r_l) Δ_l``, hence ``‖θ_l' − θ_l‖ / ‖θ_l‖ = r̄`` for every block.
+
+    The direction of each block's update is the optimiser's; only its length changes. A block whose update is
+    exactly zero (no gradient reached it) is left alone. Parameters outside the blocks (embedding, final
+    norm, LM head) keep the optimiser's update. The optimiser's state (e.g. AdamW's moments) is not touched.
+    In float32 the equality holds up to rounding: a relative spread below ``1e-6`` for relative updates of
+    ``1e-4`` or more (``tests/test_train.py`` checks it). The control follows Billa (2026), who applies it
+    after every optimiser step to ask whether the depth profile of fine-tuning survives it.
+
+    Use: ``before_step=rule.snapshot, after_step=rule.rescale`` in :func:`run_steps`.
+
+    Attributes:
+        history: Per step, the relative update of every block after the rescaling (``(L,)`` each).
+    """
+
+    def __init__(self, groups: Sequence[Sequence[torch.Tensor]]) -> None:
+        self.groups = [list(g) for g in groups]
+        if len(self.groups) < 2 or any(not g for g in self.groups):
+            raise ValueError("the equal-step rule needs at least two blocks, each with parameters")
+        self._before: list[list[torch.Tensor]] | None = None
+        self.history: list[list[float]] = []
+
+    @classmethod
+    def of_blocks(cls, blocks: Iterable[Any]) -> EqualStep:
+        """The rule over decoder blocks (``torch.nn.Module`` s, block 1 first): each block's trainable parameters.
+
+        A tensor shared by several blocks counts in the first only.
+        """
+        seen: set[int] = set()
+        groups = []
+        for block in blocks:
+            group = [p for p in block.parameters() if p.requires_grad and id(p) not in seen]
+            seen.update(id(p) for p in group)
+            groups.append(group)
+        return cls(groups)
+
+    def snapshot(self, step: int = 0) -> None:
+        """Copy every block's parameters (called right before the optimiser step)."""
+        self._before = [[p.detach().clone() for p in g] for g in self.groups]
+
+    def rescale(self, step: int = 0) -> list[float]:
+        """Rescale each block's update to the mean relative update (called right after the step).
+
+        Returns:
+            The relative update ``‖θ_l' − θ_l‖ / ‖θ_l‖`` of every block after the rescaling.
+
+        Raises:
+            RuntimeError: :meth:`snapshot` was not called before the step.
+            NonFiniteError: a block's update is NaN or infinite (names the block and the step).
+        """
+        import torch
+
+        if self._before is None:
+            raise RuntimeError("EqualStep.rescale needs snapshot() right before the optimiser step")
+        before = self._before
+        self._before = None
+        with torch.no_grad():
+            ratios = []
+            for i, (group, old) in enumerate(zip(self.groups, before, strict=True)):
+                delta = math.sqrt(sum(float((p.double() - o.double()).pow(2).sum()) for p, o in zip(group, old,
+                                                                                                   strict=True)))
+                norm = math.sqrt(sum(float(o.double().pow(2).sum()) for o in old))
+                if not (math.isfinite(delta) and math.isfinite(norm)):
+                    raise NonFiniteError(f"equal-step rule: block {i + 1}'s update is not finite at step {step}")
+                ratios.append(delta / norm if norm > 0 else 0.0)
+            moved = [r for r in ratios if r > 0]
+            target = sum(moved) / len(moved) if moved else 0.0
+            after = []
+            for group, old, r in zip(self.groups, before, ratios, strict=True):
+                if r > 0:
+                    factor = target / r
+                    for p, o in zip(group, old, strict=True):
+                        p.copy_((o.double() + factor * (p.double() - o.double())).to(p.dtype))
+                delta = math.sqrt(sum(float((p.double() - o.double()).pow(2).sum()) for p, o in zip(group, old,
+                                                                                                   strict=True)))
+                norm = math.sqrt(sum(float(o.double().pow(2).sum()) for o in old))
+                after.append(delta / norm if norm > 0 else 0.0)
+        self.history.append(after)
+        return after

@@ -140,6 +140,29 @@ display(Markdown(
     f"answer NLL (regret {rows[1]['regret']:.3f}; best: {rows[1]['best_mask']})."))
 
 # %% [markdown]
+# **Two training-free baselines from the literature**, graded the same way on the same sweep. Spectrum
+# {cite:p}`hartford2024spectrum` scores every weight matrix by a signal-to-noise ratio from a random-matrix fit of its
+# singular values: with the noise scale $\hat\sigma$ fitted to the median singular value under the
+# Marchenko–Pastur law and the bulk edge $s_+ = \hat\sigma(\sqrt m + \sqrt n)$,
+#
+# $$
+# \mathrm{SNR}(W) = \sum_{s_i > s_+} s_i \Big/ \sum_{s_i \le s_+} s_i ,
+# $$
+#
+# and trains the matrices of highest SNR per matrix type (weights only, no data). The data-oblivious critical
+# layers {cite:p}`liu2025spectral` are the blocks across which the Base's representation shifts most,
+# $1 - \mathrm{CKA}(h_{l-1}, h_l)$ on the calibration texts. Each baseline picks, among the swept masks, the one
+# whose blocks score highest.
+
+# %%
+picks = {"mbt.select": (graded, graded_evidence),
+         **{m: select.suggest_baseline(P, calibration, method=m, candidates=candidates, n_segments=n_segments)
+            for m in select.BASELINES}}
+baselines = select.regret_table(picks, sweep)
+display(baselines[["selector", "metric", "suggested", "regret", "suggested_rank", "n_masks", "best_mask",
+                   "spearman"]].round(4))
+
+# %% [markdown]
 # ## B · The same claims under the paper's conventions
 #
 # Every metric of chapters 1–2 on the first dataset, computed twice (both results are cached):
@@ -176,4 +199,4 @@ display(Markdown(paper.conventions_sentence(comparison)))
 
 # %%
 book.downloads({"selector_regret": regret, "selector_evidence": select.evidence_curves(evidence),
-                "conventions": comparison}, pair=P)
+                "baselines_regret": baselines, "conventions": comparison}, pair=P)

@@ -268,6 +268,21 @@ def lora_any(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> tu
     return decide(0.0, reps), decide(0.095, power_reps)
 
 
+def stratified_t(rng: np.random.Generator, n: int, reps: int, power_reps: int) -> tuple[list, list]:
+    """Equal-step profile, 3 SFT lengths × 2 seeds pooled within lengths: null 0; power 2 seed SDs."""
+    from mbt.paper.findings.diffing import stratified_interval
+
+    def decide(effect: float, k: int) -> list:
+        out = []
+        for _ in range(k):  # the lengths' own means differ (−1, +0.5, +0.5: mean 0 under the null)
+            groups = {length: effect + offset + rng.normal(size=2)
+                      for length, offset in ((25, -1.0), (60, 0.5), (300, 0.5))}
+            out.append(V.direction(stratified_interval(groups), side=1))
+        return out
+
+    return decide(0.0, reps), decide(2.0, power_reps)
+
+
 class _Trend:
     """A ladder_trend answer as a decision-like object (verdict only)."""
 
@@ -353,6 +368,8 @@ RULES: tuple[Rule, ...] = (
          by_depth=False, level="99.2 % per mask (6 masks)"),
     Rule("seed_t", "paired t over 3 seeds (`seed_contrast`)", "seeds", "normal seed noise (SD 0.02)",
          "+0.095, 3 seeds × 200 problems", seed_t, by_depth=False),
+    Rule("stratified_t", "t over SFT seeds pooled within SFT lengths (`findings.diffing.stratified_interval`)",
+         "seeds", "no effect, normal seed noise, 3 lengths × 2 seeds", "2 seed SDs", stratified_t, by_depth=False),
     Rule("seed_t_interaction", "the same t where problems cross masks (not used: why `lora` is crossed)", "seeds",
          "mask × problem interaction (SD 1 logit)", "+0.095, 3 seeds × 200 problems",
          lambda *a: seed_t(*a, interaction=1.0), by_depth=False),

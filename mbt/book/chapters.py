@@ -71,6 +71,9 @@ TOC: tuple[Chapter, ...] = (
             "the training-free block selector against the sweep; `paper` vs `standard` conventions"),
     Chapter("08_across_pairs", "8 · Across pairs: when does the pattern appear?", "—",
             "the SFT-intensity ladder (or any pairs with stored results) on one relative-depth axis", across=True),
+    Chapter("09_what_sft_writes", "9 · What SFT writes, and whether the depth profile is intrinsic",
+            "§3.2; follow-up work",
+            "activation difference lens, convergence gap and grafts, per-token KL, the equal-step control"),
 )
 """The book's chapters, in execution and reading order: the one list that ``_toc.yml``, ``notebooks/README.md``,
 the build, the batch runner and the collected "Paper vs ours" table follow (``tests/book/test_chapters.py``

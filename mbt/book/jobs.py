@@ -213,8 +213,16 @@ def job_inputs(name: str, *, root: Path, params: Mapping[str, Any], identity: Ma
     return key, inputs, given
 
 
+_NOT_READ_ACROSS: frozenset[str] = frozenset({ACROSS, *CHAPTERS[CHAPTERS.index(ACROSS) + 1:]})
+"""Chapters whose results the cross-pair chapter never reads: itself, and those after it in the book (a build runs
+them after it, so their results can be no input of it; counting them would make it stale after every build)."""
+
+
 def _stores_digest(roots: Sequence[Path]) -> str:
-    """SHA-256 over every store's label and its chapters' keys and outputs (the cross-pair chapter's inputs)."""
+    """SHA-256 over every store's label and its chapters' keys and outputs (the cross-pair chapter's inputs).
+
+    The manifests of :data:`_NOT_READ_ACROSS` are left out.
+    """
     digest = hashlib.sha256()
     seen: set[Path] = set()
     for root in roots:
@@ -230,7 +238,7 @@ def _stores_digest(roots: Sequence[Path]) -> str:
                 if isinstance(meta, dict) else None
             digest.update(json.dumps([str(folder), about], sort_keys=True, default=str).encode())
             for path in sorted((folder / "jobs").glob("*.json")):
-                manifest = read_manifest(folder, path.stem) if path.stem != ACROSS else None
+                manifest = read_manifest(folder, path.stem) if path.stem not in _NOT_READ_ACROSS else None
                 if manifest is not None:
                     part = [path.stem, manifest["key"], manifest["outputs"]]
                     digest.update(json.dumps(part, sort_keys=True).encode())

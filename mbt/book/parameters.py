@@ -96,6 +96,12 @@ RULES: dict[str, Rule] = {
     "rank": _INT, "steps": _INT,
     # the cross-pair chapter
     "pairs": Rule("list"), "stores": Rule("list"),
+    # what SFT writes (chapter 9)
+    "unrelated": Rule("str"), "n_unrelated": Rule("int", low=2), "k": _COUNT, "n_steer": Rule("int", low=2),
+    "alpha": Rule("float"), "n_random": _COUNT, "n_task": Rule("int", low=4),
+    "equal_steps": Rule("list", item="int", low=1, nonempty=True), "equal_seeds": Rule("list", item="int", low=0,
+                                                                                     nonempty=True),
+    "sft_lr": Rule("float", positive=True), "sft_batch": _COUNT, "sft_train": _COUNT,
 }
 """Every chapter parameter's type and range (a test checks that each chapter's annotation agrees)."""
 

@@ -271,7 +271,8 @@ def logit_lens_table(pair: Any, texts: Sequence[str], *, positions: str = "all",
 
 
 QUICK: dict[str, int] = {"n_pooled": 32, "n_token": 8, "n_samples": 16, "n_calibration": 16,
-                         "finetune_texts": 16, "finetune_steps": 3}
+                         "finetune_texts": 16, "finetune_steps": 3, "n_unrelated": 16, "n_steer": 8, "n_task": 12,
+                         "equal_steps": 25, "sft_train": 16}
 """Quick mode's caps on every chapter's sample sizes (``quick=True``, ``mbt book --quick``): a smoke run."""
 
 QUICK_SWEEP: dict[str, Any] = {"masks": ("00000", "11111", "01100"), "n_seeds": 1, "steps": 2, "n_train": 16,
@@ -320,8 +321,9 @@ def default_datasets(pair: Any, purpose: str = "analysis") -> list[str]:
     Args:
         pair: A :class:`~mbt.pairs.ModelPair` or :class:`~mbt.pairs.PairSpec`.
         purpose: ``"analysis"`` (Figs. 1–2: a math and a knowledge task, and plain text),
-            ``"probing"`` (MMLU, as Fig. 3), ``"swapping"`` (MMLU, as Fig. 6) or ``"finetune"`` (GSM8K,
-            as Figs. 4 and 7). Toy pairs use ``toy-math`` for all three: the task their SFT learned.
+            ``"probing"`` (MMLU, as Fig. 3), ``"swapping"`` (MMLU, as Fig. 6), ``"finetune"`` (GSM8K,
+            as Figs. 4 and 7) or ``"unrelated"`` (text unrelated to the SFT data, chapter 9: WikiText; toy pairs
+            ``toy-text``). Toy pairs use ``toy-math`` for the first three: the task their SFT learned.
 
     Returns:
         Toy task names for the toy pairs and for pairs built by :mod:`mbt.toy` (folders with a toy
@@ -334,8 +336,11 @@ def default_datasets(pair: Any, purpose: str = "analysis") -> list[str]:
         return ["toy-math"] if toy else ["mmlu"]
     if purpose == "finetune":
         return ["toy-math"] if toy else ["gsm8k"]
+    if purpose == "unrelated":
+        return ["toy-text"] if toy else ["wikitext"]
     if purpose != "analysis":
-        raise ValueError(f"purpose must be 'analysis', 'probing', 'swapping' or 'finetune', got {purpose!r}")
+        raise ValueError("purpose must be 'analysis', 'probing', 'swapping', 'finetune' or 'unrelated', "
+                         f"got {purpose!r}")
     return ["toy-math", "toy-mc", "toy-text"] if toy else ["gsm8k", "mmlu", "wikitext"]
 
 

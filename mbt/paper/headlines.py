@@ -43,6 +43,9 @@ def _h(id: str, chapter: str, claim: str, model: str, paper: str, where: str, ho
 
 
 _F7 = "06_midblock_lora"
+_F9 = "09_what_sft_writes"
+_SIGS = {"eq1": "relative Eq. 1 weight change", "cka": "CKA(Base, SFT) drop", "shift": "relative mean shift",
+         "lens": "logit-lens emergence"}
 _LISTED: tuple[Headline, ...] = (
     # --- representation analysis (§4.2–§4.3)
     _h("middle_stable", "01_divergence", "middle layers (20–80 % depth) stable, final layers most sensitive",
@@ -158,6 +161,46 @@ _LISTED: tuple[Headline, ...] = (
       for bench, label, v in (("ifeval", "IFEval", vals[0]), ("mtbench", "MT-Bench", vals[1]))),
     _h("appB_middle_best", _F7, "middle segments (00110) retain the most", "OLMo2-13B", "00110 closest to Base",
        "App. B", "|log(ppl ÷ ppl of 00000)| of every other tuned mask above that of 00110, t over seeds"),
+    # --- what SFT writes, and whether the depth profile is intrinsic (follow-up work, chapter 9)
+    _h("adl_depth", _F9, "the final layers are the most sensitive: SFT's activation offset on unrelated text "
+       "grows toward the output", "all models (the paper); offset read as Minder et al. 2025 read it", "qualitative",
+       "§4.2; activation difference lens: Minder et al. 2025",
+       "ρ_l = ‖δ_l‖ (noise floor removed) ÷ mean ‖h_Base,l‖ over the first k tokens of unrelated texts: "
+       "last 20 % ÷ middle − 1 above 0, joint bootstrap over texts"),
+    _h("adl_steering", _F9, "adding the mean activation difference to the Base moves it toward the fine-tuned model",
+       "narrow fine-tunes of Gemma, Llama, Qwen (1B–32B)", "steered outputs resemble the fine-tuning data",
+       "Minder et al. 2025 (activation difference lens, steering)",
+       "KL(p_SFT ‖ p_Base) reduction by α·δ_l at the middle layer − by random directions of equal norm, "
+       "paired bootstrap over held-out unrelated texts (above 0)"),
+    _h("settles_later", _F9, "the fine-tuned model settles on its prediction later in depth", "six "
+       "pretrained/instruction-tuned pairs", "later in all six", "convergence gap, arXiv 2605.07282",
+       "KL(p_L ‖ p_l) to each model's own output, SFT − Base, mean over layers of depth (0.5, 1) below L, "
+       "bootstrap over texts (above 0)"),
+    _h("graft_late_mlp", _F9, "the fine-tuned model's late MLPs grafted into the Base raise its late KL",
+       "six pretrained/instruction-tuned pairs", "+0.34 nats (random matched perturbation +0.003)",
+       "convergence gap, arXiv 2605.07282", "Base with SFT's MLPs of depth (0.5, 1] − Base, late KL, paired "
+       "bootstrap over texts (above 0); the matched random perturbation shown beside it"),
+    _h("graft_late_mlp_reverse", _F9, "the Base's late MLPs grafted into the fine-tuned model lower its late KL",
+       "six pretrained/instruction-tuned pairs", "−0.51 nats", "convergence gap, arXiv 2605.07282",
+       "SFT with the Base's late MLPs − SFT, late KL, paired bootstrap over texts (below 0)"),
+    _h("graft_mlp_over_attn", _F9, "late MLPs are a stronger lever on settling than late attention",
+       "six pretrained/instruction-tuned pairs", "MLPs the strongest lever tested", "convergence gap, arXiv 2605.07282",
+       "late-KL change of the SFT→Base MLP graft − of the attention graft, paired over texts (above 0)"),
+    _h("template_tokens", _F9, "SFT changes the output distribution most where the format's template is predicted",
+       "ours (per-token KL as diffing tools report it)", "—", "per-token KL: Minder et al. 2025 (diffing toolkit)",
+       "per text, mean KL(p_SFT ‖ p_Base) on template targets − on content targets, paired bootstrap (above 0)"),
+    *(_h(f"equal_step_{sig}", _F9, f"the late-layer profile of the {label} survives the equal-step control",
+         "15 models, 125M–6.9B, four families (Billa 2026)", "persists in some conditions, collapses in others",
+         "Billa 2026 (arXiv 2604.17177); the paper's §3.2 hypothesis",
+         f"{label}: last 20 % vs middle of the equal-step runs, mean over SFT lengths, t interval over SFT seeds "
+         "pooled within lengths (above 0)")
+      for sig, label in _SIGS.items()),
+    *(_h(f"equal_step_{sig}_flatter", _F9, f"equalising every block's update flattens the {label} profile "
+         "(gradient proximity, §3.2)", "15 models, 125M–6.9B, four families (Billa 2026)",
+         "slope kept in some architectures and objectives, lost in others", "paper §3.2; Billa 2026",
+         f"{label} profile, equal-step − standard, paired by SFT length and seed, t interval pooled within lengths "
+         "(below 0)")
+      for sig, label in _SIGS.items()),
 )
 
 _LORA_MASKS = ("lora_1b_00001", "lora_7b_01000", "lora_gain", "lora_13b_01110", "lora_13b_10000", "lora_32b_01100",
@@ -179,6 +222,11 @@ RULE_OF: dict[str, str] = {
     **dict.fromkeys(("swap_first", "swap_middle", "swap_last"), "paired_bootstrap"),
     **dict.fromkeys(_LORA_MASKS, "lora"),
     "appB_middle_best": "seed_t",
+    "adl_depth": "band_replicates",
+    **dict.fromkeys(("adl_steering", "settles_later", "graft_late_mlp", "graft_late_mlp_reverse",
+                     "graft_mlp_over_attn", "template_tokens"), "paired_bootstrap"),
+    **{f"equal_step_{sig}": "stratified_t" for sig in _SIGS},
+    **{f"equal_step_{sig}_flatter": "stratified_t" for sig in _SIGS},
 }
 """The calibrated rule (a key of ``scripts/calibrate_verdicts.py``'s table) that decides each judged claim."""
 

@@ -5,18 +5,20 @@ r"""The offline toy pair: a small OLMo2 Base model and its SFT version, built on
 * :mod:`mbt.toy.recipe` — every setting (:class:`ToyConfig`), the tokenizer, the model, pretraining and SFT;
 * :mod:`mbt.toy.quality` — the quality checks written into each build's manifest;
 * :mod:`mbt.toy.builder` — :func:`build`: cached, locked, verified build folders;
-* :mod:`mbt.toy.ladder` — the SFT-intensity ladder: the same Base, SFT of increasing strength.
+* :mod:`mbt.toy.ladder` — the SFT-intensity ladder: the same Base, SFT of increasing strength (and its
+  replicates with other SFT seeds, and the equal-step control).
 """
 
 from __future__ import annotations
 
 from mbt.results import cache_root
 from mbt.toy.builder import build, check_build, default_dir, find_build, is_valid
-from mbt.toy.ladder import LADDER, LADDER_STEPS, build_rung
+from mbt.toy.ladder import LADDER, LADDER_SFT_SEEDS, LADDER_STEPS, build_rung, rung_name
 from mbt.toy.recipe import RECIPE_VERSION, SIZES, SPECIAL_TOKENS, VARIANTS, ToyConfig, settings, settings_hash
 
 __all__ = [
     "LADDER",
+    "LADDER_SFT_SEEDS",
     "LADDER_STEPS",
     "RECIPE_VERSION",
     "SIZES",
@@ -30,6 +32,7 @@ __all__ = [
     "default_dir",
     "find_build",
     "is_valid",
+    "rung_name",
     "settings",
     "settings_hash",
 ]

@@ -24,6 +24,16 @@ over its own ``k`` steps. Nothing else differs, so the rungs isolate SFT strengt
 deterministically in about a minute on 2 cores (the Base is loaded, not retrained); with ``k`` equal to
 the default's steps a rung reproduces the default build's SFT weights bit for bit (tested on the tiny
 size).
+
+**Replicates and controls.** ``build_rung(k, sft_seed=s)`` repeats a rung with another SFT seed: the
+data order of the SFT (and the SFT's torch seed) come from ``s``, while the Base, the SFT data and every
+other setting stay those of the Base's ``seed`` (the Base build is reused, never retrained). The rungs of
+SFT seed ``s ≥ 1`` are registered pairs too (:func:`rung_name`: ``toy-sft25-seed1``, …, ``toy-seed1``
+for the full-length SFT). ``build_rung(k, update="equal_step")`` repeats a rung under the equal-step rule
+(:class:`mbt.train.EqualStep`: every block's relative update made equal after each optimiser step). Only
+the registered rungs' manifests measure the generated exact match (the slow part of a build); the others
+(equal-step runs, rungs of other lengths) keep the answer NLL, the letter accuracy, the layer CKA and the
+weight change.
 """
 
 from __future__ import annotations
@@ -63,13 +73,28 @@ from mbt.toy.recipe import (
     sft_examples,
 )
 
-__all__ = ["LADDER", "LADDER_STEPS", "build_rung", "rung_config"]
+__all__ = ["LADDER", "LADDER_SFT_SEEDS", "LADDER_STEPS", "build_rung", "replicate", "rung_config", "rung_dir",
+           "rung_name"]
 
 LADDER_STEPS: tuple[int, ...] = (10, 25, 60, 150)
 """SFT steps of the ladder's rungs below the default build."""
 
 LADDER: tuple[str, ...] = (*(f"toy-sft{k}" for k in LADDER_STEPS), "toy")
 """The ladder's pairs, weakest SFT first; the last rung is the default toy pair."""
+
+LADDER_SFT_SEEDS: tuple[int, ...] = (0, 1)
+"""SFT seeds of the registered rungs: seed 0 is the ladder itself, each further seed a replicate of every rung."""
+
+
+def rung_name(steps: int | None, sft_seed: int = 0) -> str:
+    """The registered name of a rung: ``toy-sft25``, ``toy`` (``steps=None``: the default SFT), ``toy-sft25-seed1``."""
+    base = "toy" if steps is None else f"toy-sft{int(steps)}"
+    return base if int(sft_seed) == 0 else f"{base}-seed{int(sft_seed)}"
+
+
+def replicate(sft_seed: int) -> tuple[str, ...]:
+    """The ladder's pairs with SFT seed ``sft_seed``, weakest first (``replicate(0)`` is :data:`LADDER`)."""
+    return (*(rung_name(k, sft_seed) for k in LADDER_STEPS), rung_name(None, sft_seed))
 
 
 def rung_config(steps: int, size: str | ToyConfig = "default") -> ToyConfig:
@@ -87,35 +112,65 @@ def rung_config(steps: int, size: str | ToyConfig = "default") -> ToyConfig:
     return dataclasses.replace(cfg, name=f"{cfg.name}-sft{steps}", sft_steps=int(steps), sft_warmup=warmup)
 
 
-def build_rung(steps: int, *, seed: int = 0, size: str | ToyConfig = "default", variant: str = "toy",
-               progress: bool = True) -> Path:
+def _is_base_build(cfg: ToyConfig, size: str | ToyConfig, seed: int, sft_seed: int | None, update: str) -> bool:
+    return cfg == config_of_size(size) and (sft_seed is None or int(sft_seed) == int(seed)) and update == "standard"
+
+
+def rung_dir(steps: int, *, seed: int = 0, sft_seed: int | None = None, update: str = "standard",
+             size: str | ToyConfig = "default", variant: str = "toy") -> Path:
+    """Where a rung lives: ``<cache root>/toy/<variant>-<size>[-sft<k>][-equal]-seed<seed>[-sftseed<s>]-<hash[:10]>``.
+
+    The default rung (no ``-equal``, no other SFT seed) is named like before the options existed.
+    """
+    cfg = rung_config(steps, size)
+    if _is_base_build(cfg, size, seed, sft_seed, update):
+        return default_dir(seed=seed, size=cfg, variant=variant)
+    h = settings_hash(seed=seed, size=cfg, variant=variant, sft_seed=sft_seed, update=update)[:10]
+    name = cfg.name + ("-sft" + str(cfg.sft_steps) if cfg == config_of_size(size) else "")
+    name += "-equal" if update == "equal_step" else ""
+    other = "" if sft_seed is None or int(sft_seed) == int(seed) else f"-sftseed{int(sft_seed)}"
+    return default_dir(seed=seed, size=cfg, variant=variant).parent / f"{variant}-{name}-seed{seed}{other}-{h}"
+
+
+def build_rung(steps: int, *, seed: int = 0, sft_seed: int | None = None, update: str = "standard",
+               size: str | ToyConfig = "default", variant: str = "toy", progress: bool = True) -> Path:
     """Build (or reuse) the ladder rung with ``steps`` SFT steps on the toy Base; return its folder.
 
     The Base build (:func:`mbt.toy.build` with the same seed, size and variant) is made first if missing.
     The rung's folder has the layout of a toy build (``base/``, ``sft/``, ``data/``, ``manifest.json``)
-    and is verified and reused the same way. A rung with the size's own step count is the Base build.
+    and is verified and reused the same way. A rung with the size's own step count, SFT seed and update
+    rule is the Base build.
 
     Args:
         steps: SFT steps of the rung.
-        seed: Seed of the Base build, the data order and the SFT.
+        seed: Seed of the Base build and of the SFT data (and of the data order unless ``sft_seed`` is given).
+        sft_seed: Seed of the SFT's data order and torch generator only (``None``: ``seed``); the Base build
+            is reused.
+        update: The SFT's update rule, ``"standard"`` or ``"equal_step"`` (:data:`mbt.train.UPDATE_RULES`).
         size: ``"default"``, ``"tiny"`` or a :class:`~mbt.toy.recipe.ToyConfig`.
         variant: Toy variant of the Base.
         progress: Progress bars.
+
+    Raises:
+        ValueError: An unknown variant or update rule, or steps out of range (before anything is built).
     """
     check_variant(variant)
+    train.check_update_rule(update)
     cfg = rung_config(steps, size)
+    if sft_seed is not None and (isinstance(sft_seed, bool) or int(sft_seed) < 0):
+        raise ValueError(f"sft_seed must be a non-negative int or None, got {sft_seed!r}")
     base_build = build(seed=seed, size=config_of_size(size), variant=variant, progress=progress)
-    if cfg == config_of_size(size):
+    if _is_base_build(cfg, size, seed, sft_seed, update):
         return base_build
-    target = default_dir(seed=seed, size=cfg, variant=variant)
-    expected = settings_hash(seed=seed, size=cfg, variant=variant)
+    target = rung_dir(steps, seed=seed, sft_seed=sft_seed, update=update, size=size, variant=variant)
+    expected = settings_hash(seed=seed, size=cfg, variant=variant, sft_seed=sft_seed, update=update)
     with _lock(target):
         if check_build(target, expected_hash=expected) is None:
             return target
         tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             _build_rung_into(tmp, base_build, cfg=cfg, seed=seed, variant=variant, progress=progress,
-                             settings_hash=expected)
+                             settings_hash=expected, sft_seed=sft_seed, update=update)
             if target.exists():
                 shutil.rmtree(target)
             tmp.rename(target)
@@ -140,7 +195,7 @@ def _known_base_quality(base_manifest: dict[str, Any], cfg: ToyConfig, seed: int
 
 
 def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int, variant: str, progress: bool,
-                     settings_hash: str) -> None:
+                     settings_hash: str, sft_seed: int | None = None, update: str = "standard") -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -155,9 +210,10 @@ def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int,
         math_train = corpus.toy_math("train", seed)[: cfg.sft_math]
         mc_train = corpus.toy_mc("train", seed)[: cfg.sft_mc]
         examples = sft_examples(tokenizer, math_train, mc_train)
-        torch.manual_seed(seed + 1)
+        order = seed if sft_seed is None else int(sft_seed)
+        torch.manual_seed(order + 1)
         with train.attention(sft, cfg.attn):
-            sft_curve = finetune(sft, examples, cfg, seed, tokenizer.pad_token_id, progress)
+            sft_curve = finetune(sft, examples, cfg, order, tokenizer.pad_token_id, progress, update=update)
         sft.eval()
         with hf_progress_bars(progress):
             sft.save_pretrained(root / "sft")
@@ -167,13 +223,15 @@ def _build_rung_into(root: Path, base_build: Path, *, cfg: ToyConfig, seed: int,
         _write_jsonl(root / "data" / "eval_math.jsonl", corpus.toy_math("test", seed)[: cfg.eval_n])
         base_manifest: dict[str, Any] = json.loads((base_build / MANIFEST).read_text())
         quality = toy_quality.quality(base, sft, tokenizer, cfg, seed, progress,
-                                      known_base=_known_base_quality(base_manifest, cfg, seed))
+                                      known_base=_known_base_quality(base_manifest, cfg, seed),
+                                      generate=update == "standard" and (cfg.sft_steps in LADDER_STEPS
+                                                                         or cfg.name == base_manifest["size"]))
     manifest = {
         "mbt_toy_manifest": 1,
         "settings_hash": settings_hash,
-        **settings(seed=seed, size=cfg, variant=variant),
-        "ladder": {"sft_steps": cfg.sft_steps, "base_build": base_build.name,
-                   "base_settings_hash": base_manifest["settings_hash"], **sft_compute(cfg, examples, seed)},
+        **settings(seed=seed, size=cfg, variant=variant, sft_seed=sft_seed, update=update),
+        "ladder": {"sft_steps": cfg.sft_steps, "base_build": base_build.name, "sft_seed": order, "update": update,
+                   "base_settings_hash": base_manifest["settings_hash"], **sft_compute(cfg, examples, order)},
         "threads": cfg.threads,
         "versions": _versions(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

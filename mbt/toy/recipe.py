@@ -141,17 +141,31 @@ def check_variant(variant: str) -> None:
         raise ValueError(f"unknown toy variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
 
 
-def settings(*, seed: int = 0, size: str | ToyConfig = "default", variant: str = "toy") -> dict[str, Any]:
-    """The canonical settings of a build (what :func:`settings_hash` hashes)."""
+def settings(*, seed: int = 0, size: str | ToyConfig = "default", variant: str = "toy",
+             sft_seed: int | None = None, update: str = "standard") -> dict[str, Any]:
+    """The canonical settings of a build (what :func:`settings_hash` hashes).
+
+    ``sft_seed`` (the SFT's data order, when it differs from ``seed``) and ``update`` (the SFT's update
+    rule, :data:`mbt.train.UPDATE_RULES`) enter only when they differ from the defaults, so every build
+    made before they existed keeps its hash.
+    """
     check_variant(variant)
+    train.check_update_rule(update)
     cfg = config_of_size(size)
-    return {"recipe_version": RECIPE_VERSION, "seed": int(seed), "variant": variant,
-            "size": cfg.name, "config": dataclasses.asdict(cfg)}
+    out: dict[str, Any] = {"recipe_version": RECIPE_VERSION, "seed": int(seed), "variant": variant,
+                           "size": cfg.name, "config": dataclasses.asdict(cfg)}
+    if sft_seed is not None and int(sft_seed) != int(seed):
+        out["sft_seed"] = int(sft_seed)
+    if update != "standard":
+        out["sft_update"] = update
+    return out
 
 
-def settings_hash(*, seed: int = 0, size: str | ToyConfig = "default", variant: str = "toy") -> str:
+def settings_hash(*, seed: int = 0, size: str | ToyConfig = "default", variant: str = "toy",
+                  sft_seed: int | None = None, update: str = "standard") -> str:
     """sha256 (hex) of the canonical JSON of :func:`settings`."""
-    blob = json.dumps(settings(seed=seed, size=size, variant=variant), sort_keys=True)
+    blob = json.dumps(settings(seed=seed, size=size, variant=variant, sft_seed=sft_seed, update=update),
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -239,7 +253,8 @@ def pretrain_batches(flat, cfg: ToyConfig) -> list:
 
 
 def _train_steps(model, batch_at: Callable[[int], dict[str, Any]], *, steps: int, lr: float, weight_decay: float,
-                 warmup: int, cfg: ToyConfig, stage: str, progress: bool) -> list[list[float]]:
+                 warmup: int, cfg: ToyConfig, stage: str, progress: bool,
+                 update: str = "standard") -> list[list[float]]:
     """AdamW steps on ``model(**batch_at(step)).loss`` with clipping (:func:`mbt.train.run_steps`).
 
     Args:
@@ -252,6 +267,7 @@ def _train_steps(model, batch_at: Callable[[int], dict[str, Any]], *, steps: int
         cfg: gradient clipping norm and learning-rate floor.
         stage: name for the progress bar and errors ("pretraining", "SFT").
         progress: show a tqdm bar.
+        update: ``"standard"`` or ``"equal_step"`` (:class:`mbt.train.EqualStep` over the decoder blocks).
 
     Returns:
         ``[[step, loss], …]`` at steps 0, 10, 20 … and the last step.
@@ -266,9 +282,13 @@ def _train_steps(model, batch_at: Callable[[int], dict[str, Any]], *, steps: int
         loss.backward()
         return loss.detach().item()
 
+    train.check_update_rule(update)
+    rule = train.EqualStep.of_blocks(model.model.layers) if update == "equal_step" else None
     model.train()
     _, curve = train.run_steps(step_loss, opt, sched, steps=steps, clip=model.parameters(), max_grad_norm=cfg.clip,
-                               stage=f"toy {stage}", progress=progress)
+                               before_step=None if rule is None else rule.snapshot,
+                               after_step=None if rule is None else rule.rescale,
+                               stage=f"toy {stage}" + ("" if rule is None else " (equal-step)"), progress=progress)
     model.eval()
     return [[step, round(value, 4)] for step, value in curve]
 
@@ -306,10 +326,15 @@ def _sft_batches(examples: Sequence[tuple[list[int], int]], cfg: ToyConfig, seed
     return batch_at
 
 
-def finetune(model, examples, cfg: ToyConfig, seed: int, pad_id: int, progress: bool) -> list[list[float]]:
-    """Supervised fine-tuning on (prompt, answer) examples, no weight decay."""
+def finetune(model, examples, cfg: ToyConfig, seed: int, pad_id: int, progress: bool, *,
+             update: str = "standard") -> list[list[float]]:
+    """Supervised fine-tuning on (prompt, answer) examples, no weight decay.
+
+    ``seed`` orders the batches; ``update`` is the update rule (``"equal_step"``: :class:`mbt.train.EqualStep`).
+    """
     return _train_steps(model, _sft_batches(examples, cfg, seed, pad_id), steps=cfg.sft_steps, lr=cfg.sft_lr,
-                        weight_decay=0.0, warmup=cfg.sft_warmup, cfg=cfg, stage="SFT", progress=progress)
+                        weight_decay=0.0, warmup=cfg.sft_warmup, cfg=cfg, stage="SFT", progress=progress,
+                        update=update)
 
 
 def sft_compute(cfg: ToyConfig, examples: Sequence[tuple[Sequence[int], int]], seed: int) -> dict[str, float]:

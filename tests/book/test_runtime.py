@@ -23,6 +23,8 @@ def test_sizes_datasets_and_masks(tmp_path):
     assert book.default_datasets(PAIRS["olmo2-7b"], "probing") == ["mmlu"]
     assert book.default_datasets(PAIRS["toy"], "swapping") == ["toy-math"]
     assert book.default_datasets(PAIRS["olmo2-7b"], "finetune") == ["gsm8k"]
+    assert book.default_datasets(PAIRS["toy"], "unrelated") == ["toy-text"]
+    assert book.default_datasets(PAIRS["olmo2-7b"], "unrelated") == ["wikitext"]
     with pytest.raises(ValueError, match="purpose"):
         book.default_datasets(PAIRS["toy"], "other")
     assert segments.single_segment_masks(3) == ("100", "010", "001")

@@ -56,6 +56,7 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
                                                                                              n_surrogates=19)],
         "05_swapping": paper.swap_findings(_swap([-0.01, 0.0, 0.02, 0.0, -0.03])),
         "06_midblock_lora": paper.lora_findings(_sweep_table({m: 0.1 + 0.01 * i for i, m in enumerate(masks)})),
+        "09_what_sft_writes": _diffing_findings(),
     }
     produced = {hid for found in by_chapter.values() for f in found for hid in f.ids}
     # a claim decided by a verdict names its calibrated rule (the methods page shows its false-decision rate)
@@ -72,6 +73,18 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
                for m in pkgutil.iter_modules(importlib.import_module("mbt.paper.findings").__path__)
                if m.name != "common"}
     assert modules == set(by_chapter)  # a new findings module must be added here (CONTRIBUTING.md, "Add a claim")
+
+
+def _diffing_findings():
+    """Chapter 9's findings from simulated tables (every table present)."""
+    import numpy as np
+    from diffing_fakes import _difference, _gap, _grafts, _runs, _steering, _tokens
+
+    rng = np.random.default_rng(0)
+    return paper.diffing_findings(difference=_difference(rng, 10, 1.0, reps=100), steering=_steering(rng, 10, 0.1),
+                                  gap=_gap(rng, 10, 0.1), grafts=_grafts(rng, 0.1, -0.1, 0.0),
+                                  tokens=_tokens(rng, 0.5),
+                                  runs=_runs(rng, 10, equal_profile=0.1, standard_profile=0.2))
 
 
 @pytest.mark.parametrize("n_layers", [10, 40])

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from mbt.paper.findings.common import ALPHA, LEVEL, Finding, interval_text
 from mbt.paper.findings.convergence import convergence_findings
+from mbt.paper.findings.diffing import diffing_findings, run_profiles, stratified_interval
 from mbt.paper.findings.divergence import divergence_findings
 from mbt.paper.findings.lora import RETENTION_COLUMNS, lora_findings, sweep_columns
 from mbt.paper.findings.probing import probing_findings
@@ -48,10 +49,13 @@ __all__ = [
     "Finding",
     "convergence_findings",
     "correlation_findings",
+    "diffing_findings",
     "divergence_findings",
     "interval_text",
     "lora_findings",
     "probing_findings",
+    "run_profiles",
+    "stratified_interval",
     "swap_findings",
     "sweep_columns",
     "weights_findings",
