@@ -283,7 +283,8 @@ def equal_step_runs(
         pair: The loaded pair (its Base is fine-tuned; its SFT model is not used).
         texts: Formatted texts of the SFT task, with answers, to measure the signatures on.
         steps: SFT lengths (toy: ladder rungs, 1..300).
-        seeds: SFT seeds (data order).
+        seeds: SFT seeds (toy: the ladder's replicates, each rung and replicate with its own data order,
+            :func:`mbt.toy.data_order`; otherwise the fine-tune's seed).
         rules: Update rules (:data:`mbt.train.UPDATE_RULES`).
         task: Training task of the generic path.
         recipe: Recipe of the generic path.
@@ -307,15 +308,16 @@ def equal_step_runs(
         for k in step_list:
             for seed in seed_list:
                 if _is_toy(pair):
-                    def run(pair: ModelPair, texts: list[str], rule: str, k: int, seed: int,
+                    def run(pair: ModelPair, texts: list[str], rule: str, k: int, seed: int, order: int | None,
                             positions: str, max_length: int) -> pd.DataFrame:
-                        folder = toy.build_rung(k, sft_seed=seed, update=rule, variant=pair.spec.toy_variant or "toy",
-                                                progress=progress)
+                        folder = toy.ladder_rung(k, seed, update=rule, variant=pair.spec.toy_variant or "toy",
+                                                 progress=progress)  # data order `order` (part of the key)
                         return depth_signatures(folder / "base", folder / "sft", texts, lens_positions=positions,
                                                 batch_size=batch_size, max_length=max_length, cache=cache)
 
                     run.__qualname__ = "equal_step_toy_run"
-                    table = cached_call(run, pair, items, rule, k, seed, lens_positions, int(max_length), cache=cache)
+                    table = cached_call(run, pair, items, rule, k, seed, toy.data_order(k, seed), lens_positions,
+                                        int(max_length), cache=cache)
                 else:
                     def run(pair: ModelPair, texts: list[str], rule: str, k: int, seed: int, positions: str,
                             max_length: int, task: str, recipe: dict[str, Any]) -> pd.DataFrame:

@@ -54,7 +54,8 @@ class PairSpec:
         source: ``"hub"`` (ids or folders) or ``"toy"`` (built offline by :mod:`mbt.toy`).
         toy_variant: for ``source="toy"``, the build variant (:data:`mbt.toy.VARIANTS`).
         toy_sft_steps: for a rung of the SFT-intensity ladder (:mod:`mbt.toy.ladder`), its SFT steps.
-        toy_sft_seed: for a replicate of a rung, its SFT seed (data order; the Base is the same).
+        toy_sft_seed: for a replicate of a rung, its replicate number (its SFT data order is
+            :func:`mbt.toy.data_order`; the Base is the same).
     """
 
     name: str
@@ -419,9 +420,8 @@ def resolve_toy(spec: PairSpec, progress: bool = True) -> PairSpec:
     if spec.source != "toy" or spec.toy_variant is None:
         raise ValueError(f"pair {spec.name!r} is not a toy pair")
     if spec.toy_sft_steps is not None or spec.toy_sft_seed:
-        steps = spec.toy_sft_steps or toy.SIZES["default"].sft_steps
-        out = Path(toy.build_rung(steps, variant=spec.toy_variant, progress=progress,
-                                  **({"sft_seed": spec.toy_sft_seed} if spec.toy_sft_seed else {})))
+        out = Path(toy.ladder_rung(spec.toy_sft_steps, spec.toy_sft_seed or 0, variant=spec.toy_variant,
+                                   progress=progress))
     else:
         out = Path(toy.build(variant=spec.toy_variant, progress=progress))
     return dataclasses.replace(spec, base=str(out / "base"), sft=str(out / "sft"))

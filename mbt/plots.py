@@ -771,30 +771,40 @@ def across_figure(curves: pd.DataFrame, order: Sequence[str], *, ncols: int = 3,
     return fig
 
 
-def ladder_figure(summary: pd.DataFrame, strength: Mapping[str, float], *, ncols: int = 3,
-                  title: str | None = None) -> Any:
+def ladder_figure(summary: pd.DataFrame, strength: Mapping[str, float], *, replicate: Mapping[str, int] | None = None,
+                  ncols: int = 3, title: str | None = None) -> Any:
     """Each signature against SFT strength (log axis), one point per pair, with its trend in the panel title.
 
     Args:
         summary: :func:`mbt.paper.signatures.signature_summary` (one row per signature, one column per pair,
             plus ``trend``).
         strength: ``{pair: SFT ÷ pretraining tokens}``; pairs without a finite strength are left out.
+        replicate: ``{pair: replicate}``: one line (and marker) per replicate through its own rungs, with a
+            legend; without it, one line through every pair, each point labelled with its pair.
         ncols: Panels per row.
         title: Figure title.
     """
     pairs = [p for p in summary.columns if p in strength and np.isfinite(strength[p])]
     rows = [name for name in summary.index if summary.loc[name, pairs].notna().sum() >= 2] if pairs else []
+    groups = {0: pairs} if replicate is None else {
+        r: [p for p in pairs if replicate.get(p, 0) == r] for r in sorted({replicate.get(p, 0) for p in pairs})}
     fig, axes = _grid(max(1, len(rows)), ncols, panel=(3.6, 2.7))
     for ax, name in zip(axes, rows, strict=False):
-        x = np.array([strength[p] for p in pairs], dtype=float)
-        y = summary.loc[name, pairs].to_numpy(dtype=float)
-        ax.plot(x, y, marker="o", color=PAIR["color"])
-        for xi, yi, p in zip(x, y, pairs, strict=True):
-            if np.isfinite(yi):
-                ax.annotate(p, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        for k, (r, members) in enumerate(groups.items()):
+            members = sorted(members, key=lambda p: strength[p])
+            x = np.array([strength[p] for p in members], dtype=float)
+            y = summary.loc[name, members].to_numpy(dtype=float)
+            ax.plot(x, y, marker=MARKERS[k % len(MARKERS)], color=PALETTE[k % len(PALETTE)],
+                    label=None if replicate is None else f"replicate {r}")
+            if replicate is None:
+                for xi, yi, p in zip(x, y, members, strict=True):
+                    if np.isfinite(yi):
+                        ax.annotate(p, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel("SFT tokens ÷ pretraining tokens")
         ax.set_title(f"{name}: {summary.loc[name, 'trend']}", fontsize=9)
+        if replicate is not None and len(groups) > 1:
+            ax.legend(fontsize=7)
     if not rows:
         axes[0].text(0.5, 0.5, "fewer than two pairs with a known SFT strength", ha="center", va="center")
         axes[0].set_axis_off()

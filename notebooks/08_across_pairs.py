@@ -16,21 +16,24 @@
 # %% [markdown]
 # # 8 · Across pairs: when does the paper's pattern appear?
 #
-# **The question.** On the default toy pair none of the paper's depth signatures appear: CKA between Base and
-# SFT sits well below 1 in every layer after the embeddings instead of a high plateau followed by a drop, the
-# weight change is nearly flat, and full-depth LoRA {cite:p}`hu2022lora` beats every middle mask. That could
-# speak against the paper or against the toy. One visible difference: the toy's SFT is a large share of its
-# whole training (300 SFT steps of 32 examples against 550 pretraining steps of 32 × 128 tokens, about a fifth
-# of the pretraining tokens), while a real SFT stage is a tiny fraction of pretraining.
+# **The question.** Whether the paper's depth signatures appear on a pair could speak for or against the
+# paper, or only for or against that pair. One visible difference between the toy and a real model: the
+# toy's SFT is a large share of its whole training (300 SFT steps of 32 examples against 550 pretraining
+# steps of 32 × 128 tokens, about a fifth of the pretraining tokens), while a real SFT stage is a tiny
+# fraction of pretraining. The verdicts of this build's own pair on the paper's claims of chapters 1–4 are
+# read from its records just below the set-up; this chapter asks whether they change with SFT strength.
 #
 # **The SFT-intensity ladder.** From the same toy Base, `mbt.toy.ladder` fine-tunes for 10, 25, 60 and 150
-# steps besides the default 300 — the same data, data order, peak learning rate and seed; only the length
-# of SFT (and its warm-up and decay, scaled with it) changes. The rungs span SFT compute from under 1 % to
-# about 20 % of pretraining, roughly evenly on a log scale. Each rung is a registered pair
-# (`toy-sft10` … `toy-sft150`, then `toy`); the book runs chapters 1–4 for each and keeps their results
-# in the results store, which this chapter reads. The same chapter compares any pairs whose results are in
-# a store — `mbt batch --pairs olmo2-1b,olmo2-7b,mistral-7b` on a GPU machine, or stores contributed to
-# the repository's `results/` folder.
+# steps besides the default 300 — the same data and peak learning rate; the warm-up and decay scale with
+# the length. Every rung is run twice (two *replicates*), and every run orders its SFT batches by a seed of
+# its own: rungs that shared one data order would be prefixes of one training path, so a drift along that
+# path would look like a trend. The rungs span SFT compute from under 1 % to about 20 % of pretraining,
+# roughly evenly on a log scale; the table below gives each run's steps, examples seen and epochs over the
+# SFT data. Each run is a registered pair (`toy-sft10` … `toy`, `toy-sft10-seed1` … `toy-seed1`); the
+# book runs chapters 1–4 for each and keeps their results in the results store, which this chapter reads.
+# The same chapter compares any pairs whose results are in a store — `mbt batch --pairs
+# olmo2-1b,olmo2-7b,mistral-7b` on a GPU machine, or stores contributed to the repository's `results/`
+# folder.
 #
 # **The signatures**, each read from a pair's stored tables (`mbt.paper.signatures`):
 # $\overline{\mathrm{CKA}}_{\mathrm{middle}} - \mathrm{CKA}_L$ (a final drop is positive); the relative
@@ -40,18 +43,20 @@
 # reaches half its best top-1 accuracy (late emergence); the depth of the SFT effective rank's peak; and,
 # where a LoRA sweep exists, how much the best middle mask beats full-depth LoRA in answer NLL.
 #
-# **How a trend is decided.** Five rungs give five values per signature. Whether a signature grows or
-# shrinks with SFT strength is an exact permutation test of Spearman's rank correlation between the
-# rungs' SFT compute $c_i$ and the signature $s_i$,
+# **How a trend is decided.** Ten runs (five rungs × two replicates) give ten values per signature, each
+# run its own SFT: the runs are the units. Whether a signature grows or shrinks with SFT strength is an exact
+# permutation test of Spearman's rank correlation between the runs' SFT steps $c_i$ and the signature $s_i$,
 #
 # $$
 # \rho = \operatorname{corr}\bigl(\operatorname{rank}(c), \operatorname{rank}(s)\bigr), \qquad
-# p = \frac{\#\{\pi \in S_n : |\rho(c, s_\pi)| \ge |\rho|\}}{n!},
+# p = \frac{\#\{a : |\rho_a| \ge |\rho|\}}{\#\{a\}},
 # $$
 #
-# with all $5! = 120$ orders enumerated (two-sided, 5 %): only a perfectly monotone order reaches it
-# ($p = 2/120$). Otherwise the chapter says *cannot be told*. Each pair's own
-# verdicts on the paper's claims (with their intervals, chapters 1–4) are in the last table.
+# over every distinct arrangement $a$ of the rungs' strengths among the runs. The two replicates of a rung
+# tie in strength (mid-ranks), so there are $10!/(2!)^5 = 113{,}400$ arrangements, all enumerated
+# (two-sided). The six signatures are one family, corrected with Holm's method {cite:p}`holm1979simple`;
+# where the corrected p exceeds 5 % the chapter says *cannot be told*. Each run's own verdicts on the
+# paper's claims (with their intervals, chapters 1–4) are in the last table.
 
 # %% tags=["hide-input"]
 # Setup: install mbt when this runtime lacks it (e.g. a fresh Colab), then pick the GPU when there is one.
@@ -91,13 +96,17 @@ tables = {name: entry.tables for name, entry in entries.items()}
 metas = {name: entry.meta for name, entry in entries.items()}
 rungs = sig.rung_table(metas)
 order = rungs["pair"].tolist()
+claims = [h.id for h in paper.HEADLINES if h.chapter in book.LADDER_CHAPTERS]
+records = {name: entry.records for name, entry in entries.items()}
+display(Markdown(sig.verdict_sentence(records.get(pair, {}), claims, pair=pair)))
 
 # %% [markdown]
 # ## What each pair is
 #
-# SFT steps, SFT tokens as a share of pretraining tokens, exact match of Base (best of 0- and k-shot) and
-# SFT on held-out toy-math problems, their answer NLL, and the mean relative change of the attention
-# weights (toy pairs; other pairs show their device only).
+# Replicate, SFT steps, examples seen (steps × batch size) and epochs over the SFT examples, SFT tokens as a
+# share of pretraining tokens, exact match of Base (best of 0- and k-shot) and SFT on held-out toy-math
+# problems, their answer NLL, and the mean relative change of the attention weights (toy pairs; other
+# pairs show their device only).
 
 # %%
 display(rungs.round(4))
@@ -118,7 +127,8 @@ plt.show()
 # %%
 summary = sig.signature_summary(tables, metas)
 strength = {name: sig.strength_of(meta) for name, meta in metas.items()}
-fig = mp.ladder_figure(summary, strength, title="Signatures against SFT strength")
+fig = mp.ladder_figure(summary, strength, replicate={name: sig.replicate_of(meta) for name, meta in metas.items()},
+                       title="Signatures against SFT strength")
 plt.show()
 display(summary.round(4))
 display(Markdown(sig.trend_sentences(summary)))
@@ -131,9 +141,7 @@ display(Markdown(sig.trend_sentences(summary)))
 # the data of that pair cannot tell.
 
 # %%
-claims = [h.id for h in paper.HEADLINES if h.chapter in book.LADDER_CHAPTERS]
-claim_table = sig.claim_table({name: entry.records for name, entry in entries.items()}, claims,
-                            {h.id: h.claim for h in paper.HEADLINES})
+claim_table = sig.claim_table(records, claims, {h.id: h.claim for h in paper.HEADLINES})
 display(claim_table)
 
 # %% [markdown]

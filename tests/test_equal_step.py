@@ -111,13 +111,13 @@ def test_a_toy_pair_takes_its_runs_from_the_ladder(folders, monkeypatch, tmp_pat
     shutil.copytree(sft, build / "sft")
     calls = []
 
-    def fake_rung(steps, *, sft_seed, update, variant, progress):
+    def fake_rung(steps, sft_seed, *, update, variant, progress):
         calls.append((steps, sft_seed, update, variant))
         return build
 
     pair = mbt.load_pair(base=str(base), sft=str(sft), progress=False)
     monkeypatch.setattr(equal_step, "_is_toy", lambda p: True)
-    monkeypatch.setattr(equal_step.toy, "build_rung", fake_rung)
+    monkeypatch.setattr(equal_step.toy, "ladder_rung", fake_rung)
     monkeypatch.setattr(equal_step, "sft_checkpoint", lambda *a, **k: pytest.fail("a toy pair is not trained here"))
     runs = equal_step.equal_step_runs(pair, TEXTS, steps=[25], seeds=[0, 1], cache=False)
     assert sorted(calls) == [(25, 0, "equal_step", "toy"), (25, 0, "standard", "toy"), (25, 1, "equal_step", "toy"),

@@ -382,16 +382,22 @@ def describe_pair(folder: Path, label: str, spec: Any, *, base: str | None = Non
 
 
 def toy_summary(build_dir: Path) -> dict[str, Any]:
-    """What a toy build is, from its manifest: SFT steps, SFT ÷ pretraining tokens, task scores, weight change.
+    """What a toy build is, from its manifest: SFT steps, examples, epochs, tokens, task scores, weight change.
 
+    ``sft_examples_seen`` is SFT steps × batch size, ``sft_epochs`` that ÷ the SFT examples;
     ``weight_change_rel`` is the mean over blocks of ``‖ΔW‖_F / ‖W_Base‖_F`` of the attention projections.
     """
     manifest = json.loads((build_dir / "manifest.json").read_text())
+    config = manifest.get("config", {})
+    seen = (config["sft_steps"] * config["sft_batch"]) if {"sft_steps", "sft_batch"} <= set(config) else None
+    records = manifest.get("data", {}).get("sft_records")
     quality = manifest.get("quality", {})
     math_q = quality.get("toy_math", {})
     compute = manifest.get("ladder") or manifest.get("data", {}).get("sft_compute") or {}
     rel = [row.get("attn_rel") for row in quality.get("weight_change", []) if row.get("attn_rel") is not None]
-    return {"sft_steps": manifest.get("config", {}).get("sft_steps"), "sft_tokens": compute.get("sft_tokens"),
+    return {"sft_steps": config.get("sft_steps"), "sft_examples_seen": seen,
+            "sft_epochs": seen / records if seen is not None and records else None,
+            "sft_tokens": compute.get("sft_tokens"),
             "pretrain_tokens": compute.get("pretrain_tokens"), "sft_compute_ratio": compute.get("ratio"),
             "base_exact_match": max((v for k, v in math_q.items() if k.startswith("base_") and "shot" in k),
                                     default=None),
@@ -489,7 +495,14 @@ def strongest_first(names: Sequence[str]) -> list[int]:
 
     The strongest rungs take longest; starting them first leaves no worker alone with a long job at the end.
     """
-    return sorted(range(len(names)), key=lambda i: -(get_pair(names[i]).toy_sft_steps or 0))
+    return sorted(range(len(names)), key=lambda i: -_sft_steps(get_pair(names[i])))
+
+
+def _sft_steps(spec: PairSpec) -> int:
+    """A toy pair's SFT steps (a ladder rung's own, else the default build's); 0 for other pairs."""
+    if spec.source != "toy":
+        return 0
+    return spec.toy_sft_steps or toy.SIZES["default"].sft_steps
 
 
 def pair_chapters(

@@ -53,6 +53,7 @@ __all__ = [
     "SIGNATURES",
     "claim_table",
     "ladder_trend",
+    "replicate_of",
     "rung_table",
     "signature_curves",
     "signature_summary",
@@ -60,6 +61,7 @@ __all__ = [
     "spearman_exact",
     "strength_of",
     "trend_sentences",
+    "verdict_sentence",
 ]
 
 SIGNATURES: dict[str, str] = {
@@ -387,48 +389,100 @@ def claim_table(records: Mapping[str, Mapping[str, Mapping[str, Any]]], claims: 
     return pd.DataFrame(table).reindex([claim_names[h] for h in claims])
 
 
+def verdict_sentence(records: Mapping[str, Mapping[str, Any]], claims: Sequence[str], *, pair: str) -> str:
+    """One sentence, read from a pair's records, on how its verdicts on ``claims`` fall.
+
+    Args:
+        records: ``{headline id: finding dict}`` of one pair (as stored by the chapters).
+        claims: The headline ids to count, in order.
+        pair: The pair's name, for the sentence.
+
+    Returns:
+        E.g. ``"On `toy`, of the 20 claims of chapters 1–4 with a verdict: 7 hold (…), 2 are contradicted (…) and
+        11 are inconclusive."``; says so when the pair has no records yet.
+    """
+    groups: dict[str, list[str]] = {"holds": [], "contradicted": [], "inconclusive": []}
+    for hid in claims:
+        verdict = (records.get(hid) or {}).get("verdict")
+        if verdict in groups:
+            groups[verdict].append(hid)
+    n = sum(len(v) for v in groups.values())
+    if n == 0:
+        return f"`{pair}` has no recorded verdicts on these claims yet (run its chapters 1–4 first)."
+
+    def part(word: str, ids: list[str]) -> str:
+        return f"{len(ids)} {word}" + (f" ({', '.join(f'`{i}`' for i in ids)})" if ids else "")
+
+    return (f"On `{pair}`, of the {n} claims of chapters 1–4 with a verdict: "
+            f"{part('hold' if len(groups['holds']) != 1 else 'holds', groups['holds'])}, "
+            f"{part('contradicted', groups['contradicted'])} and "
+            f"{len(groups['inconclusive'])} inconclusive.")
+
+
 def strength_of(meta: Mapping[str, Any]) -> float:
     """A store's SFT strength: its SFT ÷ pretraining token ratio where known (toy pairs), else NaN."""
     ratio = (meta.get("toy") or {}).get("sft_compute_ratio")
     return float(ratio) if ratio is not None else math.nan
 
 
+def replicate_of(meta: Mapping[str, Any]) -> int:
+    """A store's replicate on the ladder: its pair's ``toy_sft_seed`` (0 for the ladder's first replicate)."""
+    return int((meta.get("spec") or {}).get("toy_sft_seed") or 0)
+
+
+def _rank_strength(metas: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> list[float]:
+    """What the trend test ranks: SFT steps where every pair has them, else the SFT ÷ pretraining ratio.
+
+    The replicates of a rung differ in their token counts by a fraction of a percent (their data orders
+    differ) but not in their steps, so ranked by steps they tie exactly.
+    """
+    steps = [(metas[p].get("toy") or {}).get("sft_steps") for p in order]
+    if all(isinstance(k, int | float) and k is not None for k in steps):
+        return [float(k) for k in steps]
+    return [strength_of(metas[p]) for p in order]
+
+
 def rung_table(metas: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """What each compared pair is: SFT steps, SFT ÷ pretraining tokens, task scores, weight change.
+    """What each compared pair is: SFT run, examples seen and epochs, SFT ÷ pretraining tokens, scores, weight change.
 
     Args:
         metas: ``{pair: store.json}``.
 
     Returns:
-        One row per pair (ordered by SFT strength where known) with ``sft_steps``, ``sft_compute_ratio``,
-        ``base_exact_match``, ``sft_exact_match``, ``base_answer_nll``, ``sft_answer_nll``,
-        ``weight_change_rel`` (NaN where unknown, e.g. for pairs that are not toy builds) and ``device``.
+        One row per pair (ordered by SFT strength where known, then replicate) with ``replicate``,
+        ``sft_steps``, ``sft_examples_seen`` (steps × batch), ``sft_epochs`` (examples seen ÷ SFT examples),
+        ``sft_compute_ratio``, ``base_exact_match``, ``sft_exact_match``, ``base_answer_nll``,
+        ``sft_answer_nll``, ``weight_change_rel`` (NaN where unknown, e.g. for pairs that are not toy
+        builds) and ``device``.
     """
-    cols = ("sft_steps", "sft_compute_ratio", "base_exact_match", "sft_exact_match", "base_answer_nll",
-            "sft_answer_nll", "weight_change_rel")
+    cols = ("sft_steps", "sft_examples_seen", "sft_epochs", "sft_compute_ratio", "base_exact_match",
+            "sft_exact_match", "base_answer_nll", "sft_answer_nll", "weight_change_rel")
     rows = []
     for pair, meta in metas.items():
         toy_info = meta.get("toy") or {}
-        rows.append({"pair": pair, **{c: toy_info.get(c, math.nan) for c in cols}, "device": meta.get("device", "")})
-    frame = pd.DataFrame(rows, columns=["pair", *cols, "device"]).astype({c: float for c in cols})
-    return frame.sort_values("sft_compute_ratio", kind="stable").reset_index(drop=True)
+        rows.append({"pair": pair, "replicate": replicate_of(meta),
+                     **{c: toy_info.get(c, math.nan) for c in cols}, "device": meta.get("device", "")})
+    frame = pd.DataFrame(rows, columns=["pair", "replicate", *cols, "device"]).astype({c: float for c in cols})
+    return frame.sort_values(["sft_compute_ratio", "replicate"], kind="stable").reset_index(drop=True)
 
 
 def signature_summary(tables: Mapping[str, Mapping[str, pd.DataFrame]],
-                      metas: Mapping[str, Mapping[str, Any]], *, paths: str = "shared",
-                      seeds: Mapping[str, Any] | None = None, level: float = 0.95) -> pd.DataFrame:
+                      metas: Mapping[str, Mapping[str, Any]], *, paths: str = "independent",
+                      level: float = 0.95) -> pd.DataFrame:
     """Every signature of every pair, and whether it grows or shrinks with SFT strength (:func:`ladder_trend`).
 
-    The six signatures are one family: each trend is decided on its Holm-adjusted p-value
+    Each pair is one SFT run; its replicate comes from its store (:func:`replicate_of`) and its strength
+    from its SFT steps (ties between replicates exact) or, for pairs without them, its SFT ÷ pretraining
+    ratio. The six signatures are one family: each trend is decided on its Holm-adjusted p-value
     (``p_holm ≤ 1 − level``), so that under no trend in any of them a "grows/shrinks" sentence appears at most
     5 % of the time.
 
     Args:
         tables: ``{pair: {table name: table}}``.
-        metas: ``{pair: store.json}`` (strength from :func:`strength_of`).
-        paths: How the rungs were trained (see :func:`ladder_trend`); the default ladder's rungs share
-            one data order per seed (``"shared"``).
-        seeds: ``{pair: seed label}`` (default: every pair seed 0, i.e. one seed per rung).
+        metas: ``{pair: store.json}``.
+        paths: How the runs relate (see :func:`ladder_trend`): ``"independent"`` (the ladder: every rung and
+            replicate its own data order, :func:`mbt.toy.data_order`) or ``"shared"`` (the rungs of a
+            replicate are checkpoints of one training path).
         level: Family level.
 
     Returns:
@@ -437,8 +491,8 @@ def signature_summary(tables: Mapping[str, Mapping[str, pd.DataFrame]],
     """
     order = rung_table(metas)["pair"].tolist()
     values = {pair: signatures(tables[pair]) for pair in order}
-    strength = [strength_of(metas[pair]) for pair in order]
-    labels = [0 if seeds is None else seeds.get(pair, 0) for pair in order]
+    strength = _rank_strength(metas, order)
+    labels = [replicate_of(metas[pair]) for pair in order]
     rows = []
     for name, expectation in SIGNATURES.items():
         series = [values[pair][name] for pair in order]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from mbt.results import cache_root
 from mbt.toy.builder import build, check_build, default_dir, find_build, is_valid
-from mbt.toy.ladder import LADDER, LADDER_SFT_SEEDS, LADDER_STEPS, build_rung, rung_name
+from mbt.toy.ladder import LADDER, LADDER_SFT_SEEDS, LADDER_STEPS, build_rung, data_order, ladder_rung, rung_name
 from mbt.toy.recipe import RECIPE_VERSION, SIZES, SPECIAL_TOKENS, VARIANTS, ToyConfig, settings, settings_hash
 
 __all__ = [
@@ -29,9 +29,11 @@ __all__ = [
     "build_rung",
     "cache_root",
     "check_build",
+    "data_order",
     "default_dir",
     "find_build",
     "is_valid",
+    "ladder_rung",
     "rung_name",
     "settings",
     "settings_hash",

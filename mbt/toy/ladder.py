@@ -15,25 +15,28 @@ pair            SFT steps  SFT tokens ÷ pretraining tokens (approximate)
 ==============  =========  ===============================================
 
 The rungs were chosen to span SFT compute from under one percent of pretraining (a realistic stage) to
-the default, roughly evenly on a log scale, and to be five, so that an exact rank test of a trend across
-them can reach the 5 % level (with four rungs no ordering can); each rung's exact ratio is computed from its own batches
-(:func:`sft_compute`) and written into its manifest. A rung uses the same SFT data, the same data order
-(the first ``k`` batches of the default's schedule), the same peak learning rate and the same seed; its
-warm-up is scaled with its length (``round(20 · k / 300)`` steps, at least 1) and its cosine decay runs
-over its own ``k`` steps. Nothing else differs, so the rungs isolate SFT strength. A rung is built
-deterministically in about a minute on 2 cores (the Base is loaded, not retrained); with ``k`` equal to
-the default's steps a rung reproduces the default build's SFT weights bit for bit (tested on the tiny
-size).
+the default, roughly evenly on a log scale; each rung's exact ratio is computed from its own batches
+(:func:`sft_compute`) and written into its manifest. A rung uses the same SFT data and the same peak
+learning rate; its warm-up is scaled with its length (``round(20 · k / 300)`` steps, at least 1) and its
+cosine decay runs over its own ``k`` steps. A rung is built deterministically in about a minute on 2 cores
+(the Base is loaded, not retrained); with ``k`` equal to the default's steps and the default's data order it
+reproduces the default build's SFT weights bit for bit (tested on the tiny size).
 
-**Replicates and controls.** ``build_rung(k, sft_seed=s)`` repeats a rung with another SFT seed: the
-data order of the SFT (and the SFT's torch seed) come from ``s``, while the Base, the SFT data and every
-other setting stay those of the Base's ``seed`` (the Base build is reused, never retrained). The rungs of
-SFT seed ``s ≥ 1`` are registered pairs too (:func:`rung_name`: ``toy-sft25-seed1``, …, ``toy-seed1``
-for the full-length SFT). ``build_rung(k, update="equal_step")`` repeats a rung under the equal-step rule
-(:class:`mbt.train.EqualStep`: every block's relative update made equal after each optimiser step). Only
-the registered rungs' manifests measure the generated exact match (the slow part of a build); the others
-(equal-step runs, rungs of other lengths) keep the answer NLL, the letter accuracy, the layer CKA and the
-weight change.
+**Every rung its own run.** Each rung has :data:`LADDER_SFT_SEEDS` replicates, and every (rung, replicate)
+orders its SFT batches by its own seed (:func:`data_order`: ``1000·r + k`` for rung ``k`` of replicate ``r``;
+the default pair keeps its own order). Rungs that shared one data order would be prefixes of one training
+path, so a drift of that path along the rungs would look like a trend; with an order of their own the ten
+runs are independent, and a trend across them can be tested with each run as the unit (an exact rank
+test over all runs, the two replicates of a rung tied in strength: :func:`mbt.paper.signatures.ladder_trend`).
+
+**Replicates and controls.** ``build_rung(k, sft_seed=s)`` builds a rung with the SFT data order (and the SFT's
+torch seed) ``s``, while the Base, the SFT data and every other setting stay those of the Base's ``seed`` (the Base
+build is reused, never retrained); :func:`ladder_rung` builds a registered rung with its :func:`data_order`. The
+rungs of replicate ``r ≥ 1`` are registered pairs too (:func:`rung_name`: ``toy-sft25-seed1``, …, ``toy-seed1`` for
+the full-length SFT). ``build_rung(k, update="equal_step")`` repeats a rung under the equal-step rule
+(:class:`mbt.train.EqualStep`: every block's relative update made equal after each optimiser step). Only the
+registered rungs' manifests measure the generated exact match (the slow part of a build); the others (equal-step
+runs, rungs of other lengths) keep the answer NLL, the letter accuracy, the layer CKA and the weight change.
 """
 
 from __future__ import annotations
@@ -73,17 +76,15 @@ from mbt.toy.recipe import (
     sft_examples,
 )
 
-__all__ = ["LADDER", "LADDER_SFT_SEEDS", "LADDER_STEPS", "build_rung", "replicate", "rung_config", "rung_dir",
-           "rung_name"]
+__all__ = ["LADDER", "LADDER_SFT_SEEDS", "LADDER_STEPS", "build_rung", "data_order", "ladder_rung", "replicate",
+           "rung_config", "rung_dir", "rung_name"]
 
 LADDER_STEPS: tuple[int, ...] = (10, 25, 60, 150)
 """SFT steps of the ladder's rungs below the default build."""
 
-LADDER: tuple[str, ...] = (*(f"toy-sft{k}" for k in LADDER_STEPS), "toy")
-"""The ladder's pairs, weakest SFT first; the last rung is the default toy pair."""
-
 LADDER_SFT_SEEDS: tuple[int, ...] = (0, 1)
-"""SFT seeds of the registered rungs: seed 0 is the ladder itself, each further seed a replicate of every rung."""
+"""Replicates of every rung (registered pairs): replicate 0 holds the default toy pair, each further one
+another SFT run of every rung (:func:`data_order`)."""
 
 
 def rung_name(steps: int | None, sft_seed: int = 0) -> str:
@@ -93,8 +94,47 @@ def rung_name(steps: int | None, sft_seed: int = 0) -> str:
 
 
 def replicate(sft_seed: int) -> tuple[str, ...]:
-    """The ladder's pairs with SFT seed ``sft_seed``, weakest first (``replicate(0)`` is :data:`LADDER`)."""
+    """The ladder's pairs of one replicate, weakest SFT first (the last is the full-length SFT)."""
     return (*(rung_name(k, sft_seed) for k in LADDER_STEPS), rung_name(None, sft_seed))
+
+
+LADDER: tuple[str, ...] = tuple(name for r in LADDER_SFT_SEEDS for name in replicate(r))
+"""The ladder's registered pairs: every rung of every replicate (replicate 0 first, weakest SFT first;
+``toy``, the default pair, is replicate 0's last rung)."""
+
+
+def data_order(steps: int | None, sft_seed: int = 0, size: str | ToyConfig = "default") -> int | None:
+    """The SFT data-order seed of a registered rung: ``1000·sft_seed + steps``; the default pair keeps its own.
+
+    No two runs of the ladder share their order. ``None`` (the Base build's own order) for the default pair.
+
+    Args:
+        steps: The rung's SFT steps (``None``: the size's own, the default pair's length).
+        sft_seed: The replicate.
+        size: The toy size (its own SFT steps stand for ``None``).
+    """
+    k = config_of_size(size).sft_steps if steps is None else int(steps)
+    if int(sft_seed) == 0 and k == config_of_size(size).sft_steps:
+        return None
+    return 1000 * int(sft_seed) + k
+
+
+def ladder_rung(steps: int | None, sft_seed: int = 0, *, update: str = "standard", seed: int = 0,
+                size: str | ToyConfig = "default", variant: str = "toy", progress: bool = True) -> Path:
+    """Build (or reuse) a registered rung: :func:`build_rung` with the rung's :func:`data_order`.
+
+    Args:
+        steps: SFT steps (``None``: the size's own).
+        sft_seed: The replicate (see :data:`LADDER_SFT_SEEDS`).
+        update: The SFT's update rule (the equal-step control shares the standard run's data order).
+        seed: Seed of the Base build.
+        size: Toy size.
+        variant: Toy variant of the Base.
+        progress: Progress bars.
+    """
+    k = config_of_size(size).sft_steps if steps is None else int(steps)
+    return build_rung(k, seed=seed, sft_seed=data_order(k, sft_seed, size), update=update, size=size,
+                      variant=variant, progress=progress)
 
 
 def rung_config(steps: int, size: str | ToyConfig = "default") -> ToyConfig:

@@ -200,7 +200,7 @@ def test_batch_side_by_side_starts_the_strongest_ladder_rungs_first(fake_run, tm
     pairs = ["toy-sft10", "toy", "toy-sft150", "toy-seen"]
     got = book_jobs.batch(pairs, chapters=CHAPTERS[:1], root=REPO, stage=tmp_path / "stage", progress=False,
                         workers=2, log=lambda _: None)
-    assert order == ["toy-sft150", "toy-sft10", "toy", "toy-seen"]  # longest first, stable otherwise
+    assert order == ["toy", "toy-seen", "toy-sft150", "toy-sft10"]  # longest SFT first (the default 300), stable
     assert [j.pair for j in got] == pairs  # the jobs come back in the order asked for
 
 
@@ -229,8 +229,8 @@ def test_a_toy_book_runs_its_own_chapters_beside_the_ladder_once(fake_run, tmp_p
     assert own["out_dir"] == stage / "notebooks" and own["params"]["pair"] == "toy"
     rungs = [c["name"] for c in dispatched[1:]]
     assert sorted(rungs) == sorted(p for p in toy.LADDER if p != "toy")
-    steps = [builder.get_pair(p).toy_sft_steps for p in rungs]
-    assert steps == sorted(steps, reverse=True)  # strongest rung first
+    steps = [builder.get_pair(p).toy_sft_steps or 300 for p in rungs]
+    assert steps == sorted(steps, reverse=True) and steps[0] == 300  # strongest rung first (toy-seed1)
     assert calls.count(("toy", "01_divergence")) == 1  # executed once, in the pool, not again by the build
     status = {c.name: c.status for c in report.chapters}
     assert status["01_divergence"] == "executed" and status["05_swapping"] == "failed"

@@ -88,18 +88,24 @@ def test_summary_table_orders_pairs_by_strength_and_states_trends():
     tables = {name: _tables(cka_last=0.9 - drop) for name, drop in drops.items()}
     rungs = sig.rung_table(metas)
     assert rungs["pair"].tolist() == ["r1", "r4", "r2", "r3", "r0"]
-    # one seed per rung: the best exact p is 2/120, and Holm over the six signatures makes it 0.1
-    one = sig.signature_summary(tables, metas, paths="independent")
+    # one run per rung: the best exact p is 2/120, and Holm over the six signatures makes it 0.1
+    one = sig.signature_summary(tables, metas)
     assert one.loc["cka_final_drop", "p"] == pytest.approx(2 / 120)
     assert one.loc["cka_final_drop", "p_holm"] == pytest.approx(6 * 2 / 120)
     assert one.loc["cka_final_drop", "trend"] == "cannot be told"
-    # the default ladder shares one training path per seed: one seed can never tell
-    assert (sig.signature_summary(tables, metas)["trend"] == "cannot be told").all()
-    # two independent seeds per rung (each its own SFT run): decidable after Holm
-    metas2 = {f"{k}{s}": v for k, v in metas.items() for s in "ab"}
+    # rungs of one replicate sharing a training path: one replicate can never tell
+    assert (sig.signature_summary(tables, metas, paths="shared")["trend"] == "cannot be told").all()
+    # two replicates per rung, every run its own (the replicate read from each store's pair spec):
+    # the rung's replicates tie in SFT steps, and the exact test decides after Holm
+    metas2 = {f"{k}{s}": {**v, "spec": {"toy_sft_seed": int(s == "b")},
+                          "toy": {**v["toy"], "sft_compute_ratio": v["toy"]["sft_compute_ratio"] * (1.001 if s == "b"
+                                                                                                    else 1.0)}}
+              for k, v in metas.items() for s in "ab"}
     tables2 = {f"{k}{s}": _tables(cka_last=0.9 - drop - (0.01 if s == "b" else 0.0)) for k, drop in drops.items()
                for s in "ab"}
-    summary = sig.signature_summary(tables2, metas2, paths="independent", seeds={k: k[-1] for k in metas2})
+    summary = sig.signature_summary(tables2, metas2)
+    assert "113400 distinct arrangements" in summary.loc["cka_final_drop", "rule"]  # 10! / 2!^5: ties exact
+    assert sig.rung_table(metas2)["replicate"].tolist() == [0, 1] * 5
     row = summary.loc["cka_final_drop"]
     assert row["trend"] == "grows with SFT strength" and row["r0a"] == pytest.approx(0.4) and row["n"] == 10
     assert summary.loc["weight_late_ratio", "trend"] == "cannot be told"  # identical for every pair
@@ -136,3 +142,17 @@ def test_cross_pair_figures_draw_one_line_or_point_per_pair():
     line = drop_axis.get_lines()[0]
     assert list(line.get_xdata()) == [0.01, 0.05, 0.2] and drop_axis.get_xscale() == "log"
     assert list(line.get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    # replicates: one line per replicate, each through its own rungs
+    fig = mp.ladder_figure(summary, {n: m["toy"]["sft_compute_ratio"] for n, m in metas.items()},
+                           replicate={"a": 0, "b": 1, "c": 0})
+    drop_axis = next(ax for ax in fig.axes if ax.get_title().startswith("cka_final_drop"))
+    assert [list(line.get_xdata()) for line in drop_axis.get_lines()] == [[0.01, 0.2], [0.05]]
+
+
+def test_the_verdict_sentence_is_read_from_the_records():
+    records = {"a": {"verdict": "holds"}, "b": {"verdict": "contradicted"}, "c": {"verdict": "inconclusive"},
+               "d": {"verdict": "holds"}, "e": {"verdict": None}}
+    text = sig.verdict_sentence(records, ["a", "b", "c", "d", "e", "f"], pair="toy")
+    assert text == ("On `toy`, of the 4 claims of chapters 1–4 with a verdict: 2 hold (`a`, `d`), "
+                    "1 contradicted (`b`) and 1 inconclusive.")
+    assert "no recorded verdicts" in sig.verdict_sentence({}, ["a"], pair="toy")

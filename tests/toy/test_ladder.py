@@ -95,10 +95,11 @@ def test_a_full_length_rung_reproduces_the_default_sft_bit_for_bit(cache, tmp_pa
 
 
 def test_the_ladder_is_registered_as_pairs(monkeypatch, tmp_path):
-    assert ladder.LADDER[-1] == "toy" and all(name in mbt.PAIRS for name in ladder.LADDER)
+    assert "toy" in ladder.LADDER and all(name in mbt.PAIRS for name in ladder.LADDER)
     spec = mbt.PAIRS["toy-sft25"]
     assert spec.source == "toy" and spec.toy_sft_steps == 25
     built = []
-    monkeypatch.setattr(pairs.toy, "build_rung", lambda steps, **kw: built.append(steps) or tmp_path)
+    monkeypatch.setattr(pairs.toy, "ladder_rung",
+                        lambda steps, sft_seed=0, **kw: built.append((steps, sft_seed)) or tmp_path)
     resolved = pairs.resolve_toy(spec, progress=False)
-    assert built == [25] and resolved.base == str(tmp_path / "base") and resolved.sft == str(tmp_path / "sft")
+    assert built == [(25, 0)] and resolved.base == str(tmp_path / "base") and resolved.sft == str(tmp_path / "sft")

@@ -68,13 +68,17 @@ def test_another_sft_seed_keeps_the_base_and_the_data_and_changes_the_sft(cache)
 def test_the_replicates_are_registered_pairs(monkeypatch, tmp_path):
     names = ladder.replicate(1)
     assert names == ("toy-sft10-seed1", "toy-sft25-seed1", "toy-sft60-seed1", "toy-sft150-seed1", "toy-seed1")
-    assert ladder.replicate(0) == ladder.LADDER
+    assert ladder.LADDER == ladder.replicate(0) + ladder.replicate(1) and ladder.LADDER[4] == "toy"
     assert all(mbt.PAIRS[n].toy_sft_seed == 1 for n in names)
     built = []
-    monkeypatch.setattr(pairs.toy, "build_rung", lambda steps, **kw: built.append((steps, kw.get("sft_seed")))
+    monkeypatch.setattr(ladder, "build_rung", lambda steps, **kw: built.append((steps, kw.get("sft_seed")))
                         or tmp_path)
-    pairs.resolve_toy(mbt.PAIRS["toy-sft25-seed1"], progress=False)
-    pairs.resolve_toy(mbt.PAIRS["toy-seed1"], progress=False)
-    assert built == [(25, 1), (toy.SIZES["default"].sft_steps, 1)]
+    full = toy.SIZES["default"].sft_steps
+    for name in ("toy-sft25", "toy-sft25-seed1", "toy-seed1"):
+        pairs.resolve_toy(mbt.PAIRS[name], progress=False)
+    # every run of the ladder has its own SFT data order (the default pair keeps the Base build's)
+    assert built == [(25, 25), (25, 1025), (full, 1000 + full)]
+    orders = [ladder.data_order(k, r) for r in ladder.LADDER_SFT_SEEDS for k in (*ladder.LADDER_STEPS, None)]
+    assert orders.count(None) == 1 and len(set(orders)) == len(orders)
     plain, seeded = identity.pair_source_key("toy-sft25"), identity.pair_source_key("toy-sft25-seed1")
     assert "toy_sft_seed" not in plain and plain["toy"] != seeded["toy"]
