@@ -99,6 +99,15 @@ order = rungs["pair"].tolist()
 display(rungs.round(4))
 
 # %% [markdown]
+# **What the toy's Base can and cannot do.** A Base exact match of 0 is a statement about the format: the
+# toy's pretraining text never shows "Question:", "Answer:" or "####". Chapter 10 scores the same problems
+# in the Base's own format and on the arithmetic alone; its numbers for this book's pair:
+#
+# <!-- mbt:premise -->
+# *(Filled in from chapter 10's table when the book is built.)*
+# <!-- /mbt:premise -->
+
+# %% [markdown]
 # ## The signatures on one depth axis
 #
 # One line per pair, light to dark with SFT strength; shaded bands are 95 % intervals where the chapter

@@ -1,7 +1,7 @@
 """The book: the chapter runtime every notebook calls, and the papermill + Jupyter Book build.
 
 * :mod:`mbt.book.runtime` — set-up, the pair, one quick-mode rule, stored experiments keyed by the call,
-  the LoRA sweep chapters 6 and 7 share;
+  the LoRA sweep chapters 6 and 7 share, chapter 10's scores in three formats;
 * :mod:`mbt.book.chapters` — the one list of the book's chapters (:data:`TOC`), reading a chapter;
 * :mod:`mbt.book.jobs` — one ``(pair, chapter)`` job with papermill, and :func:`batch` (``mbt batch``);
 * :mod:`mbt.book.builder` — :func:`build`, behind ``mbt book``.
@@ -34,6 +34,11 @@ from mbt.book.runtime import (
     default_comparison,
     default_datasets,
     device_name,
+    knowledge_ladder,
+    knowledge_pairs,
+    knowledge_prompts,
+    knowledge_scores,
+    knowledge_swaps,
     lens_curve,
     logit_lens_table,
     lora_sweep,
@@ -71,6 +76,11 @@ __all__ = [
     "default_comparison",
     "default_datasets",
     "device_name",
+    "knowledge_ladder",
+    "knowledge_pairs",
+    "knowledge_prompts",
+    "knowledge_scores",
+    "knowledge_swaps",
     "lens_curve",
     "find_root",
     "logit_lens_table",

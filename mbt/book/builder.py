@@ -13,6 +13,7 @@ ours" table.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import nbformat
+import pandas as pd
 
 from mbt.book.chapters import (
     ACROSS,
@@ -45,17 +49,19 @@ from mbt.book.jobs import (
 from mbt.identity import pair_source_key
 from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
 from mbt.paper.records import slug
-from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown
+from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, premise_markdown
 from mbt.paper.store import collect_records, contributed_root, store_folder
 from mbt.workers import slots
 
 __all__ = [
     "MARKERS",
+    "PREMISE",
     "PROSE",
     "TABLE_MARKER",
     "BuildReport",
     "build",
     "fill_markers",
+    "fill_premise",
     "stage_sources",
     "write_paper_vs_ours",
 ]
@@ -136,6 +142,61 @@ def fill_markers(stage: Path) -> None:
                 new = new.replace(marker, fn())
         if new != text:
             page.write_text(new)
+
+
+PREMISE: tuple[str, str] = ("<!-- mbt:premise -->", "<!-- /mbt:premise -->")
+"""The region of the introduction and of the cross-pair chapter that :func:`fill_premise` fills."""
+
+_PREMISE_PAGES = ("book/intro.md", f"notebooks/{ACROSS}.ipynb")
+_PREMISE_REGION = re.compile(re.escape(PREMISE[0]) + r".*?" + re.escape(PREMISE[1]), re.S)
+
+
+def _with_premise(text: str, premise: str) -> str:
+    return _PREMISE_REGION.sub(lambda _m: f"{PREMISE[0]}\n{premise}\n{PREMISE[1]}", text)
+
+
+def fill_premise(stage: Path, folder: Path, label: str) -> list[Path]:
+    """Fill the :data:`PREMISE` region of the staged introduction and cross-pair chapter from chapter 10's table.
+
+    The text is :func:`mbt.paper.render.premise_markdown` of the ``knowledge`` table in the pair's store
+    (``<folder>/tables/knowledge.csv``, written by chapter 10): what the pair's Base can and cannot do, in
+    numbers measured by the book. Filled after every chapter has run, so the introduction and chapter 8,
+    which comes before chapter 10, show this build's numbers; a rebuild fills them again.
+
+    Args:
+        stage: The staged book.
+        folder: The pair's store folder.
+        label: The pair's label (the rows of the table described).
+
+    Returns:
+        The staged pages that changed.
+    """
+    path = folder / "tables" / "knowledge.csv"
+    table = pd.read_csv(path) if path.is_file() else None
+    premise = premise_markdown(table, pair=label)
+    changed = []
+    for rel in _PREMISE_PAGES:
+        page = stage / rel
+        if not page.is_file():
+            continue
+        if page.suffix == ".md":
+            text = page.read_text()
+            new = _with_premise(text, premise)
+            if new != text:
+                page.write_text(new)
+                changed.append(page)
+            continue
+        nb = nbformat.read(page, as_version=4)
+        touched = False
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and PREMISE[0] in cell.source:
+                new = _with_premise(cell.source, premise)
+                touched = touched or new != cell.source
+                cell.source = new
+        if touched:
+            nbformat.write(nb, page)
+            changed.append(page)
+    return changed
 
 
 def write_paper_vs_ours(stage: Path, current: str, *, roots: Sequence[Path] = ()) -> Path:
@@ -294,6 +355,7 @@ def build(
         failed = run.status == "failed"
     write_paper_vs_ours(stage, slug(label) + ("-quick" if quick else ""), roots=[contributed_root(root)])
     fill_markers(stage)
+    fill_premise(stage, folder, label)
     if html and not failed:
         missing = [n for n in CHAPTERS if not (stage / "notebooks" / f"{n}.ipynb").exists()]
         if missing:

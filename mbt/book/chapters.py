@@ -69,6 +69,9 @@ TOC: tuple[Chapter, ...] = (
             "the training-free block selector against the sweep; `paper` vs `standard` conventions"),
     Chapter("08_across_pairs", "8 · Across pairs: when does the pattern appear?", "—",
             "the SFT-intensity ladder (or any pairs with stored results) on one relative-depth axis", across=True),
+    Chapter("10_knowledge_or_format", "10 · Knowledge or format", "—",
+            "own format, arithmetic alone and Q/A format along the SFT ladder; which swapped segment and LoRA mask "
+            "moves the format, which the knowledge", beside_ladder=True),
 )
 """The book's chapters, in execution and reading order: the one list that ``_toc.yml``, ``notebooks/README.md``,
 the build, the batch runner and the collected "Paper vs ours" table follow (``tests/book/test_chapters.py``

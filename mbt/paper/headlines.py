@@ -40,6 +40,7 @@ def _h(id: str, chapter: str, claim: str, model: str, paper: str, where: str, ho
 
 
 _F7 = "06_midblock_lora"
+_K = "10_knowledge_or_format"
 HEADLINES: tuple[Headline, ...] = (
     # --- representation analysis (§4.2–§4.3)
     _h("middle_stable", "01_divergence", "middle layers (20–80 % depth) stable, final layers most sensitive",
@@ -137,6 +138,18 @@ HEADLINES: tuple[Headline, ...] = (
       for bench, label, v in (("ifeval", "IFEval", vals[0]), ("mtbench", "MT-Bench", vals[1]))),
     _h("appB_middle_best", _F7, "middle segments (00110) retain the most", "OLMo2-13B", "00110 closest to Base",
        "App. B", "|retention − 00000| of every other tuned mask above that of 00110, paired over seeds"),
+    # --- knowledge or format (ours; the paper's reading of its results, §1, §2.2, §5)
+    _h("sft_format_not_knowledge", _K, "ours: SFT teaches the task's format more than the knowledge", "—",
+       "a 'surface-level' steer toward formats, not new knowledge (the view it cites)", "§1, §2.2",
+       "per problem, Q/A-format exact-match gain − arithmetic-alone gain (SFT − Base), bootstrap over problems, "
+       "above 0"),
+    _h("format_late", _K, "ours: the Q/A format lives in the last segment", "—",
+       "final layers are the locus of instruction adherence; task knowledge is encoded late", "§2.2, §4.3",
+       "Q/A exact-match change when one segment is swapped: the last vs each other, SFT→Base and Base→SFT, "
+       "paired over problems, Bonferroni"),
+    _h("own_format_forgotten", _K, "ours: SFT forgets the Base's own format", "—",
+       "the top layers overwrite pre-existing features (catastrophic forgetting)", "§1, §5",
+       "exact match in the Base's own format, SFT − Base, bootstrap over problems, below 0"),
 )
 """Every headline number of the paper, by section (representation analysis first, then Mid-Block tuning)."""
 
