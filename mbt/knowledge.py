@@ -43,7 +43,6 @@ __all__ = [
     "SWAP_SCORES",
     "PromptSet",
     "check_settings",
-    "format_scores",
     "held_out_items",
     "is_toy_task",
     "paired_gains",
@@ -262,8 +261,9 @@ def summarize_scores(per_item: pd.DataFrame, *, n_boot: int = 1000, seed: int = 
     """Mean exact match per model and format with a percentile-bootstrap interval over items.
 
     Args:
-        per_item: :func:`format_scores` rows (``model``, ``format``, ``item``, ``correct``, ``generation``;
-            more key columns, e.g. ``pair``, are kept as groups).
+        per_item: :func:`score_model` rows of several models with a ``model`` column (``format``, ``item``,
+            ``correct``, ``generation``; more key columns, e.g. ``pair``, are kept as groups), as
+            :func:`mbt.book.knowledge_ladder` returns them.
         n_boot: Bootstrap resamples.
         seed: Bootstrap seed.
 
@@ -285,7 +285,8 @@ def paired_gains(per_item: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -
     """SFT − Base per format, paired over items, with a percentile-bootstrap interval of the mean difference.
 
     Args:
-        per_item: :func:`format_scores` rows of Base and SFT (optionally for several pairs, column ``pair``).
+        per_item: :func:`score_model` rows of Base and SFT with a ``model`` column (optionally for several
+            pairs, column ``pair``).
         n_boot: Bootstrap resamples.
         seed: Bootstrap seed.
 
@@ -306,13 +307,6 @@ def paired_gains(per_item: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -
                      "sft": float(both["sft"].mean()), "gain": gain, "ci_low": low, "ci_high": high,
                      "n": len(both)})
     return pd.DataFrame(rows)
-
-
-def format_scores(pair: Any, sets: Mapping[str, PromptSet], *, batch_size: int = 50,
-                  progress: bool = False) -> pd.DataFrame:
-    """:func:`score_model` for the Base and the SFT model of a pair, stacked with a ``model`` column."""
-    return pd.concat([score_model(m, pair.tokenizer, sets, batch_size=batch_size, progress=progress).assign(model=role)
-                      for role, m in pair.models().items()], ignore_index=True)
 
 
 def _swap_score(tokenizer: Any, ps: PromptSet, batch_size: int, kept: list[np.ndarray]) -> Callable[[Any], np.ndarray]:

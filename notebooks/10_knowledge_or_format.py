@@ -92,7 +92,6 @@ quick: bool = False  # smoke run
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-import mbt
 import mbt.plots as mp
 from mbt import knowledge
 from mbt.pairs import pair_label

@@ -37,13 +37,12 @@ N_BOOT = 2000
 def _wide(per_item: pd.DataFrame, fmt_name: str) -> pd.DataFrame:
     """Base and SFT exact match per item of one format (items scored for both), columns ``base``, ``sft``."""
     part = per_item[per_item["format"] == fmt_name]
-    wide = part.pivot_table(index="item", columns="model", values="correct", aggfunc="first")
-    if not {"base", "sft"} <= set(wide.columns):
-        return pd.DataFrame(columns=["base", "sft"])
-    return wide[["base", "sft"]].astype(float).dropna()
+    by_model = {m: part[part["model"] == m].drop_duplicates("item").set_index("item")["correct"].astype(float)
+                for m in ("base", "sft")}
+    return pd.DataFrame(by_model).dropna()
 
 
-def _format_over_knowledge(per_item: pd.DataFrame, seed: int) -> Finding:
+def _format_over_knowledge(per_item: pd.DataFrame, seed: int, n_boot: int) -> Finding:
     qa, ar = _wide(per_item, "qa"), _wide(per_item, "arithmetic")
     both = qa.index.intersection(ar.index)
     if len(both) < 2:
@@ -51,19 +50,19 @@ def _format_over_knowledge(per_item: pd.DataFrame, seed: int) -> Finding:
                                                                    unit="problems"))
     gain_qa = (qa.loc[both, "sft"] - qa.loc[both, "base"]).to_numpy()
     gain_ar = (ar.loc[both, "sft"] - ar.loc[both, "base"]).to_numpy()
-    iv = V.bootstrap_interval(gain_qa, gain_ar, level=LEVEL, n_boot=N_BOOT, seed=seed, unit="problems")
+    iv = V.bootstrap_interval(gain_qa, gain_ar, level=LEVEL, n_boot=n_boot, seed=seed, unit="problems")
     d = V.direction(iv, side=1)
     ours = f"format gain {gain_qa.mean():+.3f}, knowledge gain {gain_ar.mean():+.3f}"
     return judged("sft_format_not_knowledge", ours, d,
                   note="Q/A format 0-shot vs the arithmetic alone, both exact match on the same problems")
 
 
-def _forgotten(per_item: pd.DataFrame, seed: int) -> Finding:
+def _forgotten(per_item: pd.DataFrame, seed: int, n_boot: int) -> Finding:
     own = _wide(per_item, "own")
     if len(own) < 2:
         return judged("own_format_forgotten", "—", undecidable("fewer than 2 problems scored in the own format",
                                                                unit="problems"))
-    iv = V.bootstrap_interval(own["sft"].to_numpy(), own["base"].to_numpy(), level=LEVEL, n_boot=N_BOOT, seed=seed,
+    iv = V.bootstrap_interval(own["sft"].to_numpy(), own["base"].to_numpy(), level=LEVEL, n_boot=n_boot, seed=seed,
                               unit="problems")
     d = V.direction(iv, side=-1)
     ours = f"own format {own['base'].mean():.3f} (Base) → {own['sft'].mean():.3f} (SFT)"
@@ -74,7 +73,7 @@ def _scores(row: pd.Series) -> np.ndarray:
     return np.asarray(list(row["scores"]), dtype=float)
 
 
-def _format_late(swaps: pd.DataFrame | None, seed: int) -> Finding:
+def _format_late(swaps: pd.DataFrame | None, seed: int, n_boot: int) -> Finding:
     hid = "format_late"
     if swaps is None or swaps.empty:
         return judged(hid, "—", undecidable("no swap table", unit="problems"))
@@ -92,7 +91,7 @@ def _format_late(swaps: pd.DataFrame | None, seed: int) -> Finding:
                                                 unit="problems"))
         last = _scores(seg.loc[k - 1])
         for j in range(k - 1):
-            iv = V.bootstrap_interval(last, _scores(seg.loc[j]), level=level, n_boot=N_BOOT, seed=seed + j,
+            iv = V.bootstrap_interval(last, _scores(seg.loc[j]), level=level, n_boot=n_boot, seed=seed + j,
                                       unit="problems")
             part = V.direction(iv, side=side)
             parts.append(replace(part, rule=f"{where}, segment {k} vs {j + 1}: {part.rule}"))
@@ -102,21 +101,24 @@ def _format_late(swaps: pd.DataFrame | None, seed: int) -> Finding:
     return judged(hid, "; ".join(shown), d, note="Q/A exact match change when a segment is swapped (receiver's head)")
 
 
-def knowledge_findings(per_item: pd.DataFrame, swaps: pd.DataFrame | None = None, *, seed: int = 0) -> list[Finding]:
+def knowledge_findings(per_item: pd.DataFrame, swaps: pd.DataFrame | None = None, *, seed: int = 0,
+                       n_boot: int = N_BOOT) -> list[Finding]:
     r"""The chapter's three claims from its tables.
 
     Args:
         per_item: Exact match per problem of the chapter's pair: columns ``model`` (``"base"``/``"sft"``),
             ``format`` (:data:`mbt.knowledge.FORMATS`), ``item`` and ``correct`` (0/1) —
-            :func:`mbt.knowledge.format_scores`.
+            :func:`mbt.book.knowledge_scores`.
         swaps: :func:`mbt.knowledge.swap_sweeps` (rows with ``score_name``, ``receiver``, ``kind``, ``head``,
             ``segment``, ``diff`` and per-item ``scores``), or ``None`` when swaps were not run.
         seed: Bootstrap seed.
+        n_boot: Bootstrap resamples of every interval.
 
     Returns:
         Findings for ``sft_format_not_knowledge``, ``format_late`` and ``own_format_forgotten``.
     """
-    return [_format_over_knowledge(per_item, seed), _format_late(swaps, seed), _forgotten(per_item, seed)]
+    return [_format_over_knowledge(per_item, seed, n_boot), _format_late(swaps, seed, n_boot),
+            _forgotten(per_item, seed, n_boot)]
 
 
 def mask_contrasts(table: pd.DataFrame, *, reference: str = "11111", untuned: str = "00000",
