@@ -12,6 +12,7 @@ ours" table.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pandas as pd
 
 from mbt.book.chapters import (
@@ -51,6 +51,7 @@ from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
 from mbt.paper.records import slug
 from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, premise_markdown
 from mbt.paper.store import collect_records, contributed_root, store_folder
+from mbt.results import atomic_write
 from mbt.workers import slots
 
 __all__ = [
@@ -186,15 +187,18 @@ def fill_premise(stage: Path, folder: Path, label: str) -> list[Path]:
                 page.write_text(new)
                 changed.append(page)
             continue
-        nb = nbformat.read(page, as_version=4)
+        nb = json.loads(page.read_text())
         touched = False
-        for cell in nb.cells:
-            if cell.cell_type == "markdown" and PREMISE[0] in cell.source:
-                new = _with_premise(cell.source, premise)
-                touched = touched or new != cell.source
-                cell.source = new
+        for cell in nb.get("cells", []) if isinstance(nb, dict) else []:
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            if cell.get("cell_type") == "markdown" and PREMISE[0] in text:
+                new = _with_premise(text, premise)
+                touched = touched or new != text
+                cell["source"] = new.splitlines(keepends=True) if isinstance(source, list) else new
         if touched:
-            nbformat.write(nb, page)
+            blob = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+            atomic_write(page, lambda tmp, blob=blob: tmp.write_text(blob))
             changed.append(page)
     return changed
 
