@@ -104,7 +104,8 @@ def _whole(name: str, value: Any, minimum: int) -> None:
 
 
 def check_settings(*, task: str | None = None, n_items: int | None = None, shots: int | None = None,
-                   n_swap: int | None = None, n_segments: int | None = None, batch_size: int | None = None) -> None:
+                   n_swap: int | None = None, n_segments: int | None = None, batch_size: int | None = None,
+                   heads: Sequence[str] | None = None) -> None:
     """Refuse settings that cannot be scored, naming the setting, before any data or model is loaded.
 
     Args:
@@ -114,6 +115,7 @@ def check_settings(*, task: str | None = None, n_items: int | None = None, shots
         n_swap: Problems scored for every segment swap (at most ``n_items``).
         n_segments: Equal segments of the depth swapped in turn.
         batch_size: Prompts per ``generate`` call.
+        heads: Heads of the swaps, a non-empty subset of ``("receiver", "donor")``.
 
     Raises:
         ValueError: The first bad setting, by name.
@@ -134,6 +136,8 @@ def check_settings(*, task: str | None = None, n_items: int | None = None, shots
         _whole("n_segments", n_segments, 1)
     if batch_size is not None:
         _whole("batch_size", batch_size, 1)
+    if heads is not None and (isinstance(heads, str) or not heads or not set(heads) <= {"receiver", "donor"}):
+        raise ValueError(f"heads must be a non-empty list of 'receiver' and/or 'donor', got {heads!r}")
 
 
 def held_out_items(task: str, n: int, *, path: str | Path | None = None) -> list[dict]:

@@ -99,7 +99,7 @@ from mbt.pairs import pair_label
 n_items = book.quick_size("n_items", n_items, quick)
 n_swap = min(book.quick_size("n_swap", n_swap, quick), n_items)
 knowledge.check_settings(task=task or None, n_items=n_items, shots=shots, n_swap=n_swap, n_segments=n_segments,
-                         batch_size=batch_size)  # bad settings are refused before any model loads
+                         batch_size=batch_size, heads=swap_heads)  # bad settings are refused before any model loads
 P = book.open_pair(pair, base, sft, device=DEVICE, device_map=device_map, sequential=sequential)
 task = task or book.default_datasets(P, "finetune")[0]
 label = pair_label(P)

@@ -61,6 +61,8 @@ def test_a_real_tasks_own_format_is_few_shot_and_its_arithmetic_the_last_step():
     ({"batch_size": 1.5}, "batch_size must be"),
     ({"task": "toy-mc"}, "must be a question/answer task"),
     ({"task": "nope"}, "unknown dataset"),
+    ({"heads": ["receiver", "head"]}, "heads must be a non-empty list"),
+    ({"heads": "receiver"}, "heads must be a non-empty list"),
 ])
 def test_bad_settings_are_refused_by_name(settings, message):
     with pytest.raises(ValueError, match=message):
