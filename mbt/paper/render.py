@@ -286,10 +286,13 @@ def knowledge_sentences(gains: pd.DataFrame) -> str:
                        f"interval reaches 0 (the strongest, `{last['pair']}`: {_score(last['base'])} → "
                        f"{_score(last['sft'])}).")
         else:
+            half = next((r for r in qa.itertuples() if r.ci_low > 0 and r.sft >= last["sft"] / 2), None)
+            halfway = "" if half is None else (f", and half of that ({_score(last['sft'] / 2)}) by {_rung(half)} "
+                                               f"({_score(half.sft)})")
             out.append(f"**The Q/A format** appears by {_rung(first)}: exact match {_score(first.base)} for the Base, "
                        f"{_score(first.sft)} after SFT (change {_iv(first.gain, first.ci_low, first.ci_high)}, "
                        f"paired 95 % interval over {int(first.n)} problems); the strongest, `{last['pair']}`, reaches "
-                       f"{_score(last['sft'])}.")
+                       f"{_score(last['sft'])}{halfway}.")
     ar = by["arithmetic"]
     if len(ar):
         parts = "; ".join(f"{_rung(r)} {_iv(r.gain, r.ci_low, r.ci_high)}" for r in ar.itertuples())

@@ -21,7 +21,9 @@ def _gains() -> pd.DataFrame:
 def test_ladder_sentences_name_the_first_rung_with_the_format_and_every_change():
     text = paper.knowledge_sentences(_gains())
     assert "appears by `toy-sft60` (60 SFT steps)" in text and "+0.300 [+0.200, +0.400]" in text
-    assert "the strongest, `toy`, reaches 0.650" in text
+    assert "the strongest, `toy`, reaches 0.650, and half of that (0.325) by `toy-sft60` (60 SFT steps) (0.300)" \
+        not in text  # 0.300 is less than half of 0.650
+    assert "the strongest, `toy`, reaches 0.650, and half of that (0.325) by `toy` (300 SFT steps) (0.650)" in text
     assert text.index("`toy-sft10` (10 SFT steps) −0.200") < text.index("`toy` (300 SFT steps) +0.100")
     assert "The loss is clear (interval below 0) from `toy-sft10` (10 SFT steps) on." in text
     none = _gains().assign(ci_low=lambda f: f["ci_low"].where(f["format"] != "qa", -0.1))
