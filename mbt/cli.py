@@ -99,6 +99,79 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_strings(flag: str, path: str) -> list[str]:
+    """A list of strings from a ``.json`` list or a JSON-lines file (one JSON string per line)."""
+    import json
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{flag}: no such file: {path}")
+    text = file.read_text(encoding="utf-8")
+    try:
+        values = json.loads(text) if file.suffix == ".json" else [json.loads(line) for line in text.splitlines()
+                                                                  if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{flag}: {path} is not JSON lines of strings (or a .json list): {exc}") from None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{flag}: {path} must hold strings only (one JSON string per line, or a .json list)")
+    return values
+
+
+def _cmd_complete(args: argparse.Namespace) -> int:
+    from mbt.evaluate import check_completions, completion_exact_match
+    from mbt.pairs import get_pair, load_pair
+    from mbt.results import atomic_write
+    from mbt.trace import unwrap
+
+    # every argument that needs no model is checked before one is loaded; the targets' tokens before the weights
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    given = [name for name, value in (("--model", args.model), ("--pair", args.pair), ("--base/--sft",
+                                                                                        args.base or args.sft))
+             if value]
+    if len(given) != 1:
+        raise ValueError("give one of --model PATH, --pair NAME or --base PATH --sft PATH")
+    if (args.base or args.sft) and not (args.base and args.sft):
+        raise ValueError("give both --base and --sft")
+    if args.pair is not None:
+        get_pair(args.pair)
+    _at_least("--batch-size", args.batch_size)
+    if args.max_new_tokens is not None:
+        _at_least("--max-new-tokens", args.max_new_tokens)
+    prompts, targets = _read_strings("--prompts", args.prompts), _read_strings("--targets", args.targets)
+    check_completions(prompts, targets, match=args.match)
+    if args.model:
+        from transformers import AutoTokenizer
+
+        from mbt.loading import load_causal_lm
+
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+        check_completions(prompts, targets, tokenizer, match=args.match)
+        models = {"model": lambda: load_causal_lm(args.model, device=args.device, progress=False)}
+    else:
+        pair = (load_pair(args.pair, device=args.device, sequential=True) if args.pair else
+                load_pair(base=args.base, sft=args.sft, device=args.device, sequential=True))
+        tokenizer = pair.tokenizer
+        check_completions(prompts, targets, tokenizer, match=args.match)
+        models = {role: (lambda role=role: unwrap(pair.model(role))) for role in ("base", "sft")}
+    frames = []
+    for role, load in models.items():
+        rows = completion_exact_match(load(), tokenizer, prompts, targets, match=args.match,
+                                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+        frames.append(rows.assign(model=role))
+        print(f"{role}: exact match {rows['correct'].mean():.4f} on {len(rows)} prompts")
+    import pandas as pd
+
+    frame = pd.concat(frames, ignore_index=True)
+    if out.suffix == ".csv":
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    print(f"{len(frame)} rows -> {out}")
+    return 0
+
+
 def _cmd_book(args: argparse.Namespace) -> int:
     from mbt import book
 
@@ -363,6 +436,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser(
+        "complete",
+        help="exact match of greedy continuations against expected ones (prompts and targets from files)",
+        description="Score prompts against expected continuations (mbt.evaluate.completion_exact_match) for one "
+        "model or both models of a pair. Empty lists, lists of different lengths and targets that tokenize to "
+        "nothing are refused before any model loads.",
+    )
+    p.add_argument("--model", default=None, help="one model: folder or Hub id")
+    p.add_argument("--pair", default=None, help="both models of a registered pair (see `mbt pairs`)")
+    p.add_argument("--base", default=None, help="Base model folder or Hub id (with --sft)")
+    p.add_argument("--sft", default=None, help="SFT model folder or Hub id (with --base)")
+    p.add_argument("--prompts", required=True, help="prompts: JSON lines, one JSON string each (or a .json list)")
+    p.add_argument("--targets", required=True, help="expected continuations, one per prompt, in the same form")
+    p.add_argument("--match", default="text", choices=["text", "numbers", "answer"],
+                   help="compare the continuation itself, its numbers in order, or the final answer (GSM8K)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default: from the targets)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", required=True, help="per-item rows (.csv or .parquet)")
+    p.set_defaults(func=_cmd_complete)
 
     p = sub.add_parser(
         "book",

@@ -1,4 +1,4 @@
-r"""Task scoring: GSM8K exact match by generation and teacher-forced answer loss.
+r"""Task scoring: exact match of generated continuations (GSM8K and any prompt → continuation), answer loss.
 
 Every scorer returns one row per item (a ``pandas.DataFrame``), so callers can bootstrap
 intervals, look at failures, or pool items however they like. Models are plain Hugging Face
@@ -7,6 +7,9 @@ beyond the call (training mode and the tokenizer's padding side are restored on 
 
 The prompt format is the paper's (no chat template, the book's appendix "The released code"):
 ``"Question: {question}\nAnswer: {answer}"``, k-shot examples separated by blank lines.
+:func:`completion_exact_match` scores any prompts against expected continuations with the same batching,
+stopping and per-item rows as :func:`gsm8k_exact_match` (e.g. a model in the format of its own pretraining
+text, :mod:`mbt.knowledge`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -27,7 +30,11 @@ from mbt.trace import collate, length_batches
 
 __all__ = [
     "DEFAULT_STOP",
+    "MATCHES",
+    "check_completions",
+    "completion_exact_match",
     "extract_gsm8k_answer",
+    "extract_numbers",
     "gsm8k_prompt",
     "gsm8k_exact_match",
     "answer_nll",
@@ -47,7 +54,13 @@ _NUMBER = re.compile(
 _OPERAND_END = re.compile(r"[\d)\]%]\s*$")
 
 
-def _numbers(text: str) -> list[float]:
+def extract_numbers(text: str) -> list[float]:
+    """Every number of a text, in order, read as :func:`extract_gsm8k_answer` reads one (commas, ``$``, signs).
+
+    Examples:
+        >>> extract_numbers("Ben has 18 - 12 = 6 beads, $1,200 and -3.")
+        [18.0, 12.0, 6.0, 1200.0, -3.0]
+    """
     out = []
     for m in _NUMBER.finditer(text):
         value = float(m.group("num").replace(",", ""))
@@ -79,10 +92,10 @@ def extract_gsm8k_answer(text: str) -> float | None:
         True
     """
     if "####" in text:
-        after = _numbers(text.split("####", 1)[1])
+        after = extract_numbers(text.split("####", 1)[1])
         if after:
             return after[0]
-    numbers = _numbers(text)
+    numbers = extract_numbers(text)
     return numbers[-1] if numbers else None
 
 
@@ -120,14 +133,18 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 
 class _StopOnStrings(StoppingCriteria):
-    """Per-row stop once the decoded new tokens contain any stop string."""
+    """Per-row stop once the decoded new tokens contain any stop string (or the row's ``until`` says so)."""
 
-    def __init__(self, tokenizer, prompt_len: int, stop: Sequence[str]) -> None:
+    def __init__(self, tokenizer, prompt_len: int, stop: Sequence[str],
+                 until: Sequence[Callable[[str], bool] | None] | None = None) -> None:
         self.tokenizer, self.prompt_len, self.stop = tokenizer, prompt_len, [s for s in stop if s]
+        self.until = until
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
-        done = [any(s in t for s in self.stop) for t in texts]
+        done = [any(s in t for s in self.stop) or bool(self.until is not None and self.until[r] is not None
+                                                       and self.until[r](t))
+                for r, t in enumerate(texts)]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -209,39 +226,218 @@ def gsm8k_exact_match(
     """
     examples = _shots(shots, shot_items)
     prompts = [gsm8k_prompt(it["question"], examples) for it in items]
-    device = _device(model)
+    texts = _generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, stop=stop,
+                      progress=progress, desc="gsm8k")
     rows = []
+    for i, text in enumerate(texts):
+        generation = text.strip()
+        pred = extract_gsm8k_answer(generation)
+        gold = extract_gsm8k_answer(items[i]["answer"])
+        correct = pred is not None and gold is not None and abs(pred - gold) < 1e-6
+        rows.append({
+            "item": i,
+            "prompt": prompts[i],
+            "generation": generation,
+            "predicted": math.nan if pred is None else pred,
+            "gold": math.nan if gold is None else gold,
+            "correct": bool(correct),
+        })
+    return pd.DataFrame(rows, columns=["item", "prompt", "generation", "predicted", "gold", "correct"])
+
+
+def _generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
+              stop: Sequence[str], progress: bool, desc: str,
+              until: Sequence[Callable[[str], bool] | None] | None = None) -> list[str]:
+    """Greedy continuation of every prompt, batched with left padding, cut before the first stop string.
+
+    A row stops at EOS, at a stop string or when ``until[i]`` of its decoded new text is true; only the new
+    tokens are decoded (special tokens skipped). The texts are not stripped.
+    """
+    device = _device(model)
+    out = [""] * len(prompts)
     with _padding(tokenizer, "left"), _eval_mode(model):
         eos = model.generation_config.eos_token_id
         if eos is None:
             eos = tokenizer.eos_token_id
-        for idx in tqdm(_batches(len(prompts), batch_size), desc="gsm8k", disable=not progress):
+        for idx in tqdm(_batches(len(prompts), batch_size), desc=desc, disable=not progress):
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
             prompt_len = enc["input_ids"].shape[1]
-            out = model.generate(
+            rows_until = None if until is None else [until[i] for i in idx]
+            ids = model.generate(
                 input_ids=enc["input_ids"],
                 attention_mask=enc["attention_mask"],
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=eos,
-                stopping_criteria=StoppingCriteriaList([_StopOnStrings(tokenizer, prompt_len, stop)]),
+                stopping_criteria=StoppingCriteriaList([_StopOnStrings(tokenizer, prompt_len, stop, rows_until)]),
             )
-            texts = tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+            texts = tokenizer.batch_decode(ids[:, prompt_len:], skip_special_tokens=True)
             for i, text in zip(idx, texts, strict=True):
-                generation = _cut_at_stop(text, stop).strip()
-                pred = extract_gsm8k_answer(generation)
-                gold = extract_gsm8k_answer(items[i]["answer"])
-                correct = pred is not None and gold is not None and abs(pred - gold) < 1e-6
-                rows.append({
-                    "item": i,
-                    "prompt": prompts[i],
-                    "generation": generation,
-                    "predicted": math.nan if pred is None else pred,
-                    "gold": math.nan if gold is None else gold,
-                    "correct": bool(correct),
-                })
-    return pd.DataFrame(rows, columns=["item", "prompt", "generation", "predicted", "gold", "correct"])
+                out[i] = _cut_at_stop(text, stop)
+    return out
+
+
+MATCHES: tuple[str, ...] = ("text", "numbers", "answer")
+"""How :func:`completion_exact_match` compares a generation with its target: ``"text"`` (the continuation
+itself), ``"numbers"`` (its numbers, in order) or ``"answer"`` (the final answer, GSM8K's rule)."""
+
+_CONTINUED = ("", ".", ",")  # what may follow a number that can still grow ("3" -> "35", "3." -> "3.5")
+
+
+def _settled_numbers(text: str) -> list[float]:
+    """The numbers of a text being generated, without a last one that the next token could still extend."""
+    matches = list(_NUMBER.finditer(text))
+    if matches and text[matches[-1].end():] in _CONTINUED:
+        text = text[: matches[-1].start()]
+    return extract_numbers(text)
+
+
+def _same_numbers(got: Sequence[float], want: Sequence[float]) -> bool:
+    return len(got) >= len(want) and all(abs(g - w) < 1e-6 for g, w in zip(got, want, strict=False))
+
+
+def _until(target: str, match: str) -> Callable[[str], bool] | None:
+    """A row's early stop: true once the generated text decides the item (right or wrong)."""
+    if match == "text":
+        want = target.strip()
+
+        def decided(text: str) -> bool:
+            got = text.lstrip().rstrip("\ufffd")  # a token may end inside a multi-byte character
+            return len(got) > len(want) or not want.startswith(got)
+
+        return decided
+    if match == "numbers":
+        numbers = extract_numbers(target)
+
+        def counted(text: str) -> bool:
+            got = _settled_numbers(text)
+            return len(got) >= len(numbers) or not all(abs(g - w) < 1e-6 for g, w in zip(got, numbers,
+                                                                                         strict=False))
+
+        return counted
+    return None
+
+
+def _judge(generation: str, target: str, match: str) -> tuple[bool, str]:
+    """``(correct, predicted)`` of one generation (stripped, cut at the stop strings) against its target."""
+    if match == "text":
+        want = target.strip()
+        head = generation[: len(want)]
+        if head != want:
+            return False, head
+        return len(generation) == len(want) or not (want[-1].isalnum() and generation[len(want)].isalnum()), head
+    if match == "numbers":
+        want_numbers = extract_numbers(target)
+        got = extract_numbers(generation)[: len(want_numbers)]
+        return _same_numbers(got, want_numbers), " ".join(f"{g:g}" for g in got)
+    pred, gold = extract_gsm8k_answer(generation), extract_gsm8k_answer(target)
+    ok = pred is not None and gold is not None and abs(pred - gold) < 1e-6
+    return ok, "" if pred is None else f"{pred:g}"
+
+
+def check_completions(prompts: Sequence[str], targets: Sequence[str], tokenizer=None, *,
+                      match: str = "text") -> None:
+    """Refuse prompts and targets that :func:`completion_exact_match` cannot score, before anything is generated.
+
+    Args:
+        prompts: The prompts, one per item.
+        targets: The expected continuations, one per prompt.
+        tokenizer: When given, every target must tokenize to at least one token (without special tokens).
+        match: One of :data:`MATCHES`; ``"numbers"`` and ``"answer"`` need a number in every target.
+
+    Raises:
+        ValueError: An empty list of prompts, lists of different lengths, an empty prompt, an empty
+            target, a target that tokenizes to nothing or holds no number to compare, or an unknown
+            ``match`` — the message names the argument and the item.
+        TypeError: ``prompts`` or ``targets`` given as one string, or an entry that is not a string.
+    """
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
+    for name, values in (("prompts", prompts), ("targets", targets)):
+        if isinstance(values, str):
+            raise TypeError(f"{name} must be a list of strings, not one string")
+    if len(prompts) == 0:
+        raise ValueError("prompts is empty: there is nothing to score")
+    if len(prompts) != len(targets):
+        raise ValueError(f"prompts has {len(prompts)} entries but targets has {len(targets)}: give one target "
+                         "per prompt")
+    for name, values in (("prompts", prompts), ("targets", targets)):
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                raise TypeError(f"{name}[{i}] must be a string, got {type(value).__name__}")
+            if not value.strip():
+                raise ValueError(f"{name}[{i}] is empty")
+    for i, target in enumerate(targets):
+        if tokenizer is not None and not tokenizer(target, add_special_tokens=False)["input_ids"]:
+            raise ValueError(f"targets[{i}] ({target!r}) tokenizes to nothing")
+        if match != "text" and not extract_numbers(target):
+            raise ValueError(f"targets[{i}] ({target!r}) holds no number to compare (match={match!r})")
+
+
+def completion_exact_match(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    *,
+    match: str = "text",
+    max_new_tokens: int | None = None,
+    batch_size: int = 16,
+    stop: Sequence[str] = DEFAULT_STOP,
+    progress: bool = True,
+) -> pd.DataFrame:
+    r"""Exact match of each prompt's greedy continuation against an expected continuation, one row per item.
+
+    Batching and stopping are those of :func:`gsm8k_exact_match`: left padding (the tokenizer's padding
+    side restored afterwards), greedy decoding for at most ``max_new_tokens``, a row stops at EOS or once
+    its text contains a stop string, only the new tokens are decoded (special tokens skipped), the text
+    is cut at the first stop string and stripped (the ``generation``). A row also stops as soon as its
+    text decides the item. With ``g`` the generation and ``t`` the stripped target, an item is correct when
+
+    * ``match="text"``: ``g`` begins with ``t`` and does not go on with a letter or digit where ``t`` ends
+      in one (``t = "6"`` is not matched by ``"63"``; ``" apples."`` after it is fine);
+    * ``match="numbers"``: the first ``k`` numbers of ``g`` equal the ``k`` numbers of ``t``, in order
+      (:func:`extract_gsm8k_answer`'s reading of a number; ``|a − b| < 10⁻⁶``): the continuation's
+      arithmetic, whatever its words;
+    * ``match="answer"``: :func:`extract_gsm8k_answer` of ``g`` and of ``t`` exist and agree within
+      ``10⁻⁶`` (GSM8K's rule; the target is e.g. the reference solution ending in ``"#### N"``).
+
+    Args:
+        model: a Hugging Face causal LM (``PreTrainedModel``), in its own dtype and device.
+        tokenizer: its tokenizer; a missing pad token is borrowed from EOS for the call.
+        prompts: the prompts, one per item (tokenised with the tokenizer's defaults, e.g. with BOS).
+        targets: the expected continuations, one per prompt (e.g. ``" 6"`` after ``"… 18 - 12 ="``).
+        match: ``"text"``, ``"numbers"`` or ``"answer"`` (:data:`MATCHES`).
+        max_new_tokens: generation budget per item (default: from the longest target's ``n`` tokens,
+            ``2n + 8`` for ``"text"`` and ``"numbers"``, ``⌈1.5 n⌉ + 16`` for ``"answer"``, at most 512).
+        batch_size: prompts per ``generate`` call.
+        stop: stop strings (generation halts at, and the text is cut before, the first one).
+        progress: show a tqdm bar over batches.
+
+    Returns:
+        DataFrame with columns ``item`` (index into ``prompts``), ``prompt``, ``target``, ``generation``,
+        ``predicted`` (what took the target's place: its text, its numbers or the answer) and ``correct``.
+
+    Raises:
+        ValueError: bad prompts or targets (:func:`check_completions`), before anything is generated.
+    """
+    check_completions(prompts, targets, tokenizer, match=match)
+    if max_new_tokens is None:
+        longest = max(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in targets)
+        max_new_tokens = min(512, 2 * longest + 8 if match != "answer" else math.ceil(1.5 * longest) + 16)
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    texts = _generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens, batch_size=batch_size,
+                      stop=stop, progress=progress, desc="completions",
+                      until=[_until(t, match) for t in targets])
+    rows = []
+    for i, text in enumerate(texts):
+        generation = text.strip()
+        correct, predicted = _judge(generation, targets[i], match)
+        rows.append({"item": i, "prompt": prompts[i], "target": targets[i], "generation": generation,
+                     "predicted": predicted, "correct": bool(correct)})
+    return pd.DataFrame(rows, columns=["item", "prompt", "target", "generation", "predicted", "correct"])
 
 
 def answer_nll(

@@ -62,6 +62,7 @@ __all__ = [
     "divergence_figure",
     "equal_step_figure",
     "graft_figure",
+    "knowledge_figure",
     "layer_axis",
     "mask_figure",
     "plot_layers",
@@ -943,6 +944,51 @@ def equal_step_figure(runs: pd.DataFrame, *, ncols: int = 4, title: str | None =
             ax.set_xlabel("relative depth l / L")
             ax.set_title(EQUAL_STEP_PANELS[name], fontsize=9.5)
         _legend(fig, axes[:1])
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def knowledge_figure(summary: pd.DataFrame, *, labels: Mapping[str, str] | None = None,
+                     title: str | None = None) -> Any:
+    """Exact match of Base and SFT in each format, one panel per format, one x position per pair.
+
+    Pairs are ordered by SFT steps where known (the SFT-intensity ladder, weakest first); each point has its
+    95 % interval. A Base shared by every pair appears as the same point at every position.
+
+    Args:
+        summary: :func:`mbt.knowledge.summarize_scores` rows (``pair``, ``model``, ``format``, ``score``,
+            ``ci_low``, ``ci_high``; ``sft_steps`` optional).
+        labels: Panel titles by format (default: the format names).
+        title: Figure title.
+    """
+    frame = summary if "pair" in summary.columns else summary.assign(pair="pair")
+    steps = frame.groupby("pair", sort=False)["sft_steps"].first() if "sft_steps" in frame.columns else None
+    pairs = list(dict.fromkeys(frame["pair"]))
+    if steps is not None:
+        pairs.sort(key=lambda p: (not np.isfinite(float(steps[p])), float(steps[p]) if np.isfinite(float(steps[p]))
+                                  else 0.0))
+    formats = list(dict.fromkeys(frame["format"]))
+    ticks = [p + (f"\n{int(steps[p])} steps" if steps is not None and np.isfinite(float(steps[p])) else "")
+             for p in pairs]
+    with style():
+        fig, axes = _grid(len(formats), 3, panel=(3.8, 2.9))
+        for ax, fmt in zip(axes, formats, strict=True):
+            for model, look, shift in (("base", BASE, -0.08), ("sft", SFT, 0.08)):
+                rows = frame[(frame["format"] == fmt) & (frame["model"] == model)].set_index("pair")
+                rows = rows.reindex([p for p in pairs if p in rows.index])
+                if rows.empty:
+                    continue
+                x = np.array([pairs.index(p) for p in rows.index], dtype=float) + shift
+                y = rows["score"].to_numpy(float)
+                err = np.vstack([y - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - y])
+                ax.errorbar(x, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt="o", color=look["color"],
+                            ls=look["linestyle"], lw=1.0, capsize=2.5, label=look["label"])
+            ax.set_xticks(range(len(pairs)), ticks, fontsize=7)
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_ylabel("exact match")
+            ax.set_title((labels or {}).get(fmt, fmt), fontsize=9.5)
+        _legend(fig, axes)
         if title:
             fig.suptitle(title)
     return fig

@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "TEXT_COLUMNS",
     "ResultCache",
     "atomic_write",
     "cache_root",
@@ -45,6 +46,7 @@ __all__ = [
     "file_lock",
     "file_sha256",
     "locked_update",
+    "read_csv_table",
     "make_key",
     "provenance",
     "text_fingerprint",
@@ -191,6 +193,16 @@ def file_lock(path: str | Path, *, on_wait: Callable[[], None] | None = None) ->
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+TEXT_COLUMNS: tuple[str, ...] = ("mask", "layers", "device", "accuracy_items")
+"""Columns of stored CSV tables read back as text: LoRA masks (``"01100"``) and per-problem 0/1 strings
+keep their leading zeros, device names stay names."""
+
+
+def read_csv_table(path: str | Path) -> pd.DataFrame:
+    """A CSV table with the :data:`TEXT_COLUMNS` it has read as text (never as numbers)."""
+    return pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
 
 
 def locked_update(path: str | Path, update: Callable[[pd.DataFrame | None], pd.DataFrame]) -> pd.DataFrame:

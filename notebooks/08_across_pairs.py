@@ -41,7 +41,8 @@
 # of the last block over the first half (a J-shape is above 1); the depth at which the SFT logit lens
 # {cite:p}`nostalgebraist2020logitlens` first
 # reaches half its best top-1 accuracy (late emergence); the depth of the SFT effective rank's peak; and,
-# where a LoRA sweep exists, how much the best middle mask beats full-depth LoRA in answer NLL.
+# where a LoRA sweep exists, how much the best middle mask beats full-depth LoRA {cite:p}`hu2022lora` in answer
+# NLL.
 #
 # **How a trend is decided.** Ten runs (five rungs × two replicates) give ten values per signature, each
 # run its own SFT: the runs are the units. Whether a signature grows or shrinks with SFT strength is an exact
@@ -110,6 +111,15 @@ display(Markdown(sig.verdict_sentence(records.get(pair, {}), claims, pair=pair))
 
 # %%
 display(rungs.round(4))
+
+# %% [markdown]
+# **What the toy's Base can and cannot do.** A Base exact match of 0 is a statement about the format: the
+# toy's pretraining text never shows "Question:", "Answer:" or "####". Chapter 10 scores the same problems
+# in the Base's own format and on the arithmetic alone; its numbers for this book's pair:
+#
+# <!-- mbt:premise -->
+# *(Filled in from chapter 10's table when the book is built.)*
+# <!-- /mbt:premise -->
 
 # %% [markdown]
 # ## The signatures on one depth axis

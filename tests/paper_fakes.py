@@ -96,3 +96,19 @@ def _sweep_table(scores: dict[str, float], seeds=(0, 1, 2), retention=True, nois
                            ppl_text=20 + score * (mask != "00000"))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _knowledge(n: int = 40, n_segments: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Chapter 10's two tables: per-problem exact match of Base and SFT in three formats, and swaps by format."""
+    rng = np.random.default_rng(0)
+    p = {("base", "own"): 0.3, ("sft", "own"): 0.1, ("base", "arithmetic"): 0.5, ("sft", "arithmetic"): 0.6,
+         ("base", "qa"): 0.0, ("sft", "qa"): 0.7}
+    per_item = pd.DataFrame([dict(model=m, format=f, item=i, correct=float(rng.random() < q))
+                             for (m, f), q in p.items() for i in range(n)])
+    rows = []
+    for receiver in ("base", "sft"):
+        for seg in range(n_segments):
+            scores = tuple(float(x) for x in rng.random(n) < 0.3)
+            rows.append(dict(score_name="format", receiver=receiver, kind="swap", head="receiver", segment=seg,
+                             diff=float(np.mean(scores)), scores=scores))
+    return per_item, pd.DataFrame(rows)

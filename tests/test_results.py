@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from mbt.results import ResultCache, atomic_write, make_key
+from mbt.results import TEXT_COLUMNS, ResultCache, atomic_write, make_key, read_csv_table
 
 
 def test_key_depends_on_settings_not_their_order():
@@ -157,3 +157,15 @@ def test_file_lock_is_exclusive_within_and_across_holders(tmp_path):
     for t in threads:
         t.join()
     assert overlaps == [] and (tmp_path / "table.parquet.lock").exists()
+
+
+def test_csv_tables_keep_masks_and_per_problem_scores_as_text(tmp_path):
+    path = tmp_path / "runs.csv"
+    frame = pd.DataFrame({"mask": ["01100", "00000"], "accuracy_items": ["0010", "0000"], "device": ["0", "cpu"],
+                          "accuracy": [0.25, 0.0]})
+    frame.to_csv(path, index=False)
+    assert pd.read_csv(path)["mask"].tolist() == [1100, 0]  # what a plain reader makes of them
+    back = read_csv_table(path)
+    assert back["mask"].tolist() == ["01100", "00000"] and back["accuracy_items"].tolist() == ["0010", "0000"]
+    assert back["device"].tolist() == ["0", "cpu"] and back["accuracy"].dtype == float
+    assert {"mask", "accuracy_items"} <= set(TEXT_COLUMNS)

@@ -1,7 +1,7 @@
 """The book: the chapter runtime every notebook calls, and the papermill + Jupyter Book build.
 
 * :mod:`mbt.book.runtime` — set-up, the pair, one quick-mode rule, stored experiments keyed by the call,
-  the LoRA sweep chapters 6 and 7 share;
+  the LoRA sweep chapters 6 and 7 share, chapter 10's scores in three formats;
 * :mod:`mbt.book.chapters` — the one list of the book's chapters (:data:`TOC`), reading a chapter;
 * :mod:`mbt.book.parameters` — every chapter parameter's type and range, checked before any work;
 * :mod:`mbt.book.jobs` — one ``(pair, chapter)`` job with papermill, and :func:`batch` (``mbt batch``);
@@ -45,6 +45,11 @@ from mbt.book.runtime import (  # noqa: E402
     default_comparison,
     default_datasets,
     device_name,
+    knowledge_ladder,
+    knowledge_pairs,
+    knowledge_prompts,
+    knowledge_scores,
+    knowledge_swaps,
     lens_curve,
     logit_lens_table,
     lora_sweep,
@@ -85,6 +90,11 @@ __all__ = [
     "default_datasets",
     "device_name",
     "downloads",
+    "knowledge_ladder",
+    "knowledge_pairs",
+    "knowledge_prompts",
+    "knowledge_scores",
+    "knowledge_swaps",
     "lens_curve",
     "find_root",
     "logit_lens_table",

@@ -12,7 +12,9 @@ ours" table.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from mbt.book.chapters import (
     ACROSS,
@@ -50,18 +54,21 @@ from mbt.pairs import PAIRS, folder_label, get_pair, resolve_toy
 from mbt.paper.calibration import claims_markdown, load_calibration, rules_markdown
 from mbt.paper.export import records_frame
 from mbt.paper.records import slug
-from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, store_problems_markdown
+from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, premise_markdown, store_problems_markdown
 from mbt.paper.store import collect_records, contributed_root, store_folder, store_problems, store_root
+from mbt.results import atomic_write
 from mbt.workers import slots
 
 __all__ = [
     "CALIBRATION",
     "MARKERS",
+    "PREMISE",
     "PROSE",
     "TABLE_MARKER",
     "BuildReport",
     "build",
     "fill_markers",
+    "fill_premise",
     "stage_sources",
     "write_paper_vs_ours",
 ]
@@ -153,6 +160,64 @@ def fill_markers(stage: Path) -> None:
                 new = new.replace(marker, fn(stage))
         if new != text:
             page.write_text(new)
+
+
+PREMISE: tuple[str, str] = ("<!-- mbt:premise -->", "<!-- /mbt:premise -->")
+"""The region of the introduction and of the cross-pair chapter that :func:`fill_premise` fills."""
+
+_PREMISE_PAGES = ("book/intro.md", f"notebooks/{ACROSS}.ipynb")
+_PREMISE_REGION = re.compile(re.escape(PREMISE[0]) + r".*?" + re.escape(PREMISE[1]), re.S)
+
+
+def _with_premise(text: str, premise: str) -> str:
+    return _PREMISE_REGION.sub(lambda _m: f"{PREMISE[0]}\n{premise}\n{PREMISE[1]}", text)
+
+
+def fill_premise(stage: Path, folder: Path, label: str) -> list[Path]:
+    """Fill the :data:`PREMISE` region of the staged introduction and cross-pair chapter from chapter 10's table.
+
+    The text is :func:`mbt.paper.render.premise_markdown` of the ``knowledge`` table in the pair's store
+    (``<folder>/tables/knowledge.csv``, written by chapter 10): what the pair's Base can and cannot do, in
+    numbers measured by the book. Filled after every chapter has run, so the introduction and chapter 8,
+    which comes before chapter 10, show this build's numbers; a rebuild fills them again.
+
+    Args:
+        stage: The staged book.
+        folder: The pair's store folder.
+        label: The pair's label (the rows of the table described).
+
+    Returns:
+        The staged pages that changed.
+    """
+    path = folder / "tables" / "knowledge.csv"
+    table = pd.read_csv(path) if path.is_file() else None
+    premise = premise_markdown(table, pair=label)
+    changed = []
+    for rel in _PREMISE_PAGES:
+        page = stage / rel
+        if not page.is_file():
+            continue
+        if page.suffix == ".md":
+            text = page.read_text()
+            new = _with_premise(text, premise)
+            if new != text:
+                page.write_text(new)
+                changed.append(page)
+            continue
+        nb = json.loads(page.read_text())
+        touched = False
+        for cell in nb.get("cells", []) if isinstance(nb, dict) else []:
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            if cell.get("cell_type") == "markdown" and PREMISE[0] in text:
+                new = _with_premise(text, premise)
+                touched = touched or new != text
+                cell["source"] = new.splitlines(keepends=True) if isinstance(source, list) else new
+        if touched:
+            blob = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+            atomic_write(page, lambda tmp, blob=blob: tmp.write_text(blob))
+            changed.append(page)
+    return changed
 
 
 def write_paper_vs_ours(stage: Path, current: str, *, roots: Sequence[Path] = (), root: Path | None = None) -> Path:
@@ -329,6 +394,7 @@ def build(
         failed = run.status == "failed"
     write_paper_vs_ours(stage, slug(label) + ("-quick" if quick else ""), roots=[contributed_root(root)], root=root)
     fill_markers(stage)
+    fill_premise(stage, folder, label)
     if html and not failed:
         missing = [n for n in CHAPTERS if not (stage / "notebooks" / f"{n}.ipynb").exists()]
         if missing:

@@ -74,6 +74,9 @@ TOC: tuple[Chapter, ...] = (
     Chapter("09_what_sft_writes", "9 · What SFT writes, and whether the depth profile is intrinsic",
             "§3.2; follow-up work",
             "activation difference lens, convergence gap and grafts, per-token KL, the equal-step control"),
+    Chapter("10_knowledge_or_format", "10 · Knowledge or format", "—",
+            "own format, arithmetic alone and Q/A format along the SFT ladder; which swapped segment and LoRA mask "
+            "moves the format, which the knowledge", beside_ladder=True),
 )
 """The book's chapters, in execution and reading order: the one list that ``_toc.yml``, ``notebooks/README.md``,
 the build, the batch runner and the collected "Paper vs ours" table follow (``tests/book/test_chapters.py``

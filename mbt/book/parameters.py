@@ -46,7 +46,7 @@ class Rule:
         kind: ``"bool"``, ``"int"``, ``"float"``, ``"str"`` or ``"list"`` (the chapters' annotation).
         low: Smallest allowed value (numbers; list items for lists), or ``None``.
         positive: Numbers must be ``> 0``.
-        choices: The allowed strings (empty: any).
+        choices: The allowed strings (of a list: of each item; empty: any).
         item: For lists, the kind of each item (``"str"`` or ``"int"``).
         nonempty: For lists, at least one item.
     """
@@ -102,6 +102,9 @@ RULES: dict[str, Rule] = {
     "equal_steps": Rule("list", item="int", low=1, nonempty=True), "equal_seeds": Rule("list", item="int", low=0,
                                                                                      nonempty=True),
     "sft_lr": Rule("float", positive=True), "sft_batch": _COUNT, "sft_train": _COUNT,
+    # knowledge or format (chapter 10)
+    "n_items": _COUNT, "shots": _COUNT, "n_swap": _COUNT,
+    "swap_heads": Rule("list", item="str", choices=("receiver", "donor"), nonempty=True),
 }
 """Every chapter parameter's type and range (a test checks that each chapter's annotation agrees)."""
 
@@ -219,6 +222,9 @@ def coerce_parameter(name: str, value: Any, annotation: str | None = None) -> An
             _check_range(f"{name}[{i}]", number, Rule("int", low=rule.low), "int", item)
             out.append(number)
         elif isinstance(item, str) and item.strip():
+            if rule.choices and item.strip() not in rule.choices:
+                raise ValueError(f"parameter {name!r}: item {i} is {item!r}, not one of "
+                                 f"{', '.join(repr(c) for c in rule.choices)}")
             out.append(item.strip())
         else:
             raise ValueError(f"parameter {name!r} must be {annotation} ({rule.describe()}); item {i} is "
@@ -228,8 +234,18 @@ def coerce_parameter(name: str, value: Any, annotation: str | None = None) -> An
     return out
 
 
+_SUBSETS: tuple[tuple[str, str, str], ...] = (
+    ("n_token", "n_pooled", "the token-level texts are the first n_token of the pooled ones"),
+    ("n_swap", "n_items", "the swaps score the first n_swap of the n_items problems"),
+)
+"""``(part, whole, why)``: parameters that count a subset of another's items, so ``part ≤ whole``."""
+
+
 def check_together(values: Mapping[str, Any], *, given: Mapping[str, Any] | None = None) -> None:
-    """The rules between parameters: ``n_token ≤ n_pooled`` (the token-level texts are the first pooled ones).
+    """The rules between parameters: a subset never outnumbers its set (:data:`_SUBSETS`).
+
+    ``n_token ≤ n_pooled`` (the token-level texts are the first pooled ones); ``n_swap ≤ n_items`` (the
+    swaps of chapter 10 score the first of its problems).
 
     Args:
         values: The chapter's parameters, converted (defaults and given values).
@@ -238,12 +254,12 @@ def check_together(values: Mapping[str, Any], *, given: Mapping[str, Any] | None
     Raises:
         ValueError: Naming both parameters and their values.
     """
-    if "n_token" in values and "n_pooled" in values and values["n_token"] > values["n_pooled"]:
-        given = given if given is not None else values
-        note = "" if "n_token" in given else ", its default"
-        raise ValueError(
-            f"parameter 'n_token' ({values['n_token']}{note}) is more than 'n_pooled' ({values['n_pooled']}): the "
-            f"token-level texts are the first n_token of the pooled ones; give n_token={values['n_pooled']} or less")
+    given = given if given is not None else values
+    for part, whole, why in _SUBSETS:
+        if part in values and whole in values and values[part] > values[whole]:
+            note = "" if part in given else ", its default"
+            raise ValueError(f"parameter {part!r} ({values[part]}{note}) is more than {whole!r} ({values[whole]}): "
+                             f"{why}; give {part}={values[whole]} or less")
 
 
 def check_notebook_parameters(namespace: MutableMapping[str, Any]) -> dict[str, Any]:

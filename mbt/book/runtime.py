@@ -4,7 +4,9 @@ r"""The chapter runtime: what every chapter notebook calls, so that notebooks ho
 * one quick-mode rule: :data:`QUICK`, :func:`quick_size`, :func:`sizes`, :data:`QUICK_SWEEP`;
 * experiments with stored results, keyed by the call itself (:func:`mbt.identity.cached_call`):
   :func:`analyze_datasets`, :func:`analyze_halves`, :func:`logit_lens_table`;
-* the LoRA sweep chapters 6 and 7 share (:func:`lora_sweep`, :class:`LoraSweep`).
+* the LoRA sweep chapters 6 and 7 share (:func:`lora_sweep`, :class:`LoraSweep`);
+* chapter 10's scores in three formats (:func:`knowledge_prompts`, :func:`knowledge_scores`,
+  :func:`knowledge_ladder`, :func:`knowledge_swaps`), stored by the call like the analyses.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from mbt import plots
+from mbt import knowledge, plots
 from mbt.analysis import analyze
 from mbt.book.figures import describe_figures
 from mbt.data import load_sample
@@ -50,6 +52,11 @@ __all__ = [
     "default_comparison",
     "default_datasets",
     "device_name",
+    "knowledge_ladder",
+    "knowledge_pairs",
+    "knowledge_prompts",
+    "knowledge_scores",
+    "knowledge_swaps",
     "lens_curve",
     "logit_lens_table",
     "lora_sweep",
@@ -272,7 +279,7 @@ def logit_lens_table(pair: Any, texts: Sequence[str], *, positions: str = "all",
 
 QUICK: dict[str, int] = {"n_pooled": 32, "n_token": 8, "n_samples": 16, "n_calibration": 16,
                          "finetune_texts": 16, "finetune_steps": 3, "n_unrelated": 16, "n_steer": 8, "n_task": 12,
-                         "equal_steps": 25, "sft_train": 16}
+                         "equal_steps": 25, "sft_train": 16, "n_items": 16, "n_swap": 8}
 """Quick mode's caps on every chapter's sample sizes (``quick=True``, ``mbt book --quick``): a smoke run."""
 
 QUICK_SWEEP: dict[str, Any] = {"masks": ("00000", "11111", "01100"), "n_seeds": 1, "steps": 2, "n_train": 16,
@@ -513,3 +520,103 @@ def lora_sweep(pair: Any, *, task: str = "", masks: Sequence[str] = (), seeds: S
         knobs = LoraSettings.of(knobs, **{k: q.pop(k) for k in ("steps", "n_train", "batch_size")})
         options.update(q)
     return LoraSweep(task=task, masks=mask_list, seeds=seed_list, settings=knobs, options=options)
+
+
+# ---- chapter 10: knowledge or format ------------------------------------------------------------------
+
+
+def knowledge_prompts(task: str, n_items: int, shots: int = knowledge.OWN_SHOTS) -> dict[str, knowledge.PromptSet]:
+    """The chapter's prompt sets: ``n_items`` held-out problems of ``task`` in the three formats.
+
+    A real task's own format takes ``shots`` solved problems of its training split
+    (:func:`mbt.knowledge.shot_examples`); the toy's needs none.
+    """
+    knowledge.check_settings(task=task, n_items=n_items, shots=shots)
+    items = knowledge.held_out_items(task, n_items)
+    shot_items = [] if knowledge.is_toy_task(task) else knowledge.shot_examples(task, shots)
+    return knowledge.prompt_sets(task, items, shots=shots, shot_items=shot_items)
+
+
+def _plain(sets: Mapping[str, knowledge.PromptSet]) -> dict[str, Any]:
+    return {name: ps.as_dict() for name, ps in sets.items()}
+
+
+def _sets(plain: Mapping[str, Mapping[str, Any]]) -> dict[str, knowledge.PromptSet]:
+    return {name: knowledge.PromptSet(d["name"], tuple(d["prompts"]), tuple(d["targets"]), d["match"],
+                                      tuple(int(i) for i in d["items"])) for name, d in plain.items()}
+
+
+def knowledge_scores(pair: Any, sets: Mapping[str, knowledge.PromptSet], *, batch_size: int = 50,
+                     cache: bool = True) -> pd.DataFrame:
+    """Per-problem exact match of the Base and the SFT model in every format (:func:`mbt.knowledge.score_model`).
+
+    Each model's scores are stored by its weights and the prompts (:func:`mbt.identity.cached_call`), so the
+    ladder's rungs, which share one Base, score it once.
+
+    Returns:
+        Columns ``format``, ``item``, ``correct``, ``generation``, ``target``, ``model``.
+    """
+    def compute(model: Any, tokenizer: Any, sets: Mapping[str, Any]) -> pd.DataFrame:
+        return knowledge.score_model(model, tokenizer, _sets(sets), batch_size=batch_size)
+
+    compute.__qualname__ = "knowledge_scores"
+    return pd.concat([cached_call(compute, model, pair.tokenizer, _plain(sets), cache=cache).assign(model=role)
+                      for role, model in pair.models().items()], ignore_index=True)
+
+
+def knowledge_pairs(pair: Any) -> list[str]:
+    """The pairs chapter 10 compares: the SFT-intensity ladder when the pair is one of its rungs, else the pair."""
+    label = pair_label(pair)
+    return list(LADDER) if label in LADDER else [label]
+
+
+def _sft_steps(pair: Any) -> float:
+    """SFT steps of a toy build (its manifest), NaN for other pairs."""
+    spec = pair.spec
+    if getattr(spec, "toy_sft_steps", None):
+        return float(spec.toy_sft_steps)
+    manifest = Path(str(spec.base)).parent / "manifest.json"
+    if _is_toy_folder(str(spec.base)):
+        return float(json.loads(manifest.read_text()).get("config", {}).get("sft_steps", float("nan")))
+    return float("nan")
+
+
+def knowledge_ladder(pair: Any, names: Sequence[str], sets: Mapping[str, knowledge.PromptSet], *,
+                     batch_size: int = 50, device: str | None = None, cache: bool = True) -> pd.DataFrame:
+    """:func:`knowledge_scores` of every pair in ``names`` (the loaded ``pair`` reused for its own name).
+
+    The other pairs are loaded one at a time (:func:`open_pair`, on ``device``) and let go after scoring.
+
+    Returns:
+        The per-problem rows with ``pair`` and ``sft_steps`` (NaN where unknown) columns.
+    """
+    frames = []
+    label = pair_label(pair)
+    for name in names:
+        other = pair if name == label else open_pair(name, device=device)
+        try:
+            scores = knowledge_scores(other, sets, batch_size=batch_size, cache=cache)
+            frames.append(scores.assign(pair=name, sft_steps=_sft_steps(other)))
+        finally:
+            if other is not pair:
+                del other
+    return pd.concat(frames, ignore_index=True)
+
+
+def knowledge_swaps(pair: Any, sets: Mapping[str, knowledge.PromptSet], *, n_swap: int, n_segments: int = 5,
+                    heads: Sequence[str] = ("receiver",), seed: int = 0, batch_size: int = 50,
+                    cache: bool = True) -> pd.DataFrame:
+    """:func:`mbt.knowledge.swap_sweeps` on the first ``n_swap`` problems of ``sets``; stored by the call.
+
+    Returns:
+        The sweeps' rows with ``score_name``, ``format`` and the per-problem ``scores`` of every row.
+    """
+    knowledge.check_settings(n_swap=n_swap, n_segments=n_segments, batch_size=batch_size)
+    wanted = {name: sets[name].head(n_swap) for name in knowledge.SWAP_SCORES.values()}
+
+    def compute(pair: Any, sets: Mapping[str, Any], n_segments: int, heads: Sequence[str], seed: int) -> pd.DataFrame:
+        return knowledge.swap_sweeps(pair, _sets(sets), n_segments=n_segments, heads=heads, seed=seed,
+                                     batch_size=batch_size)
+
+    compute.__qualname__ = "knowledge_swaps"
+    return cached_call(compute, pair, _plain(wanted), n_segments, list(heads), seed, cache=cache)

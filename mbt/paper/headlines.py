@@ -46,6 +46,7 @@ _F7 = "06_midblock_lora"
 _F9 = "09_what_sft_writes"
 _SIGS = {"eq1": "relative Eq. 1 weight change", "cka": "CKA(Base, SFT) drop", "shift": "relative mean shift",
          "lens": "logit-lens emergence"}
+_K = "10_knowledge_or_format"
 _LISTED: tuple[Headline, ...] = (
     # --- representation analysis (§4.2–§4.3)
     _h("middle_stable", "01_divergence", "middle layers (20–80 % depth) stable, final layers most sensitive",
@@ -201,6 +202,18 @@ _LISTED: tuple[Headline, ...] = (
          f"{label} profile, equal-step − standard, paired by SFT length and seed, t interval pooled within lengths "
          "(below 0)")
       for sig, label in _SIGS.items()),
+    # --- knowledge or format (ours; the paper's reading of its results, §1, §2.2, §5)
+    _h("sft_format_not_knowledge", _K, "ours: SFT teaches the task's format more than the knowledge", "—",
+       "a 'surface-level' steer toward formats, not new knowledge (the view it cites)", "§1, §2.2",
+       "per problem, Q/A-format exact-match gain − arithmetic-alone gain (SFT − Base), bootstrap over problems, "
+       "above 0"),
+    _h("format_late", _K, "ours: the Q/A format lives in the last segment", "—",
+       "final layers are the locus of instruction adherence; task knowledge is encoded late", "§2.2, §4.3",
+       "Q/A exact-match change when one segment is swapped: the last vs each other, SFT→Base and Base→SFT, "
+       "paired over problems, Bonferroni"),
+    _h("own_format_forgotten", _K, "ours: SFT forgets the Base's own format", "—",
+       "the top layers overwrite pre-existing features (catastrophic forgetting)", "§1, §5",
+       "exact match in the Base's own format, SFT − Base, bootstrap over problems, below 0"),
 )
 
 _LORA_MASKS = ("lora_1b_00001", "lora_7b_01000", "lora_gain", "lora_13b_01110", "lora_13b_10000", "lora_32b_01100",
@@ -227,6 +240,7 @@ RULE_OF: dict[str, str] = {
                      "graft_mlp_over_attn", "template_tokens"), "paired_bootstrap"),
     **{f"equal_step_{sig}": "stratified_t" for sig in _SIGS},
     **{f"equal_step_{sig}_flatter": "stratified_t" for sig in _SIGS},
+    **dict.fromkeys(("sft_format_not_knowledge", "format_late", "own_format_forgotten"), "paired_bootstrap"),
 }
 """The calibrated rule (a key of ``scripts/calibrate_verdicts.py``'s table) that decides each judged claim."""
 

@@ -26,9 +26,13 @@ __all__ = [
     "compare_conventions",
     "conventions_markdown",
     "conventions_sentence",
+    "knowledge_sentences",
+    "mask_knowledge_sentence",
     "paper_vs_ours_markdown",
+    "premise_markdown",
     "report",
     "store_problems_markdown",
+    "swap_knowledge_sentences",
 ]
 
 
@@ -368,3 +372,194 @@ def conventions_markdown() -> str:
         meaning = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", meanings.get(f.name, "")).replace("``", "`")
         lines.append(f"| `{f.name}` | `{a!r}` | `{b!r}`{flag} | {_md_cell(meaning)} |")
     return "\n".join(lines) + "\n"
+
+
+# ---- knowledge or format (chapter 10, the introduction and chapter 8) ------------------------------------
+
+
+def _iv(x: float, low: float, high: float) -> str:
+    """``+0.123 [+0.050, +0.190]`` (signed), ``n/a`` parts where undefined."""
+    def one(v: float) -> str:
+        return "n/a" if v != v else f"{v:+.3f}".replace("-", "−")
+    return f"{one(float(x))} [{one(float(low))}, {one(float(high))}]"
+
+
+def _score(x: float) -> str:
+    return "n/a" if x != x else f"{float(x):.3f}"
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by SFT steps where known (the ladder's order), else as given."""
+    if "sft_steps" not in frame.columns:
+        return frame
+    return frame.assign(_o=frame["sft_steps"].astype(float)).sort_values("_o", kind="stable", na_position="last")
+
+
+def _rung(row: Any) -> str:
+    steps = getattr(row, "sft_steps", float("nan"))
+    return f"`{row.pair}`" + (f" ({int(steps)} SFT steps)" if steps == steps and steps is not None else "")
+
+
+def knowledge_sentences(gains: pd.DataFrame) -> str:
+    """Generated sentences on the ladder: where the format appears, what SFT adds and what it takes away.
+
+    Where along the ladder the Q/A format appears (the first rung whose paired interval lies above 0), how
+    much SFT adds to the arithmetic alone at each rung, and how much of the Base's own format it loses.
+
+    Args:
+        gains: :func:`mbt.knowledge.paired_gains` of every pair (columns ``pair``, ``sft_steps``, ``format``,
+            ``base``, ``sft``, ``gain``, ``ci_low``, ``ci_high``, ``n``).
+
+    Returns:
+        Markdown text; every number comes from ``gains``.
+    """
+    if gains is None or gains.empty:
+        return "No knowledge-or-format scores were recorded."
+    if "pair" not in gains.columns:
+        gains = gains.assign(pair="this pair")
+    by = {f: _ordered(gains[gains["format"] == f]) for f in ("qa", "arithmetic", "own")}
+    out = []
+    qa = by["qa"]
+    if len(qa):
+        first = next((r for r in qa.itertuples() if r.ci_low > 0), None)
+        last = qa.iloc[-1]
+        if first is None:
+            out.append(f"No SFT model answers the Q/A format (0-shot) better than its Base: every paired 95 % "
+                       f"interval reaches 0 (the strongest, `{last['pair']}`: {_score(last['base'])} → "
+                       f"{_score(last['sft'])}).")
+        else:
+            half = next((r for r in qa.itertuples() if r.ci_low > 0 and r.sft >= last["sft"] / 2), None)
+            halfway = "" if half is None else (f", and half of that ({_score(last['sft'] / 2)}) by {_rung(half)} "
+                                               f"({_score(half.sft)})")
+            out.append(f"**The Q/A format** appears by {_rung(first)}: exact match {_score(first.base)} for the Base, "
+                       f"{_score(first.sft)} after SFT (change {_iv(first.gain, first.ci_low, first.ci_high)}, "
+                       f"paired 95 % interval over {int(first.n)} problems); the strongest, `{last['pair']}`, reaches "
+                       f"{_score(last['sft'])}{halfway}.")
+    ar = by["arithmetic"]
+    if len(ar):
+        parts = "; ".join(f"{_rung(r)} {_iv(r.gain, r.ci_low, r.ci_high)}" for r in ar.itertuples())
+        out.append(f"**The arithmetic alone** (the Base gets {_score(ar.iloc[0]['base'])} right) changes with SFT "
+                   f"by: {parts}.")
+    own = by["own"]
+    if len(own):
+        parts = "; ".join(f"{_rung(r)} {_score(r.sft)} ({_iv(r.gain, r.ci_low, r.ci_high)})" for r in own.itertuples())
+        lost = [r for r in own.itertuples() if r.ci_high < 0]
+        tail = (f" The loss is clear (interval below 0) from {_rung(lost[0])} on." if lost
+                else " No rung's loss is clear (every interval reaches 0).")
+        out.append(f"**The Base's own format**: the Base solves {_score(own.iloc[0]['base'])} of the problems "
+                   f"written as its pretraining text writes them; after SFT: {parts}.{tail}")
+    return "\n\n".join(out)
+
+
+def swap_knowledge_sentences(swaps: pd.DataFrame) -> str:
+    """Generated sentences on the swaps scored by format and by knowledge.
+
+    Per score and direction: the segment whose swap changes the score most, with its paired interval, how
+    many segments change it clearly (interval excluding 0), and the whole donor's change.
+
+    Args:
+        swaps: :func:`mbt.knowledge.swap_sweeps` (``score_name``, ``direction``, ``kind``, ``head``,
+            ``segment``, ``blocks``, ``diff``, ``diff_ci_low``, ``diff_ci_high``).
+    """
+    if swaps is None or swaps.empty:
+        return "No swaps were scored."
+    names = {"format": "the Q/A format", "knowledge": "the arithmetic alone"}
+    out = []
+    for score_name, part in swaps.groupby("score_name", sort=False):
+        pieces = []
+        for direction, rows in part.groupby("direction", sort=False):
+            seg = rows[(rows["kind"] == "swap") & (rows["head"] == "receiver")]
+            donor = rows[rows["kind"] == "donor"]
+            if seg.empty:
+                continue
+            top = seg.loc[seg["diff"].abs().idxmax()]
+            blocks = ", ".join(str(int(b)) for b in list(top["blocks"]))
+            clear = sum(bool(r.diff_ci_low > 0 or r.diff_ci_high < 0) for r in seg.itertuples())
+            cols = ["diff", "diff_ci_low", "diff_ci_high"]
+            whole = f"; the whole donor: {_iv(*donor[cols].iloc[0])}" if len(donor) else ""
+            if float(top["diff"]) == 0.0:
+                most = f"no single segment changes it on any problem (all {len(seg)} changes are 0)"
+            else:
+                most = (f"segment {int(top['segment']) + 1} (blocks {blocks}) changes it most, "
+                        f"{_iv(top['diff'], top['diff_ci_low'], top['diff_ci_high'])}; {clear} of {len(seg)} "
+                        "segments change it clearly (interval excluding 0)")
+            pieces.append(f"{direction}: {most}{whole}")
+        if pieces:
+            name = names.get(str(score_name), str(score_name))
+            out.append(f"**{name[0].upper() + name[1:]}** — " + ". ".join(pieces) + ".")
+    return "\n\n".join(out)
+
+
+def mask_knowledge_sentence(contrasts: pd.DataFrame) -> str:
+    """One generated sentence: does the LoRA mask that wins on the task win on the format or the knowledge?
+
+    Args:
+        contrasts: :func:`mbt.paper.findings.knowledge.mask_contrasts`.
+    """
+    if contrasts is None or contrasts.empty:
+        return "The sweep has no arithmetic-alone scores to tell format from knowledge (rerun it with this mbt)."
+    best = str(contrasts["mask"].iloc[0])
+    parts = []
+    for against, rows in contrasts.groupby("against", sort=False):
+        cells = {r.score: r for r in rows.itertuples()}
+        acc, ari = cells.get("accuracy"), cells.get("arithmetic")
+        if acc is None or ari is None:
+            continue
+        who = "the untuned Base" if set(str(against)) == {"0"} else f"`{against}`"
+        parts.append(f"against {who} it gains {_iv(acc.diff, acc.ci_low, acc.ci_high)} in the Q/A format and "
+                     f"{_iv(ari.diff, ari.ci_low, ari.ci_high)} on the arithmetic alone")
+    acc_best = contrasts[contrasts["score"] == "accuracy"]["mask_mean"].iloc[0]
+    ari_best = contrasts[contrasts["score"] == "arithmetic"]["mask_mean"].iloc[0]
+    text = (f"The mask that wins on the task, `{best}` (Q/A exact match {_score(acc_best)}, arithmetic alone "
+            f"{_score(ari_best)}, means over seeds): " + "; ".join(parts) + " (paired by seed, 95 % t intervals).")
+    base = contrasts[contrasts["against"].map(lambda a: set(str(a)) == {"0"})]
+    acc, ari = (base[base["score"] == s] for s in ("accuracy", "arithmetic"))
+    if len(acc) and len(ari):
+        if float(acc["ci_low"].iloc[0]) > float(ari["ci_high"].iloc[0]):
+            text += " What it learns is mostly the format: its format gain lies above its knowledge gain."
+        elif float(ari["ci_low"].iloc[0]) > float(acc["ci_high"].iloc[0]):
+            text += " What it learns is mostly the knowledge: its arithmetic gain lies above its format gain."
+        else:
+            text += " Its format and knowledge gains cannot be told apart at this number of seeds."
+    return text
+
+
+def premise_markdown(summary: pd.DataFrame | None, *, pair: str = "toy") -> str:
+    """What a pair's Base can and cannot do, generated from the chapter 10 table kept in its store.
+
+    Args:
+        summary: :func:`mbt.knowledge.summarize_scores` rows (``pair``, ``model``, ``format``, ``score``,
+            ``ci_low``, ``ci_high``, ``n``, ``empty``), e.g. the ``knowledge`` table of a results store; ``None``
+            when it has not been measured.
+        pair: The pair to describe (rows of other pairs are ignored when the table has a ``pair`` column).
+
+    Returns:
+        A Markdown paragraph.
+    """
+    if summary is None or summary.empty:
+        return (f"*(What the Base of `{pair}` can do in its own format is measured in chapter 10, "
+                "\"Knowledge or format\", which has not run for this pair yet.)*")
+    rows = summary[summary["pair"] == pair] if "pair" in summary.columns else summary
+    if rows.empty:
+        return f"*(Chapter 10's table holds no row for `{pair}`.)*"
+    get = {(r.model, r.format): r for r in rows.itertuples()}
+
+    def cell(model: str, fmt: str) -> str:
+        r = get.get((model, fmt))
+        return "n/a" if r is None else f"{_score(r.score)} [{_score(r.ci_low)}, {_score(r.ci_high)}]"
+
+    qa_base = get.get(("base", "qa"))
+    empty = "" if qa_base is None else (f"; its answer is empty in {100 * float(qa_base.empty):.0f} % of them "
+                                        "(it ends the text, or begins a new question, right after \"Answer:\")")
+    n = "" if qa_base is None else f" of {int(qa_base.n)}"
+    text = (f"On `{pair}`, the Base answers {cell('base', 'qa')}{n} held-out problems in the Q/A format "
+            f"(0-shot, exact match){empty}. Asked in its own format — the facts, then \"So\", as its pretraining "
+            f"text writes the same problems — it solves {cell('base', 'own')} (every number of the worked "
+            f"solution right), and it gets the arithmetic alone right in {cell('base', 'arithmetic')}. After SFT: "
+            f"Q/A format {cell('sft', 'qa')}, arithmetic alone {cell('sft', 'arithmetic')}, own format "
+            f"{cell('sft', 'own')} (95 % bootstrap intervals over problems).")
+    own_base = get.get(("base", "own"))
+    if qa_base is not None and own_base is not None and own_base.ci_low > qa_base.ci_high:
+        text += (" A Q/A exact match of the Base near 0 is therefore a statement about the format, not about "
+                 "what the Base knows.")
+    return text

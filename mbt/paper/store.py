@@ -40,7 +40,7 @@ import pandas as pd
 from mbt.pairs import PAIRS
 from mbt.paper.manifests import unclaimed_files, verified_jobs
 from mbt.paper.records import RECORDS_ENV, check_finding, read_records_file, slug
-from mbt.results import atomic_write, cache_root, file_lock
+from mbt.results import atomic_write, cache_root, file_lock, read_csv_table
 
 __all__ = [
     "STORE_FORMAT",
@@ -275,7 +275,7 @@ def load_store(folder: str | Path) -> StoreEntry:
             records.update(data)
         else:
             try:
-                frame = pd.read_csv(file)
+                frame = read_csv_table(file)
             except (OSError, ValueError) as exc:
                 raise ValueError(f"{file} is not a readable table ({exc})") from exc
             wrong = check_table(frame)

@@ -54,6 +54,8 @@ __all__ = [
     "toy_instruct",
     "format_math",
     "format_mc",
+    "own_format",
+    "OWN_LEAD",
     "world",
     "pydoc_paragraphs",
 ]
@@ -513,14 +515,66 @@ def _arith_sentences(rng: random.Random, p: _Person) -> list[str]:
             f"{' than' if a != b else ''} {b}."]
 
 
+_WORKED_LEADS = ("So ", "Now ", "", "That means ")
+"""What the corpus puts before a worked solution (drawn uniformly)."""
+
+
+def _led(lead: str, solution: list[str]) -> list[str]:
+    """The solution sentences as the corpus writes them after ``lead`` ("Together" is lowered after a lead)."""
+    if not lead:
+        return list(solution)
+    first = solution[0]
+    return [lead + (first[0].lower() + first[1:] if first.startswith("Together") else first), *solution[1:]]
+
+
 def _worked_sentences(rng: random.Random) -> list[str]:
     prob = _math_problem(rng)
-    solution = list(prob["solution"])
-    lead = rng.choice(["So ", "Now ", "", "That means "])
-    if lead:
-        first = solution[0]
-        solution[0] = lead + (first[0].lower() + first[1:] if first.startswith("Together") else first)
-    return [*prob["facts"], *solution]
+    return [*prob["facts"], *_led(rng.choice(_WORKED_LEADS), prob["solution"])]
+
+
+OWN_LEAD = "So"
+"""The lead of the own-format prompts (:func:`own_format`): one of the corpus's leads of a worked solution."""
+
+
+def own_format(item: dict) -> dict[str, str]:
+    r"""A :func:`toy_math` item written the way the pretraining corpus writes a worked problem.
+
+    The corpus's "worked" sentences are the facts of a problem from the same generator, then (often)
+    ``"So "`` and the solution sentences, with no question and no ``"####"``. From an item
+    ``{"question": facts + " " + question sentence, "answer": solution + "\n#### N"}``:
+
+    * own format: ``facts + " So"`` → ``" " + solution`` (as the corpus writes it after ``"So "``);
+    * the arithmetic alone: ``facts + " So " + solution`` up to its last ``" ="`` → ``" N"``, the number
+      after it (the final value; the earlier steps of a two-step solution are given).
+
+    Neither prompt holds the final value after its last ``"="`` or anything after ``"####"``; the own-format
+    prompt holds no ``"="`` at all.
+
+    Args:
+        item: A ``toy_math`` record ``{"question", "answer"}``.
+
+    Returns:
+        ``{"facts", "solution", "own_prompt", "own_target", "arithmetic_prompt", "arithmetic_target"}``.
+
+    Raises:
+        ValueError: The item is not in ``toy_math``'s form (no question sentence, no ``"####"``, a solution
+            without ``"="`` or whose last step does not give the answer).
+    """
+    question, answer = str(item.get("question", "")), str(item.get("answer", ""))
+    facts, sep, asked = question.rpartition(". ")
+    solution, marker, value = answer.partition("\n#### ")
+    if not sep or not asked.endswith("?") or not marker or " = " not in solution:
+        raise ValueError(f"not a toy_math item (facts, a question sentence, a solution with '=' and '#### N'): "
+                         f"{question!r} / {answer!r}")
+    facts += "."
+    worked = " ".join(_led(OWN_LEAD + " ", re.split(r"(?<=\.) ", solution)))
+    rest = worked[len(OWN_LEAD) + 1:]
+    cut = rest.rindex(" = ") + 2
+    result = rest[cut:].split()[0]
+    if result != value.strip():
+        raise ValueError(f"the last step of {solution!r} gives {result!r}, not the answer {value.strip()!r}")
+    return {"facts": facts, "solution": solution, "own_prompt": f"{facts} {OWN_LEAD}", "own_target": f" {rest}",
+            "arithmetic_prompt": f"{facts} {OWN_LEAD} {rest[:cut]}", "arithmetic_target": f" {result}"}
 
 
 def _seen_sentences(rng: random.Random, p: _Person, q: _Person) -> list[str]:

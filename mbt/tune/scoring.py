@@ -1,7 +1,9 @@
 r"""Scoring a tuned model: task accuracy, answer NLL and retention (the paper's Fig. 7 and Appendix B).
 
 :func:`evaluate_tuned` scores a model on a fixed seeded sample of a task's test split and measures
-forgetting as the change in perplexity on held-out general text and instructions.
+forgetting as the change in perplexity on held-out general text and instructions. On a question/answer
+task it also scores the arithmetic alone (:mod:`mbt.knowledge`), so that a mask's accuracy (the Q/A
+format) can be told apart from its knowledge.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mbt import data, evaluate
+from mbt import data, evaluate, knowledge
 from mbt.checks import require_finite_parameters
 from mbt.stats import bootstrap_mean_ci
 
@@ -52,14 +54,20 @@ def check_retention_paths(retention: Mapping[str, str], retention_paths: Mapping
             raise FileNotFoundError(f"retention set {name!r}: no such file or folder: {path}")
 
 
-def _test_items(task: str, n_test: int, path: str | Path | None = None) -> list[dict]:
-    spec = data.get_spec(task)
-    records = data.load_records(spec, split=spec.split, path=path)
-    return [records[i] for i in data.sample_indices(len(records), n_test, 0)]
-
-
 def _mean_ci(values: Any, n_boot: int) -> tuple[float, float, float]:
     return bootstrap_mean_ci(list(values), n_boot=n_boot)
+
+
+def _arithmetic(model: Any, tokenizer: Any, task: str, items: Sequence[dict], shot_items: Sequence[dict] | None,
+                batch_size: int, progress: bool) -> list[float]:
+    """Per-item exact match on the arithmetic alone (:func:`mbt.knowledge.prompt_sets`)."""
+    if shot_items is None and not knowledge.is_toy_task(task):
+        shot_items = knowledge.shot_examples(task, knowledge.OWN_SHOTS)
+    sets = knowledge.prompt_sets(task, items, shots=len(shot_items or ()) or knowledge.OWN_SHOTS,
+                                 shot_items=shot_items or ())
+    rows = knowledge.score_model(model, tokenizer, {"arithmetic": sets["arithmetic"]}, batch_size=batch_size,
+                                 progress=progress)
+    return rows["correct"].tolist()
 
 
 def evaluate_tuned(
@@ -78,6 +86,7 @@ def evaluate_tuned(
     n_boot: int = 1000,
     data_path: str | Path | None = None,
     retention_paths: Mapping[str, str | Path] | None = None,
+    own_shot_items: Sequence[dict] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Task accuracy, answer NLL and retention perplexities of a (tuned) model.
@@ -86,6 +95,10 @@ def evaluate_tuned(
       ``max_new_tokens`` default ``1.5 ×`` the longest reference answer + 16 tokens, at most 512);
       for multiple-choice tasks :func:`mbt.evaluate.mmlu_accuracy`. Mean over ``n_test`` held-out
       items (a fixed seeded sample of the test split) with a 95% bootstrap interval.
+    * ``arithmetic`` (question/answer tasks; NaN otherwise): exact match on the arithmetic alone — the
+      Base's own format followed by the reference solution up to its last ``"="``, the number after it
+      (:func:`mbt.knowledge.prompt_sets`) — with interval: the knowledge beside the format ``accuracy``
+      measures;
     * ``answer_nll``: teacher-forced mean NLL of the reference answer
       (:func:`mbt.evaluate.answer_nll`; for multiple choice ``−log p(gold letter)``), with interval;
       much less noisy than accuracy.
@@ -115,6 +128,9 @@ def evaluate_tuned(
             ``test`` file; see :func:`mbt.data.load_records`) instead of the Hub or the generator.
         retention_paths: ``{name: path}``: local copies of retention sets, by retention name (e.g.
             ``{"instruct": "ifeval.jsonl"}``); the others load from the Hub or their generator.
+        own_shot_items: The solved training problems of a real task's own (few-shot) format, in which the
+            arithmetic alone is asked (default: :func:`mbt.knowledge.shot_examples` of the task; the toy's
+            own format needs none).
         progress: Progress bars.
 
     Returns:
@@ -134,7 +150,7 @@ def evaluate_tuned(
     if retention_paths:
         check_retention_paths(dict(retention) if retention is not None else default_retention(spec.name),
                               retention_paths)
-    items = _test_items(task, n_test, data_path)
+    items = knowledge.held_out_items(task, n_test, path=data_path)
     out: dict[str, Any] = {"task": spec.name, "n_test": len(items)}
     if spec.kind == "qa":
         if max_new_tokens is None:
@@ -145,6 +161,8 @@ def evaluate_tuned(
         nll = evaluate.answer_nll(model, tokenizer, items, shots=shots, shot_items=shot_items,
                                   batch_size=batch_size)["nll"]
         correct = em["correct"].astype(float)
+        arithmetic = _arithmetic(model, tokenizer, spec.name, items, own_shot_items, batch_size, progress)
+        out["arithmetic"], out["arithmetic_ci_low"], out["arithmetic_ci_high"] = _mean_ci(arithmetic, n_boot)
     elif spec.kind == "multiple_choice":
         mc = evaluate.mmlu_accuracy(model, tokenizer, items, shots=shots, shot_items=shot_items,
                                     batch_size=batch_size, progress=progress)
@@ -154,7 +172,10 @@ def evaluate_tuned(
     else:
         raise ValueError(f"task {spec.name!r} ({spec.kind}) has no accuracy; use a question/answer or "
                          "multiple-choice task")
+    for key in ("arithmetic", "arithmetic_ci_low", "arithmetic_ci_high"):
+        out.setdefault(key, math.nan)
     out["accuracy"], out["accuracy_ci_low"], out["accuracy_ci_high"] = _mean_ci(correct, n_boot)
+    out["accuracy_items"] = "".join("1" if c else "0" for c in correct)  # per problem, the sample's fixed order
     out["answer_nll"], out["answer_nll_ci_low"], out["answer_nll_ci_high"] = _mean_ci(nll, n_boot)
     sets = dict(retention) if retention is not None else default_retention(spec.name)
     for name, dataset in sets.items():

@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from mbt import data
+from mbt import data, knowledge
 from mbt.cpu import pinned_threads
 from mbt.identity import folder_fingerprint, model_fingerprint
 from mbt.loading import load_causal_lm, path_dtype
 from mbt.pairs import PAIRS, ModelPair, resolve_toy
-from mbt.results import atomic_write, file_lock, make_key, tree_sha256
+from mbt.results import atomic_write, file_lock, make_key, read_csv_table, tree_sha256
 from mbt.segments import PAPER_MASKS, resolve_masks
 from mbt.trace import unwrap
 from mbt.tune.config import config_of
@@ -38,7 +38,8 @@ __all__ = ["SIDE_BY_SIDE_PARAMS", "SWEEP_COLUMNS", "read_table", "split_paths", 
 SWEEP_COLUMNS: tuple[str, ...] = (
     "base", "task", "mask", "n_segments", "layers", "n_layers_tuned", "preset", "rank", "alpha", "scale",
     "rslora", "trainable_params", "baseline_params", "budget_ratio", "seed", "accuracy", "accuracy_ci_low",
-    "accuracy_ci_high", "answer_nll", "answer_nll_ci_low", "answer_nll_ci_high", "ppl_text", "ppl_text_before",
+    "accuracy_ci_high", "accuracy_items", "arithmetic", "arithmetic_ci_low", "arithmetic_ci_high", "answer_nll",
+    "answer_nll_ci_low", "answer_nll_ci_high", "ppl_text", "ppl_text_before",
     "ppl_text_change", "ppl_instruct", "ppl_instruct_before", "ppl_instruct_change", "final_loss", "n_test",
     "steps", "lr", "batch_size", "n_train", "loss_on", "train_seconds", "seconds", "threads", "device",
     "settings_key", "finished_at",
@@ -133,7 +134,7 @@ def read_table(out: Path) -> pd.DataFrame:
         if out.suffix == ".parquet":
             frame = pd.read_parquet(out)
         else:
-            frame = pd.read_csv(out, dtype={"mask": str, "layers": str, "device": str})
+            frame = read_csv_table(out)
         missing = {"mask", "seed", "settings_key"} - set(frame.columns)
         if missing:
             raise ValueError(f"missing columns {sorted(missing)}")
@@ -255,8 +256,10 @@ def sweep(
     # version 3: train_lora trains from the cached frozen prefix (mbt.tune.prefix; other float rounding)
     # version 4: on a CPU a batch runs as two length-sorted pieces (mbt.tune.lora.micro_batch; other rounding)
     # version 5: every LoRA setting (mbt.tune.settings.LoraSettings) is part of the key, by mbt.results.make_key
+    # version 6: every run is also scored on the arithmetic alone (mbt.knowledge; column arithmetic)
+    # version 7: every run keeps its per-problem scores (column accuracy_items; crossed seed × problem intervals)
     key_settings = {
-        "version": 5, "base": fingerprint, "task": task, "lora": knobs.as_dict(), "n_test": n_test,
+        "version": 7, "base": fingerprint, "task": task, "lora": knobs.as_dict(), "n_test": n_test,
         "eval_batch_size": eval_batch_size, "retention": retention_sets, "n_retention": n_retention,
         "threads": threads, "device": device,
     }
@@ -282,6 +285,7 @@ def sweep(
     if already:  # a resume is visible, like a cache hit (mbt.results.cached)
         print(f"mbt: sweep: {already} of {len(requested)} runs already in {out}, "
               + ("nothing to run" if already == len(requested) else "resuming"), file=sys.stderr)
+    own_shots = _own_shots(task, train_path)
     base_row: dict[str, Any] | None = None
     prior = table[(table["settings_key"] == key) & table["mask"].map(lambda m: set(str(m)) == {"0"})]
     if len(prior):
@@ -293,7 +297,7 @@ def sweep(
             model = load_causal_lm(source, device=device, copy_model=True, progress=progress)
             metrics = evaluate_tuned(model, tokenizer, task, n_test=n_test, batch_size=eval_batch_size,
                                      retention=retention, n_retention=n_retention, data_path=test_path,
-                                     retention_paths=retention_paths, progress=progress)
+                                     retention_paths=retention_paths, own_shot_items=own_shots, progress=progress)
             base_row = {**metrics, "seconds": metrics["eval_seconds"]}
             del model
         return base_row
@@ -328,7 +332,8 @@ def sweep(
                 "common": common, "threads": n_threads,
                 "train": {"settings": knobs, "task": task, "device": device, "data_path": train_path},
                 "score": {"n_test": n_test, "batch_size": eval_batch_size, "retention": retention,
-                          "n_retention": n_retention, "data_path": test_path, "retention_paths": retention_paths},
+                          "n_retention": n_retention, "data_path": test_path, "retention_paths": retention_paths,
+                          "own_shot_items": own_shots},
                 "progress": progress and n_workers == 1,
             }
             side_by_side(_train_and_score, [{"mask": m, "seed": s, **options} for m, s in trained],
@@ -411,10 +416,19 @@ def _auto_workers(source: str | Path | None, threads: int, device: str | None, j
 
 
 _METRIC_KEYS = (
-    "accuracy", "accuracy_ci_low", "accuracy_ci_high", "answer_nll", "answer_nll_ci_low", "answer_nll_ci_high",
+    "accuracy", "accuracy_ci_low", "accuracy_ci_high", "accuracy_items", "arithmetic", "arithmetic_ci_low",
+    "arithmetic_ci_high", "answer_nll", "answer_nll_ci_low", "answer_nll_ci_high",
     "ppl_text", "ppl_text_before", "ppl_text_change", "ppl_instruct", "ppl_instruct_before", "ppl_instruct_change",
     "n_test",
 )
+
+
+def _own_shots(task: str, train_path: str | Path | None) -> list[dict] | None:
+    """The solved training problems of a real question/answer task's own format (``None``: none needed)."""
+    spec = data.get_spec(task)
+    if spec.kind != "qa" or knowledge.is_toy_task(task):
+        return None
+    return knowledge.shot_examples(spec.name, knowledge.OWN_SHOTS, path=train_path)
 
 
 def _check_counts(**counts: int | None) -> None:

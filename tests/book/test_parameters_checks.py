@@ -140,3 +140,9 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+
+
+def test_list_items_outside_their_choices_are_refused_by_name():
+    assert parameters.coerce_parameter("swap_heads", "receiver, donor", "list") == ["receiver", "donor"]
+    with pytest.raises(ValueError, match=r"'swap_heads': item 1 is 'lm_head', not one of 'receiver', 'donor'"):
+        parameters.coerce_parameter("swap_heads", ["receiver", "lm_head"], "list")

@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "mbt.pairs": 3, "mbt.identity": 3,
     # 4 analyses
     "mbt.analysis": 4, "mbt.probe": 4, "mbt.weights": 4, "mbt.swap": 4, "mbt.correlate": 4, "mbt.select": 4,
-    "mbt.tune": 4, "mbt.diffing": 4, "mbt.equal_step": 4,
+    "mbt.tune": 4, "mbt.diffing": 4, "mbt.equal_step": 4, "mbt.knowledge": 4,
     # 5 reproduction (no models)
     "mbt.paper": 5,
     # 6 book

@@ -34,7 +34,7 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
 
     import numpy as np
     import pandas as pd
-    from paper_fakes import PAPER_LIKE_CKA, _frame, _lens, _swap, _sweep_table
+    from paper_fakes import PAPER_LIKE_CKA, _frame, _knowledge, _lens, _swap, _sweep_table
 
     from mbt import segments
     from mbt.metrics import INTRINSIC_METRICS
@@ -57,6 +57,7 @@ def test_every_headline_is_produced_by_its_own_chapters_findings():
         "05_swapping": paper.swap_findings(_swap([-0.01, 0.0, 0.02, 0.0, -0.03])),
         "06_midblock_lora": paper.lora_findings(_sweep_table({m: 0.1 + 0.01 * i for i, m in enumerate(masks)})),
         "09_what_sft_writes": _diffing_findings(),
+        "10_knowledge_or_format": paper.knowledge_findings(*_knowledge()),
     }
     produced = {hid for found in by_chapter.values() for f in found for hid in f.ids}
     # a claim decided by a verdict names its calibrated rule (the methods page shows its false-decision rate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -49,6 +50,8 @@ def test_sweep_runs_resumes_and_survives_a_killed_run(base_dir, tmp_path, monkey
     assert ((tuned["budget_ratio"] - 1).abs() <= 0.05).all()
     assert tuned["layers"].tolist()[:2] == ["1,2", "1,2"]
     assert ((df["accuracy_ci_low"] <= df["accuracy"]) & (df["accuracy"] <= df["accuracy_ci_high"])).all()
+    digits = df["accuracy_items"].map(lambda t: [int(c) for c in t])  # per problem, one 0/1 digit each
+    assert (digits.map(len) == df["n_test"]).all() and (digits.map(np.mean) == df["accuracy"]).all()
     stored = pd.read_parquet(out)
     assert len(stored) == 6
 

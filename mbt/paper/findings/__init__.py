@@ -27,6 +27,10 @@ Families (95 % level unless a Bonferroni correction is stated):
   (:func:`~mbt.paper.verdicts.collapse`); "some middle mask beats 11111" tests every middle mask with a
   Bonferroni correction instead of picking the best one.
 
+* knowledge or format (ours, chapter 10) — problems as units: paired bootstrap intervals of per-problem
+  exact-match differences; "the format lives in the last segment" compares the last segment's swap with
+  each other segment's, paired over problems, with a Bonferroni correction.
+
 Compound claims ("peaks in the middle" = above both neighbours) hold when every part holds and are
 contradicted when any part is contradicted, each part at the Bonferroni level ``1 − 0.05/k``.
 """
@@ -37,6 +41,7 @@ from mbt.paper.findings.common import ALPHA, LEVEL, Finding, interval_text
 from mbt.paper.findings.convergence import convergence_findings
 from mbt.paper.findings.diffing import diffing_findings, run_profiles, stratified_interval
 from mbt.paper.findings.divergence import divergence_findings
+from mbt.paper.findings.knowledge import knowledge_findings, mask_contrasts
 from mbt.paper.findings.lora import RETENTION_COLUMNS, lora_findings, sweep_columns
 from mbt.paper.findings.probing import probing_findings
 from mbt.paper.findings.swapping import swap_findings
@@ -52,7 +57,9 @@ __all__ = [
     "diffing_findings",
     "divergence_findings",
     "interval_text",
+    "knowledge_findings",
     "lora_findings",
+    "mask_contrasts",
     "probing_findings",
     "run_profiles",
     "stratified_interval",
