@@ -175,6 +175,12 @@ def _chapters_run(found: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [c for c in dict.fromkeys(h.chapter for h in HEADLINES) if c in chapters]
 
 
+def _no_interval(f: Mapping[str, Any]) -> bool:
+    """Whether a stored finding lacks a finite interval (its rule then says why it is undecided)."""
+    bounds = (f.get("ci_low"), f.get("ci_high"))
+    return any(b is None or not math.isfinite(float(b)) for b in bounds)
+
+
 def _mark(f: Mapping[str, Any] | None, number: Mapping[str, int]) -> str:
     """One matrix cell: a symbol whose hover title carries our value, the effect and its interval."""
     if f is None:
@@ -189,7 +195,9 @@ def _mark(f: Mapping[str, Any] | None, number: Mapping[str, int]) -> str:
         return '<abbr title="a record from before calibrated verdicts: rebuild this pair">old</abbr>'
     symbol, words = _MARKS[kind]
     detail = "; ".join(x for x in (f"ours: {f.get('ours', '')}" if f.get("ours", "") != "" else "",
-                                   f"effect {_record_interval(f)}" if _record_interval(f) else "") if x)
+                                   f"effect {_record_interval(f)}" if _record_interval(f) else "",
+                                   f"why: {f['rule']}" if kind == "inconclusive" and _no_interval(f) and f.get("rule")
+                                   else "") if x)
     return f'<abbr title="{_attr(words + (": " + detail if detail else ""))}">{symbol}</abbr>'
 
 

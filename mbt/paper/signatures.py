@@ -333,7 +333,9 @@ def ladder_trend(values: Sequence[float], strength: Sequence[float], *, level: f
         rule = (f"permutation test of Spearman's ρ over all {v.size} (rung, seed) points, two-sided at {alpha:.0%}, "
                 "each point its own SFT run; mid-ranks for ties")
         if v.size < 3:
-            out["rule"] = rule + f" (only {v.size} points have this signature)"
+            have = "1 point has" if v.size == 1 else f"{v.size} points have"
+            out["rule"] = (f"a permutation test of Spearman's ρ needs at least 3 (rung, seed) points, each its own "
+                           f"SFT run; only {have} this signature")
             return out
         sizes = np.bincount(np.unique(s, return_inverse=True)[1])
         if _n_arrangements(sizes.tolist()) <= MAX_ARRANGEMENTS:
@@ -507,14 +509,20 @@ def signature_summary(tables: Mapping[str, Mapping[str, pd.DataFrame]],
     return frame
 
 
+def _p_text(p: float) -> str:
+    """``= 0.272`` or ``< 0.001``: a p-value as the sentences print it."""
+    return "< 0.001" if p < 0.0005 else f"= {p:.3f}"
+
+
 def trend_sentences(summary: pd.DataFrame) -> str:
     """One sentence per signature on a :func:`signature_summary` table: grows, shrinks or cannot be told."""
     lines = []
     family = f"Holm over the {len(summary)} signatures" if "p_holm" in summary.columns else "no family correction"
     for name, row in summary.iterrows():
         p_holm = row.get("p_holm", row["p"])
-        stats = (f"ρ = {row['rho']:+.2f}, p = {row['p']:.3f}, {family}: {p_holm:.3f}, n = {int(row['n'])}"
-                 + (f" points, {int(row['seeds'])} seed(s)" if "seeds" in summary.columns else ""))
+        seeds = int(row["seeds"]) if "seeds" in summary.columns else None
+        stats = (f"ρ = {row['rho']:+.2f}, p {_p_text(row['p'])}, {family}: {_p_text(p_holm)}, "
+                 f"n = {int(row['n'])} points" + (f", {seeds} seed{'s' if seeds != 1 else ''}" if seeds else ""))
         if not np.isfinite(row["p"]):
             lines.append(f"- **{name}**: cannot be told — {row.get('rule', 'too few pairs have it')}.")
         elif row["trend"] == "cannot be told":

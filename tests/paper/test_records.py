@@ -49,3 +49,15 @@ def test_one_comparison_standing_for_two_claims_is_recorded_and_counted_once(tmp
     assert f"same comparison as #{number}" in row
     with pytest.raises(ValueError, match="unknown headline"):
         paper.Finding("lora_13b_10000", "x", also=("nope",))
+
+
+def test_an_undecidable_row_says_why_in_its_mark_and_a_decided_one_does_not(tmp_path, monkeypatch):
+    monkeypatch.setenv(paper.RECORDS_ENV, str(tmp_path / "rec"))
+    why = "not decidable here: 10 layers, fewer than 16; a depth spline has no knots (not calibrated)"
+    paper.report([paper.Finding("corr_cosine_depth", "r beyond a depth spline", INCONCLUSIVE, rule=why, unit="layers"),
+                  paper.Finding("corr_cosine", "raw r", INCONCLUSIVE, effect=-0.3, ci_low=-1.0, ci_high=0.3,
+                                level=0.95, rule="the raw r's interval", unit="layers")], pair="toy")
+    md = paper.paper_vs_ours_markdown({"toy": paper.read_records(tmp_path / "rec")})
+    matrix = md[:md.index("## Details")] if "## Details" in md else md
+    assert f"why: {why}" in matrix
+    assert "why: the raw r" not in matrix  # an interval speaks for itself

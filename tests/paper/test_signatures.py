@@ -111,6 +111,9 @@ def test_summary_table_orders_pairs_by_strength_and_states_trends():
     assert summary.loc["weight_late_ratio", "trend"] == "cannot be told"  # identical for every pair
     text = sig.trend_sentences(summary)
     assert "**cka_final_drop** grows with SFT strength" in text and "cannot be told" in text and "Holm" in text
+    assert "p < 0.001" in text and "p = 0.000" not in text  # ten perfectly ordered runs: p = 2/113,400
+    one = sig.ladder_trend(np.array([0.3]), np.array([10.0]), paths="independent", seeds=[0])
+    assert one["trend"] == "cannot be told" and "only 1 point has this signature" in one["rule"]
 
 
 def test_curves_and_claim_table():
