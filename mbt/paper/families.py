@@ -109,8 +109,9 @@ def adjust(decisions: Sequence[Decision], *, method: str = "holm", alpha: float 
     for d, p in zip(decisions, adj, strict=True):
         keep = d.verdict != Verdict.INCONCLUSIVE and p <= alpha
         verdict = d.verdict if keep else Verdict.INCONCLUSIVE
-        note = (f"; {METHODS[method].split(' (')[0]} over the {m} rows of this table at {alpha:g}: adjusted p = "
-                f"{p:.3g}" + ("" if keep or d.verdict == Verdict.INCONCLUSIVE else ", so not decided"))
+        shown = "< 0.001" if p < 0.001 else f"= {p:.3g}"  # a resampled p of 0 is below the resampling's reach
+        note = (f"; {METHODS[method].split(' (')[0]} over the {m} rows of this table at {alpha:g}: adjusted p "
+                f"{shown}" + ("" if keep or d.verdict == Verdict.INCONCLUSIVE else ", so not decided"))
         out.append(replace(d, verdict=verdict, p_verdict=float(p), rule=d.rule + note))
     return out
 

@@ -42,6 +42,7 @@ def test_adjust_keeps_strong_rows_and_explains():
     assert [r.verdict for r in out] == [Verdict.HOLDS, Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE]
     assert "Holm over the 4 rows" in out[0].rule and "not decided" in out[1].rule
     assert out[0].p_verdict == pytest.approx(4 * rows[0].p_verdict)
+    assert "adjusted p < 0.001" in out[0].rule and f"adjusted p = {out[1].p_verdict:.3g}" in out[1].rule
     bad = Decision(Verdict.HOLDS, 1.0, 0.5, 1.5, 0.95, "r", 0.1, 10, "texts")
     with pytest.raises(ValueError, match="p_verdict"):
         F.adjust([bad])
