@@ -45,10 +45,10 @@
 # the format gain minus the knowledge gain, decided by its bootstrap interval over problems. **By depth**:
 # each segment of blocks is swapped between the models (chapter 5's machinery) and the swapped model is
 # scored by the format (Q/A) and by the knowledge (arithmetic alone), per problem, so that one segment's
-# effect can be compared with another's on the same problems. **By LoRA mask** {cite:p}`hu2022lora`: every run of chapter 6's
-# sweep is also scored on the arithmetic alone, so the mask that wins on the task can be asked whether it
-# wins on the format or on the knowledge. **Along the SFT-intensity ladder** (chapter 8) the three scores
-# show where the format appears and how much of the Base's own format goes.
+# effect can be compared with another's on the same problems. **By LoRA mask** {cite:p}`hu2022lora`: every
+# run of chapter 6's sweep is also scored on the arithmetic alone, so the mask that wins on the task can be
+# asked whether it wins on the format or on the knowledge. **Along the SFT-intensity ladder** (chapter 8)
+# the three scores show where the format appears and how much of the Base's own format goes.
 
 # %% tags=["hide-input"]
 # Setup: install mbt when this runtime lacks it (e.g. a fresh Colab), then pick the GPU when there is one.
