@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -578,11 +579,19 @@ def _cause(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
+INTERRUPT_GRACE_S: float = 10.0
+"""Seconds a command may take to wind down after Ctrl-C or ``SIGTERM`` before it exits regardless."""
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """``SIGTERM`` (e.g. ``kill``, a cluster's time limit) ends a command like Ctrl-C: workers and kernels stop.
+    """Ctrl-C and ``SIGTERM`` (``kill``, a cluster's time limit) end a command: workers and kernels stop.
 
-    Only in the main thread (the only one that may set signal handlers); the previous handler is restored.
+    The first signal raises :class:`KeyboardInterrupt` (the command's own clean-up runs: kernels are shut
+    down, finished results are already on disk) and arms a watchdog: if the process is still alive
+    :data:`INTERRUPT_GRACE_S` seconds later — a library swallowed the interrupt, a shutdown hangs — it exits
+    at once with ``128 + signal``. Its workers and kernels watch their parent and end within a second.
+    Only in the main thread (the only one that may set signal handlers); the previous handlers are restored.
     """
     import signal
     import threading
@@ -591,14 +600,26 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
         return
 
+    def watchdog(signum: int) -> None:
+        time.sleep(INTERRUPT_GRACE_S)
+        sys.stderr.write(f"mbt: still running {INTERRUPT_GRACE_S:g} s after signal {signum}; exiting now\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    armed: list[int] = []
+
     def interrupt(signum: int, frame: Any) -> None:
+        if not armed:
+            armed.append(signum)
+            threading.Thread(target=watchdog, args=(signum,), daemon=True, name="mbt-interrupt-watchdog").start()
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -193,3 +193,15 @@ own = per_item[per_item["pair"] == label]
 findings = paper.knowledge_findings(own, swaps, seed=seed)
 display(paper.report(findings, pair=label, settings={"task": task, "n_items": n_items, "n_swap": n_swap,
                                                      "n_segments": n_segments, "shots": shots}))
+
+# %% [markdown]
+# ## Download the numbers
+#
+# The tables behind this chapter as CSV — every problem's score per pair, model and format; the summary
+# with intervals; the swaps by segment; the LoRA masks' contrasts; the findings — and a provenance file: the
+# `mbt` version and commit, the pair's ids, revisions and weight fingerprints, the parameters, the device
+# and the date.
+
+# %%
+book.downloads({"scores": per_item, "summary": summary, "swaps": swaps.drop(columns=["scores"], errors="ignore"),
+                "lora_masks": contrasts, "findings": findings}, pair=P)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -290,3 +294,43 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
     assert cli.main(["pairs"]) == 130
     err = capsys.readouterr().err
     assert err.startswith("mbt: interrupted") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals as on Linux")
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_a_command_that_swallows_the_interrupt_still_exits_after_the_grace_period(tmp_path, how):
+    """Ctrl-C or SIGTERM ends a command even when something inside it catches the KeyboardInterrupt."""
+    ready = tmp_path / "ready"
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from mbt import cli\n"
+        "cli.INTERRUPT_GRACE_S = 1.0\n"
+        "with cli._terminate_as_interrupt():\n"
+        f"    Path({str(ready)!r}).write_text('x')\n"
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(0.05)\n"
+        "        except KeyboardInterrupt:\n"
+        "            pass  # a library that swallows it\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        sent = time.monotonic()
+        proc.send_signal(how)
+        assert proc.wait(timeout=20) == 128 + how
+        assert time.monotonic() - sent < 10
+        assert "exiting now" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_the_previous_signal_handlers_come_back_after_a_command():
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with cli._terminate_as_interrupt():
+        assert signal.getsignal(signal.SIGINT) is not before[0]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

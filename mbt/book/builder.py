@@ -45,6 +45,7 @@ from mbt.book.jobs import (
     describe_pair,
     job_pair_key,
     pairs_side_by_side,
+    restamp,
     run_chapter,
     sources_digest,
     strongest_first,
@@ -56,7 +57,7 @@ from mbt.paper.export import records_frame
 from mbt.paper.records import slug
 from mbt.paper.render import conventions_markdown, paper_vs_ours_markdown, premise_markdown, store_problems_markdown
 from mbt.paper.store import collect_records, contributed_root, store_folder, store_problems, store_root
-from mbt.results import atomic_write
+from mbt.results import atomic_write, file_sha256
 from mbt.workers import slots
 
 __all__ = [
@@ -214,8 +215,10 @@ def fill_premise(stage: Path, folder: Path, label: str) -> list[Path]:
                 touched = touched or new != text
                 cell["source"] = new.splitlines(keepends=True) if isinstance(source, list) else new
         if touched:
+            before = file_sha256(page)
             blob = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
             atomic_write(page, lambda tmp, blob=blob: tmp.write_text(blob))
+            restamp(page, before)  # the executed chapter stays up to date with its premise filled in
             changed.append(page)
     return changed
 

@@ -72,6 +72,7 @@ __all__ = [
     "job_pair_key",
     "pair_chapters",
     "pairs_side_by_side",
+    "restamp",
     "run_chapter",
     "sources_digest",
     "strongest_first",
@@ -330,6 +331,24 @@ def _notebook_current(stamps_path: Path, name: str, key: str, out: Path) -> bool
     stamp = _stamps(stamps_path).get(name)
     return (isinstance(stamp, dict) and stamp.get("key") == key and out.is_file()
             and stamp.get("sha256") == file_sha256(out))
+
+
+def restamp(out: Path, previous_sha256: str) -> bool:
+    """Keep an executed notebook current after a build step rewrote it in place (the premise filled in).
+
+    The stamp that named the notebook's previous content (``previous_sha256``) now names its new content, so
+    the next build finds the chapter up to date; a notebook that was not current before stays as it was.
+
+    Returns:
+        Whether a stamp was moved.
+    """
+    stamps_path = out.parent / ".mbt-stamps.json"
+    name = out.stem
+    stamp = _stamps(stamps_path).get(name)
+    if not isinstance(stamp, dict) or stamp.get("sha256") != previous_sha256:
+        return False
+    _set_stamp(stamps_path, name, {**stamp, "sha256": file_sha256(out)})
+    return True
 
 
 def _stamps(path: Path) -> dict[str, Any]:

@@ -44,3 +44,23 @@ def test_the_premise_is_filled_from_the_store_and_refilled_on_the_next_build(tmp
     cell = nbformat.read(stage / "notebooks" / "08_across_pairs.ipynb", as_version=4).cells[0].source
     assert cell.startswith("Before.") and "it solves 0.250" in cell and "0.300" not in cell
     assert builder.fill_premise(stage, folder, "toy") == []  # nothing changes twice
+
+
+def test_filling_the_premise_keeps_the_executed_chapter_up_to_date(tmp_path):
+    import json
+
+    from mbt.book import jobs
+    from mbt.results import file_sha256
+
+    stage, folder = _stage(tmp_path), tmp_path / "store" / "toy"
+    page = stage / "notebooks" / "08_across_pairs.ipynb"
+    stamps = page.parent / ".mbt-stamps.json"
+    stamps.write_text(json.dumps({"08_across_pairs": {"key": "k", "sha256": file_sha256(page)}}))
+    _store(folder, 0.3)
+    builder.fill_premise(stage, folder, "toy")
+    assert jobs._notebook_current(stamps, "08_across_pairs", "k", page)  # the next build will not rerun it
+    assert not jobs.restamp(page, "0" * 64)  # a stamp naming other content is left alone
+    stamps.write_text(json.dumps({"08_across_pairs": {"key": "k", "sha256": "f" * 64}}))
+    _store(folder, 0.25)
+    builder.fill_premise(stage, folder, "toy")
+    assert not jobs._notebook_current(stamps, "08_across_pairs", "k", page)  # stale before: stale after
