@@ -37,8 +37,17 @@ __all__ = [
     "adjusted_pvalues",
     "expected_false",
     "family_sentence",
+    "p_text",
     "row_problems",
 ]
+
+def p_text(p: float) -> str:
+    """A p-value as the book prints it after ``p``: ``= 0.0234`` (3 significant digits) or ``< 0.001``.
+
+    A resampled or enumerated p of 0 is only below the resampling's reach, so it is never printed as 0.
+    """
+    return "< 0.001" if p < 0.001 else f"= {p:.3g}"
+
 
 METHODS: dict[str, str] = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini–Hochberg (false-discovery rate)"}
 """Multiplicity corrections of :func:`adjust`."""
@@ -109,9 +118,8 @@ def adjust(decisions: Sequence[Decision], *, method: str = "holm", alpha: float 
     for d, p in zip(decisions, adj, strict=True):
         keep = d.verdict != Verdict.INCONCLUSIVE and p <= alpha
         verdict = d.verdict if keep else Verdict.INCONCLUSIVE
-        shown = "< 0.001" if p < 0.001 else f"= {p:.3g}"  # a resampled p of 0 is below the resampling's reach
         note = (f"; {METHODS[method].split(' (')[0]} over the {m} rows of this table at {alpha:g}: adjusted p "
-                f"{shown}" + ("" if keep or d.verdict == Verdict.INCONCLUSIVE else ", so not decided"))
+                f"{p_text(p)}" + ("" if keep or d.verdict == Verdict.INCONCLUSIVE else ", so not decided"))
         out.append(replace(d, verdict=verdict, p_verdict=float(p), rule=d.rule + note))
     return out
 

@@ -117,6 +117,12 @@ _LARGE = 1e6
 """Numbers at least this large (in absolute value) are written in scientific notation, never with all digits."""
 
 
+def _no_interval(f: Mapping[str, Any]) -> bool:
+    """Whether a stored finding lacks a finite interval (its rule then says why it is undecided)."""
+    bounds = (f.get("ci_low"), f.get("ci_high"))
+    return any(b is None or not math.isfinite(float(b)) for b in bounds)
+
+
 def _record_interval(f: Mapping[str, Any]) -> str:
     """The effect and interval of a stored finding (``""`` for a scale row)."""
     if f.get("effect") is None:
@@ -127,7 +133,7 @@ def _record_interval(f: Mapping[str, Any]) -> str:
         def sci(x: Any) -> str:
             return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):+.4g}".replace("-", "−")
 
-        if low is None or high is None or not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        if _no_interval(f):
             return f"{sci(effect)} (no interval)"
         return f"{sci(effect)} [{sci(low)}, {sci(high)}] ({pct(float(level))})"
     return interval_text(effect, low, high, level)
@@ -173,12 +179,6 @@ def _chapters_run(found: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The chapters a pair recorded at least one finding for, in book order."""
     chapters = {BY_ID[h].chapter for h in found if h in BY_ID}
     return [c for c in dict.fromkeys(h.chapter for h in HEADLINES) if c in chapters]
-
-
-def _no_interval(f: Mapping[str, Any]) -> bool:
-    """Whether a stored finding lacks a finite interval (its rule then says why it is undecided)."""
-    bounds = (f.get("ci_low"), f.get("ci_high"))
-    return any(b is None or not math.isfinite(float(b)) for b in bounds)
 
 
 def _mark(f: Mapping[str, Any] | None, number: Mapping[str, int]) -> str:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbt.paper.families import adjusted_pvalues
+from mbt.paper.families import adjusted_pvalues, p_text
 from mbt.paper.intervals import sign_flip_pvalue
 from mbt.segments import MIDDLE
 
@@ -439,7 +439,7 @@ def _rank_strength(metas: Mapping[str, Mapping[str, Any]], order: Sequence[str])
     differ) but not in their steps, so ranked by steps they tie exactly.
     """
     steps = [(metas[p].get("toy") or {}).get("sft_steps") for p in order]
-    if all(isinstance(k, int | float) and k is not None for k in steps):
+    if all(isinstance(k, int | float) for k in steps):
         return [float(k) for k in steps]
     return [strength_of(metas[p]) for p in order]
 
@@ -509,11 +509,6 @@ def signature_summary(tables: Mapping[str, Mapping[str, pd.DataFrame]],
     return frame
 
 
-def _p_text(p: float) -> str:
-    """``= 0.272`` or ``< 0.001``: a p-value as the sentences print it."""
-    return "< 0.001" if p < 0.0005 else f"= {p:.3f}"
-
-
 def trend_sentences(summary: pd.DataFrame) -> str:
     """One sentence per signature on a :func:`signature_summary` table: grows, shrinks or cannot be told."""
     lines = []
@@ -521,7 +516,7 @@ def trend_sentences(summary: pd.DataFrame) -> str:
     for name, row in summary.iterrows():
         p_holm = row.get("p_holm", row["p"])
         seeds = int(row["seeds"]) if "seeds" in summary.columns else None
-        stats = (f"ρ = {row['rho']:+.2f}, p {_p_text(row['p'])}, {family}: {_p_text(p_holm)}, "
+        stats = (f"ρ = {row['rho']:+.2f}, p {p_text(row['p'])}, {family}: {p_text(p_holm)}, "
                  f"n = {int(row['n'])} points" + (f", {seeds} seed{'s' if seeds != 1 else ''}" if seeds else ""))
         if not np.isfinite(row["p"]):
             lines.append(f"- **{name}**: cannot be told — {row.get('rule', 'too few pairs have it')}.")

@@ -107,3 +107,8 @@ def test_every_decision_function_reports_a_checkable_row():
             V.seed_contrast([0.4, 0.41, 0.42], [0.3, 0.3, 0.31]),
             S.weight_j(np.exp(est[0]), d)["all"]]
     assert F.row_problems(rows) == []
+
+
+def test_p_values_are_printed_with_three_digits_and_never_as_zero():
+    assert [F.p_text(p) for p in (0.0, 0.0004, 0.001, 0.0234, 1.0)] == [
+        "< 0.001", "< 0.001", "= 0.001", "= 0.0234", "= 1"]
